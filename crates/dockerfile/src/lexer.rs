@@ -1,0 +1,381 @@
+//! From text to directives and instructions with positions.
+
+use std::fmt;
+
+use crate::Position;
+
+/// A parsed Dockerfile: what could be read, and what could not.
+#[derive(Debug, Clone, Default)]
+pub struct Dockerfile {
+    /// Parser directives from the top of the file, in order.
+    pub directives: Vec<Directive>,
+    /// The escape character: `\` unless `# escape=` says `` ` ``.
+    pub escape: char,
+    /// Instructions in order; lines that are not instructions are left out
+    /// and reported in `errors`.
+    pub instructions: Vec<Instruction>,
+    /// Every problem, in file order. The parser goes on after each one.
+    pub errors: Vec<SyntaxError>,
+}
+
+/// A parser directive such as `# escape=`` ` or `# syntax=docker/dockerfile:1`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Directive {
+    /// Lowercased name.
+    pub name: String,
+    /// The value, trimmed.
+    pub value: String,
+    /// Where the `#` is.
+    pub position: Position,
+}
+
+/// The instructions Docker knows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[allow(missing_docs)]
+pub enum Keyword {
+    Add,
+    Arg,
+    Cmd,
+    Copy,
+    Entrypoint,
+    Env,
+    Expose,
+    From,
+    Healthcheck,
+    Label,
+    Maintainer,
+    Onbuild,
+    Run,
+    Shell,
+    Stopsignal,
+    User,
+    Volume,
+    Workdir,
+}
+
+impl Keyword {
+    /// Every instruction, alphabetically.
+    pub const ALL: [Keyword; 18] = [
+        Keyword::Add,
+        Keyword::Arg,
+        Keyword::Cmd,
+        Keyword::Copy,
+        Keyword::Entrypoint,
+        Keyword::Env,
+        Keyword::Expose,
+        Keyword::From,
+        Keyword::Healthcheck,
+        Keyword::Label,
+        Keyword::Maintainer,
+        Keyword::Onbuild,
+        Keyword::Run,
+        Keyword::Shell,
+        Keyword::Stopsignal,
+        Keyword::User,
+        Keyword::Volume,
+        Keyword::Workdir,
+    ];
+
+    /// The upper-case spelling.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Keyword::Add => "ADD",
+            Keyword::Arg => "ARG",
+            Keyword::Cmd => "CMD",
+            Keyword::Copy => "COPY",
+            Keyword::Entrypoint => "ENTRYPOINT",
+            Keyword::Env => "ENV",
+            Keyword::Expose => "EXPOSE",
+            Keyword::From => "FROM",
+            Keyword::Healthcheck => "HEALTHCHECK",
+            Keyword::Label => "LABEL",
+            Keyword::Maintainer => "MAINTAINER",
+            Keyword::Onbuild => "ONBUILD",
+            Keyword::Run => "RUN",
+            Keyword::Shell => "SHELL",
+            Keyword::Stopsignal => "STOPSIGNAL",
+            Keyword::User => "USER",
+            Keyword::Volume => "VOLUME",
+            Keyword::Workdir => "WORKDIR",
+        }
+    }
+
+    /// The keyword spelled `word`, in any case.
+    pub fn from_word(word: &str) -> Option<Keyword> {
+        Keyword::ALL
+            .into_iter()
+            .find(|k| k.as_str().eq_ignore_ascii_case(word))
+    }
+}
+
+impl fmt::Display for Keyword {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// One instruction, its continuation lines joined.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Instruction {
+    /// What instruction.
+    pub keyword: Keyword,
+    /// Where its keyword starts.
+    pub position: Position,
+    /// Everything after the keyword and the whitespace after it, with
+    /// continuation lines appended (escape character and newline removed,
+    /// comment and blank lines inside dropped), trailing whitespace trimmed.
+    pub args: String,
+    /// The whole logical line, keyword included.
+    line: String,
+    /// Where `args` starts in `line`.
+    args_start: usize,
+    /// Where each piece of `line` came from: (offset in `line`, position of
+    /// that byte in the file), ascending.
+    pieces: Vec<(usize, Position)>,
+}
+
+impl Instruction {
+    /// The file position of byte `offset` of [`Instruction::args`].
+    pub fn position_of(&self, offset: usize) -> Position {
+        let offset = (self.args_start + offset).min(self.line.len());
+        let (start, at) = self
+            .pieces
+            .iter()
+            .rev()
+            .find(|(start, _)| *start <= offset)
+            .copied()
+            .unwrap_or((0, self.position));
+        let skipped = self
+            .line
+            .get(start..offset)
+            .map_or(0, |s| s.chars().count());
+        Position {
+            line: at.line,
+            column: at.column + u32::try_from(skipped).unwrap_or(u32::MAX),
+        }
+    }
+
+    /// Where the arguments start.
+    pub fn args_position(&self) -> Position {
+        self.position_of(0)
+    }
+}
+
+/// Something in the file that is not valid Dockerfile syntax.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{position}: {kind}")]
+pub struct SyntaxError {
+    /// Where.
+    pub position: Position,
+    /// What.
+    pub kind: SyntaxErrorKind,
+}
+
+/// The kinds of [`SyntaxError`].
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SyntaxErrorKind {
+    /// A line that does not start with an instruction keyword.
+    #[error("unknown instruction `{word}`")]
+    UnknownInstruction {
+        /// The first word of the line.
+        word: String,
+        /// A known keyword it looks like a misspelling of.
+        suggestion: Option<Keyword>,
+    },
+    /// An instruction with nothing after it.
+    #[error("{0} needs arguments")]
+    MissingArguments(Keyword),
+    /// `# escape=` with something other than `\` or `` ` ``.
+    #[error("invalid escape character `{0}`: use `\\` or `` ` ``")]
+    InvalidEscape(String),
+    /// The same directive twice.
+    #[error("the `{0}` directive is given twice")]
+    DuplicateDirective(String),
+}
+
+impl SyntaxErrorKind {
+    /// Advice for the user, when there is some.
+    pub fn help(&self) -> Option<String> {
+        match self {
+            SyntaxErrorKind::UnknownInstruction { suggestion: Some(k), .. } => Some(format!("did you mean `{k}`?")),
+            SyntaxErrorKind::UnknownInstruction { suggestion: None, .. } => Some(
+                "if this line belongs to the instruction above, end the previous line with the escape character `\\`; otherwise remove it or make it a `#` comment"
+                    .to_string(),
+            ),
+            SyntaxErrorKind::MissingArguments(k) => Some(format!("write the arguments of {k} on the same line")),
+            _ => None,
+        }
+    }
+}
+
+/// Reads a Dockerfile. Never fails: problems are collected in
+/// [`Dockerfile::errors`] and the parser goes on with the next instruction.
+pub fn parse(src: &str) -> Dockerfile {
+    let mut file = Dockerfile {
+        escape: '\\',
+        ..Dockerfile::default()
+    };
+    // Byte offset of every line start; lines keep no terminator ("\r\n" too).
+    let lines: Vec<&str> = src
+        .split('\n')
+        .map(|l| l.strip_suffix('\r').unwrap_or(l))
+        .collect();
+    let mut index = read_directives(&lines, &mut file);
+
+    while index < lines.len() {
+        let line = lines[index];
+        let line_no = index + 1;
+        index += 1;
+        let trimmed = line.trim_start();
+        if trimmed.is_empty() || trimmed.starts_with('#') {
+            continue;
+        }
+        let indent = line.len() - trimmed.len();
+        let start = pos(line, line_no, indent);
+
+        // Gather the logical line.
+        let mut text = String::new();
+        let mut pieces = vec![(0, start)];
+        let (mut body, mut continued) = strip_escape(trimmed, file.escape);
+        text.push_str(body);
+        while continued && index < lines.len() {
+            let next = lines[index];
+            let next_no = index + 1;
+            index += 1;
+            let next_trimmed = next.trim_start();
+            if next_trimmed.is_empty() || next_trimmed.starts_with('#') {
+                continue;
+            }
+            pieces.push((text.len(), pos(next, next_no, 0)));
+            (body, continued) = strip_escape(next, file.escape);
+            text.push_str(body);
+        }
+
+        // Split off the keyword.
+        let word_end = text.find(char::is_whitespace).unwrap_or(text.len());
+        let word = &text[..word_end];
+        let rest = &text[word_end..];
+        let args_start = word_end + (rest.len() - rest.trim_start().len());
+        let Some(keyword) = Keyword::from_word(word) else {
+            file.errors.push(SyntaxError {
+                position: start,
+                kind: SyntaxErrorKind::UnknownInstruction {
+                    word: word.to_string(),
+                    suggestion: suggest(word),
+                },
+            });
+            continue;
+        };
+        let args = text[args_start..].trim_end().to_string();
+        let instruction = Instruction {
+            keyword,
+            position: start,
+            args,
+            line: text,
+            args_start,
+            pieces,
+        };
+        if instruction.args.is_empty() {
+            file.errors.push(SyntaxError {
+                position: start,
+                kind: SyntaxErrorKind::MissingArguments(keyword),
+            });
+            continue;
+        }
+        file.instructions.push(instruction);
+    }
+    file
+}
+
+/// Reads the parser directives at the top of the file and returns the index
+/// of the first line after them.
+fn read_directives(lines: &[&str], file: &mut Dockerfile) -> usize {
+    let mut index = 0;
+    while let Some(line) = lines.get(index) {
+        let Some((name, value)) = directive(line) else {
+            break;
+        };
+        let position = pos(line, index + 1, line.len() - line.trim_start().len());
+        if !matches!(name.as_str(), "escape" | "syntax" | "check") {
+            // Unknown directives are comments, and end the directive section.
+            break;
+        }
+        if file.directives.iter().any(|d| d.name == name) {
+            file.errors.push(SyntaxError {
+                position,
+                kind: SyntaxErrorKind::DuplicateDirective(name.clone()),
+            });
+        } else if name == "escape" {
+            match value.as_str() {
+                "\\" => file.escape = '\\',
+                "`" => file.escape = '`',
+                _ => file.errors.push(SyntaxError {
+                    position,
+                    kind: SyntaxErrorKind::InvalidEscape(value.clone()),
+                }),
+            }
+        }
+        file.directives.push(Directive {
+            name,
+            value,
+            position,
+        });
+        index += 1;
+    }
+    index
+}
+
+/// `# name=value`, as BuildKit recognises it.
+fn directive(line: &str) -> Option<(String, String)> {
+    let rest = line.trim_start().strip_prefix('#')?;
+    let (name, value) = rest.split_once('=')?;
+    let name = name.trim();
+    let valid_name = !name.is_empty()
+        && name.starts_with(|c: char| c.is_ascii_alphabetic())
+        && name.chars().all(|c| c.is_ascii_alphanumeric());
+    valid_name.then(|| (name.to_ascii_lowercase(), value.trim().to_string()))
+}
+
+/// Removes a trailing escape character (followed by optional blanks) and
+/// says whether the instruction continues on the next line.
+fn strip_escape(line: &str, escape: char) -> (&str, bool) {
+    let trimmed = line.trim_end_matches([' ', '\t']);
+    match trimmed.strip_suffix(escape) {
+        Some(body) => (body, true),
+        None => (line, false),
+    }
+}
+
+fn pos(line: &str, line_no: usize, byte_col: usize) -> Position {
+    let column = line.get(..byte_col).map_or(byte_col, |s| s.chars().count()) + 1;
+    Position {
+        line: u32::try_from(line_no).unwrap_or(u32::MAX),
+        column: u32::try_from(column).unwrap_or(u32::MAX),
+    }
+}
+
+/// The keyword that `word` is most likely a typo of.
+fn suggest(word: &str) -> Option<Keyword> {
+    let upper = word.to_ascii_uppercase();
+    Keyword::ALL
+        .into_iter()
+        .map(|k| (edit_distance(&upper, k.as_str()), k))
+        .filter(|(d, k)| *d <= 2 && *d < k.as_str().len() / 2 + 1)
+        .min_by_key(|(d, _)| *d)
+        .map(|(_, k)| k)
+}
+
+fn edit_distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut row: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut prev = row[0];
+        row[0] = i + 1;
+        for (j, cb) in b.iter().enumerate() {
+            let cur = row[j + 1];
+            row[j + 1] = (prev + usize::from(ca != *cb)).min(row[j] + 1).min(cur + 1);
+            prev = cur;
+        }
+    }
+    row[b.len()]
+}
