@@ -102,9 +102,7 @@ impl Keyword {
 
     /// The keyword spelled `word`, in any case.
     pub fn from_word(word: &str) -> Option<Keyword> {
-        Keyword::ALL
-            .into_iter()
-            .find(|k| k.as_str().eq_ignore_ascii_case(word))
+        Keyword::ALL.into_iter().find(|k| k.as_str().eq_ignore_ascii_case(word))
     }
 }
 
@@ -145,14 +143,8 @@ impl Instruction {
             .find(|(start, _)| *start <= offset)
             .copied()
             .unwrap_or((0, self.position));
-        let skipped = self
-            .line
-            .get(start..offset)
-            .map_or(0, |s| s.chars().count());
-        Position {
-            line: at.line,
-            column: at.column + u32::try_from(skipped).unwrap_or(u32::MAX),
-        }
+        let skipped = self.line.get(start..offset).map_or(0, |s| s.chars().count());
+        Position { line: at.line, column: at.column + u32::try_from(skipped).unwrap_or(u32::MAX) }
     }
 
     /// Where the arguments start.
@@ -211,15 +203,9 @@ impl SyntaxErrorKind {
 /// Reads a Dockerfile. Never fails: problems are collected in
 /// [`Dockerfile::errors`] and the parser goes on with the next instruction.
 pub fn parse(src: &str) -> Dockerfile {
-    let mut file = Dockerfile {
-        escape: '\\',
-        ..Dockerfile::default()
-    };
+    let mut file = Dockerfile { escape: '\\', ..Dockerfile::default() };
     // Byte offset of every line start; lines keep no terminator ("\r\n" too).
-    let lines: Vec<&str> = src
-        .split('\n')
-        .map(|l| l.strip_suffix('\r').unwrap_or(l))
-        .collect();
+    let lines: Vec<&str> = src.split('\n').map(|l| l.strip_suffix('\r').unwrap_or(l)).collect();
     let mut index = read_directives(&lines, &mut file);
 
     while index < lines.len() {
@@ -267,19 +253,10 @@ pub fn parse(src: &str) -> Dockerfile {
             continue;
         };
         let args = text[args_start..].trim_end().to_string();
-        let instruction = Instruction {
-            keyword,
-            position: start,
-            args,
-            line: text,
-            args_start,
-            pieces,
-        };
+        let instruction = Instruction { keyword, position: start, args, line: text, args_start, pieces };
         if instruction.args.is_empty() {
-            file.errors.push(SyntaxError {
-                position: start,
-                kind: SyntaxErrorKind::MissingArguments(keyword),
-            });
+            file.errors
+                .push(SyntaxError { position: start, kind: SyntaxErrorKind::MissingArguments(keyword) });
             continue;
         }
         file.instructions.push(instruction);
@@ -301,25 +278,18 @@ fn read_directives(lines: &[&str], file: &mut Dockerfile) -> usize {
             break;
         }
         if file.directives.iter().any(|d| d.name == name) {
-            file.errors.push(SyntaxError {
-                position,
-                kind: SyntaxErrorKind::DuplicateDirective(name.clone()),
-            });
+            file.errors
+                .push(SyntaxError { position, kind: SyntaxErrorKind::DuplicateDirective(name.clone()) });
         } else if name == "escape" {
             match value.as_str() {
                 "\\" => file.escape = '\\',
                 "`" => file.escape = '`',
-                _ => file.errors.push(SyntaxError {
-                    position,
-                    kind: SyntaxErrorKind::InvalidEscape(value.clone()),
-                }),
+                _ => file
+                    .errors
+                    .push(SyntaxError { position, kind: SyntaxErrorKind::InvalidEscape(value.clone()) }),
             }
         }
-        file.directives.push(Directive {
-            name,
-            value,
-            position,
-        });
+        file.directives.push(Directive { name, value, position });
         index += 1;
     }
     index

@@ -22,11 +22,7 @@ pub fn split_words(args: &str, escape: char) -> Vec<Word> {
 /// Removes quotes and applies escapes, keeping whitespace as it is (a value
 /// such as the rest of a legacy `ENV KEY value` line).
 pub fn unquote(text: &str, escape: char) -> String {
-    scan(text, escape, false)
-        .into_iter()
-        .next()
-        .map(|w| w.text)
-        .unwrap_or_default()
+    scan(text, escape, false).into_iter().next().map(|w| w.text).unwrap_or_default()
 }
 
 fn scan(args: &str, escape: char, split: bool) -> Vec<Word> {
@@ -60,11 +56,7 @@ fn scan(args: &str, escape: char, split: bool) -> Vec<Word> {
             }
             chars.next();
         }
-        words.push(Word {
-            raw: args[start..end].to_string(),
-            text,
-            start,
-        });
+        words.push(Word { raw: args[start..end].to_string(), text, start });
     }
     words
 }
@@ -93,10 +85,7 @@ pub fn parse_env(args: &str, escape: char) -> Result<Vec<EnvPair>, (usize, Strin
     if !first.raw.contains('=') {
         // Legacy form: `ENV KEY value with spaces`.
         let Some(second) = words.get(1) else {
-            return Err((
-                first.start,
-                format!("`{}` has no value: write `{0}=value`", first.raw),
-            ));
+            return Err((first.start, format!("`{}` has no value: write `{0}=value`", first.raw)));
         };
         let value = unquote(&args[second.start..], escape);
         return Ok(vec![EnvPair {
@@ -110,10 +99,7 @@ pub fn parse_env(args: &str, escape: char) -> Result<Vec<EnvPair>, (usize, Strin
         .iter()
         .map(|word| {
             let Some((key, value)) = word.raw.split_once('=') else {
-                return Err((
-                    word.start,
-                    format!("`{}` is not of the form `NAME=value`", word.raw),
-                ));
+                return Err((word.start, format!("`{}` is not of the form `NAME=value`", word.raw)));
             };
             if key.is_empty() {
                 return Err((word.start, "missing variable name before `=`".into()));

@@ -29,24 +29,17 @@ pub const PLUGINS_DIR: &str = "plugins";
 pub fn discover(root: &Path) -> Result<Discovery, ManifestError> {
     let plugins_dir = root.join(PLUGINS_DIR);
     if !plugins_dir.is_dir() {
-        return Err(ManifestError::NoPluginsDir {
-            root: root.to_path_buf(),
-        });
+        return Err(ManifestError::NoPluginsDir { root: root.to_path_buf() });
     }
     let mut found = Discovery::default();
-    let mut walk = WalkDir::new(&plugins_dir)
-        .follow_links(false)
-        .sort_by_file_name()
-        .into_iter();
+    let mut walk = WalkDir::new(&plugins_dir).follow_links(false).sort_by_file_name().into_iter();
     while let Some(entry) = walk.next() {
         let entry = match entry {
             Ok(entry) => entry,
             Err(err) => {
                 let path = err.path().unwrap_or(&plugins_dir);
                 let path = path.strip_prefix(root).unwrap_or(path).to_path_buf();
-                let source = err
-                    .into_io_error()
-                    .unwrap_or_else(|| std::io::Error::other("filesystem loop"));
+                let source = err.into_io_error().unwrap_or_else(|| std::io::Error::other("filesystem loop"));
                 found.errors.push(ManifestError::Read { path, source });
                 continue;
             }
@@ -55,9 +48,7 @@ pub fn discover(root: &Path) -> Result<Discovery, ManifestError> {
             continue;
         }
         let name = entry.file_name().to_string_lossy();
-        if entry.depth() > 0
-            && (name.starts_with('.') || matches!(&*name, "__pycache__" | "node_modules"))
-        {
+        if entry.depth() > 0 && (name.starts_with('.') || matches!(&*name, "__pycache__" | "node_modules")) {
             walk.skip_current_dir();
             continue;
         }
@@ -66,10 +57,7 @@ pub fn discover(root: &Path) -> Result<Discovery, ManifestError> {
         if dir.join(PLUGIN_INFO).exists() {
             found.plugins.push(rel);
             walk.skip_current_dir();
-        } else if let Some(marker) = [DOCKERFILE, VERSION]
-            .into_iter()
-            .find(|m| dir.join(m).is_file())
-        {
+        } else if let Some(marker) = [DOCKERFILE, VERSION].into_iter().find(|m| dir.join(m).is_file()) {
             found.orphans.push((rel, marker));
         }
     }
@@ -105,14 +93,8 @@ mod tests {
         }
         fs::write(root.join("plugins/group/orphan/Dockerfile"), "FROM x").unwrap();
         let found = discover(root).unwrap();
-        assert_eq!(
-            found.plugins,
-            [PathBuf::from("plugins/a"), PathBuf::from("plugins/group/b")]
-        );
-        assert_eq!(
-            found.orphans,
-            [(PathBuf::from("plugins/group/orphan"), "Dockerfile")]
-        );
+        assert_eq!(found.plugins, [PathBuf::from("plugins/a"), PathBuf::from("plugins/group/b")]);
+        assert_eq!(found.orphans, [(PathBuf::from("plugins/group/orphan"), "Dockerfile")]);
         assert!(found.errors.is_empty());
     }
 

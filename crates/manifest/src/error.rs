@@ -41,9 +41,6 @@ pub enum ManifestError {
 
 impl ManifestError {
     pub(crate) fn invalid(path: &Path, problem: Problem) -> ManifestError {
-        ManifestError::Invalid {
-            path: path.to_path_buf(),
-            problem,
-        }
+        ManifestError::Invalid { path: path.to_path_buf(), problem }
     }
 }

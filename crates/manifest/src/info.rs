@@ -23,8 +23,7 @@ impl PluginInfo {
     /// Parses and validates the text of a `plugin_info.json`, reporting every
     /// problem found rather than the first.
     pub fn parse(src: &str) -> Result<PluginInfo, Vec<Problem>> {
-        let value: Value =
-            serde_json::from_str(src).map_err(|e| vec![Problem::from_json_error(src, &e)])?;
+        let value: Value = serde_json::from_str(src).map_err(|e| vec![Problem::from_json_error(src, &e)])?;
         let doc = json_span::parse(src);
         let pos_of = |node: Option<&json_span::Node>| {
             node.map_or(Position::START, |n| Position::of_offset(src, n.span.start))
@@ -32,14 +31,9 @@ impl PluginInfo {
         let Value::Object(mut map) = value else {
             return Err(vec![Problem::at(
                 pos_of(doc.as_ref()),
-                format!(
-                    "plugin_info.json must hold a JSON object, found {}",
-                    kind_of(&value)
-                ),
+                format!("plugin_info.json must hold a JSON object, found {}", kind_of(&value)),
             )
-            .with_help(
-                r#"write {"title": "...", "description": "...", "type": "import"}"#,
-            )]);
+            .with_help(r#"write {"title": "...", "description": "...", "type": "import"}"#)]);
         };
 
         let mut problems = Vec::new();
@@ -71,15 +65,13 @@ impl PluginInfo {
         let description = take("description");
         let plugin_type = take("type");
         match (title, description, plugin_type) {
-            (Some(title), Some(description), Some(plugin_type)) if problems.is_empty() => {
-                Ok(PluginInfo {
-                    title,
-                    description,
-                    plugin_type,
-                    type_position: pos_of(doc.as_ref().and_then(|d| d.get("type"))),
-                    extra: map,
-                })
-            }
+            (Some(title), Some(description), Some(plugin_type)) if problems.is_empty() => Ok(PluginInfo {
+                title,
+                description,
+                plugin_type,
+                type_position: pos_of(doc.as_ref().and_then(|d| d.get("type"))),
+                extra: map,
+            }),
             _ => Err(problems),
         }
     }
@@ -115,13 +107,7 @@ mod tests {
             ),
             Err(problems) => problems
                 .iter()
-                .map(|p| {
-                    format!(
-                        "{}: {}",
-                        p.position.map_or("-".into(), |p| p.to_string()),
-                        p.message
-                    )
-                })
+                .map(|p| format!("{}: {}", p.position.map_or("-".into(), |p| p.to_string()), p.message))
                 .collect::<Vec<_>>()
                 .join("\n"),
         };
@@ -142,10 +128,7 @@ mod tests {
             "{\n  \"title\": \"a\",\n  \"type\": import\n}",
             expect![[r#"3:11: invalid JSON: expected value"#]],
         );
-        check(
-            "",
-            expect![[r#"1:1: invalid JSON: EOF while parsing a value"#]],
-        );
+        check("", expect![[r#"1:1: invalid JSON: EOF while parsing a value"#]]);
     }
 
     #[test]
@@ -157,9 +140,6 @@ mod tests {
                 1:29: `description` is empty
                 1:1: missing key `type`"#]],
         );
-        check(
-            "[1]",
-            expect![[r#"1:1: plugin_info.json must hold a JSON object, found an array"#]],
-        );
+        check("[1]", expect![[r#"1:1: plugin_info.json must hold a JSON object, found an array"#]]);
     }
 }

@@ -66,10 +66,7 @@ impl Node {
 
 /// Parses `src`, which must be valid JSON; `None` when it is not.
 pub fn parse(src: &str) -> Option<Node> {
-    let mut p = Parser {
-        src: src.as_bytes(),
-        pos: 0,
-    };
+    let mut p = Parser { src: src.as_bytes(), pos: 0 };
     p.skip_ws();
     let node = p.value(0)?;
     p.skip_ws();
@@ -122,11 +119,7 @@ impl Parser<'_> {
                         let key_span = key_start..self.pos;
                         self.eat(b':')?;
                         let value = self.value(depth + 1)?;
-                        members.push(Member {
-                            key,
-                            key_span,
-                            value,
-                        });
+                        members.push(Member { key, key_span, value });
                         self.skip_ws();
                         match self.peek()? {
                             b',' => self.pos += 1,
@@ -177,10 +170,7 @@ impl Parser<'_> {
                 NodeKind::Scalar
             }
         };
-        Some(Node {
-            span: start..self.pos,
-            kind,
-        })
+        Some(Node { span: start..self.pos, kind })
     }
 
     /// Reads a string starting at the current `"` and decodes it.
@@ -219,10 +209,7 @@ mod tests {
         let config = first.get("config").unwrap();
         assert_eq!(&src[config.span.clone()], r#"{"x": [1, 2.5e3]}"#);
         let second = doc.at(1).unwrap();
-        assert_eq!(
-            second.member("ty\"pe").map(|m| &src[m.key_span.clone()]),
-            Some(r#""ty\"pe""#)
-        );
+        assert_eq!(second.member("ty\"pe").map(|m| &src[m.key_span.clone()]), Some(r#""ty\"pe""#));
         assert!(doc.at(2).is_none());
     }
 

@@ -29,8 +29,7 @@ pub use entry::{modes_label, EntryPoint};
 pub use error::ManifestError;
 pub use info::PluginInfo;
 pub use plugin::{
-    entry_points, read_text, Plugin, DOCKERFILE, LICENSE, PLUGIN_INFO, README, RUN_CONFIGS, SRC,
-    VERSION,
+    entry_points, read_text, Plugin, DOCKERFILE, LICENSE, PLUGIN_INFO, README, RUN_CONFIGS, SRC, VERSION,
 };
 pub use position::Position;
 pub use problem::Problem;

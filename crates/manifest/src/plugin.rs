@@ -44,17 +44,14 @@ impl Plugin {
         let file = |name: &str| (abs.join(name), dir.join(name));
 
         let (info_path, info_rel) = file(PLUGIN_INFO);
-        let info_src = read_text(&info_path, &info_rel)?.ok_or_else(|| ManifestError::Missing {
-            path: info_rel.clone(),
-        })?;
-        let info = PluginInfo::parse(&info_src)
-            .map_err(|mut p| ManifestError::invalid(&info_rel, p.remove(0)))?;
+        let info_src = read_text(&info_path, &info_rel)?
+            .ok_or_else(|| ManifestError::Missing { path: info_rel.clone() })?;
+        let info =
+            PluginInfo::parse(&info_src).map_err(|mut p| ManifestError::invalid(&info_rel, p.remove(0)))?;
 
         let (version_path, version_rel) = file(VERSION);
-        let version_src =
-            read_text(&version_path, &version_rel)?.ok_or_else(|| ManifestError::Missing {
-                path: version_rel.clone(),
-            })?;
+        let version_src = read_text(&version_path, &version_rel)?
+            .ok_or_else(|| ManifestError::Missing { path: version_rel.clone() })?;
         let image = ImageRef::parse_version_file(&version_src)
             .map_err(|p| ManifestError::invalid(&version_rel, p))?;
 
@@ -65,22 +62,13 @@ impl Plugin {
                 .map_err(|mut p| ManifestError::invalid(&configs_rel, p.remove(0)))?,
         };
 
-        Ok(Plugin {
-            dir: dir.to_path_buf(),
-            info,
-            image,
-            run_configs,
-            entry_points: entry_points(&abs),
-        })
+        Ok(Plugin { dir: dir.to_path_buf(), info, image, run_configs, entry_points: entry_points(&abs) })
     }
 }
 
 /// The entry points present under `plugin_dir/src`, in [`EntryPoint::ALL`] order.
 pub fn entry_points(plugin_dir: &Path) -> Vec<EntryPoint> {
-    EntryPoint::ALL
-        .into_iter()
-        .filter(|e| plugin_dir.join(e.path()).is_file())
-        .collect()
+    EntryPoint::ALL.into_iter().filter(|e| plugin_dir.join(e.path()).is_file()).collect()
 }
 
 /// Reads a UTF-8 text file; `Ok(None)` when it does not exist. `shown` is the
@@ -89,21 +77,13 @@ pub fn read_text(path: &Path, shown: &Path) -> Result<Option<String>, ManifestEr
     let bytes = match std::fs::read(path) {
         Ok(bytes) => bytes,
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
-        Err(source) => {
-            return Err(ManifestError::Read {
-                path: shown.to_path_buf(),
-                source,
-            })
-        }
+        Err(source) => return Err(ManifestError::Read { path: shown.to_path_buf(), source }),
     };
     String::from_utf8(bytes).map(Some).map_err(|e| {
         let valid = e.utf8_error().valid_up_to();
         let text = String::from_utf8_lossy(&e.as_bytes()[..valid]).into_owned();
-        let problem = Problem::at(
-            crate::Position::of_offset(&text, valid),
-            "file is not valid UTF-8",
-        )
-        .with_help("save the file as UTF-8");
+        let problem = Problem::at(crate::Position::of_offset(&text, valid), "file is not valid UTF-8")
+            .with_help("save the file as UTF-8");
         ManifestError::invalid(shown, problem)
     })
 }

@@ -27,20 +27,14 @@ impl Position {
         let line_start = before.rfind('\n').map_or(0, |i| i + 1);
         let line = before.matches('\n').count() + 1;
         let column = before[line_start..].chars().count() + 1;
-        Position {
-            line: saturating_u32(line),
-            column: saturating_u32(column),
-        }
+        Position { line: saturating_u32(line), column: saturating_u32(column) }
     }
 
     /// Converts serde_json's line and byte column (1-based) to a character
     /// column, so that positions in lines with non-ASCII text are right.
     pub fn from_line_byte_column(src: &str, line: usize, byte_column: usize) -> Position {
         let Some(text) = src.split('\n').nth(line.saturating_sub(1)) else {
-            return Position {
-                line: saturating_u32(line),
-                column: saturating_u32(byte_column.max(1)),
-            };
+            return Position { line: saturating_u32(line), column: saturating_u32(byte_column.max(1)) };
         };
         let mut end = byte_column.saturating_sub(1).min(text.len());
         while !text.is_char_boundary(end) {
@@ -74,19 +68,13 @@ mod tests {
         assert_eq!(Position::of_offset(src, 3), Position { line: 2, column: 1 });
         // 'd' is at byte 5 (ç is two bytes) but column 2.
         assert_eq!(Position::of_offset(src, 5), Position { line: 2, column: 2 });
-        assert_eq!(
-            Position::of_offset(src, 99),
-            Position { line: 3, column: 1 }
-        );
+        assert_eq!(Position::of_offset(src, 99), Position { line: 3, column: 1 });
     }
 
     #[test]
     fn serde_columns_become_character_columns() {
         let src = "{\"é\": x}";
         // serde_json reports the byte column of 'x': 8.
-        assert_eq!(
-            Position::from_line_byte_column(src, 1, 8),
-            Position { line: 1, column: 7 }
-        );
+        assert_eq!(Position::from_line_byte_column(src, 1, 8), Position { line: 1, column: 7 });
     }
 }

@@ -16,20 +16,12 @@ pub struct Problem {
 impl Problem {
     /// A problem at `position`.
     pub fn at(position: Position, message: impl Into<String>) -> Problem {
-        Problem {
-            message: message.into(),
-            position: Some(position),
-            help: None,
-        }
+        Problem { message: message.into(), position: Some(position), help: None }
     }
 
     /// A problem with the file as a whole.
     pub fn whole_file(message: impl Into<String>) -> Problem {
-        Problem {
-            message: message.into(),
-            position: None,
-            help: None,
-        }
+        Problem { message: message.into(), position: None, help: None }
     }
 
     /// Adds advice.
@@ -46,12 +38,8 @@ impl Problem {
             Some(i) => text[..i].to_string(),
             None => text,
         };
-        let position = (err.line() > 0)
-            .then(|| Position::from_line_byte_column(src, err.line(), err.column()));
-        Problem {
-            message: format!("invalid JSON: {message}"),
-            position,
-            help: None,
-        }
+        let position =
+            (err.line() > 0).then(|| Position::from_line_byte_column(src, err.line(), err.column()));
+        Problem { message: format!("invalid JSON: {message}"), position, help: None }
     }
 }

@@ -23,8 +23,7 @@ impl RunConfig {
     /// Parses and validates the text of a `predefined_run_configs.json`,
     /// reporting every problem found rather than the first.
     pub fn parse_file(src: &str) -> Result<Vec<RunConfig>, Vec<Problem>> {
-        let value: Value =
-            serde_json::from_str(src).map_err(|e| vec![Problem::from_json_error(src, &e)])?;
+        let value: Value = serde_json::from_str(src).map_err(|e| vec![Problem::from_json_error(src, &e)])?;
         let doc = json_span::parse(src);
         let pos_of = |node: Option<&json_span::Node>| {
             node.map_or(Position::START, |n| Position::of_offset(src, n.span.start))
@@ -32,10 +31,7 @@ impl RunConfig {
         let Value::Array(items) = value else {
             return Err(vec![Problem::at(
                 pos_of(doc.as_ref()),
-                format!(
-                    "predefined_run_configs.json must hold a JSON array, found {}",
-                    kind_of(&value)
-                ),
+                format!("predefined_run_configs.json must hold a JSON array, found {}", kind_of(&value)),
             )
             .with_help(r#"write [{"title": "...", "type": "...", "config": {}}]"#)]);
         };
@@ -47,10 +43,7 @@ impl RunConfig {
             let Value::Object(mut map) = item else {
                 problems.push(Problem::at(
                     pos_of(node),
-                    format!(
-                        "run config #{index} must be an object, found {}",
-                        kind_of(&item)
-                    ),
+                    format!("run config #{index} must be an object, found {}", kind_of(&item)),
                 ));
                 continue;
             };
@@ -66,10 +59,7 @@ impl RunConfig {
                 Some(other) => {
                     problems.push(Problem::at(
                         pos_of(node.and_then(|n| n.get(key))),
-                        format!(
-                            "`{key}` of run config #{index} must be a string, found {}",
-                            kind_of(&other)
-                        ),
+                        format!("`{key}` of run config #{index} must be a string, found {}", kind_of(&other)),
                     ));
                     None
                 }
@@ -98,12 +88,7 @@ impl RunConfig {
             };
             if let (Some(title), Some(config_type), Some(config)) = (title, config_type, config) {
                 let type_position = pos_of(node.and_then(|n| n.get("type")));
-                configs.push(RunConfig {
-                    title,
-                    config_type,
-                    type_position,
-                    config,
-                });
+                configs.push(RunConfig { title, config_type, type_position, config });
             }
         }
         if problems.is_empty() {
@@ -166,10 +151,7 @@ mod tests {
                 4:3: run config #2 has no `type`
                 4:3: run config #2 has no `config`"#]],
         );
-        check(
-            "{}",
-            expect![["1:1: predefined_run_configs.json must hold a JSON array, found an object"]],
-        );
+        check("{}", expect![["1:1: predefined_run_configs.json must hold a JSON array, found an object"]]);
         check("[{]", expect![["1:3: invalid JSON: key must be a string"]]);
     }
 }

@@ -53,13 +53,12 @@ impl ImageRef {
     /// Parses `<image>:<tag>` (no registry, no digest). Error positions are
     /// columns on line 1.
     pub fn parse(text: &str) -> Result<ImageRef, Problem> {
-        let at =
-            |byte: usize, message: String| Problem::at(Position::of_offset(text, byte), message);
+        let at = |byte: usize, message: String| Problem::at(Position::of_offset(text, byte), message);
         if let Some((i, c)) = text.char_indices().find(|(_, c)| c.is_whitespace()) {
             let what = match c {
-                '\r' => "a carriage return".to_string(),
-                '\t' => "a tab".to_string(),
-                ' ' => "a space".to_string(),
+                '\r' => "carriage return".to_string(),
+                '\t' => "tab".to_string(),
+                ' ' => "space".to_string(),
                 c => format!("whitespace {c:?}"),
             };
             let help = if c == '\r' {
@@ -70,32 +69,26 @@ impl ImageRef {
             return Err(at(i, format!("unexpected {what} in VERSION")).with_help(help));
         }
         if let Some(i) = text.find('@') {
-            return Err(at(i, "a digest does not belong in VERSION".into())
-                .with_help("write a tag: `<image>:<tag>`"));
+            return Err(
+                at(i, "a digest does not belong in VERSION".into()).with_help("write a tag: `<image>:<tag>`")
+            );
         }
         let Some(colon) = text.find(':') else {
-            return Err(
-                at(text.len(), "missing `:<tag>` after the image name".into())
-                    .with_help(format!("write `{text}:<tag>`, for example `{text}:1.0.0`")),
-            );
+            return Err(at(text.len(), "missing `:<tag>` after the image name".into())
+                .with_help(format!("write `{text}:<tag>`, for example `{text}:1.0.0`")));
         };
         let (name, tag) = (&text[..colon], &text[colon + 1..]);
         if let Some(second) = tag.find(':') {
             let problem = at(colon + 1 + second, "more than one `:` in VERSION".into());
             return Err(if name.contains('.') || tag[..second].contains('/') {
-                problem.with_help(
-                    "the registry is given at build time: drop `host:port/` from VERSION",
-                )
+                problem.with_help("the registry is given at build time: drop `host:port/` from VERSION")
             } else {
                 problem.with_help("write `<image>:<tag>`; a tag may not contain `:`")
             });
         }
         validate_name(name).map_err(|(i, m, help)| at(i, m).with_help(help))?;
         validate_tag(tag).map_err(|(i, m, help)| at(colon + 1 + i, m).with_help(help))?;
-        Ok(ImageRef {
-            name: name.to_string(),
-            tag: tag.to_string(),
-        })
+        Ok(ImageRef { name: name.to_string(), tag: tag.to_string() })
     }
 }
 
@@ -115,11 +108,7 @@ fn validate_name(name: &str) -> Result<(), GrammarError> {
         return Err((0, "missing image name before `:`".into(), NAME_HELP.into()));
     }
     if name.len() > NAME_MAX {
-        return Err((
-            NAME_MAX,
-            format!("image name is longer than {NAME_MAX} characters"),
-            NAME_HELP.into(),
-        ));
+        return Err((NAME_MAX, format!("image name is longer than {NAME_MAX} characters"), NAME_HELP.into()));
     }
     let mut start = 0;
     for component in name.split('/') {
@@ -132,10 +121,7 @@ fn validate_name(name: &str) -> Result<(), GrammarError> {
 /// One path component: `[a-z0-9]+(?:(?:[._]|__|[-]+)[a-z0-9]+)*`.
 fn validate_component(component: &str) -> Result<(), (usize, String)> {
     if component.is_empty() {
-        return Err((
-            0,
-            "empty part in image name (`//`, or `/` at an end)".into(),
-        ));
+        return Err((0, "empty part in image name (`//`, or `/` at an end)".into()));
     }
     // Start of the current separator run, if inside one.
     let mut separator: Option<usize> = None;
@@ -172,7 +158,8 @@ fn validate_component(component: &str) -> Result<(), (usize, String)> {
 }
 
 fn validate_tag(tag: &str) -> Result<(), GrammarError> {
-    const TAG_HELP: &str = "tags are letters, digits, `_`, `.` and `-`, not starting with `.` or `-`, at most 128 characters";
+    const TAG_HELP: &str =
+        "tags are letters, digits, `_`, `.` and `-`, not starting with `.` or `-`, at most 128 characters";
     let mut chars = tag.char_indices();
     match chars.next() {
         None => return Err((0, "empty tag after `:`".into(), TAG_HELP.into())),
@@ -185,21 +172,11 @@ fn validate_tag(tag: &str) -> Result<(), GrammarError> {
             ))
         }
     }
-    if let Some((i, c)) =
-        chars.find(|(_, c)| !(c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-')))
-    {
-        return Err((
-            i,
-            format!("invalid character `{c}` in tag"),
-            TAG_HELP.into(),
-        ));
+    if let Some((i, c)) = chars.find(|(_, c)| !(c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-'))) {
+        return Err((i, format!("invalid character `{c}` in tag"), TAG_HELP.into()));
     }
     if tag.len() > TAG_MAX {
-        return Err((
-            TAG_MAX,
-            format!("tag is longer than {TAG_MAX} characters"),
-            TAG_HELP.into(),
-        ));
+        return Err((TAG_MAX, format!("tag is longer than {TAG_MAX} characters"), TAG_HELP.into()));
     }
     Ok(())
 }
@@ -220,70 +197,31 @@ mod tests {
 
     #[test]
     fn valid_references() {
-        check(
-            "some/prefix/nn-icnet:4.0.0\n",
-            expect![["ok name=some/prefix/nn-icnet tag=4.0.0"]],
-        );
+        check("some/prefix/nn-icnet:4.0.0\n", expect![["ok name=some/prefix/nn-icnet tag=4.0.0"]]);
         check("a:b", expect![["ok name=a tag=b"]]);
-        check(
-            "a__b.c_d---e/x9:_Latest-1.2",
-            expect![["ok name=a__b.c_d---e/x9 tag=_Latest-1.2"]],
-        );
+        check("a__b.c_d---e/x9:_Latest-1.2", expect![["ok name=a__b.c_d---e/x9 tag=_Latest-1.2"]]);
     }
 
     #[test]
     fn line_rules() {
         check("", expect![["1:1: VERSION is empty"]]);
         check("\n", expect![["1:1: VERSION is empty"]]);
-        check(
-            "a:1\n\n",
-            expect![["2:1: VERSION must hold exactly one line"]],
-        );
-        check(
-            "a:1\r\n",
-            expect![["1:4: unexpected a carriage return in VERSION"]],
-        );
-        check(
-            "a:1 # comment\n",
-            expect![["1:4: unexpected a space in VERSION"]],
-        );
-        check(" a:1", expect![["1:1: unexpected a space in VERSION"]]);
+        check("a:1\n\n", expect![["2:1: VERSION must hold exactly one line"]]);
+        check("a:1\r\n", expect![["1:4: unexpected carriage return in VERSION"]]);
+        check("a:1 # comment\n", expect![["1:4: unexpected space in VERSION"]]);
+        check(" a:1", expect![["1:1: unexpected space in VERSION"]]);
     }
 
     #[test]
     fn name_grammar() {
-        check(
-            "Some/image:1",
-            expect![["1:1: uppercase letter `S` in image name"]],
-        );
-        check(
-            "some//image:1",
-            expect![["1:6: empty part in image name (`//`, or `/` at an end)"]],
-        );
-        check(
-            "some/image/:1",
-            expect![["1:12: empty part in image name (`//`, or `/` at an end)"]],
-        );
-        check(
-            "-x:1",
-            expect![["1:1: image name parts must start with a letter or digit, found `-`"]],
-        );
-        check(
-            "x-:1",
-            expect![["1:2: image name parts must end with a letter or digit"]],
-        );
-        check(
-            "a___b:1",
-            expect![["1:2: invalid separator `___` in image name"]],
-        );
-        check(
-            "a.-b:1",
-            expect![["1:2: invalid separator `.-` in image name"]],
-        );
-        check(
-            "imäge:1",
-            expect![["1:3: invalid character `ä` in image name"]],
-        );
+        check("Some/image:1", expect![["1:1: uppercase letter `S` in image name"]]);
+        check("some//image:1", expect![["1:6: empty part in image name (`//`, or `/` at an end)"]]);
+        check("some/image/:1", expect![["1:12: empty part in image name (`//`, or `/` at an end)"]]);
+        check("-x:1", expect![["1:1: image name parts must start with a letter or digit, found `-`"]]);
+        check("x-:1", expect![["1:2: image name parts must end with a letter or digit"]]);
+        check("a___b:1", expect![["1:2: invalid separator `___` in image name"]]);
+        check("a.-b:1", expect![["1:2: invalid separator `.-` in image name"]]);
+        check("imäge:1", expect![["1:3: invalid character `ä` in image name"]]);
         check(":1", expect![["1:1: missing image name before `:`"]]);
         check(
             &format!("{}:1", "a".repeat(256)),
@@ -293,31 +231,13 @@ mod tests {
 
     #[test]
     fn tag_grammar() {
-        check(
-            "image",
-            expect![["1:6: missing `:<tag>` after the image name"]],
-        );
+        check("image", expect![["1:6: missing `:<tag>` after the image name"]]);
         check("image:", expect![["1:7: empty tag after `:`"]]);
-        check(
-            "image:.1",
-            expect![["1:7: tag must start with a letter, digit or `_`, found `.`"]],
-        );
-        check(
-            "image:1+build",
-            expect![["1:8: invalid character `+` in tag"]],
-        );
+        check("image:.1", expect![["1:7: tag must start with a letter, digit or `_`, found `.`"]]);
+        check("image:1+build", expect![["1:8: invalid character `+` in tag"]]);
         check("image:1:2", expect![["1:8: more than one `:` in VERSION"]]);
-        check(
-            "localhost:5000/image:1",
-            expect![["1:21: more than one `:` in VERSION"]],
-        );
-        check(
-            "image@sha256:abc",
-            expect![["1:6: a digest does not belong in VERSION"]],
-        );
-        check(
-            &format!("image:{}", "t".repeat(129)),
-            expect![["1:135: tag is longer than 128 characters"]],
-        );
+        check("localhost:5000/image:1", expect![["1:21: more than one `:` in VERSION"]]);
+        check("image@sha256:abc", expect![["1:6: a digest does not belong in VERSION"]]);
+        check(&format!("image:{}", "t".repeat(129)), expect![["1:135: tag is longer than 128 characters"]]);
     }
 }

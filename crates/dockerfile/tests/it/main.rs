@@ -119,11 +119,7 @@ fn quotes_and_crlf() {
 
 fn check_env(args: &str, expect: Expect) {
     let actual = match parse_env(args, '\\') {
-        Ok(pairs) => pairs
-            .iter()
-            .map(|p| format!("{}={:?}", p.key, p.value))
-            .collect::<Vec<_>>()
-            .join(" "),
+        Ok(pairs) => pairs.iter().map(|p| format!("{}={:?}", p.key, p.value)).collect::<Vec<_>>().join(" "),
         Err((offset, msg)) => format!("error at {offset}: {msg}"),
     };
     expect.assert_eq(&actual);
@@ -135,21 +131,9 @@ fn env_forms() {
         "PYTHONPATH /workdir:/workdir/src:$PYTHONPATH",
         expect![[r#"PYTHONPATH="/workdir:/workdir/src:$PYTHONPATH""#]],
     );
-    check_env(
-        "A=1 B=\"two words\" C=a\\ b",
-        expect![[r#"A="1" B="two words" C="a b""#]],
-    );
+    check_env("A=1 B=\"two words\" C=a\\ b", expect![[r#"A="1" B="two words" C="a b""#]]);
     check_env("K  spaced   value", expect![[r#"K="spaced   value""#]]);
-    check_env(
-        "A=1 oops",
-        expect![["error at 4: `oops` is not of the form `NAME=value`"]],
-    );
-    check_env(
-        "ALONE",
-        expect![["error at 0: `ALONE` has no value: write `ALONE=value`"]],
-    );
-    check_env(
-        "=1",
-        expect![["error at 0: missing variable name before `=`"]],
-    );
+    check_env("A=1 oops", expect![["error at 4: `oops` is not of the form `NAME=value`"]]);
+    check_env("ALONE", expect![["error at 0: `ALONE` has no value: write `ALONE=value`"]]);
+    check_env("=1", expect![["error at 0: missing variable name before `=`"]]);
 }

@@ -1,0 +1,189 @@
+//! Data-driven lint tests. Each `test_data/<case>.txt` describes a small
+//! monorepo; the test writes it to a temporary directory, lints it and
+//! compares the rendered diagnostics with `test_data/<case>.expected`
+//! (refresh with `UPDATE_EXPECT=1 cargo test`).
+//!
+//! Fixture syntax, one directive per line:
+//! - `//@ plugin DIR TYPE`: a complete, valid plugin of TYPE at DIR;
+//! - `//- PATH`: a file whose content is the following lines, up to the
+//!   next directive (it replaces a file of the same path);
+//! - `//! rm PATH`: removes a file written by an earlier directive.
+
+use std::collections::BTreeMap;
+use std::fs;
+use std::path::{Path, PathBuf};
+
+use expect_test::expect_file;
+use forge_lint::render::{self, HumanOptions};
+use forge_lint::{lint_root, rules, Level, LintConfig, Report, Severity};
+
+fn test_data() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("test_data")
+}
+
+const VALID_DOCKERFILE: &str = "\
+ARG REGISTRY
+ARG TAG
+FROM ${REGISTRY}/base-py:${TAG}
+ARG MODULE_PATH
+COPY supervisely_lib /workdir/supervisely_lib
+COPY ${MODULE_PATH} /workdir
+ENV PYTHONPATH=/workdir:/workdir/src:/workdir/supervisely_lib/worker_proto
+WORKDIR /workdir/src
+";
+
+fn valid_plugin(files: &mut BTreeMap<String, String>, dir: &str, plugin_type: &str) {
+    let name = dir.rsplit('/').next().unwrap();
+    let mut add = |path: &str, content: String| {
+        files.insert(format!("{dir}/{path}"), content);
+    };
+    add(
+        "plugin_info.json",
+        format!("{{\n  \"title\": \"{name}\",\n  \"description\": \"A test plugin\",\n  \"type\": \"{plugin_type}\"\n}}\n"),
+    );
+    add("VERSION", format!("tests/{name}:1.0.0\n"));
+    add("Dockerfile", VALID_DOCKERFILE.to_string());
+    add("README.md", format!("# {name}\n"));
+    add("LICENSE", "Apache License 2.0\n".to_string());
+    if plugin_type == "architecture" {
+        add("src/train.py", "print('train')\n".to_string());
+        add("src/inference.py", "print('inference')\n".to_string());
+    } else {
+        add("src/main.py", "print('main')\n".to_string());
+    }
+}
+
+/// Reads a fixture into a map from path to content.
+fn read_fixture(text: &str) -> BTreeMap<String, String> {
+    let mut files = BTreeMap::new();
+    let mut current: Option<(String, String)> = None;
+    for line in text.split_inclusive('\n') {
+        let directive = line.trim_end_matches('\n');
+        if directive.starts_with("//@ ") || directive.starts_with("//- ") || directive.starts_with("//! ") {
+            if let Some((path, content)) = current.take() {
+                files.insert(path, content);
+            }
+        }
+        if let Some(rest) = directive.strip_prefix("//@ plugin ") {
+            let (dir, plugin_type) = rest.split_once(' ').expect("`//@ plugin DIR TYPE`");
+            valid_plugin(&mut files, dir, plugin_type);
+        } else if let Some(path) = directive.strip_prefix("//- ") {
+            current = Some((path.to_string(), String::new()));
+        } else if let Some(path) = directive.strip_prefix("//! rm ") {
+            assert!(files.remove(path).is_some(), "`//! rm {path}`: no such file");
+        } else if let Some((_, content)) = &mut current {
+            content.push_str(line);
+        }
+    }
+    if let Some((path, content)) = current {
+        files.insert(path, content);
+    }
+    files
+}
+
+fn materialize(files: &BTreeMap<String, String>) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    fs::create_dir_all(dir.path().join("plugins")).unwrap();
+    for (path, content) in files {
+        let path = dir.path().join(path);
+        fs::create_dir_all(path.parent().unwrap()).unwrap();
+        fs::write(path, content).unwrap();
+    }
+    dir
+}
+
+fn render_report(report: &Report) -> String {
+    let options = HumanOptions { root: Path::new(""), color: false };
+    let mut out = String::new();
+    for (_, d) in report.diagnostics() {
+        out += &render::human(d, options);
+    }
+    out + &render::summary(report, options)
+}
+
+fn lint_fixture(name: &str, config: &LintConfig) -> Report {
+    let text = fs::read_to_string(test_data().join(format!("{name}.txt"))).unwrap();
+    let dir = materialize(&read_fixture(&text));
+    lint_root(dir.path(), config).unwrap()
+}
+
+#[test]
+fn fixtures() {
+    let mut cases: Vec<PathBuf> = fs::read_dir(test_data())
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "txt"))
+        .collect();
+    cases.sort();
+    assert!(!cases.is_empty());
+    for case in cases {
+        let name = case.file_stem().unwrap().to_str().unwrap();
+        let actual = render_report(&lint_fixture(name, &LintConfig::default()));
+        expect_file![case.with_extension("expected")].assert_eq(&actual);
+    }
+}
+
+/// Each rule has a fixture named after it whose output shows the rule.
+#[test]
+fn every_rule_has_a_fixture() {
+    for rule in rules::ALL {
+        let path = test_data().join(format!("{}.txt", rule.name));
+        assert!(path.exists(), "no fixture {} for {}", path.display(), rule.code);
+        let report = lint_fixture(rule.name, &LintConfig::default());
+        assert!(
+            report.diagnostics().any(|(_, d)| d.rule == *rule),
+            "fixture {} does not trigger {}",
+            path.display(),
+            rule.code
+        );
+    }
+}
+
+#[test]
+fn the_valid_fixture_is_clean() {
+    let report = lint_fixture("valid", &LintConfig::default());
+    assert_eq!(report.plugins.len(), 4);
+    assert_eq!(report.diagnostics().count(), 0, "{}", render_report(&report));
+}
+
+#[test]
+fn severities_can_be_overridden() {
+    let mut config = LintConfig::default();
+    config.set(rules::LICENSE_MISSING, Level::Deny);
+    config.set(rules::README_MISSING, Level::Allow);
+    config.set(rules::ENTRY_POINT_MISSING, Level::Warn);
+    let report = lint_fixture("overrides", &config);
+    let seen: Vec<(&str, Severity)> = report.diagnostics().map(|(_, d)| (d.rule.code, d.severity)).collect();
+    assert_eq!(
+        seen,
+        [("PF205", Severity::Error), ("PF202", Severity::Warning)],
+        "{}",
+        render_report(&report)
+    );
+}
+
+/// The sample plugins of this repository pass our own linter, warnings
+/// included.
+#[test]
+fn sample_plugins_are_clean() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let report = lint_root(&root, &LintConfig::default()).unwrap();
+    assert!(report.plugins.len() >= 3, "expected at least three sample plugins");
+    assert_eq!(report.diagnostics().count(), 0, "{}", render_report(&report));
+}
+
+/// Well under a second for a hundred plugins (debug build included); the
+/// real speed comparison belongs to `cargo xtask bench`, this only guards
+/// against accidental quadratic work.
+#[test]
+fn a_hundred_plugins() {
+    let mut files = BTreeMap::new();
+    for i in 0..100 {
+        valid_plugin(&mut files, &format!("plugins/group{}/p{i}", i % 7), "import");
+    }
+    files.insert("plugins/group1/p1/VERSION".into(), "Bad:1\n".into());
+    let dir = materialize(&files);
+    let report = lint_root(dir.path(), &LintConfig::default()).unwrap();
+    assert_eq!(report.plugins.len(), 100);
+    assert_eq!(report.count(Severity::Error), 1);
+}
