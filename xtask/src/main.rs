@@ -1,1 +1,70 @@
-fn main() {}
+//! `cargo xtask`: the plugin-forge command line.
+//!
+//! A thin driver: each subcommand parses its flags and calls into the
+//! library crates, which hold the logic. Run `cargo xtask --help`.
+
+mod lint;
+mod test;
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
+
+/// Lint, build and publish a monorepo of Supervisely plugins without a
+/// Docker daemon.
+#[derive(Debug, Parser)]
+#[command(name = "cargo xtask", bin_name = "cargo xtask", version, propagate_version = true)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Check every plugin under ROOT/plugins against the lint rules.
+    ///
+    /// Exits 0 when there is no error (warnings allowed), 1 when there are
+    /// errors, 2 on a usage or I/O problem.
+    Lint(lint::Args),
+    /// Run everything CI runs: formatting, clippy and the test suite.
+    Test(test::Args),
+}
+
+fn main() -> ExitCode {
+    let matches = Cli::command().get_matches();
+    let cli = match Cli::from_arg_matches(&matches) {
+        Ok(cli) => cli,
+        Err(err) => err.exit(),
+    };
+    let result = match cli.command {
+        Command::Lint(args) => lint::run(args, matches.subcommand_matches("lint").expect("lint matches")),
+        Command::Test(args) => test::run(args),
+    };
+    match result {
+        Ok(code) => code,
+        Err(err) => {
+            eprintln!("error: {err:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// The root of this repository: the default monorepo for every command.
+pub(crate) fn project_root() -> PathBuf {
+    let manifest_dir =
+        std::env::var_os("CARGO_MANIFEST_DIR").map_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")), PathBuf::from);
+    manifest_dir.parent().map(Path::to_path_buf).unwrap_or(manifest_dir)
+}
+
+/// How to show `root` in messages: relative to the working directory when
+/// it is inside it, as given otherwise.
+pub(crate) fn display_root(root: &Path) -> PathBuf {
+    let (Ok(cwd), Ok(abs)) = (std::env::current_dir().and_then(|d| d.canonicalize()), root.canonicalize()) else {
+        return root.to_path_buf();
+    };
+    match abs.strip_prefix(&cwd) {
+        Ok(rel) => rel.to_path_buf(),
+        Err(_) => root.to_path_buf(),
+    }
+}
