@@ -64,9 +64,11 @@ pub(crate) fn run(args: Args, matches: &ArgMatches) -> anyhow::Result<ExitCode> 
 
     // Later flags win over earlier ones, whatever their kind, as with rustc.
     let mut overrides: Vec<(usize, &str, Level)> = Vec::new();
-    for (id, values, level) in
-        [("allow", &args.allow, Level::Allow), ("warn", &args.warn, Level::Warn), ("deny", &args.deny, Level::Deny)]
-    {
+    for (id, values, level) in [
+        ("allow", &args.allow, Level::Allow),
+        ("warn", &args.warn, Level::Warn),
+        ("deny", &args.deny, Level::Deny),
+    ] {
         let indices = matches.indices_of(id).into_iter().flatten();
         overrides.extend(indices.zip(values).map(|(i, v)| (i, v.as_str(), level)));
     }

@@ -52,15 +52,16 @@ fn main() -> ExitCode {
 
 /// The root of this repository: the default monorepo for every command.
 pub(crate) fn project_root() -> PathBuf {
-    let manifest_dir =
-        std::env::var_os("CARGO_MANIFEST_DIR").map_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")), PathBuf::from);
+    let manifest_dir = std::env::var_os("CARGO_MANIFEST_DIR")
+        .map_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")), PathBuf::from);
     manifest_dir.parent().map(Path::to_path_buf).unwrap_or(manifest_dir)
 }
 
 /// How to show `root` in messages: relative to the working directory when
 /// it is inside it, as given otherwise.
 pub(crate) fn display_root(root: &Path) -> PathBuf {
-    let (Ok(cwd), Ok(abs)) = (std::env::current_dir().and_then(|d| d.canonicalize()), root.canonicalize()) else {
+    let (Ok(cwd), Ok(abs)) = (std::env::current_dir().and_then(|d| d.canonicalize()), root.canonicalize())
+    else {
         return root.to_path_buf();
     };
     match abs.strip_prefix(&cwd) {

@@ -74,7 +74,12 @@ fn human_output_names_files_and_ends_with_a_summary() {
     assert_eq!(out.status.code(), Some(1));
     let stderr = String::from_utf8(out.stderr).unwrap();
     assert!(!stderr.contains('\x1b'), "no colours when stderr is not a terminal: {stderr}");
-    assert!(stderr.contains("error[PF104]: uppercase letter `B` in image name\n --> plugins/group/bad-version/VERSION:1:3\n"), "{stderr}");
+    assert!(
+        stderr.contains(
+            "error[PF104]: uppercase letter `B` in image name\n --> plugins/group/bad-version/VERSION:1:3\n"
+        ),
+        "{stderr}"
+    );
     assert!(stderr.ends_with("lint: 4 plugins checked, 3 with errors; 3 errors, 0 warnings\n"), "{stderr}");
     assert!(stderr.contains("  ok plugins/good\n"), "{stderr}");
 }
@@ -93,9 +98,29 @@ fn severity_flags_change_the_exit_code() {
     // Raising a warning to an error fails a clean monorepo.
     let clean = write_tree(&[("plugins/p/plugin_info.json", INFO)]);
     let croot = clean.path().to_str().unwrap();
-    let out = xtask(clean.path(), &["lint", "--root", croot, "-A", "PF103", "-A", "PF201", "-A", "PF203", "-A", "PF204"]);
+    let out = xtask(
+        clean.path(),
+        &["lint", "--root", croot, "-A", "PF103", "-A", "PF201", "-A", "PF203", "-A", "PF204"],
+    );
     assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
-    let out = xtask(clean.path(), &["lint", "--root", croot, "-A", "PF103", "-A", "PF201", "-A", "PF203", "-A", "PF204", "-D", "license-missing"]);
+    let out = xtask(
+        clean.path(),
+        &[
+            "lint",
+            "--root",
+            croot,
+            "-A",
+            "PF103",
+            "-A",
+            "PF201",
+            "-A",
+            "PF203",
+            "-A",
+            "PF204",
+            "-D",
+            "license-missing",
+        ],
+    );
     assert_eq!(out.status.code(), Some(1));
 }
 
@@ -117,7 +142,10 @@ fn explain_and_list_rules() {
     let out = xtask(&project_root(), &["lint", "--explain", "version-invalid"]);
     assert_eq!(out.status.code(), Some(0));
     let text = String::from_utf8(out.stdout).unwrap();
-    assert!(text.starts_with("PF104 (version-invalid, error by default)\n\n`VERSION` must be one line"), "{text}");
+    assert!(
+        text.starts_with("PF104 (version-invalid, error by default)\n\n`VERSION` must be one line"),
+        "{text}"
+    );
     let out = xtask(&project_root(), &["lint", "--list-rules"]);
     let text = String::from_utf8(out.stdout).unwrap();
     assert_eq!(text.lines().count(), forge_lint::rules::ALL.len());
