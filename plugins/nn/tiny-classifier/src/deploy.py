@@ -1,0 +1,71 @@
+"""Deploy entry point: keeps a model loaded and answers requests, one JSON object per stdin line.
+
+A request is {"id": ..., "features": [...]}; each answer is logged as a
+"prediction" record carrying the request id.
+"""
+
+import json
+import platform
+import sys
+from pathlib import Path
+from typing import Iterable
+
+import supervisely_lib
+from supervisely_lib import logger
+from supervisely_lib.task import has_task_config, load_config, load_predefined_configs
+from supervisely_lib.worker_proto import EXIT_BAD_CONFIG, EXIT_OK, INFERENCE
+
+from model import DEMO_QUERIES, DEMO_SAMPLES, NearestCentroid
+
+PLUGIN_DIR = Path(__file__).resolve().parent.parent
+PREDEFINED_CONFIGS = PLUGIN_DIR / "predefined_run_configs.json"
+
+
+def report_runtime() -> None:
+    print(f"python {platform.python_version()}")
+    print(f"supervisely_lib {supervisely_lib.__version__}")
+    configs = load_predefined_configs(PREDEFINED_CONFIGS)
+    print(f"predefined run configs: {len(configs)} in {PREDEFINED_CONFIGS}")
+
+
+def serve(model: NearestCentroid, lines: Iterable[str], max_distance: float | None) -> int:
+    answered = 0
+    for line in lines:
+        if not line.strip():
+            continue
+        try:
+            request = json.loads(line)
+            prediction = model.predict(request["features"], max_distance=max_distance)
+        except (ValueError, KeyError, TypeError) as err:
+            logger.warn("bad request", error=str(err))
+            continue
+        logger.info("prediction", id=request.get("id"), **prediction.to_json())
+        answered += 1
+    return answered
+
+
+def main() -> int:
+    report_runtime()
+    # Deploy shares the inference settings: there is no separate deploy config.
+    config = load_config(fallback=PREDEFINED_CONFIGS, config_type=INFERENCE)
+    max_distance = config.get("max_distance")
+
+    if has_task_config():
+        if "model_path" not in config:
+            logger.error("task config needs model_path")
+            return EXIT_BAD_CONFIG
+        model = NearestCentroid.load(Path(config["model_path"]))
+        logger.info("model deployed; reading requests from stdin", classes=sorted(model.centroids))
+        lines: Iterable[str] = sys.stdin
+    else:
+        model = NearestCentroid.fit(DEMO_SAMPLES)
+        logger.info("no task config; answering built-in demo requests", classes=sorted(model.centroids))
+        lines = [json.dumps({"id": name, "features": features}) for name, features in DEMO_QUERIES]
+
+    answered = serve(model, lines, max_distance)
+    logger.info("deploy stopped", answered=answered)
+    return EXIT_OK
+
+
+if __name__ == "__main__":
+    sys.exit(main())

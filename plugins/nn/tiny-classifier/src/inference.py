@@ -1,0 +1,62 @@
+"""Inference entry point: labels a batch of feature vectors with a trained model."""
+
+import json
+import platform
+import sys
+from pathlib import Path
+
+import supervisely_lib
+from supervisely_lib import ensure_dir, logger
+from supervisely_lib.task import has_task_config, load_config, load_predefined_configs
+from supervisely_lib.worker_proto import EXIT_BAD_CONFIG, EXIT_OK, INFERENCE
+
+from model import DEMO_QUERIES, DEMO_SAMPLES, NearestCentroid
+
+PLUGIN_DIR = Path(__file__).resolve().parent.parent
+PREDEFINED_CONFIGS = PLUGIN_DIR / "predefined_run_configs.json"
+REQUIRED_KEYS = ("model_path", "features_path", "result_path")
+
+
+def report_runtime() -> None:
+    print(f"python {platform.python_version()}")
+    print(f"supervisely_lib {supervisely_lib.__version__}")
+    configs = load_predefined_configs(PREDEFINED_CONFIGS)
+    print(f"predefined run configs: {len(configs)} in {PREDEFINED_CONFIGS}")
+
+
+def main() -> int:
+    report_runtime()
+    config = load_config(fallback=PREDEFINED_CONFIGS, config_type=INFERENCE)
+    max_distance = config.get("max_distance")
+
+    if has_task_config():
+        missing = [key for key in REQUIRED_KEYS if key not in config]
+        if missing:
+            logger.error("task config lacks required keys", missing=missing)
+            return EXIT_BAD_CONFIG
+        model = NearestCentroid.load(Path(config["model_path"]))
+        items = json.loads(Path(config["features_path"]).read_text(encoding="utf-8"))
+        queries = [(item["name"], item["features"]) for item in items]
+    else:
+        logger.info("no task config; labelling the built-in demo vectors", max_distance=max_distance)
+        model = NearestCentroid.fit(DEMO_SAMPLES)
+        queries = DEMO_QUERIES
+
+    results = []
+    for name, features in queries:
+        prediction = model.predict(features, max_distance=max_distance)
+        results.append({"name": name, **prediction.to_json()})
+        logger.info("prediction", image=name, **prediction.to_json())
+    labelled = sum(1 for r in results if r["label"] is not None)
+    logger.info("inference finished", samples=len(results), labelled=labelled, classes=sorted(model.centroids))
+
+    if has_task_config():
+        result_path = Path(config["result_path"])
+        ensure_dir(result_path.parent)
+        result_path.write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")
+        logger.info("predictions saved", path=str(result_path))
+    return EXIT_OK
+
+
+if __name__ == "__main__":
+    sys.exit(main())
