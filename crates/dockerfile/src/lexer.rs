@@ -151,6 +151,13 @@ impl Instruction {
     pub fn args_position(&self) -> Position {
         self.position_of(0)
     }
+
+    /// Offsets in [`Instruction::args`] where a continuation line starts,
+    /// ascending; a word spanning one of them cannot map offsets to columns
+    /// by counting characters from its start.
+    pub(crate) fn continuation_offsets(&self) -> impl Iterator<Item = usize> + '_ {
+        self.pieces.iter().filter_map(|(start, _)| start.checked_sub(self.args_start)).filter(|o| *o > 0)
+    }
 }
 
 /// Something in the file that is not valid Dockerfile syntax.
@@ -183,6 +190,45 @@ pub enum SyntaxErrorKind {
     /// The same directive twice.
     #[error("the `{0}` directive is given twice")]
     DuplicateDirective(String),
+    /// A `--flag` the instruction does not take.
+    #[error("{keyword} does not take the flag `--{flag}`")]
+    UnknownFlag {
+        /// The instruction.
+        keyword: Keyword,
+        /// The flag name, without `--`.
+        flag: String,
+    },
+    /// A flag that needs `=value` given without one.
+    #[error("`--{0}` needs a value: write `--{0}=<value>`")]
+    FlagWithoutValue(String),
+    /// The same flag twice on one instruction.
+    #[error("`--{0}` is given twice")]
+    DuplicateFlag(String),
+    /// A flag with a value it cannot take.
+    #[error("invalid value `{value}` for `--{flag}`: {reason}")]
+    InvalidFlagValue {
+        /// The flag name, without `--`.
+        flag: String,
+        /// The value as written.
+        value: String,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// A JSON array holding something other than strings, which Docker
+    /// rejects rather than reading the line as shell form.
+    #[error("{0}: a JSON array must hold only strings")]
+    NotStringArray(Keyword),
+    /// Text after a JSON (exec form) array, which Docker silently drops.
+    #[error("{0}: text after the JSON array is ignored")]
+    TextAfterJson(Keyword),
+    /// Arguments that do not have the shape the instruction needs.
+    #[error("malformed {keyword}: {message}")]
+    Malformed {
+        /// The instruction.
+        keyword: Keyword,
+        /// What is wrong.
+        message: String,
+    },
 }
 
 impl SyntaxErrorKind {
@@ -195,6 +241,20 @@ impl SyntaxErrorKind {
                     .to_string(),
             ),
             SyntaxErrorKind::MissingArguments(k) => Some(format!("write the arguments of {k} on the same line")),
+            SyntaxErrorKind::UnknownFlag { keyword: Keyword::Add, flag } if flag == "from" => {
+                Some("ADD cannot copy from another stage or image: use `COPY --from=<stage>`".into())
+            }
+            SyntaxErrorKind::UnknownFlag { keyword, .. } => Some(match crate::ast::allowed_flags(*keyword) {
+                [] => format!("{keyword} takes no flags"),
+                flags => format!(
+                    "{keyword} takes {}",
+                    flags.iter().map(|(f, _)| format!("`--{f}`")).collect::<Vec<_>>().join(", ")
+                ),
+            }),
+            SyntaxErrorKind::NotStringArray(k) | SyntaxErrorKind::TextAfterJson(k) => {
+                Some(format!("write `{k} [\"word\", \"word\"]` with every word a JSON string"))
+            }
+            SyntaxErrorKind::Malformed { keyword, .. } => Some(format!("write `{}`", crate::ast::usage(*keyword))),
             _ => None,
         }
     }

@@ -1,15 +1,27 @@
 //! Dockerfile front end.
 //!
-//! This first layer turns the text of a Dockerfile into its parser
-//! directives and its instructions, each with the exact position of every
-//! piece, the way BuildKit's parser reads it: `# escape=` and `# syntax=`
-//! directives at the top, comment lines and blank lines skipped (also inside
-//! an instruction continued with the escape character), keywords
-//! case-insensitive. Typed instructions are built on top of it.
+//! Three layers, each on top of the previous one:
+//! - [`parse`] (the lexer) turns the text of a Dockerfile into its parser
+//!   directives and its instructions, each with the exact position of every
+//!   piece, the way BuildKit's parser reads it: `# escape=` and `# syntax=`
+//!   directives at the top, comment lines and blank lines skipped (also
+//!   inside an instruction continued with the escape character), keywords
+//!   case-insensitive; [`split_words`] splits arguments into words.
+//! - [`parse_instructions`] reads each instruction into a typed [`Instr`]
+//!   whose values stay raw (quotes and `$` intact), each with its position.
+//! - [`expand_word`] substitutes variables in a raw word with BuildKit's
+//!   shell-word rules, at build time, when the `ARG`/`ENV` state is known.
 
+mod ast;
+mod expand;
 mod lexer;
 mod words;
 
+pub use ast::{
+    parse_chmod, parse_instructions, parse_port, split_user, validate_signal, ArgDecl, Command, Copy, Flag,
+    From, Instr, KeyValue, PortSpec, Protocol, RawWord, Run, Spanned,
+};
+pub use expand::{expand_word, expand_words, expands, ExpandError, ExpandErrorKind, WordExpandError};
 pub use lexer::{parse, Directive, Dockerfile, Instruction, Keyword, SyntaxError, SyntaxErrorKind};
 pub use words::{parse_env, split_words, unquote, EnvPair, Word};
 

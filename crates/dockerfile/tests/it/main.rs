@@ -1,6 +1,11 @@
-//! Data-driven tests of the Dockerfile front end: each case is a Dockerfile
-//! and the expected dump of directives, instructions (with the position of
-//! every argument word) and errors.
+//! Data-driven tests of the Dockerfile front end. Here, the lexer: each case
+//! is a Dockerfile and the expected dump of directives, instructions (with
+//! the position of every argument word) and errors. Typed instructions and
+//! variable substitution have their own modules.
+
+mod ast;
+mod expand;
+mod robustness;
 
 use expect_test::{expect, Expect};
 use forge_dockerfile::{parse, parse_env, split_words};
