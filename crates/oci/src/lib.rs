@@ -1,1 +1,50 @@
 //! OCI images without a daemon.
+//!
+//! Everything a build needs to turn files into an image that `skopeo`,
+//! `podman`, `umoci` and `docker load` accept, with no daemon and no
+//! root privileges:
+//!
+//! - [`digest`]: sha256 content addresses, the only algorithm we write.
+//! - [`store`]: a content-addressed blob store that *is* an OCI image
+//!   layout directory (`oci-layout`, `index.json`, `blobs/sha256/`), with
+//!   atomic writes, verified reads, refs and a small keyed cache.
+//! - [`layer`]: a streaming, reproducible layer builder (tar, gzip and both
+//!   digests in one pass, constant memory).
+//! - [`image`]: image configs and manifests as small pure operations, and
+//!   canonical JSON so that the same inputs give the same digests.
+//! - [`archive`]: one tar file that is both an `oci-archive` and a
+//!   `docker save` archive.
+//! - [`mod@import`]: base images from OCI layouts, oci-archives and
+//!   docker-archives, recognised by content, every digest verified.
+//! - [`validate`]: re-reads an image from disk and recomputes every digest,
+//!   size and diff ID, like go-containerregistry's `validate.Image`.
+//!
+//! Reproducibility is the rule throughout: tar headers carry only what the
+//! caller chose (mtime from `SOURCE_DATE_EPOCH`, owners, modes), gzip
+//! headers carry no name or time, and JSON objects are written with sorted
+//! keys.
+
+#![deny(missing_docs)]
+
+pub mod archive;
+pub mod digest;
+mod error;
+pub mod image;
+pub mod import;
+pub mod layer;
+pub mod store;
+mod tarball;
+pub mod validate;
+
+pub use archive::export_archive;
+pub use digest::{descriptor, Digest};
+pub use error::{Error, Result};
+pub use image::{canonical_json, write_image, Image, RuntimeConfig};
+pub use import::import;
+pub use layer::{Entry, EntryKind, FileSource, Layer, LayerBuilder, LayerOptions};
+pub use store::{BlobStore, BlobWriter, VerifyingReader};
+pub use validate::ValidationReport;
+
+/// The OCI image-spec types this crate speaks, re-exported so that callers
+/// use the same version.
+pub use oci_spec;

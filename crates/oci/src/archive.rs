@@ -1,0 +1,255 @@
+//! One archive file that both OCI tools and `docker load` accept.
+//!
+//! [`export_archive`] writes a single tar that is at once
+//!
+//! - an OCI image layout (`oci-layout`, `index.json`, `blobs/sha256/...`),
+//!   which is what `skopeo copy oci-archive:FILE ...` and `podman load` read;
+//!   `index.json` holds exactly one manifest, annotated with the first repo
+//!   tag: `org.opencontainers.image.ref.name` is its tag part and
+//!   `io.containerd.image.name` the full name;
+//! - a `docker save` archive: `manifest.json` (`Config`, `RepoTags`,
+//!   `Layers`, with paths into the same `blobs/sha256/`) and `repositories`,
+//!   which Docker 20.10's `docker load` needs (it cannot read a bare OCI
+//!   archive). Docker decompresses the gzip layers on load and checks their
+//!   diff IDs against the config, so the blobs serve both readers and are
+//!   stored once.
+//!
+//! The archive is reproducible: entries are sorted by name, every mtime is
+//! 0, owners are 0:0 with empty names, files are 0644 and directories 0755,
+//! and the JSON is canonical. Blobs are streamed from the store (constant
+//! memory) and verified against their digests on the way. The output is
+//! written to a temp file next to `out` and renamed into place, so `out` is
+//! either the old file or the complete new one.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::io::{BufWriter, Write};
+use std::path::{Path, PathBuf};
+
+use oci_spec::image::{MediaType, ANNOTATION_REF_NAME};
+use serde::{Deserialize, Serialize};
+
+use crate::digest::{descriptor, Digest};
+use crate::error::{Error, Result};
+use crate::image::{canonical_json, Image};
+use crate::store::{self, BlobStore};
+use crate::tarball::{self, Copied, Header, Kind};
+
+/// The annotation containerd (and `podman load`) read the full image name from.
+pub const ANNOTATION_CONTAINERD_NAME: &str = "io.containerd.image.name";
+
+/// One entry of Docker's `manifest.json`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct DockerManifestEntry {
+    /// Path of the config JSON inside the archive.
+    pub config: String,
+    /// `name:tag` references; `null` in `docker save` output of untagged images.
+    #[serde(default)]
+    pub repo_tags: Option<Vec<String>>,
+    /// Paths of the layer tars inside the archive, bottom first.
+    pub layers: Vec<String>,
+}
+
+/// A repo tag split into name and tag.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RepoTag {
+    /// Everything before the tag: `registry:5000/team/app`.
+    pub name: String,
+    /// The tag, `latest` if none was given.
+    pub tag: String,
+}
+
+impl RepoTag {
+    /// Splits `name[:tag]`; a `:` before the last `/` belongs to a registry
+    /// port, not a tag. The full reference grammar is checked upstream
+    /// (forge-manifest's `ImageRef`); this refuses only what would make a
+    /// broken archive.
+    pub fn parse(text: &str) -> Result<RepoTag> {
+        let invalid = |reason| Error::InvalidRepoTag { tag: text.to_owned(), reason };
+        if text.is_empty() {
+            return Err(invalid("it is empty"));
+        }
+        if text.chars().any(|c| c.is_whitespace() || c.is_control()) {
+            return Err(invalid("it contains white space or control characters"));
+        }
+        if text.contains('@') {
+            return Err(invalid("a digest (`@sha256:...`) cannot be a tag"));
+        }
+        let slash = text.rfind('/').map_or(0, |i| i + 1);
+        let (name, tag) = match text[slash..].rfind(':') {
+            Some(colon) => (&text[..slash + colon], &text[slash + colon + 1..]),
+            None => (text, "latest"),
+        };
+        if name.is_empty() || name.ends_with('/') {
+            return Err(invalid("the name is empty"));
+        }
+        if tag.is_empty() {
+            return Err(invalid("the tag after `:` is empty"));
+        }
+        Ok(RepoTag { name: name.to_owned(), tag: tag.to_owned() })
+    }
+
+    /// `name:tag`.
+    pub fn full(&self) -> String {
+        format!("{}:{}", self.name, self.tag)
+    }
+}
+
+enum Content {
+    Dir,
+    Bytes(Vec<u8>),
+    Blob(Digest),
+}
+
+/// Writes the image `manifest_digest` of `store` to `out` as a combined
+/// oci-archive and docker-archive; see the module docs.
+pub fn export_archive(
+    store: &BlobStore,
+    manifest_digest: &Digest,
+    repo_tags: &[String],
+    out: &Path,
+) -> Result<()> {
+    let image = Image::load(store, manifest_digest)?;
+    let tags = repo_tags.iter().map(|t| RepoTag::parse(t)).collect::<Result<Vec<_>>>()?;
+    let config_digest = image.config_digest()?;
+    let layers: Vec<Digest> =
+        image.manifest.layers().iter().map(Digest::from_descriptor).collect::<Result<_>>()?;
+    for (desc, digest) in image.manifest.layers().iter().zip(&layers) {
+        let found = store.size(digest)?;
+        if found != desc.size() {
+            return Err(Error::SizeMismatch {
+                what: format!("layer {digest}"),
+                expected: desc.size(),
+                found,
+            });
+        }
+    }
+
+    let blob_path = |d: &Digest| format!("blobs/sha256/{}", d.hex());
+    let mut entries: BTreeMap<String, Content> = BTreeMap::new();
+    entries.insert("blobs/".into(), Content::Dir);
+    entries.insert("blobs/sha256/".into(), Content::Dir);
+    let blobs: BTreeSet<&Digest> = [manifest_digest, &config_digest].into_iter().chain(&layers).collect();
+    for digest in blobs {
+        entries.insert(blob_path(digest), Content::Blob(digest.clone()));
+    }
+
+    entries.insert("oci-layout".into(), Content::Bytes(br#"{"imageLayoutVersion":"1.0.0"}"#.to_vec()));
+    let mut manifest_desc = descriptor(
+        image.manifest.media_type().clone().unwrap_or(MediaType::ImageManifest),
+        manifest_digest,
+        image.manifest_size,
+    );
+    if let Some(first) = tags.first() {
+        manifest_desc.set_annotations(Some(
+            [
+                (ANNOTATION_REF_NAME.to_owned(), first.tag.clone()),
+                (ANNOTATION_CONTAINERD_NAME.to_owned(), first.full()),
+            ]
+            .into(),
+        ));
+    }
+    let mut index = store::empty_index()?;
+    index.set_manifests(vec![manifest_desc]);
+    entries.insert("index.json".into(), Content::Bytes(canonical_json(&index, "index.json")?));
+
+    let docker = vec![DockerManifestEntry {
+        config: blob_path(&config_digest),
+        repo_tags: Some(tags.iter().map(RepoTag::full).collect()),
+        layers: layers.iter().map(blob_path).collect(),
+    }];
+    entries.insert("manifest.json".into(), Content::Bytes(canonical_json(&docker, "manifest.json")?));
+    if !tags.is_empty() {
+        let top = image.diff_ids()?.last().cloned().unwrap_or_else(|| config_digest.clone());
+        let mut repositories: BTreeMap<&str, BTreeMap<&str, &str>> = BTreeMap::new();
+        for tag in &tags {
+            repositories.entry(&tag.name).or_default().insert(&tag.tag, top.hex());
+        }
+        entries.insert("repositories".into(), Content::Bytes(canonical_json(&repositories, "repositories")?));
+    }
+
+    let dir = match out.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+        _ => PathBuf::from("."),
+    };
+    let temp = store::temp_file_in(&dir)?;
+    let temp_path = temp.path().to_path_buf();
+    let write_error = |e| Error::io("writing", &temp_path, e);
+    let mut writer = BufWriter::with_capacity(256 << 10, temp);
+    for (name, content) in &entries {
+        write_entry(store, &mut writer, name, content, &temp_path)?;
+    }
+    tarball::write_end(&mut writer).map_err(write_error)?;
+    let temp = writer.into_inner().map_err(|e| write_error(e.into_error()))?;
+    store::persist(temp, out)
+}
+
+fn write_entry(
+    store: &BlobStore,
+    out: &mut impl Write,
+    name: &str,
+    content: &Content,
+    temp: &Path,
+) -> Result<()> {
+    let write_error = |e| Error::io("writing", temp, e);
+    let mut header =
+        Header { name, kind: Kind::File, mode: 0o644, uid: 0, gid: 0, size: 0, mtime: 0, link: None };
+    match content {
+        Content::Dir => {
+            header.kind = Kind::Dir;
+            header.mode = 0o755;
+            tarball::write_header(out, &header).map_err(write_error)
+        }
+        Content::Bytes(bytes) => {
+            header.size = bytes.len() as u64;
+            tarball::write_header(out, &header).map_err(write_error)?;
+            out.write_all(bytes).map_err(write_error)?;
+            tarball::write_padding(out, header.size).map_err(write_error)
+        }
+        Content::Blob(digest) => {
+            header.size = store.size(digest)?;
+            let mut reader = store.open(digest)?;
+            tarball::write_header(out, &header).map_err(write_error)?;
+            let path = store.path(digest);
+            match tarball::copy_exact(&mut reader, out, header.size)
+                .map_err(|e| Error::io("reading", &path, e))?
+            {
+                Copied::Exact => {}
+                Copied::Short(found) => {
+                    return Err(Error::SizeMismatch {
+                        what: path.display().to_string(),
+                        expected: header.size,
+                        found,
+                    })
+                }
+                Copied::Long => {
+                    return Err(Error::SizeMismatch {
+                        what: path.display().to_string(),
+                        expected: header.size,
+                        found: header.size + 1,
+                    })
+                }
+            }
+            tarball::write_padding(out, header.size).map_err(write_error)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn repo_tags_split_at_the_last_colon_after_the_last_slash() {
+        let split = |t: &str| RepoTag::parse(t).map(|r| (r.name, r.tag)).map_err(|e| e.to_string());
+        assert_eq!(split("app:1.0"), Ok(("app".into(), "1.0".into())));
+        assert_eq!(split("app"), Ok(("app".into(), "latest".into())));
+        assert_eq!(split("localhost:5000/team/app"), Ok(("localhost:5000/team/app".into(), "latest".into())));
+        assert_eq!(split("localhost:5000/team/app:v2"), Ok(("localhost:5000/team/app".into(), "v2".into())));
+        assert!(split("").is_err());
+        assert!(split("app:").is_err());
+        assert!(split(":tag").is_err());
+        assert!(split("app@sha256:abc").is_err());
+        assert!(split("my app:1").is_err());
+    }
+}

@@ -1,0 +1,159 @@
+//! sha256 content addresses.
+//!
+//! Every blob we write is named by the sha256 of its bytes, and that is the
+//! only algorithm we accept: the OCI spec allows sha512 too, but no tool in
+//! our path produces it, and one algorithm means one file name per content.
+//! [`Digest`] is always valid once constructed (64 lowercase hex digits), so
+//! it can be put into paths without further checks.
+
+use std::fmt;
+use std::str::FromStr;
+
+use oci_spec::image::{Descriptor, MediaType};
+use sha2::{Digest as _, Sha256};
+
+use crate::error::{Error, Result};
+
+/// A validated `sha256:<64 lowercase hex>` digest.
+#[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Digest {
+    hex: String,
+}
+
+impl Digest {
+    /// Parses `sha256:<64 lowercase hex digits>`.
+    pub fn parse(text: &str) -> Result<Digest> {
+        let invalid = |reason| Error::InvalidDigest { value: text.to_owned(), reason };
+        let Some((algorithm, hex)) = text.split_once(':') else {
+            return Err(invalid("missing `sha256:` prefix"));
+        };
+        if algorithm != "sha256" {
+            return Err(invalid("only sha256 digests are supported"));
+        }
+        Digest::from_hex(hex).map_err(|_| invalid("expected 64 lowercase hex digits after `sha256:`"))
+    }
+
+    /// Builds a digest from its 64 lowercase hex digits (no prefix).
+    pub fn from_hex(hex: &str) -> Result<Digest> {
+        if hex.len() == 64 && hex.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')) {
+            Ok(Digest { hex: hex.to_owned() })
+        } else {
+            Err(Error::InvalidDigest { value: hex.to_owned(), reason: "expected 64 lowercase hex digits" })
+        }
+    }
+
+    /// The digest of `bytes`.
+    pub fn of(bytes: &[u8]) -> Digest {
+        Digest::from_hasher(Sha256::new_with_prefix(bytes))
+    }
+
+    /// The digest of everything fed to `hasher`.
+    pub fn from_hasher(hasher: Sha256) -> Digest {
+        let bytes = hasher.finalize();
+        let mut hex = String::with_capacity(64);
+        for b in bytes {
+            hex.push(char::from(HEX[usize::from(b >> 4)]));
+            hex.push(char::from(HEX[usize::from(b & 0xf)]));
+        }
+        Digest { hex }
+    }
+
+    /// The 64 hex digits, without `sha256:`.
+    pub fn hex(&self) -> &str {
+        &self.hex
+    }
+
+    /// The digest of a descriptor, rejecting algorithms other than sha256.
+    pub fn from_descriptor(descriptor: &Descriptor) -> Result<Digest> {
+        Digest::parse(descriptor.digest().as_ref())
+    }
+
+    /// The same digest as oci-spec's type.
+    pub fn to_oci(&self) -> oci_spec::image::Digest {
+        // A `Digest` is always 64 lowercase hex digits, which oci-spec accepts.
+        oci_spec::image::Digest::from_str(&self.to_string())
+            .expect("a validated sha256 digest is a valid OCI digest")
+    }
+}
+
+const HEX: &[u8; 16] = b"0123456789abcdef";
+
+impl fmt::Display for Digest {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "sha256:{}", self.hex)
+    }
+}
+
+impl fmt::Debug for Digest {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Digest(sha256:{})", self.hex)
+    }
+}
+
+impl FromStr for Digest {
+    type Err = Error;
+
+    fn from_str(s: &str) -> Result<Digest> {
+        Digest::parse(s)
+    }
+}
+
+impl serde::Serialize for Digest {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_str(self)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for Digest {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Digest, D::Error> {
+        let text = String::deserialize(deserializer)?;
+        Digest::parse(&text).map_err(serde::de::Error::custom)
+    }
+}
+
+/// A descriptor for a blob: media type, digest and size, nothing else.
+pub fn descriptor(media_type: MediaType, digest: &Digest, size: u64) -> Descriptor {
+    Descriptor::new(media_type, size, digest.to_oci())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const EMPTY: &str = "sha256:e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855";
+
+    #[test]
+    fn digest_of_empty_input() {
+        let digest = Digest::of(b"");
+        assert_eq!(digest.to_string(), EMPTY);
+        assert_eq!(digest.hex(), &EMPTY[7..]);
+        assert_eq!(Digest::parse(EMPTY).unwrap(), digest);
+    }
+
+    #[test]
+    fn parse_rejects_everything_but_sha256_hex() {
+        for bad in [
+            "",
+            "sha256:",
+            "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855",
+            "sha512:e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855",
+            "sha256:E3B0C44298FC1C149AFBF4C8996FB92427AE41E4649B934CA495991B7852B855",
+            "sha256:e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b85",
+            "sha256:e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b8555",
+            "sha256:../../etc/passwd",
+        ] {
+            assert!(Digest::parse(bad).is_err(), "{bad:?} was accepted");
+        }
+    }
+
+    #[test]
+    fn round_trips_through_oci_spec_and_serde() {
+        let digest = Digest::parse(EMPTY).unwrap();
+        let desc = descriptor(MediaType::ImageConfig, &digest, 0);
+        assert_eq!(Digest::from_descriptor(&desc).unwrap(), digest);
+        let json = serde_json::to_string(&digest).unwrap();
+        assert_eq!(json, format!("\"{EMPTY}\""));
+        assert_eq!(serde_json::from_str::<Digest>(&json).unwrap(), digest);
+        assert!(serde_json::from_str::<Digest>("\"sha256:00\"").is_err());
+    }
+}

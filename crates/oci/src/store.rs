@@ -1,0 +1,634 @@
+//! A content-addressed blob store that is an OCI image layout.
+//!
+//! The directory is laid out exactly as the OCI image-layout spec says, so
+//! that `skopeo copy oci:DIR:TAG ...` and `umoci unpack --image DIR:TAG` read
+//! it as it is:
+//!
+//! ```text
+//! DIR/oci-layout            {"imageLayoutVersion":"1.0.0"}
+//! DIR/index.json            the refs (tags) of this layout
+//! DIR/blobs/sha256/<hex>    every blob, named by the sha256 of its bytes
+//! DIR/cache/<hex>           our own keyed cache (see below); tools ignore it
+//! ```
+//!
+//! Writes are atomic: a blob is written to a temp file inside `blobs/` while
+//! it is hashed, fsynced, and renamed to `blobs/sha256/<hex>` only once it is
+//! complete, so a crash or an error never leaves a half-written blob under
+//! its final name. (Temp files start with `.tmp-`; a crash may leave one
+//! behind, never a wrong blob.) `index.json` and cache entries are replaced
+//! the same way. Reads verify: [`BlobStore::open`] hashes while reading and
+//! fails at the end if the content does not match its name.
+//!
+//! The **layer cache** maps a caller-chosen key to a short string. The image
+//! builder keys it by the hash of a layer's inputs (paths, modes, owners,
+//! file contents, mtime) and stores the resulting layer (digest, diff ID,
+//! size; see [`crate::layer::cache_layer`]), so that a layer already built
+//! is never compressed again, across runs. An unreadable entry is just a
+//! miss, and a hit is only used while its blob is still in the store.
+//!
+//! There is no locking: two processes may write blobs concurrently (the
+//! rename makes that safe, both write the same bytes), but concurrent
+//! [`BlobStore::set_ref`] calls may lose one update.
+
+use std::fmt;
+use std::fs::{self, File};
+use std::io::{self, BufReader, BufWriter, Read, Write};
+use std::path::{Path, PathBuf};
+
+use oci_spec::image::{Descriptor, ImageIndex, MediaType, ANNOTATION_REF_NAME};
+use sha2::{Digest as _, Sha256};
+use tempfile::NamedTempFile;
+
+use crate::digest::Digest;
+use crate::error::{Error, Result};
+
+/// Larger JSON blobs than this are refused by [`BlobStore::read_verified`]: a
+/// manifest or config is a few kilobytes, and a hostile file must not make us
+/// allocate gigabytes.
+pub const MAX_JSON_SIZE: u64 = 64 << 20;
+
+const LAYOUT_FILE: &str = "oci-layout";
+const INDEX_FILE: &str = "index.json";
+const LAYOUT_VERSION: &str = "1.0.0";
+const BUFFER_SIZE: usize = 128 << 10;
+
+/// An OCI image layout directory used as a blob store.
+#[derive(Debug, Clone)]
+pub struct BlobStore {
+    root: PathBuf,
+}
+
+impl BlobStore {
+    /// Opens the layout at `dir`, creating the directory, `oci-layout`,
+    /// `index.json` and `blobs/sha256/` if they are missing.
+    pub fn open_or_create(dir: impl AsRef<Path>) -> Result<BlobStore> {
+        let root = dir.as_ref().to_path_buf();
+        let store = BlobStore { root };
+        let blobs = store.blobs_dir();
+        fs::create_dir_all(&blobs).map_err(|e| Error::io("creating", &blobs, e))?;
+
+        let layout = store.root.join(LAYOUT_FILE);
+        match fs::read(&layout) {
+            Ok(bytes) => check_layout_file(&layout, &bytes)?,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                let text = format!(r#"{{"imageLayoutVersion":"{LAYOUT_VERSION}"}}"#);
+                write_atomic(&store.root, &layout, text.as_bytes())?;
+            }
+            Err(e) => return Err(Error::io("reading", layout, e)),
+        }
+        let index = store.root.join(INDEX_FILE);
+        if !index.exists() {
+            store.write_index(&empty_index()?)?;
+        }
+        Ok(store)
+    }
+
+    /// The layout directory.
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    /// Where the blob with `digest` is (or would be) stored.
+    pub fn path(&self, digest: &Digest) -> PathBuf {
+        self.blobs_dir().join(digest.hex())
+    }
+
+    /// Whether the blob is in the store (its content is not checked).
+    pub fn contains(&self, digest: &Digest) -> bool {
+        self.path(digest).is_file()
+    }
+
+    /// The size of a stored blob.
+    pub fn size(&self, digest: &Digest) -> Result<u64> {
+        let path = self.path(digest);
+        match fs::metadata(&path) {
+            Ok(meta) => Ok(meta.len()),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                Err(Error::BlobNotFound { digest: digest.clone(), path })
+            }
+            Err(e) => Err(Error::io("reading metadata of", path, e)),
+        }
+    }
+
+    /// Stores `bytes` as a blob.
+    pub fn put_bytes(&self, bytes: &[u8]) -> Result<(Digest, u64)> {
+        let mut writer = self.writer()?;
+        writer.write_all(bytes).map_err(|e| Error::io("writing", writer.temp_path(), e))?;
+        writer.finish()
+    }
+
+    /// A writer for a new blob; see [`BlobWriter`].
+    pub fn writer(&self) -> Result<BlobWriter> {
+        let dir = self.root.join("blobs");
+        let file = temp_file_in(&dir)?;
+        Ok(BlobWriter {
+            file: BufWriter::with_capacity(BUFFER_SIZE, file),
+            hasher: Sha256::new(),
+            size: 0,
+            blobs_dir: self.blobs_dir(),
+        })
+    }
+
+    /// Opens a blob for reading; the reader fails at the end if the content
+    /// does not hash to `digest`.
+    pub fn open(&self, digest: &Digest) -> Result<VerifyingReader> {
+        let path = self.path(digest);
+        let file = match File::open(&path) {
+            Ok(file) => file,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                return Err(Error::BlobNotFound { digest: digest.clone(), path })
+            }
+            Err(e) => return Err(Error::io("opening", path, e)),
+        };
+        Ok(VerifyingReader::new(BufReader::with_capacity(BUFFER_SIZE, file), digest.clone()))
+    }
+
+    /// Reads a small blob (a config, a manifest) whole and verifies it.
+    /// Blobs over [`MAX_JSON_SIZE`] are refused.
+    pub fn read_verified(&self, digest: &Digest) -> Result<Vec<u8>> {
+        let path = self.path(digest);
+        let size = self.size(digest)?;
+        if size > MAX_JSON_SIZE {
+            return Err(Error::TooLarge { what: path.display().to_string(), size, limit: MAX_JSON_SIZE });
+        }
+        let bytes = fs::read(&path).map_err(|e| Error::io("reading", &path, e))?;
+        let found = Digest::of(&bytes);
+        if &found != digest {
+            return Err(Error::DigestMismatch {
+                what: path.display().to_string(),
+                expected: digest.clone(),
+                found,
+            });
+        }
+        Ok(bytes)
+    }
+
+    /// The cached value for `key`, if any. Any problem reading it (missing,
+    /// unreadable, not UTF-8) is a miss: the cache only saves work.
+    pub fn cache_get(&self, key: &str) -> Option<String> {
+        fs::read_to_string(self.cache_path(key)).ok()
+    }
+
+    /// Stores `value` under `key`, atomically replacing an older value.
+    pub fn cache_put(&self, key: &str, value: &str) -> Result<()> {
+        let dir = self.root.join("cache");
+        fs::create_dir_all(&dir).map_err(|e| Error::io("creating", &dir, e))?;
+        write_atomic(&dir, &self.cache_path(key), value.as_bytes())
+    }
+
+    /// The layout's `index.json`.
+    pub fn read_index(&self) -> Result<ImageIndex> {
+        let path = self.root.join(INDEX_FILE);
+        let bytes = fs::read(&path).map_err(|e| Error::io("reading", &path, e))?;
+        serde_json::from_slice(&bytes).map_err(|e| Error::json(path.display().to_string(), e))
+    }
+
+    /// Points the ref `name` (`org.opencontainers.image.ref.name`) at
+    /// `manifest`, replacing any entry with the same ref name; other entries
+    /// keep their order. `index.json` is replaced atomically.
+    pub fn set_ref(&self, name: &str, manifest: &Descriptor) -> Result<()> {
+        check_ref_name(name)?;
+        let mut index = self.read_index()?;
+        let mut entry = manifest.clone();
+        let mut annotations = entry.annotations().clone().unwrap_or_default();
+        annotations.insert(ANNOTATION_REF_NAME.to_owned(), name.to_owned());
+        entry.set_annotations(Some(annotations));
+
+        let mut manifests: Vec<Descriptor> = index.manifests().clone();
+        match manifests.iter().position(|d| ref_name(d) == Some(name)) {
+            Some(at) => {
+                manifests[at] = entry;
+                let mut at = at + 1;
+                while at < manifests.len() {
+                    if ref_name(&manifests[at]) == Some(name) {
+                        manifests.remove(at);
+                    } else {
+                        at += 1;
+                    }
+                }
+            }
+            None => manifests.push(entry),
+        }
+        index.set_manifests(manifests);
+        self.write_index(&index)
+    }
+
+    /// The manifest descriptor the ref `name` points at.
+    pub fn resolve_ref(&self, name: &str) -> Result<Option<Descriptor>> {
+        let index = self.read_index()?;
+        Ok(index.manifests().iter().find(|d| ref_name(d) == Some(name)).cloned())
+    }
+
+    /// Every ref of the layout with its descriptor, in `index.json` order.
+    pub fn refs(&self) -> Result<Vec<(String, Descriptor)>> {
+        let index = self.read_index()?;
+        Ok(index
+            .manifests()
+            .iter()
+            .filter_map(|d| ref_name(d).map(|name| (name.to_owned(), d.clone())))
+            .collect())
+    }
+
+    fn write_index(&self, index: &ImageIndex) -> Result<()> {
+        let bytes = crate::image::canonical_json(index, INDEX_FILE)?;
+        write_atomic(&self.root, &self.root.join(INDEX_FILE), &bytes)
+    }
+
+    fn blobs_dir(&self) -> PathBuf {
+        self.root.join("blobs").join("sha256")
+    }
+
+    fn cache_path(&self, key: &str) -> PathBuf {
+        self.root.join("cache").join(Digest::of(key.as_bytes()).hex())
+    }
+}
+
+/// The `org.opencontainers.image.ref.name` annotation of a descriptor.
+pub fn ref_name(descriptor: &Descriptor) -> Option<&str> {
+    descriptor.annotations().as_ref()?.get(ANNOTATION_REF_NAME).map(String::as_str)
+}
+
+pub(crate) fn empty_index() -> Result<ImageIndex> {
+    oci_spec::image::ImageIndexBuilder::default()
+        .schema_version(2u32)
+        .media_type(MediaType::ImageIndex)
+        .manifests(Vec::<Descriptor>::new())
+        .build()
+        .map_err(|source| Error::Spec { what: "image index", source })
+}
+
+fn check_ref_name(name: &str) -> Result<()> {
+    let invalid = |reason| Error::InvalidRepoTag { tag: name.to_owned(), reason };
+    if name.is_empty() {
+        return Err(invalid("a ref name cannot be empty"));
+    }
+    if name.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        return Err(invalid("a ref name cannot contain white space or control characters"));
+    }
+    Ok(())
+}
+
+pub(crate) fn check_layout_file(path: &Path, bytes: &[u8]) -> Result<()> {
+    #[derive(serde::Deserialize)]
+    #[serde(rename_all = "camelCase")]
+    struct Layout {
+        image_layout_version: String,
+    }
+    let layout: Layout =
+        serde_json::from_slice(bytes).map_err(|e| Error::json(path.display().to_string(), e))?;
+    if layout.image_layout_version != LAYOUT_VERSION {
+        return Err(Error::InvalidDocument {
+            what: path.display().to_string(),
+            reason: format!(
+                "image layout version {:?} is not supported (only {LAYOUT_VERSION})",
+                layout.image_layout_version
+            ),
+        });
+    }
+    Ok(())
+}
+
+/// A temp file in `dir`, readable by others once renamed (0644 before umask),
+/// as blobs and `index.json` must be for tools running as another user.
+pub(crate) fn temp_file_in(dir: &Path) -> Result<NamedTempFile> {
+    let mut builder = tempfile::Builder::new();
+    builder.prefix(".tmp-");
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        builder.permissions(fs::Permissions::from_mode(0o644));
+    }
+    builder.tempfile_in(dir).map_err(|e| Error::io("creating a temp file in", dir, e))
+}
+
+/// Writes `bytes` to `path` through a temp file in `dir` (same file system),
+/// fsync and rename: readers see the old content or the new, never a part.
+pub(crate) fn write_atomic(dir: &Path, path: &Path, bytes: &[u8]) -> Result<()> {
+    let mut file = temp_file_in(dir)?;
+    file.write_all(bytes).map_err(|e| Error::io("writing", file.path(), e))?;
+    persist(file, path)
+}
+
+/// fsyncs a complete temp file, renames it to `path` and fsyncs the
+/// directory so that the rename survives a crash.
+pub(crate) fn persist(file: NamedTempFile, path: &Path) -> Result<()> {
+    file.as_file().sync_all().map_err(|e| Error::io("syncing", file.path(), e))?;
+    file.persist(path).map_err(|e| Error::io("renaming a temp file to", path, e.error))?;
+    sync_parent(path);
+    Ok(())
+}
+
+/// Best effort: some file systems refuse to fsync a directory, and the data
+/// itself is already on disk by then.
+fn sync_parent(path: &Path) {
+    if let Some(dir) = path.parent() {
+        if let Ok(dir) = File::open(dir) {
+            let _ = dir.sync_all();
+        }
+    }
+}
+
+/// A blob being written: bytes go to a temp file in the store while they
+/// are hashed. [`BlobWriter::finish`] moves the complete blob into place;
+/// dropping the writer without finishing deletes the temp file, leaving
+/// nothing behind.
+pub struct BlobWriter {
+    file: BufWriter<NamedTempFile>,
+    hasher: Sha256,
+    size: u64,
+    blobs_dir: PathBuf,
+}
+
+impl fmt::Debug for BlobWriter {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("BlobWriter").field("temp", &self.temp_path()).field("size", &self.size).finish()
+    }
+}
+
+impl BlobWriter {
+    /// Bytes written so far.
+    pub fn size(&self) -> u64 {
+        self.size
+    }
+
+    fn temp_path(&self) -> PathBuf {
+        self.file.get_ref().path().to_path_buf()
+    }
+
+    /// Completes the blob: flushes and fsyncs it, and renames it to its
+    /// digest. If the store already holds that blob the temp file is dropped.
+    pub fn finish(self) -> Result<(Digest, u64)> {
+        let (placed, digest, size) = self.complete()?;
+        Self::place(placed, &digest)?;
+        Ok((digest, size))
+    }
+
+    /// Completes the blob only if its content hashes to `expected`: for
+    /// content received under a name (an archive member, a descriptor).
+    /// Otherwise the temp file is deleted and [`Error::DigestMismatch`]
+    /// returned.
+    pub fn finish_verified(self, expected: &Digest) -> Result<u64> {
+        let (file, found, size) = self.complete()?;
+        if &found != expected {
+            return Err(Error::DigestMismatch {
+                what: format!("content received for blob {expected}"),
+                expected: expected.clone(),
+                found,
+            });
+        }
+        Self::place(file, &found)?;
+        Ok(size)
+    }
+
+    fn complete(self) -> Result<(Placed, Digest, u64)> {
+        let BlobWriter { file, hasher, size, blobs_dir } = self;
+        let temp_path = file.get_ref().path().to_path_buf();
+        let file = file.into_inner().map_err(|e| Error::io("writing", temp_path, e.into_error()))?;
+        Ok((Placed { file, blobs_dir }, Digest::from_hasher(hasher), size))
+    }
+
+    fn place(placed: Placed, digest: &Digest) -> Result<()> {
+        let target = placed.blobs_dir.join(digest.hex());
+        if target.is_file() {
+            // Same name, same content: the temp file is deleted on drop.
+            return Ok(());
+        }
+        persist(placed.file, &target)
+    }
+}
+
+struct Placed {
+    file: NamedTempFile,
+    blobs_dir: PathBuf,
+}
+
+impl Write for BlobWriter {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        let n = self.file.write(buf)?;
+        self.hasher.update(&buf[..n]);
+        self.size += n as u64;
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.file.flush()
+    }
+}
+
+/// The cause inside the `io::Error` that a [`VerifyingReader`] returns when
+/// content does not match; [`Error`] turns it back into
+/// [`Error::DigestMismatch`].
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("content does not match its digest: expected {expected}, found {found}")]
+pub struct MismatchError {
+    /// The digest the content is stored under.
+    pub expected: Digest,
+    /// The digest of the bytes read.
+    pub found: Digest,
+}
+
+/// Reads a blob while hashing it. When the end is reached and the content
+/// does not hash to the expected digest, `read` returns an `io::Error` of
+/// kind `InvalidData` (with a [`MismatchError`] inside) instead of `Ok(0)`,
+/// so that the consumer never mistakes corrupt content for a clean end.
+/// Only a reader read to the end verifies: use [`VerifyingReader::finish`]
+/// when a consumer (a tar parser, say) may stop early.
+pub struct VerifyingReader {
+    inner: BufReader<File>,
+    hasher: Sha256,
+    expected: Digest,
+    read: u64,
+    state: State,
+}
+
+#[derive(Debug, Clone)]
+enum State {
+    Reading,
+    Verified,
+    Mismatch(MismatchError),
+}
+
+impl fmt::Debug for VerifyingReader {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("VerifyingReader")
+            .field("expected", &self.expected)
+            .field("read", &self.read)
+            .field("state", &self.state)
+            .finish()
+    }
+}
+
+impl VerifyingReader {
+    fn new(inner: BufReader<File>, expected: Digest) -> VerifyingReader {
+        VerifyingReader { inner, hasher: Sha256::new(), expected, read: 0, state: State::Reading }
+    }
+
+    /// Bytes read so far.
+    pub fn bytes_read(&self) -> u64 {
+        self.read
+    }
+
+    /// Reads what is left and verifies; returns the blob's size.
+    pub fn finish(mut self) -> io::Result<u64> {
+        io::copy(&mut self, &mut io::sink())?;
+        Ok(self.read)
+    }
+
+    fn mismatch(err: &MismatchError) -> io::Error {
+        io::Error::new(io::ErrorKind::InvalidData, err.clone())
+    }
+}
+
+impl Read for VerifyingReader {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        match &self.state {
+            State::Verified => return Ok(0),
+            State::Mismatch(err) => return Err(Self::mismatch(err)),
+            State::Reading => {}
+        }
+        let n = self.inner.read(buf)?;
+        if n > 0 || buf.is_empty() {
+            self.hasher.update(&buf[..n]);
+            self.read += n as u64;
+            return Ok(n);
+        }
+        let found = Digest::from_hasher(std::mem::take(&mut self.hasher));
+        if found == self.expected {
+            self.state = State::Verified;
+            Ok(0)
+        } else {
+            let err = MismatchError { expected: self.expected.clone(), found };
+            let io_err = Self::mismatch(&err);
+            self.state = State::Mismatch(err);
+            Err(io_err)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn store() -> (tempfile::TempDir, BlobStore) {
+        let dir = tempfile::tempdir().unwrap();
+        let store = BlobStore::open_or_create(dir.path().join("layout")).unwrap();
+        (dir, store)
+    }
+
+    fn files_under(dir: &Path) -> Vec<String> {
+        let mut out = Vec::new();
+        for entry in fs::read_dir(dir).unwrap() {
+            let entry = entry.unwrap();
+            if entry.file_type().unwrap().is_dir() {
+                out.extend(files_under(&entry.path()));
+            } else {
+                out.push(entry.file_name().to_string_lossy().into_owned());
+            }
+        }
+        out.sort();
+        out
+    }
+
+    #[test]
+    fn creates_a_layout() {
+        let (_dir, store) = store();
+        let layout = fs::read_to_string(store.root().join("oci-layout")).unwrap();
+        assert_eq!(layout, r#"{"imageLayoutVersion":"1.0.0"}"#);
+        let index = fs::read_to_string(store.root().join("index.json")).unwrap();
+        assert_eq!(
+            index,
+            r#"{"manifests":[],"mediaType":"application/vnd.oci.image.index.v1+json","schemaVersion":2}"#
+        );
+        // Opening again keeps what is there.
+        BlobStore::open_or_create(store.root()).unwrap();
+    }
+
+    #[test]
+    fn refuses_an_unknown_layout_version() {
+        let dir = tempfile::tempdir().unwrap();
+        fs::write(dir.path().join("oci-layout"), r#"{"imageLayoutVersion":"2.0.0"}"#).unwrap();
+        let err = BlobStore::open_or_create(dir.path()).unwrap_err();
+        assert!(err.to_string().contains("not supported"), "{err}");
+    }
+
+    #[test]
+    fn put_read_and_dedupe() {
+        let (_dir, store) = store();
+        let (digest, size) = store.put_bytes(b"hello").unwrap();
+        assert_eq!(size, 5);
+        assert_eq!(digest, Digest::of(b"hello"));
+        assert!(store.contains(&digest));
+        assert_eq!(store.read_verified(&digest).unwrap(), b"hello");
+        let again = store.put_bytes(b"hello").unwrap();
+        assert_eq!(again, (digest.clone(), 5));
+        assert_eq!(files_under(&store.root().join("blobs")), vec![digest.hex().to_owned()]);
+    }
+
+    #[test]
+    fn verifying_reader_fails_at_the_end_on_corruption() {
+        let (_dir, store) = store();
+        let (digest, _) = store.put_bytes(b"original content").unwrap();
+        let mut ok = String::new();
+        store.open(&digest).unwrap().read_to_string(&mut ok).unwrap();
+        assert_eq!(ok, "original content");
+
+        fs::write(store.path(&digest), b"tampered content").unwrap();
+        let mut out = Vec::new();
+        let err = store.open(&digest).unwrap().read_to_end(&mut out).unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::InvalidData);
+        let message = err.to_string();
+        assert!(message.contains(&digest.to_string()), "{message}");
+        assert!(message.contains(&Digest::of(b"tampered content").to_string()), "{message}");
+        assert!(matches!(store.read_verified(&digest), Err(Error::DigestMismatch { .. })));
+        assert!(matches!(
+            Error::io("reading", "x", err),
+            Error::DigestMismatch { expected, .. } if expected == digest
+        ));
+    }
+
+    #[test]
+    fn a_dropped_writer_leaves_nothing() {
+        let (_dir, store) = store();
+        let mut writer = store.writer().unwrap();
+        writer.write_all(&[7u8; 300_000]).unwrap();
+        drop(writer);
+        assert_eq!(files_under(&store.root().join("blobs")), Vec::<String>::new());
+    }
+
+    #[test]
+    fn finish_verified_refuses_wrong_content() {
+        let (_dir, store) = store();
+        let mut writer = store.writer().unwrap();
+        writer.write_all(b"abc").unwrap();
+        let err = writer.finish_verified(&Digest::of(b"abd")).unwrap_err();
+        assert!(matches!(err, Error::DigestMismatch { .. }), "{err}");
+        assert_eq!(files_under(&store.root().join("blobs")), Vec::<String>::new());
+    }
+
+    #[test]
+    fn cache_round_trip() {
+        let (_dir, store) = store();
+        assert_eq!(store.cache_get("key"), None);
+        store.cache_put("key", "one").unwrap();
+        store.cache_put("key", "two").unwrap();
+        assert_eq!(store.cache_get("key").as_deref(), Some("two"));
+        assert_eq!(store.cache_get("other"), None);
+    }
+
+    #[test]
+    fn refs_are_replaced_not_duplicated() {
+        let (_dir, store) = store();
+        let (a, a_size) = store.put_bytes(b"a").unwrap();
+        let (b, b_size) = store.put_bytes(b"b").unwrap();
+        let desc = |d: &Digest, s| crate::digest::descriptor(MediaType::ImageManifest, d, s);
+        store.set_ref("one", &desc(&a, a_size)).unwrap();
+        store.set_ref("two", &desc(&a, a_size)).unwrap();
+        store.set_ref("one", &desc(&b, b_size)).unwrap();
+        let refs: Vec<(String, String)> =
+            store.refs().unwrap().into_iter().map(|(name, d)| (name, d.digest().to_string())).collect();
+        assert_eq!(refs, vec![("one".to_owned(), b.to_string()), ("two".to_owned(), a.to_string())]);
+        assert_eq!(store.resolve_ref("one").unwrap().unwrap().digest().to_string(), b.to_string());
+        assert!(store.resolve_ref("three").unwrap().is_none());
+        assert!(store.set_ref("has space", &desc(&a, a_size)).is_err());
+    }
+}
