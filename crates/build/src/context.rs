@@ -1,0 +1,390 @@
+//! The build context: the monorepo root, as `build_plugin.sh` used it,
+//! filtered by the root's `.dockerignore`, and the planning of `COPY`/`ADD`
+//! with Docker's rules (directories copy their contents, globs, trailing-`/`
+//! destinations, several sources need a directory destination).
+//!
+//! Sources never leave the context: absolute paths, `..` and symlinks that
+//! resolve outside are refused. Symlinks met inside a copied directory are
+//! copied as symlinks. File modes are normalised to 0644, or 0755 when any
+//! executable bit is set, and directories to 0755, so the umask of the
+//! checkout never reaches the image (git itself only records the
+//! executable bit).
+
+use std::collections::BTreeMap;
+use std::fs::{self, Metadata};
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+
+use globset::GlobBuilder;
+use walkdir::WalkDir;
+
+use crate::dockerignore::{clean, DockerIgnore};
+use crate::error::{BuildError, Refusal};
+
+/// The monorepo root as a build context.
+#[derive(Debug, Clone)]
+pub struct Context {
+    root: PathBuf,
+    ignore: DockerIgnore,
+}
+
+/// What `--chown`/`--chmod` asked for.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct CopyOptions {
+    /// Owner of everything copied; root (0:0) otherwise.
+    pub chown: Option<(u64, u64)>,
+    /// Mode of every file and directory copied, instead of the normalised one.
+    pub chmod: Option<u32>,
+}
+
+/// One entry of a planned layer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Item {
+    /// What it is.
+    pub kind: ItemKind,
+    /// Permission bits.
+    pub mode: u32,
+    /// Owner.
+    pub uid: u64,
+    /// Group.
+    pub gid: u64,
+}
+
+/// The kinds of [`Item`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ItemKind {
+    /// A directory.
+    Dir,
+    /// A regular file read from `source`; `stamp` identifies its state on
+    /// disk (size, mtime, inode) for the layer cache.
+    File {
+        /// Where to read it.
+        source: PathBuf,
+        /// Size when planned.
+        size: u64,
+        /// `(dev, ino, nlink)`, to keep hard links.
+        identity: (u64, u64, u64),
+        /// Changes when the file does: size, mtime and ctime for files of
+        /// the context, a content digest for files spooled from archives.
+        stamp: String,
+    },
+    /// A symbolic link.
+    Symlink {
+        /// Its target, as stored.
+        target: String,
+    },
+    /// A second name of a file already in the layer.
+    Hardlink {
+        /// The path of the first name, without leading `/`.
+        target: String,
+    },
+}
+
+/// A planned layer: paths without leading `/`, sorted, parents first.
+pub type Plan = BTreeMap<String, Item>;
+
+impl Context {
+    /// Opens the context at `root` and reads its `.dockerignore`.
+    pub fn open(root: &Path) -> Result<Context, BuildError> {
+        let canonical =
+            fs::canonicalize(root).map_err(|source| BuildError::Io { path: root.to_path_buf(), source })?;
+        let ignore = DockerIgnore::load(&canonical)?;
+        Ok(Context { root: canonical, ignore })
+    }
+
+    /// The canonical root directory.
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    /// Whether `rel` is excluded by `.dockerignore`.
+    pub fn is_excluded(&self, rel: &str) -> bool {
+        self.ignore.is_excluded(rel)
+    }
+
+    /// Plans `COPY sources... dest` (sources and dest already expanded),
+    /// `workdir` being the current working directory of the image.
+    pub fn plan_copy(
+        &self,
+        sources: &[String],
+        dest: &str,
+        workdir: &str,
+        options: CopyOptions,
+    ) -> Result<Plan, Refusal> {
+        let dest_is_dir = dest.ends_with('/') || dest.ends_with("/.") || dest == ".";
+        let dest_abs = layer_path(&resolve(workdir, dest));
+        let mut matches = Vec::new();
+        for source in sources {
+            matches.extend(self.resolve_source(source)?);
+        }
+        if matches.len() > 1 && !dest_is_dir {
+            return Err(Refusal::new(format!(
+                "`{dest}` must be a directory ending in `/`: more than one source file is copied"
+            ))
+            .help(format!("write `{dest}/`")));
+        }
+        let mut plan = Plan::new();
+        for m in matches {
+            if m.meta.is_dir() {
+                if !dest_abs.is_empty() {
+                    plan.insert(dest_abs.clone(), dir_item(options));
+                }
+                self.walk_dir(&m, &dest_abs, options, &mut plan)?;
+            } else {
+                let target = if dest_is_dir {
+                    let name = Path::new(&m.rel).file_name().map(|n| n.to_string_lossy().into_owned());
+                    join(&dest_abs, &name.unwrap_or_default())
+                } else {
+                    dest_abs.clone()
+                };
+                if target.is_empty() {
+                    return Err(Refusal::new("cannot copy a file onto `/`")
+                        .help("name a destination file or directory"));
+                }
+                plan.insert(target, file_item(&m.abs, &m.meta, options)?);
+            }
+        }
+        add_parents(&mut plan);
+        mark_hardlinks(&mut plan);
+        Ok(plan)
+    }
+
+    /// The canonical path of `source` when it names one regular file (no
+    /// glob), for `ADD` to look inside; `None` otherwise.
+    pub fn regular_file(&self, source: &str) -> Result<Option<PathBuf>, Refusal> {
+        if source.contains(['*', '?', '[']) {
+            return Ok(None);
+        }
+        let found = self.resolve_source(source)?;
+        Ok(found.into_iter().next().filter(|m| m.meta.is_file()).map(|m| m.abs))
+    }
+
+    /// The files a source names: one, or the matches of a glob.
+    fn resolve_source(&self, source: &str) -> Result<Vec<Match>, Refusal> {
+        if source.contains("://") {
+            return Err(Refusal::new(format!(
+                "`{source}` is a URL; only files of the build context can be copied"
+            ))
+            .help("download the file into the monorepo and copy it from there"));
+        }
+        if source.starts_with('/') {
+            return Err(Refusal::new(format!("`{source}` is an absolute path"))
+                .help("sources are relative to the monorepo root, the build context"));
+        }
+        let cleaned = clean(source);
+        if cleaned == ".." || cleaned.starts_with("../") {
+            return Err(Refusal::new(format!("`{source}` leaves the build context (the monorepo root)"))
+                .help("copy only files inside the monorepo"));
+        }
+        let rels = if cleaned.contains(['*', '?', '[']) {
+            let found = self.glob(&cleaned)?;
+            if found.is_empty() {
+                return Err(Refusal::new(format!("no file of the build context matches `{source}`")));
+            }
+            found
+        } else {
+            vec![cleaned]
+        };
+        rels.into_iter().map(|rel| self.source(source, rel)).collect()
+    }
+
+    fn source(&self, written: &str, rel: String) -> Result<Match, Refusal> {
+        let path = if rel == "." { self.root.clone() } else { self.root.join(&rel) };
+        let not_found = || {
+            Refusal::new(format!("`{written}` not found in the build context"))
+                .help("sources are relative to the monorepo root, the build context")
+        };
+        if rel != "." && self.ignore.is_excluded(&rel) {
+            return Err(Refusal::new(format!("`{written}` is excluded by .dockerignore"))
+                .help("remove the pattern from .dockerignore or add a `!` exception"));
+        }
+        let abs = fs::canonicalize(&path).map_err(|_| not_found())?;
+        if !abs.starts_with(&self.root) {
+            return Err(Refusal::new(format!(
+                "`{written}` resolves to {} through a symlink, outside the build context",
+                abs.display()
+            ))
+            .help("copy only files inside the monorepo"));
+        }
+        let meta = fs::metadata(&abs).map_err(|_| not_found())?;
+        Ok(Match { rel, abs, meta })
+    }
+
+    /// Context paths matching a glob, one path component at a time (`*`
+    /// never crosses `/`), sorted, without excluded paths.
+    fn glob(&self, pattern: &str) -> Result<Vec<String>, Refusal> {
+        let mut current = vec![String::new()];
+        for component in pattern.split('/') {
+            let mut next = Vec::new();
+            let is_glob = component.contains(['*', '?', '[']);
+            let matcher = if is_glob {
+                let glob = GlobBuilder::new(component)
+                    .literal_separator(true)
+                    .backslash_escape(true)
+                    .build()
+                    .map_err(|e| Refusal::new(format!("invalid pattern `{pattern}`: {}", e.kind())))?;
+                Some(glob.compile_matcher())
+            } else {
+                None
+            };
+            for dir in &current {
+                match &matcher {
+                    None => {
+                        let candidate = join(dir, component);
+                        if fs::symlink_metadata(self.root.join(&candidate)).is_ok() {
+                            next.push(candidate);
+                        }
+                    }
+                    Some(matcher) => {
+                        let Ok(entries) = fs::read_dir(self.root.join(dir)) else { continue };
+                        let mut names: Vec<String> = entries
+                            .filter_map(|e| e.ok())
+                            .map(|e| e.file_name().to_string_lossy().into_owned())
+                            .collect();
+                        names.sort();
+                        next.extend(names.iter().filter(|n| matcher.is_match(n)).map(|n| join(dir, n)));
+                    }
+                }
+            }
+            current = next;
+        }
+        current.retain(|rel| !self.ignore.is_excluded(rel));
+        Ok(current)
+    }
+
+    fn walk_dir(&self, m: &Match, dest: &str, options: CopyOptions, plan: &mut Plan) -> Result<(), Refusal> {
+        let mut walk = WalkDir::new(&m.abs).follow_links(false).sort_by_file_name().min_depth(1).into_iter();
+        while let Some(entry) = walk.next() {
+            let entry = entry.map_err(|e| Refusal::new(format!("cannot read the build context: {e}")))?;
+            let inner = entry.path().strip_prefix(&m.abs).unwrap_or(entry.path());
+            let inner = inner.to_string_lossy().into_owned();
+            let context_rel = if m.rel == "." { inner.clone() } else { format!("{}/{inner}", m.rel) };
+            if self.ignore.is_excluded(&context_rel) {
+                if entry.file_type().is_dir() && !self.ignore.has_exceptions() {
+                    walk.skip_current_dir();
+                }
+                continue;
+            }
+            let target = join(dest, &inner);
+            let ft = entry.file_type();
+            let item = if ft.is_dir() {
+                dir_item(options)
+            } else if ft.is_symlink() {
+                let link = fs::read_link(entry.path())
+                    .map_err(|e| Refusal::new(format!("cannot read link {}: {e}", entry.path().display())))?;
+                let (uid, gid) = options.chown.unwrap_or((0, 0));
+                Item {
+                    kind: ItemKind::Symlink { target: link.to_string_lossy().into_owned() },
+                    mode: 0o777,
+                    uid,
+                    gid,
+                }
+            } else if ft.is_file() {
+                let meta = entry
+                    .metadata()
+                    .map_err(|e| Refusal::new(format!("cannot read {}: {e}", entry.path().display())))?;
+                file_item(entry.path(), &meta, options)?
+            } else {
+                // Sockets, FIFOs and devices have no place in a plugin image.
+                continue;
+            };
+            plan.insert(target, item);
+        }
+        Ok(())
+    }
+}
+
+struct Match {
+    /// Path relative to the context root ("." for the root itself).
+    rel: String,
+    /// Canonical path.
+    abs: PathBuf,
+    /// Metadata, symlinks followed.
+    meta: Metadata,
+}
+
+fn dir_item(options: CopyOptions) -> Item {
+    let (uid, gid) = options.chown.unwrap_or((0, 0));
+    Item { kind: ItemKind::Dir, mode: options.chmod.unwrap_or(0o755), uid, gid }
+}
+
+fn file_item(path: &Path, meta: &Metadata, options: CopyOptions) -> Result<Item, Refusal> {
+    let (uid, gid) = options.chown.unwrap_or((0, 0));
+    let normalised = if meta.mode() & 0o111 != 0 { 0o755 } else { 0o644 };
+    Ok(Item {
+        kind: ItemKind::File {
+            source: path.to_path_buf(),
+            size: meta.len(),
+            identity: (meta.dev(), meta.ino(), meta.nlink()),
+            stamp: format!(
+                "{}:{}.{}:{}.{}",
+                meta.len(),
+                meta.mtime(),
+                meta.mtime_nsec(),
+                meta.ctime(),
+                meta.ctime_nsec()
+            ),
+        },
+        mode: options.chmod.unwrap_or(normalised),
+        uid,
+        gid,
+    })
+}
+
+/// Adds a root-owned 0755 directory for every missing parent.
+pub(crate) fn add_parents(plan: &mut Plan) {
+    let mut missing = Vec::new();
+    for path in plan.keys() {
+        let mut parent = path.as_str();
+        while let Some((p, _)) = parent.rsplit_once('/') {
+            if !plan.contains_key(p) {
+                missing.push(p.to_string());
+            }
+            parent = p;
+        }
+    }
+    for dir in missing {
+        plan.entry(dir).or_insert(Item { kind: ItemKind::Dir, mode: 0o755, uid: 0, gid: 0 });
+    }
+}
+
+/// Second and later names of a file with several links become hard links
+/// to the first name in layer order.
+pub(crate) fn mark_hardlinks(plan: &mut Plan) {
+    let mut first: BTreeMap<(u64, u64), String> = BTreeMap::new();
+    for (path, item) in plan.iter_mut() {
+        if let ItemKind::File { identity: (dev, ino, nlink), .. } = item.kind {
+            if nlink < 2 {
+                continue;
+            }
+            match first.get(&(dev, ino)) {
+                Some(target) => item.kind = ItemKind::Hardlink { target: target.clone() },
+                None => {
+                    first.insert((dev, ino), path.clone());
+                }
+            }
+        }
+    }
+}
+
+/// `path` resolved against the absolute directory `cwd`, cleaned.
+pub(crate) fn resolve(cwd: &str, path: &str) -> String {
+    if path.starts_with('/') {
+        clean(path)
+    } else {
+        clean(&format!("{cwd}/{path}"))
+    }
+}
+
+/// An absolute image path as a layer path: no leading `/`, "" for the root.
+fn layer_path(abs: &str) -> String {
+    abs.trim_start_matches('/').to_string()
+}
+
+fn join(dir: &str, name: &str) -> String {
+    if dir.is_empty() {
+        name.to_string()
+    } else {
+        format!("{dir}/{name}")
+    }
+}

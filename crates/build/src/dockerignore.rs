@@ -1,0 +1,162 @@
+//! `.dockerignore` with Docker's semantics (moby's `patternmatcher`):
+//! patterns are matched against the whole path relative to the context
+//! root, `*` and `?` never cross `/`, `**` spans any number of directories,
+//! a path is excluded when it *or one of its parents* matches, `!` re-includes,
+//! and the last matching pattern wins. Lines starting with `#` are comments;
+//! patterns are trimmed and cleaned (`./a//b/` is `a/b`, a leading `/` is
+//! dropped).
+
+use std::path::{Path, PathBuf};
+
+use globset::{GlobBuilder, GlobMatcher};
+
+use crate::BuildError;
+
+/// The parsed `.dockerignore` of a build context.
+#[derive(Debug, Clone, Default)]
+pub struct DockerIgnore {
+    patterns: Vec<Pattern>,
+}
+
+#[derive(Debug, Clone)]
+struct Pattern {
+    matcher: GlobMatcher,
+    exception: bool,
+}
+
+impl DockerIgnore {
+    /// Reads `root/.dockerignore`; no file means nothing is excluded.
+    pub fn load(root: &Path) -> Result<DockerIgnore, BuildError> {
+        let path = root.join(".dockerignore");
+        match std::fs::read_to_string(&path) {
+            Ok(text) => DockerIgnore::parse(&text, Path::new(".dockerignore")),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(DockerIgnore::default()),
+            Err(source) => Err(BuildError::Io { path, source }),
+        }
+    }
+
+    /// Parses the text of a `.dockerignore`; `file` names it in errors.
+    pub fn parse(text: &str, file: &Path) -> Result<DockerIgnore, BuildError> {
+        let mut patterns = Vec::new();
+        for (index, line) in text.trim_start_matches('\u{feff}').lines().enumerate() {
+            if line.starts_with('#') {
+                continue;
+            }
+            let mut pattern = line.trim();
+            if pattern.is_empty() {
+                continue;
+            }
+            let exception = pattern.starts_with('!');
+            if exception {
+                pattern = pattern[1..].trim();
+            }
+            let cleaned = clean(pattern);
+            let cleaned = cleaned.strip_prefix('/').filter(|s| !s.is_empty()).unwrap_or(&cleaned);
+            let glob = GlobBuilder::new(cleaned)
+                .literal_separator(true)
+                .backslash_escape(true)
+                .empty_alternates(false)
+                .build()
+                .map_err(|e| BuildError::DockerIgnore {
+                    file: PathBuf::from(file),
+                    line: index + 1,
+                    message: format!("invalid pattern `{pattern}`: {}", e.kind()),
+                })?;
+            patterns.push(Pattern { matcher: glob.compile_matcher(), exception });
+        }
+        Ok(DockerIgnore { patterns })
+    }
+
+    /// Whether `rel` ('/'-separated, relative to the context root) is left
+    /// out of the context.
+    pub fn is_excluded(&self, rel: &str) -> bool {
+        let mut excluded = false;
+        for pattern in &self.patterns {
+            if excluded != pattern.exception {
+                // This pattern could not change the outcome.
+                continue;
+            }
+            if matches_or_parent(&pattern.matcher, rel) {
+                excluded = !pattern.exception;
+            }
+        }
+        excluded
+    }
+
+    /// Whether any `!` pattern exists: then an excluded directory may still
+    /// hold included files and must be walked.
+    pub fn has_exceptions(&self) -> bool {
+        self.patterns.iter().any(|p| p.exception)
+    }
+}
+
+fn matches_or_parent(matcher: &GlobMatcher, rel: &str) -> bool {
+    if matcher.is_match(rel) {
+        return true;
+    }
+    rel.match_indices('/').any(|(i, _)| matcher.is_match(&rel[..i]))
+}
+
+/// Go's `filepath.Clean` on a '/'-separated path.
+pub(crate) fn clean(path: &str) -> String {
+    let rooted = path.starts_with('/');
+    let mut parts: Vec<&str> = Vec::new();
+    for part in path.split('/') {
+        match part {
+            "" | "." => {}
+            ".." => {
+                if parts.last().is_some_and(|p| *p != "..") {
+                    parts.pop();
+                } else if !rooted {
+                    parts.push("..");
+                }
+            }
+            part => parts.push(part),
+        }
+    }
+    let joined = parts.join("/");
+    match (rooted, joined.is_empty()) {
+        (true, _) => format!("/{joined}"),
+        (false, true) => ".".to_string(),
+        (false, false) => joined,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn check(ignore: &str, cases: &[(&str, bool)]) {
+        let ignore = DockerIgnore::parse(ignore, Path::new(".dockerignore")).unwrap();
+        for (path, excluded) in cases {
+            assert_eq!(ignore.is_excluded(path), *excluded, "{path}");
+        }
+    }
+
+    #[test]
+    fn docker_semantics() {
+        check("*.pyc\n", &[("a.pyc", true), ("src/a.pyc", false), ("a.py", false)]);
+        check("**/*.pyc\n", &[("a.pyc", true), ("src/deep/a.pyc", true)]);
+        check("target\n", &[("target", true), ("target/x/y", true), ("src/target", false)]);
+        check("/docs/\n./build//out\n", &[("docs/a", true), ("build/out/x", true), ("build/in", false)]);
+        check("data/*\n!data/keep.txt\n", &[("data/a", true), ("data/keep.txt", false), ("data", false)]);
+        check("!data/keep.txt\ndata\n", &[("data/keep.txt", true)]);
+        check("# comment\n\n  spaced  \n", &[("spaced", true), ("# comment", false)]);
+        check("a?c\n[bc]x\n", &[("abc", true), ("a/c", false), ("bx", true), ("dx", false)]);
+        check("plugins/**/secrets\n", &[("plugins/secrets", true), ("plugins/a/b/secrets/k", true)]);
+    }
+
+    #[test]
+    fn clean_like_go() {
+        assert_eq!(clean("./a//b/"), "a/b");
+        assert_eq!(clean("a/../../b"), "../b");
+        assert_eq!(clean("/../a"), "/a");
+        assert_eq!(clean(""), ".");
+    }
+
+    #[test]
+    fn bad_pattern_names_the_line() {
+        let err = DockerIgnore::parse("ok\n[unclosed\n", Path::new(".dockerignore")).unwrap_err();
+        assert!(err.to_string().starts_with(".dockerignore:2: invalid pattern `[unclosed`"), "{err}");
+    }
+}

@@ -1,0 +1,77 @@
+//! Errors of a build.
+
+use std::io;
+use std::path::PathBuf;
+
+/// Why a plugin could not be built.
+#[derive(Debug, thiserror::Error)]
+pub enum BuildError {
+    /// A file or directory could not be read or written.
+    #[error("{}: {source}", path.display())]
+    Io {
+        /// The path.
+        path: PathBuf,
+        /// The cause.
+        #[source]
+        source: io::Error,
+    },
+    /// The plugin's manifest files are not valid.
+    #[error(transparent)]
+    Manifest(#[from] forge_manifest::ManifestError),
+    /// An instruction of the Dockerfile cannot be built; points at it.
+    #[error("{}:{line}:{column}: {message}{}", file.display(), help.as_ref().map(|h| format!("\n  help: {h}")).unwrap_or_default())]
+    Dockerfile {
+        /// The Dockerfile, relative to the monorepo root.
+        file: PathBuf,
+        /// Line, from 1.
+        line: u32,
+        /// Column, from 1.
+        column: u32,
+        /// What is wrong.
+        message: String,
+        /// What to do.
+        help: Option<String>,
+    },
+    /// A `.dockerignore` pattern is invalid.
+    #[error("{}:{line}: {message}", file.display())]
+    DockerIgnore {
+        /// The file.
+        file: PathBuf,
+        /// Line, from 1.
+        line: usize,
+        /// What is wrong.
+        message: String,
+    },
+    /// The base image named by `FROM` is not available.
+    #[error("base image `{reference}` not found: {help}")]
+    BaseNotFound {
+        /// The reference, after substitution.
+        reference: String,
+        /// How to provide it.
+        help: String,
+    },
+    /// Image assembly failed.
+    #[error(transparent)]
+    Oci(#[from] forge_oci::Error),
+}
+
+/// A refusal found while planning an instruction, before it is tied to its
+/// position in the Dockerfile.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Refusal {
+    /// What is wrong.
+    pub message: String,
+    /// What to do.
+    pub help: Option<String>,
+}
+
+impl Refusal {
+    pub(crate) fn new(message: impl Into<String>) -> Refusal {
+        Refusal { message: message.into(), help: None }
+    }
+
+    pub(crate) fn help(mut self, help: impl Into<String>) -> Refusal {
+        self.help = Some(help.into());
+        self
+    }
+}

@@ -1,0 +1,126 @@
+//! The image being built, as data: the base image, the runtime config the
+//! Dockerfile changes step by step, the layers and history added; and its
+//! assembly into a config and manifest in the store.
+
+use std::collections::BTreeMap;
+
+use forge_oci::image::{
+    append_empty_layer, append_layer, empty_layer_history, layer_compression, layer_history,
+    oci_layer_media_type, set_created, set_runtime_config,
+};
+use forge_oci::oci_spec::image::{Arch, Descriptor, ImageConfiguration, Os};
+use forge_oci::{BlobStore, Image, Layer, RuntimeConfig};
+
+use crate::BuildError;
+
+/// The image a `FROM` names.
+#[derive(Debug, Clone)]
+pub struct BaseImage {
+    /// The reference, after substitution (`scratch` for none).
+    pub reference: String,
+    /// The image in the store; `None` for `scratch`.
+    pub image: Option<Image>,
+}
+
+impl BaseImage {
+    /// `FROM scratch`.
+    pub fn scratch() -> BaseImage {
+        BaseImage { reference: "scratch".to_string(), image: None }
+    }
+}
+
+/// The state of the image while the Dockerfile is evaluated.
+#[derive(Debug, Clone)]
+pub(crate) struct ImageState {
+    /// Env, labels, entrypoint, ... as the next instruction sees them.
+    pub(crate) runtime: RuntimeConfig,
+    /// `SHELL`, for shell-form `CMD`/`ENTRYPOINT`.
+    pub(crate) shell: Vec<String>,
+    /// `MAINTAINER`.
+    pub(crate) author: Option<String>,
+    /// The base config with our layers and history appended so far.
+    config: ImageConfiguration,
+    /// Base layers, then ours.
+    layers: Vec<Descriptor>,
+    epoch: u64,
+}
+
+impl ImageState {
+    pub(crate) fn from_base(base: &BaseImage, epoch: u64) -> ImageState {
+        let (config, layers) = match &base.image {
+            None => {
+                let mut config = ImageConfiguration::default();
+                config.set_architecture(Arch::Amd64);
+                config.set_os(Os::Linux);
+                (config, Vec::new())
+            }
+            Some(image) => {
+                let mut config = image.config.clone();
+                let layers: Vec<Descriptor> = image
+                    .manifest
+                    .layers()
+                    .iter()
+                    .map(|d| {
+                        let mut d = d.clone();
+                        // Docker media types become their OCI equivalents in an OCI manifest.
+                        if let Some(compression) = layer_compression(d.media_type()) {
+                            d.set_media_type(oci_layer_media_type(compression));
+                        }
+                        d
+                    })
+                    .collect();
+                // A base without history gets one entry per layer, so that
+                // history and layers stay in step.
+                let with_layer =
+                    config.history().iter().flatten().filter(|h| h.empty_layer() != Some(true)).count();
+                if with_layer != layers.len() {
+                    config.set_history(Some(
+                        (0..layers.len())
+                            .map(|i| layer_history(0, &format!("base layer {}", i + 1)))
+                            .collect(),
+                    ));
+                }
+                (config, layers)
+            }
+        };
+        ImageState {
+            runtime: RuntimeConfig::from_config(&config),
+            shell: vec!["/bin/sh".to_string(), "-c".to_string()],
+            author: config.author().clone(),
+            config,
+            layers,
+            epoch,
+        }
+    }
+
+    /// The working directory, `/` when unset.
+    pub(crate) fn workdir_or_root(&self) -> String {
+        self.runtime.working_dir.clone().filter(|d| !d.is_empty()).unwrap_or_else(|| "/".to_string())
+    }
+
+    /// A history entry for a step that changed only the config.
+    pub(crate) fn record(&mut self, created_by: &str) {
+        append_empty_layer(&mut self.config, empty_layer_history(self.epoch, created_by));
+    }
+
+    /// Appends a layer with its history entry.
+    pub(crate) fn push_layer(&mut self, layer: Layer, created_by: &str) {
+        append_layer(&mut self.config, &layer.diff_id, layer_history(self.epoch, created_by));
+        self.layers.push(layer.descriptor());
+    }
+
+    /// Writes config and manifest with `labels` over the Dockerfile's, and
+    /// returns the stored image.
+    pub(crate) fn assemble(
+        mut self,
+        store: &BlobStore,
+        labels: BTreeMap<String, String>,
+        annotations: &BTreeMap<String, String>,
+    ) -> Result<Image, BuildError> {
+        self.runtime.labels.extend(labels);
+        set_runtime_config(&mut self.config, &self.runtime)?;
+        set_created(&mut self.config, self.epoch);
+        self.config.set_author(self.author.clone());
+        Ok(forge_oci::write_image(store, &self.config, &self.layers, annotations)?)
+    }
+}

@@ -1,0 +1,263 @@
+//! Daemonless plugin image builds.
+//!
+//! [`Workspace::open`] takes the monorepo root as build context (with its
+//! `.dockerignore`) and the shared OCI layout under
+//! `ROOT/target/plugin-forge/oci` as blob store and image store;
+//! [`Workspace::build`] turns one plugin's Dockerfile into an image there,
+//! exactly as `build_plugin.sh` would with `docker build` (same build args,
+//! labels and file layout), and [`Workspace::export`] writes it as one
+//! tarball that skopeo, podman and `docker load` accept.
+//!
+//! A workspace is shared by parallel builds: layers with the same inputs
+//! are built once per run (the others wait for it) and once across runs
+//! (the layer cache in the store).
+
+mod archive;
+mod context;
+mod dockerignore;
+mod error;
+mod eval;
+mod image;
+mod labels;
+mod resolve;
+mod rootfs;
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+use forge_dockerfile::parse_instructions;
+use forge_manifest::{ImageRef, Plugin, DOCKERFILE};
+use forge_oci::{BlobStore, Digest, Layer};
+
+pub use context::{Context, CopyOptions};
+pub use dockerignore::DockerIgnore;
+pub use error::{BuildError, Refusal};
+pub use image::BaseImage;
+pub use labels::supervisely_labels;
+pub use resolve::{repository, split_source, BaseResolver, LocalResolver, Override};
+pub use rootfs::image_from_rootfs;
+
+/// Where build outputs go under a monorepo root.
+pub const TARGET_DIR: &str = "target/plugin-forge";
+
+/// What does not depend on the plugin.
+#[derive(Debug, Clone)]
+pub struct BuildOptions {
+    /// Registry prefix of image names (`REGISTRY` build arg).
+    pub registry: String,
+    /// Timestamp of every file, history entry and the image (`SOURCE_DATE_EPOCH`).
+    pub epoch: u64,
+    /// `org.opencontainers.image.revision`, when known (the git commit).
+    pub revision: Option<String>,
+    /// `org.opencontainers.image.source`, when known (the repository URL).
+    pub source: Option<String>,
+}
+
+/// Whether a build produced anything new.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Status {
+    /// New layers or a new manifest.
+    Built,
+    /// Everything came from the cache and the image is the one already stored.
+    Cached,
+}
+
+/// One built image.
+#[derive(Debug, Clone)]
+pub struct Built {
+    /// The plugin directory, relative to the root.
+    pub plugin: PathBuf,
+    /// `REGISTRY/NAME:TAG`.
+    pub image: String,
+    /// `NAME:TAG` from `VERSION`.
+    pub image_ref: ImageRef,
+    /// The image in the store.
+    pub stored: forge_oci::Image,
+    /// Compressed size of config and layers.
+    pub size: u64,
+    /// Layers compressed by this build.
+    pub layers_built: usize,
+    /// Layers reused from the cache.
+    pub layers_cached: usize,
+    /// Built or cached.
+    pub status: Status,
+}
+
+impl Built {
+    /// The manifest digest.
+    pub fn digest(&self) -> &Digest {
+        &self.stored.manifest_digest
+    }
+}
+
+/// The monorepo being built and its store.
+#[derive(Debug)]
+pub struct Workspace {
+    context: Context,
+    store: BlobStore,
+    /// Serialises read-modify-write of the store's `index.json`.
+    index: Mutex<()>,
+    /// One slot per layer cache key built in this run.
+    layers: LayerSlots,
+}
+
+/// Single flight for layers: the first build that needs a layer builds it
+/// while the others wait for the result.
+#[derive(Debug, Default)]
+pub(crate) struct LayerSlots {
+    slots: Mutex<HashMap<String, Arc<Mutex<Option<Layer>>>>>,
+}
+
+impl LayerSlots {
+    pub(crate) fn slot(&self, key: &str) -> Arc<Mutex<Option<Layer>>> {
+        let mut slots = self.slots.lock().unwrap_or_else(|e| e.into_inner());
+        slots.entry(key.to_string()).or_default().clone()
+    }
+}
+
+impl Workspace {
+    /// Opens the monorepo at `root` with its store at `store_dir`
+    /// (conventionally `ROOT/target/plugin-forge/oci`).
+    pub fn open(root: &Path, store_dir: &Path) -> Result<Workspace, BuildError> {
+        let context = Context::open(root)?;
+        let store = BlobStore::open_or_create(store_dir)?;
+        Ok(Workspace { context, store, index: Mutex::new(()), layers: LayerSlots::default() })
+    }
+
+    /// The store: blobs, layer cache, and every image built or imported.
+    pub fn store(&self) -> &BlobStore {
+        &self.store
+    }
+
+    /// The canonical monorepo root.
+    pub fn root(&self) -> &Path {
+        self.context.root()
+    }
+
+    /// Records `image` in the store's index under `name`.
+    pub fn set_ref(&self, name: &str, image: &forge_oci::Image) -> Result<(), BuildError> {
+        let _guard = self.index.lock().unwrap_or_else(|e| e.into_inner());
+        self.store.set_ref(name, &image.manifest_descriptor())?;
+        Ok(())
+    }
+
+    /// Builds the plugin at `ROOT/dir`.
+    pub fn build(
+        &self,
+        dir: &Path,
+        options: &BuildOptions,
+        resolver: &dyn BaseResolver,
+    ) -> Result<Built, BuildError> {
+        let root = self.context.root();
+        let plugin = Plugin::load(root, dir)?;
+        let image_name = plugin.image.with_registry(&options.registry);
+        let dockerfile_rel = dir.join(DOCKERFILE);
+        let text = forge_manifest::read_text(&root.join(&dockerfile_rel), &dockerfile_rel)?
+            .ok_or_else(|| forge_manifest::ManifestError::Missing { path: dockerfile_rel.clone() })?;
+        let file = forge_dockerfile::parse(&text);
+        let (instrs, errors) = parse_instructions(&file);
+        if let Some(err) = file.errors.iter().chain(&errors).min_by_key(|e| e.position) {
+            return Err(BuildError::Dockerfile {
+                file: dockerfile_rel,
+                line: err.position.line,
+                column: err.position.column,
+                message: err.kind.to_string(),
+                help: err.kind.help(),
+            });
+        }
+
+        let module_path = dir.to_string_lossy().into_owned();
+        let build_args = BTreeMap::from([
+            ("MODULE_PATH".to_string(), module_path),
+            ("REGISTRY".to_string(), options.registry.clone()),
+            ("TAG".to_string(), plugin.image.tag.clone()),
+        ]);
+        let spool = tempfile::Builder::new()
+            .prefix("spool-")
+            .tempdir_in(self.store.root())
+            .map_err(|source| BuildError::Io { path: self.store.root().to_path_buf(), source })?;
+        let inputs = eval::Inputs {
+            context: &self.context,
+            store: &self.store,
+            resolver,
+            dockerfile: &dockerfile_rel,
+            build_args: &build_args,
+            epoch: options.epoch,
+            spool: spool.path(),
+            layers: &self.layers,
+        };
+        let evaluated = eval::evaluate(&file, &instrs, &inputs)?;
+
+        let labels = supervisely_labels(root, &plugin, &image_name)?;
+        let mut annotations = BTreeMap::from([
+            ("org.opencontainers.image.title".to_string(), plugin.info.title.clone()),
+            ("org.opencontainers.image.description".to_string(), plugin.info.description.clone()),
+            ("org.opencontainers.image.version".to_string(), plugin.image.tag.clone()),
+            ("org.opencontainers.image.created".to_string(), forge_oci::image::rfc3339(options.epoch)),
+            ("org.opencontainers.image.ref.name".to_string(), image_name.clone()),
+        ]);
+        if let Some(revision) = &options.revision {
+            annotations.insert("org.opencontainers.image.revision".to_string(), revision.clone());
+        }
+        if let Some(source) = &options.source {
+            annotations.insert("org.opencontainers.image.source".to_string(), source.clone());
+        }
+        if let Some(base) = &evaluated.base.image {
+            annotations
+                .insert("org.opencontainers.image.base.name".to_string(), evaluated.base.reference.clone());
+            annotations
+                .insert("org.opencontainers.image.base.digest".to_string(), base.manifest_digest.to_string());
+        }
+        let stored = evaluated.state.assemble(&self.store, labels, &annotations)?;
+
+        let previous = self.store.resolve_ref(&image_name)?;
+        self.set_ref(&image_name, &stored)?;
+        let unchanged =
+            previous.is_some_and(|d| d.digest().to_string() == stored.manifest_digest.to_string());
+        let size =
+            stored.manifest.config().size() + stored.manifest.layers().iter().map(|l| l.size()).sum::<u64>();
+        Ok(Built {
+            plugin: dir.to_path_buf(),
+            image: image_name,
+            image_ref: plugin.image.clone(),
+            size,
+            layers_built: evaluated.layers_built,
+            layers_cached: evaluated.layers_cached,
+            status: if unchanged && evaluated.layers_built == 0 { Status::Cached } else { Status::Built },
+            stored,
+        })
+    }
+
+    /// Writes `built` as a tarball under `out_dir`, named after the image
+    /// (`NAME_TAG.tar`, with the registry as a directory), unless the same
+    /// image is already there. Returns the path.
+    pub fn export(&self, built: &Built, out_dir: &Path) -> Result<PathBuf, BuildError> {
+        let path = out_dir.join(tarball_name(&built.image_ref));
+        let key = format!("export:{}", path.display());
+        let stamp = |p: &Path| -> Option<String> {
+            let meta = std::fs::metadata(p).ok()?;
+            let mtime = meta.modified().ok()?.duration_since(std::time::UNIX_EPOCH).ok()?;
+            Some(format!("{}:{}:{}", built.digest(), meta.len(), mtime.as_nanos()))
+        };
+        if stamp(&path).is_some_and(|s| self.store.cache_get(&key).as_deref() == Some(s.as_str())) {
+            return Ok(path);
+        }
+        if let Some(parent) = path.parent() {
+            std::fs::create_dir_all(parent)
+                .map_err(|source| BuildError::Io { path: parent.to_path_buf(), source })?;
+        }
+        forge_oci::export_archive(&self.store, built.digest(), std::slice::from_ref(&built.image), &path)?;
+        if let Some(s) = stamp(&path) {
+            self.store.cache_put(&key, &s)?;
+        }
+        Ok(path)
+    }
+}
+
+/// `name:tag` → `name_tag.tar`, the name's `/` making directories. The
+/// registry is left out: a `host:port` would make the path unusable in
+/// `oci-archive:PATH` references.
+pub fn tarball_name(image: &ImageRef) -> PathBuf {
+    PathBuf::from(format!("{}_{}.tar", image.name, image.tag))
+}

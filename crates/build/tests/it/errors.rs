@@ -1,0 +1,139 @@
+//! Builds that cannot be done fail with an error naming the Dockerfile,
+//! line and column, and what to do; nothing is half-written.
+
+use expect_test::{expect, Expect};
+
+use crate::{build, plugin_files, tree};
+
+fn check(dockerfile: &str, extra: &[(&str, &str)], expect: Expect) {
+    let mut files = plugin_files("plugins/p", dockerfile);
+    files.extend(extra.iter().map(|(p, c)| (p.to_string(), *c)));
+    let files: Vec<(&str, &str)> = files.iter().map(|(p, c)| (p.as_str(), *c)).collect();
+    let repo = tree(&files);
+    std::os::unix::fs::symlink("/etc", repo.path().join("outside")).unwrap();
+    let store = tempfile::tempdir().unwrap();
+    let err = match build(repo.path(), store.path(), "plugins/p") {
+        Ok(_) => "built".to_string(),
+        Err(e) => e.to_string(),
+    };
+    expect.assert_eq(&err);
+}
+
+const FROM: &str = "FROM localhost:5000/base-py:1.0.0\n";
+
+#[test]
+fn run_is_refused_at_its_line() {
+    check(
+        &format!("{FROM}COPY plugins/p /workdir\nRUN pip install numpy\n"),
+        &[],
+        expect![[r#"
+            plugins/p/Dockerfile:3:1: RUN is not supported yet: this builder does not execute commands
+              help: put what RUN installs into the base image, or copy prebuilt files with COPY"#]],
+    );
+}
+
+#[test]
+fn sources_stay_inside_the_context() {
+    check(
+        &format!("{FROM}COPY ../etc /x\n"),
+        &[],
+        expect![[r#"
+        plugins/p/Dockerfile:2:6: `../etc` leaves the build context (the monorepo root)
+          help: copy only files inside the monorepo"#]],
+    );
+    check(
+        &format!("{FROM}COPY /etc/passwd /x\n"),
+        &[],
+        expect![[r#"
+        plugins/p/Dockerfile:2:6: `/etc/passwd` is an absolute path
+          help: sources are relative to the monorepo root, the build context"#]],
+    );
+    check(
+        &format!("{FROM}COPY outside/passwd /x\n"),
+        &[],
+        expect![[r#"
+        plugins/p/Dockerfile:2:6: `outside/passwd` resolves to /etc/passwd through a symlink, outside the build context
+          help: copy only files inside the monorepo"#]],
+    );
+    check(
+        &format!("{FROM}COPY missing.txt /x\n"),
+        &[],
+        expect![[r#"
+        plugins/p/Dockerfile:2:6: `missing.txt` not found in the build context
+          help: sources are relative to the monorepo root, the build context"#]],
+    );
+    check(
+        &format!("{FROM}COPY secret.txt /x\n"),
+        &[("secret.txt", "s"), (".dockerignore", "secret.*\n")],
+        expect![[r#"
+        plugins/p/Dockerfile:2:6: `secret.txt` is excluded by .dockerignore
+          help: remove the pattern from .dockerignore or add a `!` exception"#]],
+    );
+}
+
+#[test]
+fn copy_rules() {
+    check(
+        &format!("{FROM}COPY a.txt b.txt /dest\n"),
+        &[("a.txt", "a"), ("b.txt", "b")],
+        expect![[r#"
+        plugins/p/Dockerfile:2:1: `/dest` must be a directory ending in `/`: more than one source file is copied
+          help: write `/dest/`"#]],
+    );
+    check(
+        &format!("{FROM}COPY *.nothing /dest/\n"),
+        &[],
+        expect![[r#"
+        plugins/p/Dockerfile:2:6: no file of the build context matches `*.nothing`"#]],
+    );
+    check(
+        &format!("{FROM}COPY --chown=app a.txt /x\n"),
+        &[("a.txt", "a")],
+        expect![[r#"
+        plugins/p/Dockerfile:2:14: --chown=app: only numeric ids are supported
+          help: write --chown=UID:GID, for example --chown=1000:1000"#]],
+    );
+    check(
+        &format!("{FROM}ADD https://example.com/x.tar.gz /x\n"),
+        &[],
+        expect![[r#"
+        plugins/p/Dockerfile:2:5: ADD from a URL (`https://example.com/x.tar.gz`) is not supported: builds use only local files
+          help: download the file into the monorepo and ADD or COPY it from there"#]],
+    );
+}
+
+#[test]
+fn stages_and_bases() {
+    check(
+        &format!("{FROM}FROM scratch\n"),
+        &[],
+        expect![[r#"
+        plugins/p/Dockerfile:2:1: multi-stage builds are not supported yet: this is a second FROM
+          help: build the plugin from a single stage"#]],
+    );
+    check("FROM localhost:5000/other:1\n", &[], expect![[
+        "base image `localhost:5000/other:1` not found: import it with `cargo xtask image import SOURCE localhost:5000/other` (for every tag) or pass `--base-image localhost:5000/other:1=SOURCE`"
+    ]]);
+    check(
+        "ARG REGISTRY\nARG TAG\nFROM ${REGISTRY}/base-py:${TAG}\nENV A=\"${UNSET:?must be set}\"\n",
+        &[],
+        expect![[r#"plugins/p/Dockerfile:4:8: cannot expand `"${UNSET:?must be set}"`: UNSET: must be set"#]],
+    );
+    check(
+        "COPPY a b\nFROM x\n",
+        &[],
+        expect![[r#"
+        plugins/p/Dockerfile:1:1: unknown instruction `COPPY`
+          help: did you mean `COPY`?"#]],
+    );
+}
+
+#[test]
+fn build_args_are_those_of_build_plugin_sh() {
+    // REGISTRY and TAG reach FROM; MODULE_PATH needs its ARG in the stage.
+    check(
+        "ARG REGISTRY\nARG TAG\nFROM ${REGISTRY}/base-py:${TAG}\nARG MODULE_PATH\nLABEL m=${MODULE_PATH}\nCOPY ${MODULE_PATH} /workdir\n",
+        &[],
+        expect![["built"]],
+    );
+}

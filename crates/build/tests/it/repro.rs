@@ -1,0 +1,108 @@
+//! Same inputs, same bytes: whatever the checkout path, mtimes or umask;
+//! and nothing rebuilt that did not change.
+
+use std::fs;
+use std::os::unix::fs::PermissionsExt;
+use std::path::Path;
+use std::time::{Duration, SystemTime};
+
+use forge_build::{LocalResolver, Status, Workspace};
+use walkdir::WalkDir;
+
+use crate::{add_base, options, project_root};
+
+/// Copies the samples and the shared package into `dest`, then gives every
+/// file `file_mode`-like permissions (keeping executable bits) and `mtime`.
+fn checkout(dest: &Path, group_writable: bool, mtime: SystemTime) {
+    let root = project_root();
+    for part in ["plugins", "supervisely_lib"] {
+        for entry in WalkDir::new(root.join(part)) {
+            let entry = entry.unwrap();
+            let rel = entry.path().strip_prefix(&root).unwrap();
+            if rel.components().any(|c| c.as_os_str() == "__pycache__") {
+                continue;
+            }
+            let target = dest.join(rel);
+            if entry.file_type().is_dir() {
+                fs::create_dir_all(&target).unwrap();
+            } else {
+                fs::copy(entry.path(), &target).unwrap();
+            }
+        }
+    }
+    for entry in WalkDir::new(dest).contents_first(true) {
+        let entry = entry.unwrap();
+        let meta = entry.metadata().unwrap();
+        let exec = meta.permissions().mode() & 0o111 != 0;
+        let mode = match (entry.file_type().is_dir(), group_writable, exec) {
+            (true, true, _) => 0o775,
+            (true, false, _) => 0o755,
+            (false, true, true) => 0o775,
+            (false, true, false) => 0o664,
+            (false, false, true) => 0o755,
+            (false, false, false) => 0o644,
+        };
+        fs::set_permissions(entry.path(), fs::Permissions::from_mode(mode)).unwrap();
+        if entry.file_type().is_file() {
+            fs::File::options().write(true).open(entry.path()).unwrap().set_modified(mtime).unwrap();
+        }
+    }
+}
+
+#[test]
+fn two_checkouts_give_identical_images() {
+    let (a, b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let b_root = b.path().join("deeper/checkout");
+    checkout(a.path(), false, SystemTime::UNIX_EPOCH + Duration::from_secs(1_000_000));
+    checkout(&b_root, true, SystemTime::now());
+    let mut digests = Vec::new();
+    for root in [a.path(), b_root.as_path()] {
+        let store = tempfile::tempdir().unwrap();
+        let ws = Workspace::open(root, store.path()).unwrap();
+        add_base(ws.store());
+        let mut per_plugin = Vec::new();
+        for plugin in
+            ["plugins/import/csv-bboxes", "plugins/nn/tiny-classifier", "plugins/tools/dataset-stats"]
+        {
+            let built = ws.build(Path::new(plugin), &options(), &LocalResolver::default()).unwrap();
+            per_plugin.push(built.digest().to_string());
+        }
+        digests.push(per_plugin);
+    }
+    assert_eq!(digests[0], digests[1]);
+}
+
+#[test]
+fn unchanged_plugins_rebuild_nothing_and_a_change_rebuilds_one_layer() {
+    let repo = tempfile::tempdir().unwrap();
+    checkout(repo.path(), false, SystemTime::UNIX_EPOCH + Duration::from_secs(1_000_000));
+    let store = tempfile::tempdir().unwrap();
+    let plugins = ["plugins/import/csv-bboxes", "plugins/nn/tiny-classifier"];
+    let build_all = || {
+        // A new workspace each time, as a new `cargo xtask build-all` run.
+        let ws = Workspace::open(repo.path(), store.path()).unwrap();
+        if ws.store().resolve_ref(crate::BASE).unwrap().is_none() {
+            add_base(ws.store());
+        }
+        plugins
+            .iter()
+            .map(|p| ws.build(Path::new(p), &options(), &LocalResolver::default()).unwrap())
+            .collect::<Vec<_>>()
+    };
+    let first = build_all();
+    // The shared supervisely_lib layer is compressed once in the run.
+    assert_eq!(first.iter().map(|b| b.layers_built).sum::<usize>(), 3);
+
+    let second = build_all();
+    for (a, b) in first.iter().zip(&second) {
+        assert_eq!(b.status, Status::Cached);
+        assert_eq!(b.layers_built, 0);
+        assert_eq!(a.digest(), b.digest());
+    }
+
+    fs::write(repo.path().join("plugins/nn/tiny-classifier/src/model.py"), "# changed\n").unwrap();
+    let third = build_all();
+    assert_eq!((third[0].status, third[0].layers_built), (Status::Cached, 0));
+    assert_eq!((third[1].status, third[1].layers_built, third[1].layers_cached), (Status::Built, 1, 1));
+    assert_ne!(third[1].digest(), second[1].digest());
+}

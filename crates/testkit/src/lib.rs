@@ -1,0 +1,102 @@
+//! Test helpers shared by the crates' test suites (a dev-dependency only).
+//!
+//! Every image we write is checked by tools we did not write. A test that
+//! needs a tool calls [`require_tool`]: under `CI=true` a missing tool fails
+//! the test; elsewhere the test is skipped with a visible message.
+//! `cargo xtask test` installs the tools on a fresh machine.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+/// Whether `name` can be run. Panics under `CI=true` when it cannot.
+pub fn require_tool(name: &str) -> bool {
+    let found =
+        Command::new(name).arg("--version").stdout(Stdio::null()).stderr(Stdio::null()).status().is_ok();
+    if found {
+        return true;
+    }
+    assert!(
+        std::env::var("CI").as_deref() != Ok("true"),
+        "{name} is not installed, and CI=true requires it (`cargo xtask test` installs it)"
+    );
+    eprintln!("skipping: {name} not installed (`cargo xtask test` installs it)");
+    false
+}
+
+/// Runs `program args`, returns its stdout; panics with stderr on failure.
+pub fn run(program: &str, args: &[&str]) -> String {
+    let output =
+        Command::new(program).args(args).output().unwrap_or_else(|e| panic!("running {program}: {e}"));
+    assert!(
+        output.status.success(),
+        "{program} {args:?} failed with {}:\n{}",
+        output.status,
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8(output.stdout).expect("utf-8 output")
+}
+
+/// Python's strict `tarfile` over an image archive of ours: the outer tar,
+/// its `index.json`, the manifest, every layer (gzip, every member read to
+/// the end), and Docker's `manifest.json` pointing at existing blobs with
+/// matching diff IDs. Returns one line per layer member: `TYPE MODE UID:GID
+/// PATH [-> LINK]`, layers separated by `--`.
+pub fn python_check_archive(archive: &Path) -> String {
+    const SCRIPT: &str = r#"
+import hashlib, io, json, sys, tarfile
+outer = tarfile.open(sys.argv[1], "r:")
+names = outer.getnames()
+def blob(d):
+    return outer.extractfile("blobs/sha256/" + d.split(":", 1)[1]).read()
+index = json.loads(outer.extractfile("index.json").read())
+assert json.loads(outer.extractfile("oci-layout").read())["imageLayoutVersion"] == "1.0.0"
+manifest_desc = index["manifests"][0]
+data = blob(manifest_desc["digest"])
+assert "sha256:" + hashlib.sha256(data).hexdigest() == manifest_desc["digest"]
+manifest = json.loads(data)
+config = json.loads(blob(manifest["config"]["digest"]))
+docker = json.loads(outer.extractfile("manifest.json").read())
+assert docker[0]["Config"] == "blobs/sha256/" + manifest["config"]["digest"].split(":")[1]
+assert len(docker[0]["Layers"]) == len(manifest["layers"])
+outer.extractfile("repositories").read()
+kinds = {tarfile.REGTYPE: "f", tarfile.DIRTYPE: "d", tarfile.SYMTYPE: "l", tarfile.LNKTYPE: "h"}
+for i, layer in enumerate(manifest["layers"]):
+    raw = blob(layer["digest"])
+    assert len(raw) == layer["size"], "size"
+    assert "sha256:" + hashlib.sha256(raw).hexdigest() == layer["digest"], "digest"
+    assert docker[0]["Layers"][i] in names
+    inner = tarfile.open(fileobj=io.BytesIO(raw), mode="r:gz")
+    plain = hashlib.sha256()
+    import gzip
+    plain.update(gzip.decompress(raw))
+    assert "sha256:" + plain.hexdigest() == config["rootfs"]["diff_ids"][i], "diff_id"
+    if i: print("--")
+    for m in inner:
+        if m.isfile():
+            inner.extractfile(m).read()
+        link = " -> " + m.linkname if m.linkname else ""
+        print(f"{kinds.get(m.type, '?')} {m.mode:04o} {m.uid}:{m.gid} {m.mtime} {m.name}{link}")
+"#;
+    run("python3", &["-c", SCRIPT, archive.to_str().expect("utf-8 path")])
+}
+
+/// `skopeo inspect` of the archive (JSON), then `skopeo copy` into a new
+/// OCI layout (which verifies every digest); returns the inspect output and
+/// the layout directory, tagged `checked`.
+pub fn skopeo_check(archive: &Path, scratch: &Path) -> (serde_json::Value, PathBuf) {
+    let source = format!("oci-archive:{}", archive.display());
+    let inspect: serde_json::Value =
+        serde_json::from_str(&run("skopeo", &["inspect", &source])).expect("inspect json");
+    let layout = scratch.join("skopeo-layout");
+    let dest = format!("oci:{}:checked", layout.display());
+    run("skopeo", &["copy", "--quiet", &source, &dest]);
+    (inspect, layout)
+}
+
+/// `umoci unpack` of `layout:tag` into a new bundle; returns its rootfs.
+pub fn umoci_unpack(layout: &Path, tag: &str, scratch: &Path) -> PathBuf {
+    let bundle = scratch.join("bundle");
+    let image = format!("{}:{tag}", layout.display());
+    run("umoci", &["unpack", "--image", &image, bundle.to_str().expect("utf-8 path")]);
+    bundle.join("rootfs")
+}
