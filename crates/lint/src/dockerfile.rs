@@ -3,7 +3,7 @@
 
 use std::path::Path;
 
-use forge_dockerfile::{parse_env, split_words, unquote, Instruction, Keyword};
+use forge_dockerfile::{parse_instructions, unquote, Instr, Keyword, RawWord};
 use forge_manifest::Position;
 
 use crate::diagnostic::{Finding, Sink};
@@ -17,25 +17,30 @@ const MODULE_PATH_VARS: [&str; 2] = ["$MODULE_PATH", "${MODULE_PATH}"];
 /// Checks the Dockerfile `rel` (text `src`) of the plugin `dir`.
 pub(crate) fn check(dir: &Path, rel: &Path, src: &str, sink: &mut Sink<'_>) {
     let file = forge_dockerfile::parse(src);
+    let (instrs, errors) = parse_instructions(&file);
     let finding = |message: String, at: forge_dockerfile::Position| {
         Finding::new(message).in_file(rel).at(Position { line: at.line, column: at.column }, src)
     };
-    for err in &file.errors {
+    let mut syntax: Vec<_> = file.errors.iter().chain(&errors).collect();
+    syntax.sort_by_key(|e| e.position);
+    for err in syntax {
         let mut f = finding(err.kind.to_string(), err.position);
         f.help = err.kind.help();
         sink.report(rules::DOCKERFILE_SYNTAX, f);
     }
 
-    let first_stage_start = file.instructions.iter().find(|i| i.keyword != Keyword::Arg);
-    if let Some(first) = first_stage_start.filter(|i| i.keyword != Keyword::From) {
+    let first_stage_start = instrs.iter().find(|i| !matches!(i.node, Instr::Arg(_)));
+    if let Some(first) = first_stage_start.filter(|i| !matches!(i.node, Instr::From(_))) {
         sink.report(
             rules::DOCKERFILE_NO_FROM,
-            finding(format!("{} comes before the first FROM", first.keyword), first.position)
+            finding(format!("{} comes before the first FROM", first.node.keyword()), first.position)
                 .help("start the build stage with `FROM <image>`; only ARG may come before it"),
         );
     }
-    let Some(last_from) = file.instructions.iter().rposition(|i| i.keyword == Keyword::From) else {
-        if first_stage_start.is_none_or(|i| i.keyword == Keyword::From) {
+    let Some(last_from) = instrs.iter().rposition(|i| matches!(i.node, Instr::From(_))) else {
+        // A FROM that failed to parse was reported as a syntax error already.
+        let from_keyword = file.instructions.iter().any(|i| i.keyword == Keyword::From);
+        if !from_keyword && first_stage_start.is_none_or(|i| matches!(i.node, Instr::From(_))) {
             sink.report(
                 rules::DOCKERFILE_NO_FROM,
                 finding("no FROM instruction".into(), forge_dockerfile::Position { line: 1, column: 1 })
@@ -46,46 +51,28 @@ pub(crate) fn check(dir: &Path, rel: &Path, src: &str, sink: &mut Sink<'_>) {
         }
         return;
     };
-    let from = &file.instructions[last_from];
-    let stage = &file.instructions[last_from + 1..];
+    let from = &instrs[last_from];
+    let stage = &instrs[last_from + 1..];
+    let text = |word: &RawWord| unquote(&word.raw, file.escape);
 
     let mut workdir = String::from("/");
     let mut module_path_declared = false;
     let mut code_copied = false;
-    let mut whole_context: Option<&Instruction> = None;
-    let mut pythonpath: Option<(String, &Instruction, usize)> = None;
+    let mut whole_context: Option<forge_dockerfile::Position> = None;
+    let mut pythonpath: Option<(String, forge_dockerfile::Position)> = None;
     for ins in stage {
-        match ins.keyword {
-            Keyword::Arg => {
-                module_path_declared |= split_words(&ins.args, file.escape)
-                    .iter()
-                    .any(|w| w.text.split('=').next() == Some("MODULE_PATH"));
+        match &ins.node {
+            Instr::Arg(decls) => module_path_declared |= decls.iter().any(|d| d.name.raw == "MODULE_PATH"),
+            Instr::Workdir(word) => workdir = resolve(&workdir, &text(word)),
+            Instr::Env(pairs) => {
+                for pair in pairs.iter().filter(|p| p.key.raw == "PYTHONPATH") {
+                    pythonpath = Some((text(&pair.value), pair.value.position));
+                }
             }
-            Keyword::Workdir => workdir = resolve(&workdir, &unquote(&ins.args, file.escape)),
-            Keyword::Env => match parse_env(&ins.args, file.escape) {
-                Err((offset, message)) => sink.report(
-                    rules::DOCKERFILE_SYNTAX,
-                    finding(format!("malformed ENV: {message}"), ins.position_of(offset)),
-                ),
-                Ok(pairs) => {
-                    for pair in pairs.into_iter().filter(|p| p.key == "PYTHONPATH") {
-                        pythonpath = Some((pair.value, ins, pair.value_start));
-                    }
-                }
-            },
-            Keyword::Copy | Keyword::Add => {
-                let Some(args) = copy_args(ins, file.escape) else { continue };
-                let Some(((dest, _), sources)) = args.split_last() else { continue };
-                if sources.is_empty() {
-                    sink.report(
-                        rules::DOCKERFILE_SYNTAX,
-                        finding(format!("{} needs a source and a destination", ins.keyword), ins.position)
-                            .help(format!("write `{} <source>... <destination>`", ins.keyword)),
-                    );
-                    continue;
-                }
-                let dest = resolve(&workdir, dest);
-                for (source, offset) in sources {
+            Instr::Copy(copy) | Instr::Add(copy) if copy.from.is_none() => {
+                let dest = resolve(&workdir, &text(&copy.dest));
+                for word in &copy.sources {
+                    let source = text(word);
                     let source = source.trim_start_matches("./").trim_end_matches('/');
                     let names_plugin = MODULE_PATH_VARS.contains(&source) || Path::new(source) == dir;
                     let names_src = MODULE_PATH_VARS.iter().any(|v| source == format!("{v}/src"))
@@ -97,13 +84,13 @@ pub(crate) fn check(dir: &Path, rel: &Path, src: &str, sink: &mut Sink<'_>) {
                                 rules::CODE_NOT_IN_WORKDIR,
                                 finding(
                                     "`MODULE_PATH` is not declared in this stage, so it expands to nothing".into(),
-                                    ins.position_of(*offset),
+                                    word.position,
                                 )
                                 .help("add `ARG MODULE_PATH` after FROM: an ARG before FROM is only visible to FROM"),
                             );
                         }
                     } else if matches!(source, "." | "") && dest == "/workdir" {
-                        whole_context = Some(ins);
+                        whole_context = Some(ins.position);
                     }
                 }
             }
@@ -113,10 +100,10 @@ pub(crate) fn check(dir: &Path, rel: &Path, src: &str, sink: &mut Sink<'_>) {
 
     if !code_copied {
         let f = match whole_context {
-            Some(ins) => finding(
+            Some(at) => finding(
                 "this copies the whole monorepo, not the plugin: the build context is the repository root"
                     .into(),
-                ins.position,
+                at,
             ),
             None => finding("nothing copies the plugin to /workdir".into(), from.position),
         };
@@ -132,35 +119,19 @@ pub(crate) fn check(dir: &Path, rel: &Path, src: &str, sink: &mut Sink<'_>) {
             finding("the final stage does not set PYTHONPATH".into(), from.position)
                 .help(format!("add `ENV PYTHONPATH={}`", PYTHONPATH_ENTRIES.join(":"))),
         ),
-        Some((value, ins, offset)) => {
+        Some((value, at)) => {
             let entries: Vec<&str> = value.split(':').map(|e| e.trim_end_matches('/')).collect();
             let missing: Vec<&str> =
                 PYTHONPATH_ENTRIES.iter().copied().filter(|e| !entries.contains(e)).collect();
             if !missing.is_empty() {
                 sink.report(
                     rules::PYTHONPATH_INCOMPLETE,
-                    finding(format!("PYTHONPATH lacks {}", missing.join(", ")), ins.position_of(offset))
+                    finding(format!("PYTHONPATH lacks {}", missing.join(", ")), at)
                         .help(format!("set `PYTHONPATH={}`", PYTHONPATH_ENTRIES.join(":"))),
                 );
             }
         }
     }
-}
-
-/// Sources and destination of `COPY`/`ADD` with their offsets in the
-/// arguments, flags removed; `None` for `--from` copies (from another stage
-/// or image, not from the context) and for malformed exec forms.
-fn copy_args(ins: &Instruction, escape: char) -> Option<Vec<(String, usize)>> {
-    let args = ins.args.trim_start();
-    if args.starts_with('[') {
-        let list: Vec<String> = serde_json::from_str(args).ok()?;
-        return Some(list.into_iter().map(|a| (a, 0)).collect());
-    }
-    let words = split_words(&ins.args, escape);
-    if words.iter().any(|w| w.text.starts_with("--from")) {
-        return None;
-    }
-    Some(words.into_iter().filter(|w| !w.text.starts_with("--")).map(|w| (w.text, w.start)).collect())
 }
 
 /// `path` resolved against the working directory `cwd`, normalised
