@@ -3,6 +3,8 @@
 //! A thin driver: each subcommand parses its flags and calls into the
 //! library crates, which hold the logic. Run `cargo xtask --help`.
 
+mod build;
+mod image;
 mod lint;
 mod test;
 
@@ -27,6 +29,15 @@ enum Command {
     /// Exits 0 when there is no error (warnings allowed), 1 when there are
     /// errors, 2 on a usage or I/O problem.
     Lint(lint::Args),
+    /// Build the images of the given plugins (tarballs under
+    /// ROOT/target/plugin-forge/images); the last lines name the images.
+    Build(build::BuildArgs),
+    /// Build every plugin in parallel; a failing plugin does not stop the
+    /// others, and the exit status is 1 if any failed.
+    BuildAll(build::BuildAllArgs),
+    /// Manage the local image store that FROM resolves through.
+    #[command(subcommand)]
+    Image(image::Command),
     /// Run everything CI runs: formatting, clippy and the test suite.
     Test(test::Args),
 }
@@ -39,6 +50,9 @@ fn main() -> ExitCode {
     };
     let result = match cli.command {
         Command::Lint(args) => lint::run(args, matches.subcommand_matches("lint").expect("lint matches")),
+        Command::Build(args) => build::run_build(args),
+        Command::BuildAll(args) => build::run_build_all(args),
+        Command::Image(command) => image::run(command),
         Command::Test(args) => test::run(args),
     };
     match result {

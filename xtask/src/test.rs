@@ -14,10 +14,15 @@ pub(crate) struct Args {
     quick: bool,
 }
 
+/// Programs the tests check our images with, and the Debian packages
+/// that provide them.
+const TOOLS: [(&str, &str); 3] = [("skopeo", "skopeo"), ("umoci", "umoci"), ("python3", "python3")];
+
 pub(crate) fn run(args: Args) -> anyhow::Result<ExitCode> {
     let root = crate::project_root();
     let sh = Shell::new()?;
     sh.change_dir(&root);
+    install_tools(&sh)?;
     if !args.quick {
         cmd!(sh, "cargo fmt --all -- --check").run()?;
         cmd!(sh, "cargo clippy --workspace --all-targets --locked -- -D warnings").run()?;
@@ -60,4 +65,33 @@ pub(crate) fn run(args: Args) -> anyhow::Result<ExitCode> {
         bail!("cargo test ran no test");
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// Installs the tools the tests need with apt-get when they are missing
+/// (a fresh machine). Without apt-get or root, says what is missing and
+/// goes on: the tests then fail under `CI=true` or skip visibly.
+fn install_tools(sh: &Shell) -> anyhow::Result<()> {
+    let missing: Vec<&str> =
+        TOOLS.iter().filter(|(program, _)| !has_program(sh, program)).map(|(_, package)| *package).collect();
+    if missing.is_empty() {
+        return Ok(());
+    }
+    let is_root = cmd!(sh, "id -u").quiet().read().is_ok_and(|uid| uid.trim() == "0");
+    let has_apt = has_program(sh, "apt-get");
+    if !(is_root && has_apt) {
+        eprintln!("warning: missing test tools ({}); install them with apt-get", missing.join(", "));
+        return Ok(());
+    }
+    eprintln!("installing test tools: {}", missing.join(", "));
+    let _env = sh.push_env("DEBIAN_FRONTEND", "noninteractive");
+    cmd!(sh, "apt-get update -q").run().context("apt-get update")?;
+    cmd!(sh, "apt-get install -y -q --no-install-recommends {missing...}")
+        .run()
+        .context("installing test tools")?;
+    Ok(())
+}
+
+fn has_program(sh: &Shell, program: &str) -> bool {
+    let script = format!("command -v {program}");
+    cmd!(sh, "sh -c {script}").quiet().ignore_stdout().run().is_ok()
 }

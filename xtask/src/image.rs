@@ -1,0 +1,102 @@
+//! `cargo xtask image`: the local image store that `FROM` resolves through
+//! (`ROOT/target/plugin-forge/oci`, an OCI image layout).
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use anyhow::Context as _;
+use forge_build::{image_from_rootfs, split_source, TARGET_DIR};
+use forge_oci::{BlobStore, Image};
+
+#[derive(Debug, clap::Subcommand)]
+pub(crate) enum Command {
+    /// Import a base image into the store under NAME (`repo:tag`, or `repo`
+    /// to stand for every tag). SOURCE is an OCI layout directory
+    /// (`DIR:TAG` when it holds several images), an oci-archive or a
+    /// docker-archive (`docker save`) file; every digest is verified.
+    Import {
+        /// The image to import.
+        source: String,
+        /// The name `FROM` will use.
+        name: String,
+        #[command(flatten)]
+        root: Root,
+    },
+    /// Make a one-layer image from a root filesystem directory (as `docker
+    /// import` does), for example a `debootstrap` tree, under NAME.
+    FromRootfs {
+        /// The root filesystem.
+        dir: PathBuf,
+        /// The name `FROM` will use.
+        name: String,
+        #[command(flatten)]
+        root: Root,
+    },
+    /// List the images of the store.
+    List {
+        #[command(flatten)]
+        root: Root,
+    },
+    /// Re-read an image of the store and check every digest, size and
+    /// diff ID.
+    Validate {
+        /// The image name.
+        name: String,
+        #[command(flatten)]
+        root: Root,
+    },
+}
+
+#[derive(Debug, clap::Args)]
+pub(crate) struct Root {
+    /// The monorepo root whose store to use [default: this repository]
+    #[arg(long, value_name = "DIR")]
+    root: Option<PathBuf>,
+}
+
+impl Root {
+    fn store(&self) -> anyhow::Result<BlobStore> {
+        let root = self.root.clone().unwrap_or_else(crate::project_root);
+        store_at(&root)
+    }
+}
+
+pub(crate) fn store_at(root: &Path) -> anyhow::Result<BlobStore> {
+    let dir = root.join(TARGET_DIR).join("oci");
+    BlobStore::open_or_create(&dir).with_context(|| format!("opening the image store {}", dir.display()))
+}
+
+pub(crate) fn run(command: Command) -> anyhow::Result<ExitCode> {
+    match command {
+        Command::Import { source, name, root } => {
+            let store = root.store()?;
+            let (path, tag) = split_source(&source);
+            let image = forge_oci::import(&path, tag.as_deref(), &store)
+                .with_context(|| format!("importing {source}"))?;
+            store.set_ref(&name, &image.manifest_descriptor())?;
+            println!("{name} {}", image.manifest_digest);
+        }
+        Command::FromRootfs { dir, name, root } => {
+            let store = root.store()?;
+            let epoch =
+                std::env::var("SOURCE_DATE_EPOCH").ok().and_then(|v| v.trim().parse().ok()).unwrap_or(0);
+            let image = image_from_rootfs(&store, &dir, epoch)?;
+            store.set_ref(&name, &image.manifest_descriptor())?;
+            println!("{name} {}", image.manifest_digest);
+        }
+        Command::List { root } => {
+            let store = root.store()?;
+            for (name, desc) in store.refs()? {
+                println!("{name}  {}  {}", desc.digest(), desc.size());
+            }
+        }
+        Command::Validate { name, root } => {
+            let store = root.store()?;
+            let image =
+                Image::load_ref(&store, &name)?.with_context(|| format!("no image `{name}` in the store"))?;
+            let report = forge_oci::validate::image(&store, &image.manifest_digest)?;
+            println!("{name} {}: valid ({report:?})", image.manifest_digest);
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
