@@ -16,7 +16,13 @@ pub(crate) struct Args {
 
 /// Programs the tests check our images with, and the Debian packages
 /// that provide them.
-const TOOLS: [(&str, &str); 3] = [("skopeo", "skopeo"), ("umoci", "umoci"), ("python3", "python3")];
+const TOOLS: [(&str, &str); 5] = [
+    ("skopeo", "skopeo"),
+    ("umoci", "umoci"),
+    ("python3", "python3"),
+    ("dockerd", "docker.io"),
+    ("docker", "docker.io"),
+];
 
 pub(crate) fn run(args: Args) -> anyhow::Result<ExitCode> {
     let root = crate::project_root();
@@ -71,8 +77,9 @@ pub(crate) fn run(args: Args) -> anyhow::Result<ExitCode> {
 /// (a fresh machine). Without apt-get or root, says what is missing and
 /// goes on: the tests then fail under `CI=true` or skip visibly.
 fn install_tools(sh: &Shell) -> anyhow::Result<()> {
-    let missing: Vec<&str> =
+    let mut missing: Vec<&str> =
         TOOLS.iter().filter(|(program, _)| !has_program(sh, program)).map(|(_, package)| *package).collect();
+    missing.dedup();
     if missing.is_empty() {
         return Ok(());
     }

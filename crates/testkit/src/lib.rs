@@ -100,3 +100,90 @@ pub fn umoci_unpack(layout: &Path, tag: &str, scratch: &Path) -> PathBuf {
     run("umoci", &["unpack", "--image", &image, bundle.to_str().expect("utf-8 path")]);
     bundle.join("rootfs")
 }
+
+/// A Docker engine of our own, started for a test and stopped on drop.
+#[derive(Debug)]
+pub struct Dockerd {
+    child: std::process::Child,
+    socket: PathBuf,
+    _dir: tempfile::TempDir,
+}
+
+impl Dockerd {
+    /// Starts `dockerd` with its state in a temporary directory and no
+    /// networking (the flags `../shared/docs/machine-notes.md` gives), and
+    /// waits for it to answer. `None`, with a visible message, when this
+    /// machine does not let an engine start (the tool itself is required:
+    /// see [`require_tool`]).
+    pub fn start() -> Option<Dockerd> {
+        if !require_tool("dockerd") || !require_tool("docker") {
+            return None;
+        }
+        let dir = tempfile::tempdir().ok()?;
+        let socket = dir.path().join("docker.sock");
+        let log = std::fs::File::create(dir.path().join("dockerd.log")).ok()?;
+        let child = Command::new("dockerd")
+            .arg("--data-root")
+            .arg(dir.path().join("data"))
+            .arg("--exec-root")
+            .arg(dir.path().join("exec"))
+            .arg("--pidfile")
+            .arg(dir.path().join("docker.pid"))
+            .arg("-H")
+            .arg(format!("unix://{}", socket.display()))
+            .args([
+                "--bridge=none",
+                "--iptables=false",
+                "--ip6tables=false",
+                "--ip-forward=false",
+                "--ip-masq=false",
+            ])
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .ok()?;
+        let mut engine = Dockerd { child, socket, _dir: dir };
+        for _ in 0..100 {
+            if engine.docker(&["version"]).is_ok() {
+                return Some(engine);
+            }
+            if let Ok(Some(_)) = engine.child.try_wait() {
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(200));
+        }
+        let log = std::fs::read_to_string(engine._dir.path().join("dockerd.log")).unwrap_or_default();
+        let tail: Vec<&str> = log.lines().rev().take(5).collect();
+        eprintln!("skipping: a Docker engine cannot start on this machine: {}", tail.join(" | "));
+        None
+    }
+
+    /// Runs `docker ARGS` against this engine.
+    pub fn docker(&self, args: &[&str]) -> Result<String, String> {
+        let output = Command::new("docker")
+            .args(args)
+            .env("DOCKER_HOST", format!("unix://{}", self.socket.display()))
+            .output()
+            .map_err(|e| e.to_string())?;
+        if output.status.success() {
+            Ok(String::from_utf8_lossy(&output.stdout).into_owned())
+        } else {
+            Err(String::from_utf8_lossy(&output.stderr).into_owned())
+        }
+    }
+}
+
+impl Drop for Dockerd {
+    fn drop(&mut self) {
+        // SIGTERM lets dockerd unmount and clean up; then wait for it.
+        let _ = Command::new("kill").arg(self.child.id().to_string()).status();
+        for _ in 0..50 {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                return;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}

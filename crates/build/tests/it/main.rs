@@ -3,6 +3,7 @@
 //! errors that point at the Dockerfile.
 
 mod copy;
+mod docker;
 mod errors;
 mod repro;
 mod samples;
