@@ -32,6 +32,16 @@ pub(crate) enum Command {
         #[command(flatten)]
         root: Root,
     },
+    /// Write an image of the store as a tarball that is both an OCI
+    /// archive and a `docker save` archive.
+    Export {
+        /// The image name.
+        name: String,
+        /// The tarball to write.
+        file: PathBuf,
+        #[command(flatten)]
+        root: Root,
+    },
     /// List the images of the store.
     List {
         #[command(flatten)]
@@ -83,6 +93,14 @@ pub(crate) fn run(command: Command) -> anyhow::Result<ExitCode> {
             let image = image_from_rootfs(&store, &dir, epoch)?;
             store.set_ref(&name, &image.manifest_descriptor())?;
             println!("{name} {}", image.manifest_digest);
+        }
+        Command::Export { name, file, root } => {
+            let store = root.store()?;
+            let image =
+                Image::load_ref(&store, &name)?.with_context(|| format!("no image `{name}` in the store"))?;
+            forge_oci::export_archive(&store, &image.manifest_digest, std::slice::from_ref(&name), &file)
+                .with_context(|| format!("writing {}", file.display()))?;
+            println!("{}", file.display());
         }
         Command::List { root } => {
             let store = root.store()?;

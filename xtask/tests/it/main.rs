@@ -1,5 +1,6 @@
 //! End-to-end tests of the `cargo xtask` binary on real directories.
 
+mod build;
 mod lint;
 mod tidy;
 

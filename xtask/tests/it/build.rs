@@ -1,0 +1,123 @@
+//! `cargo xtask build`, `build-all` and `image` through the command line,
+//! on monorepos in temporary directories.
+
+use std::path::Path;
+
+use serde_json::Value;
+
+use crate::{write_tree, xtask};
+
+const GOOD: &str = "ARG REGISTRY\nARG TAG\nFROM ${REGISTRY}/base-py:${TAG}\nARG MODULE_PATH\n\
+COPY ${MODULE_PATH} /workdir\nENV PYTHONPATH=/workdir:/workdir/src:/workdir/supervisely_lib/worker_proto\n";
+const BAD: &str = "FROM localhost:5000/base-py:1\nRUN pip install numpy\n";
+
+fn plugin(dir: &str, version: &'static str, dockerfile: &'static str) -> Vec<(String, &'static str)> {
+    vec![
+        (format!("{dir}/plugin_info.json"), r#"{"title": "t", "description": "d", "type": "import"}"#),
+        (format!("{dir}/VERSION"), version),
+        (format!("{dir}/src/main.py"), "print(1)\n"),
+        (format!("{dir}/Dockerfile"), dockerfile),
+    ]
+}
+
+fn monorepo(with_bad: bool) -> tempfile::TempDir {
+    let mut files = plugin("plugins/a", "team/a:1.0.0\n", GOOD);
+    files.extend(plugin("plugins/group/b", "team/b:2.0.0\n", GOOD));
+    if with_bad {
+        files.extend(plugin("plugins/c", "team/c:1.0.0\n", BAD));
+    }
+    let files: Vec<(&str, &str)> = files.iter().map(|(p, c)| (p.as_str(), *c)).collect();
+    write_tree(&files)
+}
+
+/// A base image tarball made with `image from-rootfs` and `image export`.
+fn base_archive(dir: &Path) -> std::path::PathBuf {
+    let rootfs =
+        write_tree(&[("etc/passwd", "root:x:0:0:root:/root:/bin/sh\n"), ("usr/bin/tool", "#!/bin/sh\n")]);
+    let store_root = dir.to_str().unwrap();
+    let out =
+        xtask(dir, &["image", "from-rootfs", rootfs.path().to_str().unwrap(), "base", "--root", store_root]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let file = dir.join("base.tar");
+    let out = xtask(dir, &["image", "export", "base", file.to_str().unwrap(), "--root", store_root]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    file
+}
+
+fn json_lines(stdout: &[u8]) -> Vec<Value> {
+    String::from_utf8_lossy(stdout).lines().map(|l| serde_json::from_str(l).unwrap()).collect()
+}
+
+#[test]
+fn build_all_goes_past_a_failure_and_reports_json() {
+    let scratch = tempfile::tempdir().unwrap();
+    let base = base_archive(scratch.path());
+    let repo = monorepo(true);
+    let root = repo.path().to_str().unwrap();
+    let override_ = format!("localhost:5000/base-py={}", base.display());
+    let args = ["build-all", "--root", root, "--base-image", &override_, "--format", "json", "-j", "2"];
+    let out = xtask(repo.path(), &args);
+    assert_eq!(out.status.code(), Some(1), "{}", String::from_utf8_lossy(&out.stderr));
+    let lines = json_lines(&out.stdout);
+    let by_plugin =
+        |p: &str| lines.iter().find(|l| l["plugin"] == p).unwrap_or_else(|| panic!("{p} in {lines:?}"));
+    let a = by_plugin("plugins/a");
+    assert_eq!(a["status"], "built");
+    assert_eq!(a["image"], "localhost:5000/team/a:1.0.0");
+    assert!(a["digest"].as_str().unwrap().starts_with("sha256:"));
+    assert!(
+        Path::new(a["tarball"].as_str().unwrap()).ends_with("target/plugin-forge/images/team/a_1.0.0.tar")
+    );
+    assert!(a["error"].is_null());
+    assert_eq!(by_plugin("plugins/group/b")["status"], "built");
+    let c = by_plugin("plugins/c");
+    assert_eq!(c["status"], "failed");
+    assert!(
+        c["error"].as_str().unwrap().contains("plugins/c/Dockerfile:2:1: RUN is not supported yet"),
+        "{c}"
+    );
+
+    // Nothing changed: nothing is rebuilt.
+    let again = xtask(repo.path(), &args);
+    for line in json_lines(&again.stdout).iter().filter(|l| l["plugin"] != "plugins/c") {
+        assert_eq!(line["status"], "cached", "{line}");
+        assert_eq!(line["layers_built"], 0);
+    }
+}
+
+#[test]
+fn build_names_the_image_last_and_uses_the_store() {
+    let scratch = tempfile::tempdir().unwrap();
+    let base = base_archive(scratch.path());
+    let repo = monorepo(false);
+    let root = repo.path().to_str().unwrap();
+    // Imported under the repository name, the base serves every tag.
+    let out = xtask(
+        repo.path(),
+        &["image", "import", base.to_str().unwrap(), "localhost:5000/base-py", "--root", root],
+    );
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let out =
+        xtask(repo.path(), &["build", "b", "plugins/a", "--root", root, "--registry", "localhost:5000"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    assert!(stdout.ends_with("localhost:5000/team/b:2.0.0\nlocalhost:5000/team/a:1.0.0\n"), "{stdout}");
+    let out = xtask(repo.path(), &["image", "validate", "localhost:5000/team/a:1.0.0", "--root", root]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let listed = String::from_utf8(xtask(repo.path(), &["image", "list", "--root", root]).stdout).unwrap();
+    assert!(listed.contains("localhost:5000/team/b:2.0.0  sha256:"), "{listed}");
+
+    let out = xtask(repo.path(), &["build", "nope", "--root", root]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("no plugin `nope`"));
+}
+
+#[test]
+fn a_missing_base_says_how_to_provide_it() {
+    let repo = monorepo(false);
+    let root = repo.path().to_str().unwrap();
+    let out = xtask(repo.path(), &["build", "plugins/a", "--root", root]);
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("base image `localhost:5000/base-py:1.0.0` not found: import it with `cargo xtask image import SOURCE localhost:5000/base-py`"), "{stderr}");
+}
