@@ -2,7 +2,7 @@
 //! imports, checked by our validator and by real tools (Python's `tarfile`,
 //! `skopeo`, `umoci`).
 //!
-//! Tests that need a tool go through [`require_tool`]: on CI (`CI=true`) a
+//! Tests that need a tool go through `require_tool` (from forge-testkit): on CI (`CI=true`) a
 //! missing tool is a failure, elsewhere the test says it is skipping and
 //! returns.
 
@@ -14,27 +14,11 @@ mod tools;
 use std::fs;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
 use std::time::{Duration, SystemTime};
 
 use forge_oci::image::{self, empty_layer_history, layer_history, new_config, write_image};
 use forge_oci::{BlobStore, Entry, Image, Layer, LayerBuilder, LayerOptions, RuntimeConfig};
-
-/// Whether `name` can be run. If not: panics when `CI` is `"true"` (CI must
-/// have every tool), otherwise prints `skipping: <name> not installed` to
-/// stderr and returns false so the test can return early.
-pub fn require_tool(name: &str) -> bool {
-    let found =
-        Command::new(name).arg("--version").stdout(Stdio::null()).stderr(Stdio::null()).status().is_ok();
-    if found {
-        return true;
-    }
-    if std::env::var("CI").as_deref() == Ok("true") {
-        panic!("{name} is not installed, and CI=true requires it (apt-get install -y {name})");
-    }
-    eprintln!("skipping: {name} not installed");
-    false
-}
+pub use forge_testkit::{require_tool, run};
 
 #[test]
 fn require_tool_follows_the_ci_policy() {
@@ -45,19 +29,6 @@ fn require_tool_follows_the_ci_policy() {
     } else {
         assert!(!require_tool(missing));
     }
-}
-
-/// Runs a command and returns its stdout; panics with its stderr on failure.
-pub fn run(program: &str, args: &[&str]) -> String {
-    let output =
-        Command::new(program).args(args).output().unwrap_or_else(|e| panic!("running {program}: {e}"));
-    assert!(
-        output.status.success(),
-        "{program} {args:?} failed with {}:\n{}",
-        output.status,
-        String::from_utf8_lossy(&output.stderr)
-    );
-    String::from_utf8(output.stdout).unwrap()
 }
 
 pub const MTIME: u64 = 1_700_000_000;
