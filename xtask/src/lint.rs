@@ -92,7 +92,11 @@ pub(crate) fn run(args: Args, matches: &ArgMatches) -> anyhow::Result<ExitCode> 
         Format::Json => {
             let mut out = std::io::stdout().lock();
             for (plugin, d) in report.diagnostics() {
-                writeln!(out, "{}", render::json(plugin, d)).context("writing to stdout")?;
+                match writeln!(out, "{}", render::json(plugin, d)) {
+                    // A closed pipe (`| head`) ends the output quietly, as with cat.
+                    Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => break,
+                    other => other.context("writing to stdout")?,
+                }
             }
         }
         Format::Human => {
