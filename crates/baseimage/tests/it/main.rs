@@ -1,0 +1,239 @@
+//! Base image assembly from package data archives made in the test, and
+//! the refusal of a `.deb` that does not match its lock.
+
+use std::io::{Read, Write};
+use std::net::TcpListener;
+use std::path::Path;
+
+use forge_baseimage::{assemble, build_from_lock, ImageSpec, Package};
+use forge_debian::description::Description;
+use forge_debian::fetch::Fetcher;
+use forge_debian::lock::Lock;
+use forge_oci::BlobStore;
+
+/// A data archive with `entries`: (path, content or `None` for a dir, or
+/// a symlink target prefixed with `->`).
+fn data(entries: &[(&str, Option<&str>)]) -> tar::Archive<Box<dyn Read + Send>> {
+    let mut builder = tar::Builder::new(Vec::new());
+    for (path, content) in entries {
+        let mut header = tar::Header::new_gnu();
+        header.set_uid(0);
+        header.set_gid(0);
+        header.set_mtime(0);
+        if path.contains("..") {
+            // The tar crate refuses such names; write the bytes as a hostile archive would.
+            header.as_old_mut().name[..path.len()].copy_from_slice(path.as_bytes());
+            header.set_entry_type(tar::EntryType::Regular);
+            header.set_mode(0o644);
+            header.set_size(1);
+            header.set_cksum();
+            builder.append(&header, &b"x"[..]).unwrap();
+            continue;
+        }
+        match content {
+            None => {
+                header.set_entry_type(tar::EntryType::Directory);
+                header.set_mode(0o755);
+                header.set_size(0);
+                builder.append_data(&mut header, path, std::io::empty()).unwrap();
+            }
+            Some(link) if link.starts_with("->") => {
+                header.set_entry_type(tar::EntryType::Symlink);
+                header.set_mode(0o777);
+                header.set_size(0);
+                builder.append_link(&mut header, path, &link[2..]).unwrap();
+            }
+            Some(text) => {
+                header.set_entry_type(tar::EntryType::Regular);
+                header.set_mode(0o755);
+                header.set_size(text.len() as u64);
+                builder.append_data(&mut header, path, text.as_bytes()).unwrap();
+            }
+        }
+    }
+    let bytes = builder.into_inner().unwrap();
+    tar::Archive::new(Box::new(std::io::Cursor::new(bytes)))
+}
+
+/// The layer's entries as `TYPE MODE PATH [-> TARGET]`.
+fn listing(store: &BlobStore, image: &forge_oci::Image) -> Vec<String> {
+    let layer = forge_oci::Digest::from_descriptor(&image.manifest.layers()[0]).unwrap();
+    let reader = flate2::read::GzDecoder::new(store.open(&layer).unwrap());
+    let mut archive = tar::Archive::new(reader);
+    archive
+        .entries()
+        .unwrap()
+        .map(|e| {
+            let e = e.unwrap();
+            let kind = match e.header().entry_type() {
+                tar::EntryType::Directory => "d",
+                tar::EntryType::Symlink => "l",
+                _ => "f",
+            };
+            let link = e.link_name().unwrap().map(|l| format!(" -> {}", l.display())).unwrap_or_default();
+            format!("{kind} {:04o} {}{link}", e.header().mode().unwrap(), e.path().unwrap().display())
+        })
+        .collect()
+}
+
+#[test]
+fn packages_are_merged_with_merged_usr_and_a_status_database() {
+    let store_dir = tempfile::tempdir().unwrap();
+    let store = BlobStore::open_or_create(store_dir.path()).unwrap();
+    let packages = vec![
+        Ok(Package {
+            name: "dash".into(),
+            control: "Package: dash\nVersion: 0.5.12-2\nArchitecture: amd64\nDescription: POSIX shell\n"
+                .into(),
+            data: data(&[
+                ("./", None),
+                ("./bin/", None),
+                ("./bin/dash", Some("#!dash")),
+                ("./bin/sh", Some("->dash")),
+            ]),
+        }),
+        Ok(Package {
+            name: "python3-minimal".into(),
+            control:
+                "Package: python3-minimal\nVersion: 3.11.2-1+b1\nArchitecture: amd64\nFilename: pool/x.deb\n"
+                    .into(),
+            data: data(&[
+                ("./usr/", None),
+                ("./usr/bin/", None),
+                ("./usr/bin/python3", Some("->python3.11")),
+            ]),
+        }),
+    ];
+    let spec = ImageSpec { env: vec![("LANG".into(), "C.UTF-8".into())], ..ImageSpec::default() };
+    let spool = tempfile::tempdir().unwrap();
+    let image = assemble(&store, packages, &spec, spool.path()).unwrap();
+    forge_oci::validate::image(&store, &image.manifest_digest).unwrap();
+    let entries = listing(&store, &image);
+    let expected = [
+        "l 0777 bin -> usr/bin",
+        "d 0755 etc/",
+        "f 0644 etc/group",
+        "f 0644 etc/passwd",
+        "d 0700 root/",
+        "d 1777 tmp/",
+        "d 0755 usr/",
+        "d 0755 usr/bin/",
+        "f 0755 usr/bin/dash",
+        "l 0777 usr/bin/python3 -> python3.11",
+        "l 0777 usr/bin/sh -> dash",
+        "d 0755 var/",
+        "d 0755 var/lib/",
+        "d 0755 var/lib/dpkg/",
+        "f 0644 var/lib/dpkg/status",
+        "d 1777 var/tmp/",
+    ];
+    assert_eq!(entries, expected);
+    let env = image.config.config().as_ref().unwrap().env().clone().unwrap();
+    assert!(env.contains(&"LANG=C.UTF-8".to_string()) && env[0].starts_with("PATH="), "{env:?}");
+
+    // The same packages again give the same bytes.
+    let again = vec![Ok(Package {
+        name: "dash".into(),
+        control: "Package: dash\nVersion: 0.5.12-2\nArchitecture: amd64\nDescription: POSIX shell\n".into(),
+        data: data(&[
+            ("./", None),
+            ("./bin/", None),
+            ("./bin/dash", Some("#!dash")),
+            ("./bin/sh", Some("->dash")),
+        ]),
+    })];
+    let one = assemble(&store, again, &spec, spool.path()).unwrap();
+    let twice = vec![Ok(Package {
+        name: "dash".into(),
+        control: "Package: dash\nVersion: 0.5.12-2\nArchitecture: amd64\nDescription: POSIX shell\n".into(),
+        data: data(&[
+            ("./", None),
+            ("./bin/", None),
+            ("./bin/dash", Some("#!dash")),
+            ("./bin/sh", Some("->dash")),
+        ]),
+    })];
+    assert_eq!(one.manifest_digest, assemble(&store, twice, &spec, spool.path()).unwrap().manifest_digest);
+}
+
+#[test]
+fn a_package_leaving_the_root_is_refused() {
+    let store_dir = tempfile::tempdir().unwrap();
+    let store = BlobStore::open_or_create(store_dir.path()).unwrap();
+    let packages = vec![Ok(Package {
+        name: "evil".into(),
+        control: "Package: evil\n".into(),
+        data: data(&[("./../../etc/x", Some("x"))]),
+    })];
+    let spool = tempfile::tempdir().unwrap();
+    let err = assemble(&store, packages, &ImageSpec::default(), spool.path()).unwrap_err();
+    assert_eq!(err.to_string(), "evil has an entry `./../../etc/x` outside the root filesystem");
+}
+
+/// Serves `body` for every request on a loopback port; returns the URL.
+fn serve(body: &'static [u8]) -> String {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    std::thread::spawn(move || {
+        for stream in listener.incoming().take(20) {
+            let Ok(mut stream) = stream else { continue };
+            let mut request = [0u8; 4096];
+            let _ = stream.read(&mut request);
+            let head =
+                format!("HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n", body.len());
+            let _ = stream.write_all(head.as_bytes());
+            let _ = stream.write_all(body);
+        }
+    });
+    url
+}
+
+#[test]
+fn a_deb_whose_hash_does_not_match_the_lock_is_refused_and_nothing_is_stored() {
+    let body: &'static [u8] = b"this is not the package the lock names";
+    let mirror = serve(body);
+    let lock_text = format!(
+        r#"version = 1
+mirror = "{mirror}"
+suite = "bookworm"
+architecture = "amd64"
+release-date = "Sat, 11 Jul 2026 10:16:37 UTC"
+packages-index = "dists/bookworm/main/binary-amd64/Packages.xz"
+packages-sha256 = "{zeros}"
+requested = ["dash"]
+exclude = []
+
+[[package]]
+name = "dash"
+version = "0.5.12-2"
+architecture = "amd64"
+filename = "pool/main/d/dash/dash_0.5.12-2_amd64.deb"
+size = {size}
+sha256 = "33ea40061da2f1a861ec46212b2b6a34f0776a049b1a3f0abce2fb8cb994258f"
+"#,
+        zeros = "0".repeat(64),
+        size = body.len()
+    );
+    let lock = Lock::parse(&lock_text, Path::new("base.lock")).unwrap();
+    let description = Description::parse(
+        "name = \"base\"\nsuite = \"bookworm\"\narchitecture = \"amd64\"\npackages = [\"dash\"]\n",
+        Path::new("base.toml"),
+    )
+    .unwrap();
+    let cache = tempfile::tempdir().unwrap();
+    let fetcher = Fetcher::new(cache.path(), &mirror).unwrap();
+    let store_dir = tempfile::tempdir().unwrap();
+    let store = BlobStore::open_or_create(store_dir.path()).unwrap();
+    let err = build_from_lock(&store, &description, &lock, &fetcher, 0, None, store_dir.path()).unwrap_err();
+    let message = format!("{err}");
+    assert!(
+        message.contains("33ea40061da2f1a861ec46212b2b6a34f0776a049b1a3f0abce2fb8cb994258f"),
+        "{message}"
+    );
+    let blobs: Vec<_> = std::fs::read_dir(store_dir.path().join("blobs/sha256")).unwrap().collect();
+    assert!(blobs.is_empty(), "nothing may be written to the store: {blobs:?}");
+    assert!(store.refs().unwrap().is_empty());
+    assert!(!fetcher
+        .cached_path("33ea40061da2f1a861ec46212b2b6a34f0776a049b1a3f0abce2fb8cb994258f")
+        .exists());
+}

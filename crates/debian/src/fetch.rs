@@ -1,0 +1,246 @@
+//! Downloads from a Debian mirror into a content-addressed on-disk cache.
+//!
+//! Files the archive pins by digest (`Packages` indexes, `.deb`s) live under
+//! `CACHE/sha256/<hex>`; they are written to a temporary file in the cache
+//! while hashed, checked against the expected size and SHA-256, and only
+//! then renamed into place, so a final name never holds a partial or wrong
+//! file. Files that change under a fixed URL (`InRelease`) live under
+//! `CACHE/url/<sha256 of the URL>` and are fetched again only on request.
+//! With everything cached, nothing touches the network.
+
+use std::fs::{self, File};
+use std::io::{self, Read, Write};
+use std::path::{Path, PathBuf};
+use std::thread;
+use std::time::Duration;
+
+use sha2::{Digest, Sha256};
+
+use crate::error::{Error, Result};
+use crate::resolve::is_sha256;
+
+/// How often a transient failure is retried (so three attempts in all).
+const RETRIES: u32 = 2;
+
+/// A mirror and the cache its files go through.
+#[derive(Debug, Clone)]
+pub struct Fetcher {
+    cache_dir: PathBuf,
+    mirror: String,
+    agent: ureq::Agent,
+    offline: bool,
+}
+
+impl Fetcher {
+    /// A fetcher for `mirror_url` (e.g. `http://deb.debian.org/debian`)
+    /// caching under `cache_dir`, which is created if needed.
+    pub fn new(cache_dir: impl Into<PathBuf>, mirror_url: &str) -> Result<Fetcher> {
+        let cache_dir = cache_dir.into();
+        for sub in ["sha256", "url", "tmp"] {
+            let dir = cache_dir.join(sub);
+            fs::create_dir_all(&dir).map_err(|e| Error::io("creating cache directory", &dir, e))?;
+        }
+        let agent = ureq::Agent::config_builder()
+            .timeout_connect(Some(Duration::from_secs(30)))
+            .timeout_recv_response(Some(Duration::from_secs(60)))
+            .timeout_per_read(Some(Duration::from_secs(60)))
+            // We hash the bytes as served; no transparent decoding wanted.
+            .accept_encoding(ureq::config::AutoHeaderValue::None)
+            .user_agent(concat!("plugin-forge/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .new_agent();
+        Ok(Fetcher { cache_dir, mirror: mirror_url.trim_end_matches('/').to_owned(), agent, offline: false })
+    }
+
+    /// Never use the network: what is not cached is an [`Error::Offline`].
+    pub fn set_offline(&mut self, offline: bool) {
+        self.offline = offline;
+    }
+
+    /// The mirror's base URL, without a trailing slash.
+    pub fn mirror(&self) -> &str {
+        &self.mirror
+    }
+
+    /// The cache directory.
+    pub fn cache_dir(&self) -> &Path {
+        &self.cache_dir
+    }
+
+    /// The URL of `path_on_mirror`.
+    pub fn url(&self, path_on_mirror: &str) -> String {
+        format!("{}/{}", self.mirror, path_on_mirror.trim_start_matches('/'))
+    }
+
+    /// Where the file of digest `sha256` is cached (whether or not it is).
+    pub fn cached_path(&self, sha256: &str) -> PathBuf {
+        self.cache_dir.join("sha256").join(sha256)
+    }
+
+    /// The file at `path_on_mirror` with the given SHA-256 (lowercase hex)
+    /// and size: the cached copy if it is there and verifies, else a fresh
+    /// download, verified before it is stored.
+    pub fn fetch_verified(&self, path_on_mirror: &str, sha256: &str, size: u64) -> Result<PathBuf> {
+        if !is_sha256(sha256) {
+            return Err(Error::InvalidDigest(sha256.to_owned()));
+        }
+        let url = self.url(path_on_mirror);
+        let dest = self.cached_path(sha256);
+        if dest.exists() {
+            match verify_file(&dest, &url, sha256, size) {
+                Ok(()) => return Ok(dest),
+                // A damaged cache entry is dropped and fetched again.
+                Err(Error::DigestMismatch { .. } | Error::SizeMismatch { .. }) => {
+                    fs::remove_file(&dest)
+                        .map_err(|e| Error::io("removing damaged cache entry", &dest, e))?;
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        let (tmp, found_size, found) = self.download(&url, Some(size))?;
+        if found_size != size {
+            return Err(Error::SizeMismatch { url, expected: size, found: found_size });
+        }
+        if found != sha256 {
+            return Err(Error::DigestMismatch { url, expected: sha256.to_owned(), found });
+        }
+        tmp.persist(&dest).map_err(|e| Error::io("storing in cache", &dest, e.error))?;
+        Ok(dest)
+    }
+
+    /// A file that changes under its URL (such as `InRelease`): the cached
+    /// copy unless `refresh` is set or there is none, else a fresh download.
+    /// Nothing is verified here; the caller checks the content.
+    pub fn fetch_mutable(&self, path_on_mirror: &str, refresh: bool) -> Result<PathBuf> {
+        let url = self.url(path_on_mirror);
+        let dest = self.cache_dir.join("url").join(hex(&Sha256::digest(url.as_bytes())));
+        if dest.exists() && !refresh {
+            return Ok(dest);
+        }
+        let (tmp, _, _) = self.download(&url, None)?;
+        tmp.persist(&dest).map_err(|e| Error::io("storing in cache", &dest, e.error))?;
+        Ok(dest)
+    }
+
+    /// Forgets the cached copy of a mutable file (after it failed verification).
+    pub fn forget_mutable(&self, path_on_mirror: &str) -> Result<()> {
+        let url = self.url(path_on_mirror);
+        let dest = self.cache_dir.join("url").join(hex(&Sha256::digest(url.as_bytes())));
+        match fs::remove_file(&dest) {
+            Err(e) if e.kind() != io::ErrorKind::NotFound => Err(Error::io("removing cache entry", &dest, e)),
+            _ => Ok(()),
+        }
+    }
+
+    /// Downloads `url` into a temporary file of the cache, hashing it on
+    /// the way (returns the file, its size and SHA-256), retrying
+    /// transient failures; stops reading past `limit` bytes (+1, so that an
+    /// oversized answer is seen as such).
+    fn download(&self, url: &str, limit: Option<u64>) -> Result<Downloaded> {
+        if self.offline {
+            return Err(Error::Offline { url: url.to_owned(), cache: self.cache_dir.clone() });
+        }
+        let mut attempt = 0;
+        loop {
+            match self.download_once(url, limit) {
+                Ok(tmp) => return Ok(tmp),
+                Err((transient, err)) => {
+                    if !transient || attempt == RETRIES {
+                        return Err(err);
+                    }
+                    attempt += 1;
+                    thread::sleep(Duration::from_secs(u64::from(attempt)));
+                }
+            }
+        }
+    }
+
+    fn download_once(&self, url: &str, limit: Option<u64>) -> Result<Downloaded, (bool, Error)> {
+        let tmp_dir = self.cache_dir.join("tmp");
+        let mut tmp = tempfile::NamedTempFile::new_in(&tmp_dir)
+            .map_err(|e| (false, Error::io("creating temporary file in", &tmp_dir, e)))?;
+        let response = self.agent.get(url).call().map_err(|e| match e {
+            ureq::Error::StatusCode(status) => (
+                status >= 500 || status == 429 || status == 408,
+                Error::HttpStatus { url: url.to_owned(), status },
+            ),
+            other => (is_transient(&other), Error::Http { url: url.to_owned(), source: Box::new(other) }),
+        })?;
+        let reader = response.into_body().into_reader();
+        let mut reader: Box<dyn Read> = match limit {
+            Some(n) => Box::new(reader.take(n.saturating_add(1))),
+            None => Box::new(reader),
+        };
+        let mut hasher = Sha256::new();
+        let mut size = 0u64;
+        let mut buf = vec![0u8; 1 << 16];
+        loop {
+            let n = match reader.read(&mut buf) {
+                Ok(0) => break,
+                Ok(n) => n,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err((true, Error::io("downloading", url, e))),
+            };
+            hasher.update(&buf[..n]);
+            size += n as u64;
+            tmp.as_file_mut()
+                .write_all(&buf[..n])
+                .map_err(|e| (false, Error::io("writing", tmp.path(), e)))?;
+        }
+        tmp.as_file_mut().flush().map_err(|e| (false, Error::io("writing", tmp.path(), e)))?;
+        Ok((tmp, size, hex(&hasher.finalize())))
+    }
+}
+
+/// A finished download: the temporary file, its size and SHA-256.
+type Downloaded = (tempfile::NamedTempFile, u64, String);
+
+fn is_transient(e: &ureq::Error) -> bool {
+    matches!(
+        e,
+        ureq::Error::Io(_)
+            | ureq::Error::Timeout(_)
+            | ureq::Error::HostNotFound
+            | ureq::Error::ConnectionFailed
+            | ureq::Error::Protocol(_)
+    )
+}
+
+/// The size and SHA-256 (lowercase hex) of a file.
+pub fn hash_file(path: &Path) -> Result<(u64, String)> {
+    let mut file = File::open(path).map_err(|e| Error::io("opening", path, e))?;
+    let mut hasher = Sha256::new();
+    let mut buf = vec![0u8; 1 << 16];
+    let mut size = 0u64;
+    loop {
+        let n = file.read(&mut buf).map_err(|e| Error::io("reading", path, e))?;
+        if n == 0 {
+            break;
+        }
+        hasher.update(&buf[..n]);
+        size += n as u64;
+    }
+    Ok((size, hex(&hasher.finalize())))
+}
+
+/// Checks a file against an expected size and SHA-256; `url` names it in errors.
+pub fn verify_file(path: &Path, url: &str, sha256: &str, size: u64) -> Result<()> {
+    let (found_size, found) = hash_file(path)?;
+    if found_size != size {
+        return Err(Error::SizeMismatch { url: url.to_owned(), expected: size, found: found_size });
+    }
+    if found != sha256 {
+        return Err(Error::DigestMismatch { url: url.to_owned(), expected: sha256.to_owned(), found });
+    }
+    Ok(())
+}
+
+pub(crate) fn hex(bytes: &[u8]) -> String {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    let mut s = String::with_capacity(bytes.len() * 2);
+    for b in bytes {
+        s.push(DIGITS[usize::from(b >> 4)] as char);
+        s.push(DIGITS[usize::from(b & 15)] as char);
+    }
+    s
+}

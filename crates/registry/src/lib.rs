@@ -1,0 +1,39 @@
+//! An OCI distribution client: pull base images, push plugin images.
+//!
+//! Builds run without a daemon, so they need their own way to a registry.
+//! This crate speaks the OCI distribution API over HTTPS with the system's
+//! trust roots (plain HTTP only for loopback hosts and registries the
+//! caller marks insecure), authenticates like `docker` does (anonymous,
+//! basic, bearer tokens; credentials from Docker's `config.json` and its
+//! credential helpers), and moves blobs between a registry and a
+//! [`forge_oci::BlobStore`] with every digest verified.
+//!
+//! - [`reference`]: `host[:port]/repo[:tag|@digest]` with Docker Hub's
+//!   normalisation.
+//! - [`auth`]: credentials, their sources, and the `WWW-Authenticate`
+//!   challenge.
+//! - [`client`]: the HTTP client, token cache and retries.
+//! - [`pull`](mod@pull): manifests, indexes (platform choice) and blobs into the store.
+//! - [`push`](mod@push): blobs (skip, mount, upload), then manifest, then tag.
+//!
+//! **Invariant:** a push never leaves a tag pointing at missing blobs: the
+//! tag is written last, after the manifest, after every blob.
+//!
+//! **Invariant:** credentials and tokens are never printed, logged, put in
+//! an error or written anywhere.
+
+#![deny(missing_docs)]
+
+pub mod auth;
+pub mod client;
+mod error;
+pub mod pull;
+pub mod push;
+pub mod reference;
+
+pub use auth::{Anonymous, CredentialSource, Credentials, DockerConfig, StaticCredentials};
+pub use client::{Client, ClientOptions, RetryNotice};
+pub use error::{Error, RegistryError, RegistryErrors, Result};
+pub use pull::{cached_image, Platform};
+pub use push::{BlobOutcome, PushEvent, PushReport};
+pub use reference::{Reference, Target};

@@ -1,0 +1,391 @@
+//! Pulling an image into the local store.
+//!
+//! A tag is resolved to a manifest (or an image index, from which the
+//! platform asked for is picked), and then the config and the layers are
+//! streamed straight into the [`BlobStore`]: each blob goes to a temp file
+//! while it is hashed and is renamed into place only if it has the digest it
+//! was asked for by, so a broken or hostile registry cannot put a wrong
+//! blob under a name. Blobs the store already has are not downloaded, and
+//! the pulled image gets a ref in the store named after the reference, so
+//! that [`cached_image`] finds it again without a network.
+
+use std::fmt;
+use std::io::{self, Read};
+
+use forge_oci::{BlobStore, Digest, Image};
+
+use crate::client::{error_body, header, http_error, read_body, Call, Client, RetryNotice};
+use crate::error::{Error, Result};
+use crate::reference::{Reference, Target};
+
+const OCI_MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
+const OCI_INDEX: &str = "application/vnd.oci.image.index.v1+json";
+const DOCKER_MANIFEST: &str = "application/vnd.docker.distribution.manifest.v2+json";
+const DOCKER_LIST: &str = "application/vnd.docker.distribution.manifest.list.v2+json";
+/// Manifests larger than this are refused: they are a few kilobytes.
+const MAX_MANIFEST: u64 = 4 << 20;
+
+/// An OS and architecture (and variant) of an image.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct Platform {
+    /// `linux`.
+    pub os: String,
+    /// `amd64`, `arm64`.
+    pub architecture: String,
+    /// `v8`, `v7`; `None` matches any.
+    pub variant: Option<String>,
+}
+
+impl Platform {
+    /// Parses `os/arch[/variant]`.
+    pub fn parse(text: &str) -> Option<Platform> {
+        let mut parts = text.split('/');
+        let os = parts.next().filter(|s| !s.is_empty())?.to_owned();
+        let architecture = parts.next().filter(|s| !s.is_empty())?.to_owned();
+        let variant = parts.next().map(str::to_owned);
+        if parts.next().is_some() {
+            return None;
+        }
+        Some(Platform { os, architecture, variant })
+    }
+
+    fn matches(&self, other: &IndexPlatform) -> bool {
+        self.os == other.os
+            && self.architecture == other.architecture
+            && (self.variant.is_none() || self.variant == other.variant)
+    }
+}
+
+impl Default for Platform {
+    /// `linux/amd64`, what plugins are built for.
+    fn default() -> Platform {
+        Platform { os: "linux".into(), architecture: "amd64".into(), variant: None }
+    }
+}
+
+impl fmt::Display for Platform {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}/{}", self.os, self.architecture)?;
+        if let Some(variant) = &self.variant {
+            write!(f, "/{variant}")?;
+        }
+        Ok(())
+    }
+}
+
+#[derive(serde::Deserialize)]
+struct IndexPlatform {
+    os: String,
+    architecture: String,
+    #[serde(default)]
+    variant: Option<String>,
+}
+
+#[derive(serde::Deserialize)]
+struct IndexEntry {
+    digest: String,
+    #[serde(default, rename = "mediaType")]
+    media_type: Option<String>,
+    #[serde(default)]
+    platform: Option<IndexPlatform>,
+}
+
+#[derive(serde::Deserialize)]
+struct Document {
+    #[serde(default, rename = "mediaType")]
+    media_type: Option<String>,
+    #[serde(default)]
+    manifests: Option<Vec<IndexEntry>>,
+    #[serde(default)]
+    config: Option<serde_json::Value>,
+}
+
+/// The image `reference` names, if a previous pull (or anything else) left
+/// a ref of that name in the store with all its blobs: no network needed.
+pub fn cached_image(store: &BlobStore, reference: &Reference) -> Result<Option<Image>> {
+    let Some(image) = Image::load_ref(store, &reference.to_string())? else { return Ok(None) };
+    let complete = image
+        .manifest
+        .layers()
+        .iter()
+        .all(|layer| Digest::from_descriptor(layer).is_ok_and(|d| store.contains(&d)));
+    Ok(complete.then_some(image))
+}
+
+impl Client {
+    /// Pulls the image `reference` names for `platform` into `store` and
+    /// returns it, loaded from the store. See the module docs.
+    pub fn pull(&self, reference: &Reference, platform: &Platform, store: &BlobStore) -> Result<Image> {
+        let quiet = |_: RetryNotice| {};
+        // A digest already in the store needs no registry at all.
+        if let Some(digest) = reference.digest() {
+            if store.contains(digest) {
+                if let Ok(image) = Image::load(store, digest) {
+                    if self.has_all_layers(store, &image) {
+                        return Ok(image);
+                    }
+                }
+            }
+        }
+        let (digest, bytes, media_type) =
+            self.fetch_manifest(reference, &reference.manifest_path_part(), &quiet)?;
+        let (digest, bytes) = if is_index(&media_type, &bytes) {
+            let chosen = choose_platform(reference, &bytes, platform)?;
+            let (d, b, m) = self.fetch_manifest(reference, &chosen.to_string(), &quiet)?;
+            if d != chosen {
+                return Err(Error::DigestMismatch {
+                    what: format!("manifest of {reference}"),
+                    expected: chosen,
+                    found: d,
+                });
+            }
+            if is_index(&m, &b) {
+                return Err(Error::UnsupportedMediaType { reference: reference.to_string(), media_type: m });
+            }
+            (d, b)
+        } else {
+            (digest, bytes)
+        };
+        let document: Document = serde_json::from_slice(&bytes).map_err(|_| Error::Protocol {
+            url: reference.to_string(),
+            reason: "the manifest is not JSON".into(),
+        })?;
+        let media = document.media_type.clone().unwrap_or_default();
+        if document.config.is_none()
+            || !(media.is_empty() || media == OCI_MANIFEST || media == DOCKER_MANIFEST)
+        {
+            return Err(Error::UnsupportedMediaType { reference: reference.to_string(), media_type: media });
+        }
+        let manifest: forge_oci::oci_spec::image::ImageManifest =
+            serde_json::from_slice(&bytes).map_err(|_| Error::Protocol {
+                url: reference.to_string(),
+                reason: "the manifest is not a valid image manifest".into(),
+            })?;
+        let mut blobs = vec![manifest.config().clone()];
+        blobs.extend(manifest.layers().iter().cloned());
+        for descriptor in &blobs {
+            let digest = Digest::from_descriptor(descriptor)?;
+            if !store.contains(&digest) {
+                self.fetch_blob(reference, &digest, descriptor.size(), store, &quiet)?;
+            }
+        }
+        let (stored, _) = store.put_bytes(&bytes)?;
+        debug_assert_eq!(stored, digest);
+        let image = Image::load(store, &digest)?;
+        store.set_ref(&reference.to_string(), &image.manifest_descriptor())?;
+        crate::push::remember_source(
+            store,
+            reference,
+            blobs.iter().filter_map(|d| Digest::from_descriptor(d).ok()),
+        );
+        Ok(image)
+    }
+
+    fn has_all_layers(&self, store: &BlobStore, image: &Image) -> bool {
+        image.manifest.layers().iter().all(|l| Digest::from_descriptor(l).is_ok_and(|d| store.contains(&d)))
+    }
+
+    /// `GET /v2/NAME/manifests/REF`: digest (verified when REF is one),
+    /// bytes and media type.
+    fn fetch_manifest(
+        &self,
+        reference: &Reference,
+        target: &str,
+        notify: &dyn Fn(RetryNotice),
+    ) -> Result<(Digest, Vec<u8>, String)> {
+        let url = format!("/v2/{}/manifests/{target}", reference.repository());
+        let call = Call {
+            method: "GET",
+            url: url.clone(),
+            headers: vec![("Accept", [OCI_MANIFEST, OCI_INDEX, DOCKER_MANIFEST, DOCKER_LIST].join(", "))],
+            body: None,
+            scopes: vec![pull_scope(reference.repository())],
+            retry: true,
+        };
+        let response = self.call(reference, &call, notify)?;
+        let status = response.status().as_u16();
+        if status == 404 {
+            return Err(Error::ManifestNotFound {
+                reference: reference.with_target(target_of(target)).to_string(),
+            });
+        }
+        if status == 403 {
+            return Err(Error::Denied {
+                host: reference.registry().to_owned(),
+                repository: reference.repository().to_owned(),
+                action: "pull from",
+                errors: error_body(response),
+            });
+        }
+        if status != 200 {
+            return Err(Error::Status { method: "GET", url, status, errors: error_body(response) });
+        }
+        let content_type = header(&response, "content-type").unwrap_or_default();
+        let bytes = read_body(response, MAX_MANIFEST).map_err(|e| http_error(reference, &url, e))?;
+        let found = Digest::of(&bytes);
+        if let Ok(expected) = Digest::parse(target) {
+            if expected != found {
+                return Err(Error::DigestMismatch {
+                    what: format!("manifest of {reference}"),
+                    expected,
+                    found,
+                });
+            }
+        }
+        Ok((found, bytes, content_type))
+    }
+
+    /// Streams one blob into the store, verifying it; a connection lost in
+    /// the middle starts the blob again.
+    fn fetch_blob(
+        &self,
+        reference: &Reference,
+        digest: &Digest,
+        size: u64,
+        store: &BlobStore,
+        notify: &dyn Fn(RetryNotice),
+    ) -> Result<()> {
+        let url = format!("/v2/{}/blobs/{digest}", reference.repository());
+        let mut tries = 0;
+        loop {
+            let call = Call {
+                method: "GET",
+                url: url.clone(),
+                headers: Vec::new(),
+                body: None,
+                scopes: vec![pull_scope(reference.repository())],
+                retry: true,
+            };
+            let response = self.call(reference, &call, notify)?;
+            let status = response.status().as_u16();
+            if status != 200 {
+                return Err(Error::Status { method: "GET", url, status, errors: error_body(response) });
+            }
+            let mut writer = store.writer()?;
+            // One byte more than announced shows a blob that is too long.
+            let mut body = response.into_body().into_reader().take(size.saturating_add(1));
+            match io::copy(&mut body, &mut writer) {
+                Ok(_) => {
+                    return match writer.finish_verified(digest) {
+                        Ok(_) => Ok(()),
+                        Err(forge_oci::Error::DigestMismatch { expected, found, .. }) => {
+                            Err(Error::DigestMismatch {
+                                what: format!("blob {digest} of {reference}"),
+                                expected,
+                                found,
+                            })
+                        }
+                        Err(e) => Err(e.into()),
+                    };
+                }
+                Err(e) if tries < self.options.retries => {
+                    tries += 1;
+                    let delay = self.backoff(tries);
+                    notify(RetryNotice {
+                        what: format!("GET {url}"),
+                        attempt: tries,
+                        delay,
+                        reason: e.to_string(),
+                    });
+                    std::thread::sleep(delay);
+                }
+                Err(e) => {
+                    return Err(Error::Unreachable {
+                        host: reference.registry().to_owned(),
+                        url,
+                        source: Box::new(ureq::Error::Io(e)),
+                    })
+                }
+            }
+        }
+    }
+}
+
+fn target_of(text: &str) -> Target {
+    match Digest::parse(text) {
+        Ok(d) => Target::Digest(d, None),
+        Err(_) => Target::Tag(text.to_owned()),
+    }
+}
+
+fn is_index(media_type: &str, bytes: &[u8]) -> bool {
+    let declared = serde_json::from_slice::<Document>(bytes).ok().and_then(|d| d.media_type);
+    let media = declared.as_deref().unwrap_or(media_type);
+    media.starts_with(OCI_INDEX)
+        || media.starts_with(DOCKER_LIST)
+        || serde_json::from_slice::<Document>(bytes)
+            .is_ok_and(|d| d.manifests.is_some() && d.config.is_none())
+}
+
+fn choose_platform(reference: &Reference, bytes: &[u8], platform: &Platform) -> Result<Digest> {
+    let document: Document = serde_json::from_slice(bytes).map_err(|_| Error::Protocol {
+        url: reference.to_string(),
+        reason: "the image index is not JSON".into(),
+    })?;
+    let entries = document.manifests.unwrap_or_default();
+    let mut available = Vec::new();
+    for entry in &entries {
+        let Some(p) = &entry.platform else { continue };
+        // Attestations (`unknown/unknown`) and nested indexes are no images.
+        let nested = entry.media_type.as_deref().is_some_and(|m| m == OCI_INDEX || m == DOCKER_LIST);
+        if platform.matches(p) && !nested {
+            return Ok(Digest::parse(&entry.digest)?);
+        }
+        let mut name = format!("{}/{}", p.os, p.architecture);
+        if let Some(v) = &p.variant {
+            name.push('/');
+            name.push_str(v);
+        }
+        available.push(name);
+    }
+    Err(Error::NoMatchingPlatform {
+        reference: reference.to_string(),
+        platform: platform.to_string(),
+        available,
+    })
+}
+
+/// `repository:NAME:pull`.
+pub(crate) fn pull_scope(repository: &str) -> String {
+    format!("repository:{repository}:pull")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn platforms() {
+        assert_eq!(Platform::default().to_string(), "linux/amd64");
+        assert_eq!(Platform::parse("linux/arm64/v8").unwrap().variant.as_deref(), Some("v8"));
+        assert!(Platform::parse("linux").is_none());
+        assert!(Platform::parse("a/b/c/d").is_none());
+    }
+
+    #[test]
+    fn index_selection() {
+        let d = |c: char| format!("sha256:{}", c.to_string().repeat(64));
+        let index = format!(
+            r#"{{"schemaVersion":2,"mediaType":"{OCI_INDEX}","manifests":[
+              {{"mediaType":"{OCI_MANIFEST}","digest":"{}","size":1,"platform":{{"os":"linux","architecture":"arm64","variant":"v8"}}}},
+              {{"mediaType":"{OCI_MANIFEST}","digest":"{}","size":1,"platform":{{"os":"linux","architecture":"amd64"}}}},
+              {{"mediaType":"{OCI_MANIFEST}","digest":"{}","size":1,"platform":{{"os":"unknown","architecture":"unknown"}}}}
+            ]}}"#,
+            d('a'),
+            d('b'),
+            d('c')
+        );
+        let reference = Reference::parse("python:3.11").unwrap();
+        assert!(is_index("", index.as_bytes()));
+        assert_eq!(
+            choose_platform(&reference, index.as_bytes(), &Platform::default()).unwrap().to_string(),
+            d('b')
+        );
+        let arm = Platform::parse("linux/arm64").unwrap();
+        assert_eq!(choose_platform(&reference, index.as_bytes(), &arm).unwrap().to_string(), d('a'));
+        let err = choose_platform(&reference, index.as_bytes(), &Platform::parse("linux/s390x").unwrap())
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("linux/arm64/v8, linux/amd64, unknown/unknown"), "{err}");
+    }
+}

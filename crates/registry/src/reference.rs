@@ -1,0 +1,349 @@
+//! Image references (`host[:port]/repo[:tag|@digest]`) as Docker reads them.
+//!
+//! Users write `python:3.11` and mean Docker Hub's `library/python`; the
+//! registry API wants a host to connect to and a repository path. Parsing
+//! follows the distribution reference grammar: the first path component is
+//! a registry only if it holds a `.` or a `:` or is `localhost`, otherwise
+//! the image is on Docker Hub. Docker Hub's name variants (`docker.io`,
+//! `index.docker.io`, `registry-1.docker.io`) all become `docker.io`, whose
+//! API endpoint is `registry-1.docker.io`, and one-component Hub names get
+//! the `library/` prefix, so that one image has one [`Reference`].
+
+use std::fmt;
+use std::net::{IpAddr, Ipv6Addr};
+use std::str::FromStr;
+
+use forge_oci::Digest;
+
+use crate::error::{Error, Result};
+
+/// Docker Hub's canonical registry name.
+pub const DOCKER_HUB: &str = "docker.io";
+/// The host that serves Docker Hub's registry API.
+pub const DOCKER_HUB_ENDPOINT: &str = "registry-1.docker.io";
+
+/// A tag or a digest: what a reference points at in its repository.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum Target {
+    /// `:tag` (`latest` when the reference names neither).
+    Tag(String),
+    /// `@sha256:...`, with the tag written before it if any (kept for
+    /// display only: the digest decides).
+    Digest(Digest, Option<String>),
+}
+
+/// A parsed, normalised image reference.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct Reference {
+    registry: String,
+    repository: String,
+    target: Target,
+}
+
+impl Reference {
+    /// Parses `[host[:port]/]repo[:tag][@digest]`; see the module docs.
+    pub fn parse(text: &str) -> Result<Reference> {
+        let invalid = |reason: String| Error::InvalidReference { reference: text.to_owned(), reason };
+        if text.is_empty() {
+            return Err(invalid("empty reference".into()));
+        }
+        let (name, digest) = match text.split_once('@') {
+            Some((name, digest)) => {
+                let digest = Digest::parse(digest).map_err(|e| invalid(e.to_string()))?;
+                (name, Some(digest))
+            }
+            None => (text, None),
+        };
+        // A tag is a `:` after the last `/` (a `:` before it is a port).
+        let (name, tag) = match name.rsplit_once(':') {
+            Some((repo, tag)) if !tag.contains('/') => (repo, Some(tag)),
+            _ => (name, None),
+        };
+        if let Some(tag) = tag {
+            check_tag(tag).map_err(|r| invalid(r.into()))?;
+        }
+        let (registry, repository) = match name.split_once('/') {
+            Some((first, rest)) if first.contains(['.', ':']) || first == "localhost" => {
+                (normalise_registry(first), rest.to_owned())
+            }
+            _ => (DOCKER_HUB.to_owned(), name.to_owned()),
+        };
+        check_registry(&registry).map_err(invalid)?;
+        let repository = if registry == DOCKER_HUB && !repository.contains('/') {
+            format!("library/{repository}")
+        } else {
+            repository
+        };
+        check_repository(&repository).map_err(|r| invalid(r.into()))?;
+        let target = match digest {
+            Some(digest) => Target::Digest(digest, tag.map(str::to_owned)),
+            None => Target::Tag(tag.unwrap_or("latest").to_owned()),
+        };
+        Ok(Reference { registry, repository, target })
+    }
+
+    /// The same repository with another target.
+    pub fn with_target(&self, target: Target) -> Reference {
+        Reference { registry: self.registry.clone(), repository: self.repository.clone(), target }
+    }
+
+    /// The same repository at `digest`.
+    pub fn with_digest(&self, digest: &Digest) -> Reference {
+        self.with_target(Target::Digest(digest.clone(), None))
+    }
+
+    /// The registry as named (`docker.io`, `localhost:5000`).
+    pub fn registry(&self) -> &str {
+        &self.registry
+    }
+
+    /// The host (and port) the API is served from: the registry, except
+    /// for Docker Hub.
+    pub fn endpoint(&self) -> &str {
+        if self.registry == DOCKER_HUB {
+            DOCKER_HUB_ENDPOINT
+        } else {
+            &self.registry
+        }
+    }
+
+    /// The repository path (`library/python`).
+    pub fn repository(&self) -> &str {
+        &self.repository
+    }
+
+    /// The tag or digest.
+    pub fn target(&self) -> &Target {
+        &self.target
+    }
+
+    /// The tag, if the reference has one.
+    pub fn tag(&self) -> Option<&str> {
+        match &self.target {
+            Target::Tag(tag) | Target::Digest(_, Some(tag)) => Some(tag),
+            Target::Digest(_, None) => None,
+        }
+    }
+
+    /// The digest, if the reference pins one.
+    pub fn digest(&self) -> Option<&Digest> {
+        match &self.target {
+            Target::Digest(digest, _) => Some(digest),
+            Target::Tag(_) => None,
+        }
+    }
+
+    /// What goes after `/manifests/` in a URL: the digest if pinned, else
+    /// the tag.
+    pub fn manifest_path_part(&self) -> String {
+        match &self.target {
+            Target::Tag(tag) => tag.clone(),
+            Target::Digest(digest, _) => digest.to_string(),
+        }
+    }
+
+    /// `registry/repository` without tag or digest.
+    pub fn name(&self) -> String {
+        format!("{}/{}", self.registry, self.repository)
+    }
+}
+
+impl fmt::Display for Reference {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}/{}", self.registry, self.repository)?;
+        match &self.target {
+            Target::Tag(tag) => write!(f, ":{tag}"),
+            Target::Digest(digest, Some(tag)) => write!(f, ":{tag}@{digest}"),
+            Target::Digest(digest, None) => write!(f, "@{digest}"),
+        }
+    }
+}
+
+impl FromStr for Reference {
+    type Err = Error;
+
+    fn from_str(s: &str) -> Result<Reference> {
+        Reference::parse(s)
+    }
+}
+
+/// Docker Hub's spellings (`index.docker.io`, `registry-1.docker.io`, with
+/// or without `https://` and `/v1/`) become `docker.io`; other names are
+/// lowercased, without scheme and path.
+pub fn normalise_registry(name: &str) -> String {
+    let name = name.trim();
+    let name = name.strip_prefix("https://").or_else(|| name.strip_prefix("http://")).unwrap_or(name);
+    let host = name.split('/').next().unwrap_or(name).to_ascii_lowercase();
+    match host.as_str() {
+        "docker.io" | "index.docker.io" | "registry-1.docker.io" | "registry.hub.docker.com" => {
+            DOCKER_HUB.to_owned()
+        }
+        _ => host,
+    }
+}
+
+/// Whether `host` (with an optional port) is a loopback address, which we
+/// talk to over plain HTTP: `localhost`, `127.0.0.0/8`, `[::1]`.
+pub fn is_loopback(host: &str) -> bool {
+    let bare = host_without_port(host);
+    if bare.eq_ignore_ascii_case("localhost") {
+        return true;
+    }
+    let bare = bare.trim_start_matches('[').trim_end_matches(']');
+    match bare.parse::<IpAddr>() {
+        Ok(IpAddr::V4(ip)) => ip.is_loopback(),
+        Ok(IpAddr::V6(ip)) => ip == Ipv6Addr::LOCALHOST,
+        Err(_) => false,
+    }
+}
+
+/// `host` of `host:port`, `[v6]` of `[v6]:port`.
+pub fn host_without_port(host: &str) -> &str {
+    if host.starts_with('[') {
+        return match host.find(']') {
+            Some(end) => &host[..=end],
+            None => host,
+        };
+    }
+    match host.rsplit_once(':') {
+        Some((bare, port)) if port.bytes().all(|b| b.is_ascii_digit()) => bare,
+        _ => host,
+    }
+}
+
+fn check_registry(registry: &str) -> std::result::Result<(), String> {
+    let bare = host_without_port(registry);
+    let ok = !bare.is_empty()
+        && (bare.starts_with('[') && bare.ends_with(']')
+            || bare.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'-'));
+    if ok {
+        Ok(())
+    } else {
+        Err(format!("`{registry}` is not a valid registry host"))
+    }
+}
+
+fn check_tag(tag: &str) -> std::result::Result<(), &'static str> {
+    let mut bytes = tag.bytes();
+    let first_ok = bytes.next().is_some_and(|b| b.is_ascii_alphanumeric() || b == b'_');
+    if first_ok && tag.len() <= 128 && bytes.all(|b| b.is_ascii_alphanumeric() || b"_.-".contains(&b)) {
+        Ok(())
+    } else {
+        Err("a tag is 1 to 128 characters of [A-Za-z0-9_.-], not starting with `.` or `-`")
+    }
+}
+
+/// Path components are `[a-z0-9]+` joined by `.`, `_`, `__` or runs of `-`.
+fn check_repository(repository: &str) -> std::result::Result<(), &'static str> {
+    const REASON: &str =
+        "a repository is lowercase path components of [a-z0-9] separated by `.`, `_`, `__` or `-`";
+    if repository.is_empty() || repository.len() > 255 {
+        return Err(REASON);
+    }
+    for component in repository.split('/') {
+        let bytes = component.as_bytes();
+        let alnum = |b: u8| b.is_ascii_lowercase() || b.is_ascii_digit();
+        if bytes.is_empty() || !alnum(bytes[0]) || !alnum(bytes[bytes.len() - 1]) {
+            return Err(REASON);
+        }
+        let mut i = 0;
+        while i < bytes.len() {
+            if alnum(bytes[i]) {
+                i += 1;
+                continue;
+            }
+            let start = i;
+            while i < bytes.len() && !alnum(bytes[i]) {
+                i += 1;
+            }
+            let sep = &component[start..i];
+            if !(sep == "." || sep == "_" || sep == "__" || sep.bytes().all(|b| b == b'-')) {
+                return Err(REASON);
+            }
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const D: &str = "sha256:e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855";
+
+    fn parts(text: &str) -> (String, String, String, String) {
+        let r = Reference::parse(text).unwrap();
+        (r.registry().to_owned(), r.endpoint().to_owned(), r.repository().to_owned(), r.to_string())
+    }
+
+    #[test]
+    fn docker_hub_names_are_normalised() {
+        let hub = |repo: &str, full: &str| {
+            (DOCKER_HUB.to_owned(), DOCKER_HUB_ENDPOINT.to_owned(), repo.to_owned(), full.to_owned())
+        };
+        assert_eq!(parts("python"), hub("library/python", "docker.io/library/python:latest"));
+        assert_eq!(parts("python:3.11"), hub("library/python", "docker.io/library/python:3.11"));
+        assert_eq!(
+            parts("supervisely/base-py:6.1"),
+            hub("supervisely/base-py", "docker.io/supervisely/base-py:6.1")
+        );
+        for variant in ["docker.io", "index.docker.io", "registry-1.docker.io"] {
+            assert_eq!(
+                parts(&format!("{variant}/python:3")),
+                hub("library/python", "docker.io/library/python:3")
+            );
+        }
+    }
+
+    #[test]
+    fn registries_ports_tags_and_digests() {
+        assert_eq!(
+            parts("localhost:5000/base-py:1.0"),
+            (
+                "localhost:5000".into(),
+                "localhost:5000".into(),
+                "base-py".into(),
+                "localhost:5000/base-py:1.0".into()
+            )
+        );
+        assert_eq!(parts("127.0.0.1:5000/a/b").3, "127.0.0.1:5000/a/b:latest");
+        assert_eq!(parts("[::1]:5000/a").0, "[::1]:5000");
+        let r = Reference::parse(&format!("ghcr.io/o/r:v1@{D}")).unwrap();
+        assert_eq!(r.digest().unwrap().to_string(), D);
+        assert_eq!(r.tag(), Some("v1"));
+        assert_eq!(r.manifest_path_part(), D);
+        assert_eq!(r.to_string(), format!("ghcr.io/o/r:v1@{D}"));
+        let r = Reference::parse(&format!("ghcr.io/o/r@{D}")).unwrap();
+        assert_eq!(r.tag(), None);
+        assert_eq!(r.to_string(), format!("ghcr.io/o/r@{D}"));
+    }
+
+    #[test]
+    fn invalid_references_are_refused() {
+        for bad in
+            ["", "UPPER/case", "a//b", "a:", "a:-tag", "a@sha256:00", "repo/-x", "a/b..c", "host:5000/"]
+        {
+            assert!(Reference::parse(bad).is_err(), "{bad:?} was accepted");
+        }
+        let err = Reference::parse("Python").unwrap_err().to_string();
+        assert!(err.contains("lowercase"), "{err}");
+    }
+
+    #[test]
+    fn loopback_hosts() {
+        for yes in ["localhost", "localhost:5000", "127.0.0.1:80", "127.1.2.3", "[::1]:5000", "[::1]"] {
+            assert!(is_loopback(yes), "{yes}");
+        }
+        for no in ["example.com", "10.0.0.1:5000", "localhost.example.com", "[::2]:5000", "docker.io"] {
+            assert!(!is_loopback(no), "{no}");
+        }
+    }
+
+    #[test]
+    fn registry_spellings() {
+        assert_eq!(normalise_registry("https://index.docker.io/v1/"), "docker.io");
+        assert_eq!(normalise_registry("Registry-1.Docker.io"), "docker.io");
+        assert_eq!(normalise_registry("https://ghcr.io"), "ghcr.io");
+        assert_eq!(normalise_registry("localhost:5000"), "localhost:5000");
+    }
+}

@@ -1,0 +1,88 @@
+//! Transient failures: a dropped connection, a 500, a 429 with
+//! `Retry-After`, and a registry that dies in the middle of a push.
+
+use std::time::{Duration, Instant};
+
+use forge_registry::{Client, ClientOptions, Error, PushEvent, Reference};
+
+use crate::servers::{Fault, Proxy, Registry, Rule};
+use crate::{options, sample_image, store, Events};
+
+#[test]
+fn a_push_survives_a_dropped_connection_a_500_and_a_429() {
+    let Some(registry) = Registry::start(None) else { return };
+    let rules = vec![
+        Rule { method: "PUT", path: "/blobs/uploads/", fault: Fault::Drop },
+        Rule { method: "PUT", path: "/blobs/uploads/", fault: Fault::Status(500, None) },
+        Rule { method: "HEAD", path: "/blobs/", fault: Fault::Status(429, Some(1)) },
+        Rule { method: "PUT", path: "/manifests/", fault: Fault::Status(503, None) },
+    ];
+    let proxy = Proxy::start(registry.port, rules, None);
+    let (_dir, store) = store();
+    let image = sample_image(&store, 20, 400_000);
+    let reference = Reference::parse(&format!("{}/faulty/app:1", proxy.host())).unwrap();
+    let client = Client::new(options(Box::new(forge_registry::Anonymous)));
+    let events = Events::default();
+    let started = Instant::now();
+    let report = client.push(&store, &image, &reference, &events.record()).unwrap();
+    assert_eq!(report.digest, image.manifest_digest);
+    assert_eq!(report.blobs_uploaded, 3);
+    let state = proxy.state();
+    assert!(state.rules.is_empty(), "faults not applied: {:?}", state.rules);
+    let retries = events.retries();
+    assert_eq!(retries.len(), 4, "{retries:#?}");
+    assert!(retries.iter().any(|r| r.contains("429")), "{retries:#?}");
+    assert!(retries.iter().any(|r| r.contains("500")), "{retries:#?}");
+    // Retry-After: 1 was honoured.
+    assert!(started.elapsed() >= Duration::from_secs(1));
+    drop(state);
+    // The registry itself has the right image under the tag.
+    assert_eq!(registry.manifest_status("faulty/app", "1"), 200);
+    assert_eq!(registry.manifest_status("faulty/app", &image.manifest_digest.to_string()), 200);
+    if forge_testkit::require_tool("skopeo") {
+        assert_eq!(registry.skopeo_inspect("faulty/app", "1")["Digest"], image.manifest_digest.to_string());
+    }
+}
+
+#[test]
+fn a_dropped_chunk_restarts_the_blob() {
+    let Some(registry) = Registry::start(None) else { return };
+    let rules = vec![Rule { method: "PATCH", path: "/blobs/uploads/", fault: Fault::Drop }];
+    let proxy = Proxy::start(registry.port, rules, None);
+    let (_dir, store) = store();
+    let image = sample_image(&store, 21, 200_000);
+    let reference = Reference::parse(&format!("{}/faulty/chunks:1", proxy.host())).unwrap();
+    let client =
+        Client::new(ClientOptions { chunk_size: 50_000, ..options(Box::new(forge_registry::Anonymous)) });
+    let events = Events::default();
+    client.push(&store, &image, &reference, &events.record()).unwrap();
+    assert_eq!(events.retries().len(), 1, "{:#?}", events.retries());
+    assert!(proxy.state().rules.is_empty());
+    assert_eq!(registry.manifest_status("faulty/chunks", "1"), 200);
+}
+
+#[test]
+fn a_registry_killed_mid_push_leaves_no_tag() {
+    let Some(registry) = Registry::start(None) else { return };
+    let (_dir, store) = store();
+    let image = sample_image(&store, 22, 2_000_000);
+    let reference = Reference::parse(&format!("{}/dying/app:1", registry.host())).unwrap();
+    let client =
+        Client::new(ClientOptions { chunk_size: 256 << 10, ..options(Box::new(forge_registry::Anonymous)) });
+    let killed = std::sync::atomic::AtomicBool::new(false);
+    let progress = |event: PushEvent| {
+        if let PushEvent::BlobProgress { sent, .. } = event {
+            if sent > 300_000 && !killed.swap(true, std::sync::atomic::Ordering::SeqCst) {
+                registry.kill();
+            }
+        }
+    };
+    let err = client.push(&store, &image, &reference, &progress).unwrap_err();
+    assert!(killed.load(std::sync::atomic::Ordering::SeqCst));
+    assert!(matches!(err, Error::Unreachable { .. }), "{err:?}");
+
+    // The same storage served again: no tag, no manifest.
+    let Some(revived) = Registry::start_on(&registry.storage, None) else { return };
+    assert_eq!(revived.manifest_status("dying/app", "1"), 404);
+    assert_eq!(revived.manifest_status("dying/app", &image.manifest_digest.to_string()), 404);
+}

@@ -1,0 +1,166 @@
+//! Push, pull back, re-push, mount, chunked uploads, rejected manifests.
+
+use forge_oci::validate;
+use forge_registry::{cached_image, Client, ClientOptions, Error, Platform, PushEvent, Reference};
+
+use crate::servers::{Proxy, Registry};
+use crate::{client, options, sample_image, store, Events};
+
+#[test]
+fn push_is_seen_by_skopeo_and_pulls_back_valid_and_repush_uploads_nothing() {
+    let Some(registry) = Registry::start(None) else { return };
+    if !forge_testkit::require_tool("skopeo") {
+        return;
+    }
+    let (_dir, store) = store();
+    let image = sample_image(&store, 1, 200_000);
+    let reference = Reference::parse(&format!("{}/plugins/app:1.0", registry.host())).unwrap();
+    let client = client();
+    let events = Events::default();
+    let report = client.push(&store, &image, &reference, &events.record()).unwrap();
+    assert_eq!(report.digest, image.manifest_digest);
+    assert_eq!((report.blobs_uploaded, report.blobs_skipped, report.blobs_mounted), (3, 0, 0));
+    let blob_bytes: u64 =
+        image.manifest.layers().iter().map(|l| l.size()).sum::<u64>() + image.manifest.config().size();
+    assert_eq!(report.bytes_uploaded, blob_bytes);
+    {
+        let events = events.0.lock().unwrap();
+        let order: Vec<&str> = events
+            .iter()
+            .filter_map(|e| match e {
+                PushEvent::BlobUploaded { .. } => Some("blob"),
+                PushEvent::ManifestPushed { .. } => Some("manifest"),
+                PushEvent::Tagged { .. } => Some("tag"),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(order, ["blob", "blob", "blob", "manifest", "tag"]);
+        let last_progress = events.iter().rev().find_map(|e| match e {
+            PushEvent::BlobProgress { sent, size, .. } => Some((*sent, *size)),
+            _ => None,
+        });
+        let (sent, size) = last_progress.expect("progress events");
+        assert_eq!(sent, size);
+    }
+
+    let inspect = registry.skopeo_inspect("plugins/app", "1.0");
+    assert_eq!(inspect["Digest"], image.manifest_digest.to_string());
+    assert_eq!(inspect["Layers"].as_array().unwrap().len(), 2);
+
+    // Pull into a fresh store: same digest, valid image, and a ref to find it offline.
+    let (_dir2, fresh) = crate::store();
+    let pulled = client.pull(&reference, &Platform::default(), &fresh).unwrap();
+    assert_eq!(pulled.manifest_digest, image.manifest_digest);
+    let checked = validate::image(&fresh, &pulled.manifest_digest).unwrap();
+    assert_eq!(checked.layers.len(), 2);
+    let cached = cached_image(&fresh, &reference).unwrap().expect("the pull left a ref");
+    assert_eq!(cached.manifest_digest, image.manifest_digest);
+
+    // Pulling by digest what the store has needs no registry.
+    let by_digest = reference.with_digest(&image.manifest_digest);
+    let offline = Client::new(ClientOptions::default());
+    registry.kill();
+    assert_eq!(
+        offline.pull(&by_digest, &Platform::default(), &fresh).unwrap().manifest_digest,
+        image.manifest_digest
+    );
+}
+
+#[test]
+fn repush_skips_every_blob_and_a_second_repository_mounts_them() {
+    let Some(registry) = Registry::start(None) else { return };
+    let (_dir, store) = store();
+    let image = sample_image(&store, 2, 100_000);
+    let first = Reference::parse(&format!("{}/team/base:1", registry.host())).unwrap();
+    let client = client();
+    client.push(&store, &image, &first, &|_| {}).unwrap();
+
+    let again = client.push(&store, &image, &first, &|_| {}).unwrap();
+    assert_eq!((again.bytes_uploaded, again.blobs_skipped, again.blobs_uploaded), (0, 3, 0));
+
+    let second = Reference::parse(&format!("{}/team/plugin:1", registry.host())).unwrap();
+    let events = Events::default();
+    let mounted = client.push(&store, &image, &second, &events.record()).unwrap();
+    assert_eq!(
+        (mounted.blobs_mounted, mounted.blobs_uploaded, mounted.bytes_uploaded),
+        (3, 0, 0),
+        "{mounted:?}"
+    );
+    assert!(events
+        .0
+        .lock()
+        .unwrap()
+        .iter()
+        .any(|e| matches!(e, PushEvent::BlobMounted { from, .. } if from == "team/base")));
+    assert_eq!(registry.manifest_status("team/plugin", "1"), 200);
+}
+
+#[test]
+fn a_refused_mount_falls_back_to_an_upload() {
+    let Some(registry) = Registry::start(None) else { return };
+    let (_dir, store) = store();
+    let image = sample_image(&store, 3, 50_000);
+    let first = Reference::parse(&format!("{}/a/one:1", registry.host())).unwrap();
+    let client = client();
+    client.push(&store, &image, &first, &|_| {}).unwrap();
+    // The source repository goes away: the registry answers the mount
+    // with an upload session, which the push uses.
+    std::fs::remove_dir_all(registry.storage.join("docker/registry/v2/repositories/a/one")).unwrap();
+    let second = Reference::parse(&format!("{}/a/two:1", registry.host())).unwrap();
+    let report = client.push(&store, &image, &second, &|_| {}).unwrap();
+    assert_eq!((report.blobs_mounted, report.blobs_uploaded, report.blobs_skipped), (0, 3, 0), "{report:?}");
+    assert_eq!(registry.manifest_status("a/two", "1"), 200);
+}
+
+#[test]
+fn chunked_uploads_with_a_small_chunk_size() {
+    let Some(registry) = Registry::start(None) else { return };
+    let proxy = Proxy::start(registry.port, Vec::new(), None);
+    let (_dir, store) = store();
+    let image = sample_image(&store, 4, 300_000);
+    let reference = Reference::parse(&format!("{}/chunked/app:v1", proxy.host())).unwrap();
+    let client =
+        Client::new(ClientOptions { chunk_size: 64 << 10, ..options(Box::new(forge_registry::Anonymous)) });
+    let report = client.push(&store, &image, &reference, &|_| {}).unwrap();
+    assert_eq!(report.blobs_uploaded, 3);
+    let big = image.manifest.layers()[0].size();
+    let patches = proxy.state().log.iter().filter(|l| l.starts_with("PATCH ")).count() as u64;
+    // Only the big layer is larger than a chunk.
+    assert_eq!(patches, big.div_ceil(64 << 10), "{:#?}", proxy.state().log);
+
+    let (_dir2, fresh) = crate::store();
+    let pulled = client.pull(&reference, &Platform::default(), &fresh).unwrap();
+    validate::image(&fresh, &pulled.manifest_digest).unwrap();
+}
+
+#[test]
+fn a_manifest_with_missing_blobs_is_rejected_with_the_registrys_reason() {
+    let Some(registry) = Registry::start(None) else { return };
+    let (_dir, store) = store();
+    let image = sample_image(&store, 5, 10_000);
+    let reference = Reference::parse(&format!("{}/broken/app:1", registry.host())).unwrap();
+    let err = client().push_manifest(&store, &image, &reference, &|_| {}).unwrap_err();
+    assert!(matches!(err, Error::ManifestRejected { .. }), "{err:?}");
+    let message = err.to_string();
+    assert!(message.contains("MANIFEST_BLOB_UNKNOWN"), "{message}");
+    assert_eq!(registry.manifest_status("broken/app", "1"), 404);
+}
+
+#[test]
+fn pulling_what_is_not_there() {
+    let Some(registry) = Registry::start(None) else { return };
+    let (_dir, store) = store();
+    let reference = Reference::parse(&format!("{}/nothing/here:1", registry.host())).unwrap();
+    let err = client().pull(&reference, &Platform::default(), &store).unwrap_err();
+    assert!(matches!(err, Error::ManifestNotFound { .. }), "{err:?}");
+}
+
+#[test]
+fn an_unreachable_registry_is_reported_as_such() {
+    let port = crate::servers::free_port();
+    let (_dir, store) = store();
+    let reference = Reference::parse(&format!("127.0.0.1:{port}/x/y:1")).unwrap();
+    let err = client().pull(&reference, &Platform::default(), &store).unwrap_err();
+    assert!(matches!(err, Error::Unreachable { .. }), "{err:?}");
+    assert!(err.to_string().contains(&format!("127.0.0.1:{port} is unreachable")), "{err}");
+}

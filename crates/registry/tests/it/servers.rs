@@ -1,0 +1,417 @@
+//! Test servers on 127.0.0.1: Debian's `docker-registry`, and a proxy in
+//! front of it that injects faults (a dropped connection, a 500, a 429) or
+//! demands bearer tokens from its own token endpoint.
+//!
+//! The proxy forces `Connection: close` on every forwarded request, so that
+//! it sees each request's head and can decide about it; it speaks just
+//! enough HTTP/1.1 for that.
+
+use std::fs;
+use std::io::{self, Read, Write};
+use std::net::{Shutdown, TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use tempfile::TempDir;
+
+/// A `docker-registry` process, killed on drop.
+pub struct Registry {
+    child: Mutex<Option<Child>>,
+    pub port: u16,
+    pub storage: PathBuf,
+    pub auth: Option<(String, String)>,
+    log: PathBuf,
+    _dir: TempDir,
+}
+
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+impl Registry {
+    /// A registry with a fresh storage directory; `None` (the test skips)
+    /// when the tools are not installed outside CI.
+    pub fn start(auth: Option<(&str, &str)>) -> Option<Registry> {
+        let dir = tempfile::tempdir().unwrap();
+        let storage = dir.path().join("storage");
+        Registry::start_with(dir, storage, auth)
+    }
+
+    /// A registry serving an existing storage directory.
+    pub fn start_on(storage: &Path, auth: Option<(&str, &str)>) -> Option<Registry> {
+        Registry::start_with(tempfile::tempdir().unwrap(), storage.to_owned(), auth)
+    }
+
+    fn start_with(dir: TempDir, storage: PathBuf, auth: Option<(&str, &str)>) -> Option<Registry> {
+        if !forge_testkit::require_tool("docker-registry") {
+            return None;
+        }
+        fs::create_dir_all(&storage).unwrap();
+        let port = free_port();
+        let mut config = format!(
+            "version: 0.1\nlog:\n  level: info\nstorage:\n  filesystem:\n    rootdirectory: {}\n  delete:\n    enabled: true\nhttp:\n  addr: 127.0.0.1:{port}\n",
+            storage.display()
+        );
+        if let Some((user, pass)) = auth {
+            if !forge_testkit::require_tool("htpasswd") {
+                return None;
+            }
+            let line = forge_testkit::run("htpasswd", &["-Bbn", user, pass]);
+            let htpasswd = dir.path().join("htpasswd");
+            fs::write(&htpasswd, line.trim()).unwrap();
+            config.push_str(&format!(
+                "auth:\n  htpasswd:\n    realm: test-realm\n    path: {}\n",
+                htpasswd.display()
+            ));
+        }
+        let config_path = dir.path().join("config.yml");
+        fs::write(&config_path, config).unwrap();
+        let log = dir.path().join("registry.log");
+        let log_file = fs::File::create(&log).unwrap();
+        let child = Command::new("docker-registry")
+            .arg("serve")
+            .arg(&config_path)
+            .stdin(Stdio::null())
+            .stdout(log_file.try_clone().unwrap())
+            .stderr(log_file)
+            .spawn()
+            .expect("starting docker-registry");
+        let registry = Registry {
+            child: Mutex::new(Some(child)),
+            port,
+            storage,
+            auth: auth.map(|(u, p)| (u.to_owned(), p.to_owned())),
+            log,
+            _dir: dir,
+        };
+        registry.wait_ready();
+        Some(registry)
+    }
+
+    fn wait_ready(&self) {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            if let Some((status, _)) = http(self.port, "GET", "/v2/", &[]) {
+                if status == 200 || status == 401 {
+                    return;
+                }
+            }
+            if let Some(child) = self.child.lock().unwrap().as_mut() {
+                if let Ok(Some(status)) = child.try_wait() {
+                    panic!("docker-registry exited with {status}:\n{}", self.log());
+                }
+            }
+            assert!(Instant::now() < deadline, "docker-registry did not answer /v2/:\n{}", self.log());
+            thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    pub fn log(&self) -> String {
+        fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// `127.0.0.1:PORT`.
+    pub fn host(&self) -> String {
+        format!("127.0.0.1:{}", self.port)
+    }
+
+    /// Kills the process (by its PID) and waits for it.
+    pub fn kill(&self) {
+        if let Some(mut child) = self.child.lock().unwrap_or_else(|e| e.into_inner()).take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// The status of `GET /v2/REPO/manifests/TARGET`, with the registry's
+    /// credentials if it has any.
+    pub fn manifest_status(&self, repo: &str, target: &str) -> u16 {
+        let accept = "application/vnd.oci.image.manifest.v1+json";
+        let mut headers = vec![("Accept", accept.to_owned())];
+        if let Some((user, pass)) = &self.auth {
+            use base64::Engine as _;
+            let token = base64::engine::general_purpose::STANDARD.encode(format!("{user}:{pass}"));
+            headers.push(("Authorization", format!("Basic {token}")));
+        }
+        let headers: Vec<(&str, &str)> = headers.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        http(self.port, "GET", &format!("/v2/{repo}/manifests/{target}"), &headers)
+            .expect("registry answers")
+            .0
+    }
+
+    /// `skopeo inspect` of `repo:tag` (JSON).
+    pub fn skopeo_inspect(&self, repo: &str, tag: &str) -> serde_json::Value {
+        let image = format!("docker://{}/{repo}:{tag}", self.host());
+        let mut args = vec!["inspect", "--tls-verify=false"];
+        let creds = self.auth.as_ref().map(|(u, p)| format!("{u}:{p}"));
+        if let Some(creds) = &creds {
+            args.extend(["--creds", creds]);
+        }
+        args.push(&image);
+        serde_json::from_str(&forge_testkit::run("skopeo", &args)).expect("skopeo inspect prints JSON")
+    }
+}
+
+impl Drop for Registry {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// A one-shot HTTP/1.1 request over a new connection: status and the whole
+/// response as text. `None` when nothing answers.
+pub fn http(port: u16, method: &str, path: &str, headers: &[(&str, &str)]) -> Option<(u16, String)> {
+    let mut stream = TcpStream::connect(("127.0.0.1", port)).ok()?;
+    stream.set_read_timeout(Some(Duration::from_secs(10))).ok()?;
+    let mut request = format!("{method} {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nConnection: close\r\n");
+    for (name, value) in headers {
+        request.push_str(&format!("{name}: {value}\r\n"));
+    }
+    request.push_str("\r\n");
+    stream.write_all(request.as_bytes()).ok()?;
+    let mut response = Vec::new();
+    stream.read_to_end(&mut response).ok()?;
+    let text = String::from_utf8_lossy(&response).into_owned();
+    let status = text.split(' ').nth(1)?.parse().ok()?;
+    Some((status, text))
+}
+
+/// What the proxy does to a request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Fault {
+    /// Reads half of the body, then drops the connection.
+    Drop,
+    /// Reads the body, then answers this status (with `Retry-After`).
+    Status(u16, Option<u32>),
+}
+
+/// Applies `fault` once, to the first request with `method` whose path
+/// contains `path`.
+#[derive(Debug, Clone)]
+pub struct Rule {
+    pub method: &'static str,
+    pub path: &'static str,
+    pub fault: Fault,
+}
+
+#[derive(Debug, Default)]
+pub struct ProxyState {
+    pub rules: Vec<Rule>,
+    /// When set, every request needs `Authorization: Bearer TOKEN`, given
+    /// out by `GET /token`.
+    pub bearer: Option<String>,
+    /// The `scope` parameters of token requests, decoded.
+    pub token_scopes: Vec<String>,
+    /// The `Authorization` headers of token requests.
+    pub token_auth: Vec<Option<String>>,
+    /// Requests that came with the right token.
+    pub authorized: usize,
+    /// `METHOD PATH` of every request.
+    pub log: Vec<String>,
+    /// Faults applied, as `METHOD PATH`.
+    pub applied: Vec<String>,
+}
+
+pub struct Proxy {
+    pub port: u16,
+    pub state: Arc<Mutex<ProxyState>>,
+    stop: Arc<AtomicBool>,
+}
+
+impl Proxy {
+    pub fn start(upstream: u16, rules: Vec<Rule>, bearer: Option<&str>) -> Proxy {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let state = Arc::new(Mutex::new(ProxyState {
+            rules,
+            bearer: bearer.map(str::to_owned),
+            ..ProxyState::default()
+        }));
+        let stop = Arc::new(AtomicBool::new(false));
+        let (state2, stop2) = (state.clone(), stop.clone());
+        thread::spawn(move || {
+            for stream in listener.incoming() {
+                if stop2.load(Ordering::SeqCst) {
+                    break;
+                }
+                let Ok(stream) = stream else { continue };
+                let state = state2.clone();
+                thread::spawn(move || {
+                    let _ = handle(stream, upstream, port, &state);
+                });
+            }
+        });
+        Proxy { port, state, stop }
+    }
+
+    pub fn host(&self) -> String {
+        format!("127.0.0.1:{}", self.port)
+    }
+
+    pub fn state(&self) -> std::sync::MutexGuard<'_, ProxyState> {
+        self.state.lock().unwrap()
+    }
+}
+
+impl Drop for Proxy {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::SeqCst);
+        let _ = TcpStream::connect(("127.0.0.1", self.port));
+    }
+}
+
+fn handle(mut client: TcpStream, upstream: u16, port: u16, state: &Mutex<ProxyState>) -> io::Result<()> {
+    let mut buf = Vec::new();
+    let head_end = loop {
+        if let Some(at) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+            break at + 4;
+        }
+        let mut chunk = [0u8; 4096];
+        let n = client.read(&mut chunk)?;
+        if n == 0 {
+            return Ok(());
+        }
+        buf.extend_from_slice(&chunk[..n]);
+    };
+    let head = String::from_utf8_lossy(&buf[..head_end]).into_owned();
+    let rest = buf[head_end..].to_vec();
+    let mut lines = head.split("\r\n");
+    let request_line = lines.next().unwrap_or_default().to_owned();
+    let mut parts = request_line.split(' ');
+    let method = parts.next().unwrap_or_default().to_owned();
+    let path = parts.next().unwrap_or_default().to_owned();
+    let headers: Vec<(String, String)> = lines
+        .filter(|l| !l.is_empty())
+        .filter_map(|l| l.split_once(':').map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_owned())))
+        .collect();
+    let get = |name: &str| headers.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone());
+    let content_length: usize = get("content-length").and_then(|v| v.parse().ok()).unwrap_or(0);
+
+    let fault = {
+        let mut state = state.lock().unwrap();
+        state.log.push(format!("{method} {path}"));
+        if let Some(token) = state.bearer.clone() {
+            if path.starts_with("/token") {
+                let query = path.split_once('?').map(|(_, q)| q).unwrap_or("");
+                for pair in query.split('&') {
+                    if let Some(scope) = pair.strip_prefix("scope=") {
+                        state.token_scopes.push(percent_decode(scope));
+                    }
+                }
+                state.token_auth.push(get("authorization"));
+                drop(state);
+                let body = format!(r#"{{"token":"{token}","expires_in":300}}"#);
+                return respond(&mut client, 200, &[("Content-Type", "application/json")], &body);
+            }
+            if get("authorization").as_deref() != Some(&format!("Bearer {token}")) {
+                drop(state);
+                let challenge =
+                    format!(r#"Bearer realm="http://127.0.0.1:{port}/token",service="test-registry""#);
+                let body = r#"{"errors":[{"code":"UNAUTHORIZED","message":"authentication required"}]}"#;
+                return respond(&mut client, 401, &[("WWW-Authenticate", &challenge)], body);
+            }
+            state.authorized += 1;
+        }
+        let at = state.rules.iter().position(|r| r.method == method && path.contains(r.path));
+        let fault = at.map(|at| state.rules.remove(at).fault);
+        if fault.is_some() {
+            state.applied.push(format!("{method} {path}"));
+        }
+        fault
+    };
+
+    match fault {
+        Some(Fault::Drop) => {
+            let mut have = rest.len();
+            let mut chunk = [0u8; 4096];
+            while have < content_length / 2 {
+                let n = client.read(&mut chunk)?;
+                if n == 0 {
+                    break;
+                }
+                have += n;
+            }
+            // Unread data makes the kernel answer with a reset.
+            drop(client);
+            Ok(())
+        }
+        Some(Fault::Status(status, retry_after)) => {
+            let mut have = rest.len();
+            let mut chunk = [0u8; 4096];
+            while have < content_length {
+                let n = client.read(&mut chunk)?;
+                if n == 0 {
+                    break;
+                }
+                have += n;
+            }
+            let after = retry_after.map(|s| s.to_string());
+            let mut extra = Vec::new();
+            if let Some(after) = &after {
+                extra.push(("Retry-After", after.as_str()));
+            }
+            let body = format!(r#"{{"errors":[{{"code":"INJECTED","message":"injected {status}"}}]}}"#);
+            respond(&mut client, status, &extra, &body)
+        }
+        None => forward(client, upstream, &head, &rest),
+    }
+}
+
+fn forward(mut client: TcpStream, upstream: u16, head: &str, rest: &[u8]) -> io::Result<()> {
+    let mut server = TcpStream::connect(("127.0.0.1", upstream))?;
+    let mut new_head = String::new();
+    for line in head.trim_end_matches("\r\n").split("\r\n") {
+        if !line.to_ascii_lowercase().starts_with("connection:") {
+            new_head.push_str(line);
+            new_head.push_str("\r\n");
+        }
+    }
+    new_head.push_str("Connection: close\r\n\r\n");
+    server.write_all(new_head.as_bytes())?;
+    server.write_all(rest)?;
+    let (mut client_in, mut server_out) = (client.try_clone()?, server.try_clone()?);
+    let upload = thread::spawn(move || {
+        let _ = io::copy(&mut client_in, &mut server_out);
+    });
+    let _ = io::copy(&mut server, &mut client);
+    let _ = client.shutdown(Shutdown::Both);
+    let _ = server.shutdown(Shutdown::Both);
+    let _ = upload.join();
+    Ok(())
+}
+
+fn respond(client: &mut TcpStream, status: u16, headers: &[(&str, &str)], body: &str) -> io::Result<()> {
+    let mut text =
+        format!("HTTP/1.1 {status} Status\r\nContent-Length: {}\r\nConnection: close\r\n", body.len());
+    for (name, value) in headers {
+        text.push_str(&format!("{name}: {value}\r\n"));
+    }
+    text.push_str("\r\n");
+    text.push_str(body);
+    client.write_all(text.as_bytes())?;
+    client.flush()?;
+    let _ = client.shutdown(Shutdown::Write);
+    Ok(())
+}
+
+fn percent_decode(text: &str) -> String {
+    let bytes = text.as_bytes();
+    let mut out = Vec::new();
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%' && i + 2 < bytes.len() {
+            if let Ok(b) = u8::from_str_radix(&text[i + 1..i + 3], 16) {
+                out.push(b);
+                i += 3;
+                continue;
+            }
+        }
+        out.push(if bytes[i] == b'+' { b' ' } else { bytes[i] });
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}

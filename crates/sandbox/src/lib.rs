@@ -1,0 +1,28 @@
+//! Unpacking an image into a root filesystem and running its entry point in
+//! a sandbox (bubblewrap), the library half of `cargo xtask run`, which does
+//! what `docker run --rm` does without a daemon:
+//!
+//! - [`mod@unpack`]: applies an image's layers in order to a fresh root
+//!   filesystem, streaming each verified blob once, with OCI whiteouts, and
+//!   refusing every entry that would write outside the root.
+//! - [`spec`]: the process Docker would start for an image config:
+//!   `Entrypoint` + (arguments or `Cmd`), environment, working directory and
+//!   user (names looked up in the image's own `/etc/passwd`).
+//! - [`run`](mod@run): that process under `bwrap`, in fresh namespaces with
+//!   the root filesystem as `/`.
+//!
+//! Only the root filesystem is trusted to be ours: layer content is the
+//! image author's, so unpacking treats every path and link in it as hostile.
+
+#![deny(missing_docs)]
+
+mod error;
+pub mod run;
+mod scope;
+pub mod spec;
+pub mod unpack;
+
+pub use error::{EntryError, Error, Result};
+pub use run::{bwrap_command, run, run_captured, RunOptions};
+pub use spec::RunSpec;
+pub use unpack::{unpack, unpack_cached};

@@ -1,0 +1,383 @@
+//! Image layers applied to a root filesystem, as a container runtime's
+//! snapshotter would, but in plain directories and without root.
+//!
+//! Each layer blob is read once, through the store's verifying reader and a
+//! gzip decoder when compressed, straight into the tar parser: nothing is
+//! buffered whole. The uncompressed stream is hashed on the way and checked
+//! against the config's diff ID, so a rootfs is never built from content the
+//! image does not declare.
+//!
+//! OCI whiteouts: `.wh.NAME` deletes `NAME` from the layers below;
+//! `.wh..wh..opq` in a directory hides everything the layers below put
+//! there (what this layer itself adds stays). Neither marker is written.
+//!
+//! Safety: see [`crate::scope`]. Paths are relative without `..`, parents
+//! are resolved inside the root, the last component is never followed.
+//! Device nodes and FIFOs are skipped (creating them needs privileges or
+//! `libc`, and a sandboxed run gets its own `/dev`). Owners are applied only
+//! when we are root. Directory modes and mtimes are applied once all layers
+//! are in place, so that a read-only directory does not stop later entries
+//! and later entries do not bump the recorded mtimes.
+//!
+//! The rootfs is built in a temporary directory next to the destination and
+//! renamed into place when complete, so a destination that exists is whole.
+
+use std::collections::{BTreeMap, HashSet};
+use std::ffi::OsStr;
+use std::fs::{self, File, FileTimes, OpenOptions, Permissions};
+use std::io::{self, Read};
+use std::ops::Bound;
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::{lchown, symlink, MetadataExt, OpenOptionsExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, SystemTime};
+
+use flate2::read::MultiGzDecoder;
+use forge_oci::image::{layer_compression, LayerCompression};
+use forge_oci::{BlobStore, Digest, Image};
+use sha2::{Digest as _, Sha256};
+use tar::EntryType;
+
+use crate::error::{EntryError, Error, Result};
+use crate::scope;
+
+const WHITEOUT_PREFIX: &str = ".wh.";
+const OPAQUE_MARKER: &str = ".wh..wh..opq";
+
+/// Unpacks the layers of `image` into a new directory `dest`, which must not
+/// exist yet (its parent is created if needed).
+pub fn unpack(store: &BlobStore, image: &Image, dest: &Path) -> Result<()> {
+    if fs::symlink_metadata(dest).is_ok() {
+        return Err(Error::DestinationExists { path: dest.to_owned() });
+    }
+    unpack_to(store, image, dest)
+}
+
+/// Unpacks `image` once into `cache_dir/<manifest hex>/rootfs` and returns
+/// that path; an existing one is complete (it is renamed into place only
+/// when finished) and is reused as it is.
+///
+/// A run binds this directory read-write, as `docker run` without `--rm`
+/// keeps a container's changes: what a program writes stays for the next
+/// run. Delete the directory to start afresh.
+pub fn unpack_cached(store: &BlobStore, image: &Image, cache_dir: &Path) -> Result<PathBuf> {
+    let rootfs = cache_dir.join(image.manifest_digest.hex()).join("rootfs");
+    if rootfs.is_dir() {
+        return Ok(rootfs);
+    }
+    match unpack_to(store, image, &rootfs) {
+        // Another process finished the same image first: theirs is as good.
+        Ok(()) | Err(Error::DestinationExists { .. }) => Ok(rootfs),
+        Err(err) => Err(err),
+    }
+}
+
+fn unpack_to(store: &BlobStore, image: &Image, dest: &Path) -> Result<()> {
+    let parent = match dest.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
+    };
+    fs::create_dir_all(parent).map_err(|e| Error::io("creating", parent, e))?;
+    let temp = tempfile::Builder::new()
+        .prefix(".unpack-")
+        .tempdir_in(parent)
+        .map_err(|e| Error::io("creating a temporary directory in", parent, e))?;
+    apply_layers(store, image, temp.path())?;
+    let temp_path = temp.keep();
+    fs::rename(&temp_path, dest).map_err(|e| {
+        // Best effort: the error that matters is the rename's.
+        let _ = fs::remove_dir_all(&temp_path);
+        if matches!(e.kind(), io::ErrorKind::DirectoryNotEmpty | io::ErrorKind::AlreadyExists) {
+            Error::DestinationExists { path: dest.to_owned() }
+        } else {
+            Error::io("renaming the unpacked root filesystem to", dest, e)
+        }
+    })
+}
+
+/// Mode and mtime of an entry (for directories, applied after the last layer).
+#[derive(Debug, Clone, Copy)]
+struct DirMeta {
+    mode: u32,
+    mtime: u64,
+}
+
+struct Unpacker<'a> {
+    root: &'a Path,
+    chown: bool,
+    dirs: BTreeMap<PathBuf, DirMeta>,
+    /// Paths (on disk) written by the current layer, which its own opaque
+    /// markers must not delete.
+    written: HashSet<PathBuf>,
+}
+
+fn apply_layers(store: &BlobStore, image: &Image, root: &Path) -> Result<()> {
+    let diff_ids = image.diff_ids()?;
+    let layers = image.manifest.layers();
+    if diff_ids.len() != layers.len() {
+        return Err(Error::LayerCount {
+            manifest: image.manifest_digest.clone(),
+            layers: layers.len(),
+            diff_ids: diff_ids.len(),
+        });
+    }
+    let owner = fs::metadata(root).map_err(|e| Error::io("reading metadata of", root, e))?.uid();
+    let mut unpacker = Unpacker { root, chown: owner == 0, dirs: BTreeMap::new(), written: HashSet::new() };
+    // The temporary directory is 0700; a root filesystem is 0755 unless
+    // the image says otherwise.
+    unpacker.dirs.insert(root.to_owned(), DirMeta { mode: 0o755, mtime: 0 });
+    for (desc, diff_id) in layers.iter().zip(&diff_ids) {
+        let digest = Digest::from_descriptor(desc)?;
+        let blob = store.open(&digest)?;
+        let decompressed: Box<dyn Read> = match layer_compression(desc.media_type()) {
+            Some(LayerCompression::Gzip) => Box::new(MultiGzDecoder::new(blob)),
+            Some(LayerCompression::None) => Box::new(blob),
+            _ => {
+                return Err(Error::UnsupportedLayer {
+                    layer: digest,
+                    media_type: desc.media_type().to_string(),
+                })
+            }
+        };
+        unpacker.written.clear();
+        let mut hashed = HashingReader { inner: decompressed, hasher: Sha256::new() };
+        unpacker.apply_layer(&digest, &mut hashed)?;
+        // The tar parser stops at the end-of-archive blocks; the padding
+        // after them is part of the diff ID, and reading to the end makes
+        // the verifying reader check the blob's digest.
+        io::copy(&mut hashed, &mut io::sink())
+            .map_err(|source| Error::ReadLayer { layer: digest.clone(), source })?;
+        let found = Digest::from_hasher(hashed.hasher);
+        if &found != diff_id {
+            return Err(Error::DiffIdMismatch { layer: digest, expected: diff_id.clone(), found });
+        }
+    }
+    unpacker.finish_dirs()
+}
+
+impl Unpacker<'_> {
+    fn apply_layer(&mut self, layer: &Digest, reader: &mut dyn Read) -> Result<()> {
+        let read_error = |source| Error::ReadLayer { layer: layer.clone(), source };
+        let mut archive = tar::Archive::new(reader);
+        for entry in archive.entries().map_err(read_error)? {
+            let mut entry = entry.map_err(read_error)?;
+            let raw = entry.path_bytes().into_owned();
+            self.apply_entry(&mut entry, &raw).map_err(|source| Error::Entry {
+                layer: layer.clone(),
+                path: String::from_utf8_lossy(&raw).into_owned(),
+                source,
+            })?;
+        }
+        Ok(())
+    }
+
+    fn apply_entry(
+        &mut self,
+        entry: &mut tar::Entry<'_, &mut dyn Read>,
+        raw: &[u8],
+    ) -> Result<(), EntryError> {
+        let components = scope::clean(raw)?;
+        let kind = entry.header().entry_type();
+        let Some((name, parents)) = components.split_last() else {
+            // `./`: the root itself.
+            if kind.is_dir() {
+                let meta = self.meta(entry)?;
+                self.dirs.insert(self.root.to_owned(), meta);
+            }
+            return Ok(());
+        };
+
+        if let Some(hidden) = name.to_str().and_then(|n| n.strip_prefix(WHITEOUT_PREFIX)) {
+            let Some(parent) = scope::resolve_existing(self.root, parents)? else {
+                return Ok(());
+            };
+            if hidden.is_empty() || hidden == "." || hidden == ".." {
+                return Err(EntryError::UnsafePath { reason: "a whiteout without a name" });
+            }
+            if name == OPAQUE_MARKER {
+                if fs::symlink_metadata(&parent).is_ok_and(|m| m.is_dir()) {
+                    self.make_opaque(&parent)?;
+                }
+            } else {
+                remove_existing(&parent.join(hidden))?;
+                self.forget_dirs(&parent.join(hidden));
+            }
+            return Ok(());
+        }
+
+        let parent = scope::resolve_dir(self.root, parents)?;
+        let path = parent.join(name);
+        let (uid, gid) = owner(entry)?;
+        match kind {
+            EntryType::Directory => {
+                if !fs::symlink_metadata(&path).is_ok_and(|m| m.is_dir()) {
+                    remove_existing(&path)?;
+                    fs::create_dir(&path).map_err(|e| EntryError::io("creating directory", &path, e))?;
+                }
+                self.chown(&path, uid, gid)?;
+                let meta = self.meta(entry)?;
+                self.dirs.insert(path.clone(), meta);
+            }
+            EntryType::Regular | EntryType::Continuous => {
+                remove_existing(&path)?;
+                self.forget_dirs(&path);
+                let mut file = OpenOptions::new()
+                    .write(true)
+                    .create_new(true)
+                    .mode(0o600)
+                    .open(&path)
+                    .map_err(|e| EntryError::io("creating", &path, e))?;
+                io::copy(entry, &mut file).map_err(|e| EntryError::io("writing", &path, e))?;
+                self.chown(&path, uid, gid)?;
+                // After chown, which clears setuid and setgid bits.
+                let DirMeta { mode, mtime } = self.meta(entry)?;
+                file.set_permissions(Permissions::from_mode(mode))
+                    .map_err(|e| EntryError::io("setting the mode of", &path, e))?;
+                file.set_times(times(mtime)).map_err(|e| EntryError::io("setting the mtime of", &path, e))?;
+            }
+            EntryType::Symlink => {
+                let target = entry
+                    .link_name_bytes()
+                    .ok_or(EntryError::UnsafePath { reason: "a symlink without a target" })?;
+                let target = PathBuf::from(OsStr::from_bytes(&target));
+                remove_existing(&path)?;
+                self.forget_dirs(&path);
+                symlink(&target, &path).map_err(|e| EntryError::io("creating symlink", &path, e))?;
+                self.chown(&path, uid, gid)?;
+            }
+            EntryType::Link => {
+                let raw_target = entry
+                    .link_name_bytes()
+                    .ok_or(EntryError::UnsafePath { reason: "a hardlink without a target" })?
+                    .into_owned();
+                let target = self.hardlink_target(&raw_target)?;
+                if target != path {
+                    remove_existing(&path)?;
+                    self.forget_dirs(&path);
+                    fs::hard_link(&target, &path)
+                        .map_err(|e| EntryError::io("creating hardlink", &path, e))?;
+                }
+            }
+            // Device nodes, FIFOs, and anything newer than tar's basics.
+            _ => return Ok(()),
+        }
+        self.written.insert(path);
+        Ok(())
+    }
+
+    /// The file a hardlink entry points at: an existing non-directory, the
+    /// link target's parents resolved like any entry's, never followed at
+    /// the last component (a hardlink to a symlink is to the symlink).
+    fn hardlink_target(&self, raw: &[u8]) -> Result<PathBuf, EntryError> {
+        let bad = || EntryError::BadHardlink { target: String::from_utf8_lossy(raw).into_owned() };
+        let components = scope::clean(raw)?;
+        let (name, parents) = components.split_last().ok_or_else(bad)?;
+        let parent = scope::resolve_existing(self.root, parents)?.ok_or_else(bad)?;
+        let target = parent.join(name);
+        match fs::symlink_metadata(&target) {
+            Ok(meta) if !meta.is_dir() => Ok(target),
+            _ => Err(bad()),
+        }
+    }
+
+    /// Deletes what the layers below put in `dir`, keeping what this layer
+    /// wrote (and, inside directories it wrote, looking further down).
+    fn make_opaque(&mut self, dir: &Path) -> Result<(), EntryError> {
+        let children = fs::read_dir(dir).map_err(|e| EntryError::io("listing", dir, e))?;
+        for child in children {
+            let child = child.map_err(|e| EntryError::io("listing", dir, e))?.path();
+            if !self.written.contains(&child) {
+                remove_existing(&child)?;
+                self.forget_dirs(&child);
+            } else if fs::symlink_metadata(&child).is_ok_and(|m| m.is_dir()) {
+                self.make_opaque(&child)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Drops the pending metadata of `path` and everything below it. Paths
+    /// order by components, so those are one range of the map.
+    fn forget_dirs(&mut self, path: &Path) {
+        let below: Vec<PathBuf> = self
+            .dirs
+            .range::<Path, _>((Bound::Included(path), Bound::Unbounded))
+            .map(|(dir, _)| dir)
+            .take_while(|dir| dir.starts_with(path))
+            .cloned()
+            .collect();
+        for dir in below {
+            self.dirs.remove(&dir);
+        }
+    }
+
+    fn chown(&self, path: &Path, uid: u32, gid: u32) -> Result<(), EntryError> {
+        if self.chown {
+            lchown(path, Some(uid), Some(gid))
+                .map_err(|e| EntryError::io("changing the owner of", path, e))?;
+        }
+        Ok(())
+    }
+
+    fn meta(&self, entry: &tar::Entry<'_, &mut dyn Read>) -> Result<DirMeta, EntryError> {
+        let header = entry.header();
+        let error = |source| EntryError::BadHeader { source };
+        Ok(DirMeta { mode: header.mode().map_err(error)? & 0o7777, mtime: header.mtime().map_err(error)? })
+    }
+
+    /// Directory modes and mtimes, deepest first.
+    fn finish_dirs(&self) -> Result<()> {
+        for (dir, meta) in self.dirs.iter().rev() {
+            let Ok(found) = fs::symlink_metadata(dir) else { continue };
+            if !found.is_dir() {
+                continue;
+            }
+            let io_error = |op, e| Error::io(op, dir, e);
+            let handle = File::open(dir).map_err(|e| io_error("opening", e))?;
+            handle.set_times(times(meta.mtime)).map_err(|e| io_error("setting the mtime of", e))?;
+            fs::set_permissions(dir, Permissions::from_mode(meta.mode))
+                .map_err(|e| io_error("setting the mode of", e))?;
+        }
+        Ok(())
+    }
+}
+
+fn owner(entry: &tar::Entry<'_, &mut dyn Read>) -> Result<(u32, u32), EntryError> {
+    let header = entry.header();
+    let error = |source| EntryError::BadHeader { source };
+    let (uid, gid) = (header.uid().map_err(error)?, header.gid().map_err(error)?);
+    match (u32::try_from(uid), u32::try_from(gid)) {
+        (Ok(u), Ok(g)) => Ok((u, g)),
+        _ => Err(EntryError::BadOwner { uid, gid }),
+    }
+}
+
+fn times(mtime: u64) -> FileTimes {
+    let time = SystemTime::UNIX_EPOCH + Duration::from_secs(mtime);
+    FileTimes::new().set_modified(time).set_accessed(time)
+}
+
+/// Removes whatever is at `path` without following a symlink there; a
+/// directory goes with its content.
+fn remove_existing(path: &Path) -> Result<(), EntryError> {
+    let result = match fs::symlink_metadata(path) {
+        Ok(meta) if meta.is_dir() => fs::remove_dir_all(path),
+        Ok(_) => fs::remove_file(path),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => Err(e),
+    };
+    result.map_err(|e| EntryError::io("removing", path, e))
+}
+
+struct HashingReader<R> {
+    inner: R,
+    hasher: Sha256,
+}
+
+impl<R: Read> Read for HashingReader<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.hasher.update(&buf[..n]);
+        Ok(n)
+    }
+}
