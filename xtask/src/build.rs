@@ -121,21 +121,57 @@ struct Outcome {
     time: Duration,
 }
 
-fn build(root: &Path, plugins: Vec<PathBuf>, common: &Common, is_all: bool) -> anyhow::Result<ExitCode> {
+/// What every build of a run shares.
+struct Setup {
+    resolver: LocalResolver,
+    workspace: Workspace,
+    out: PathBuf,
+    options: BuildOptions,
+}
+
+fn setup(root: &Path, common: &Common) -> anyhow::Result<Setup> {
     let overrides = common
         .base_images
         .iter()
         .map(|o| Override::parse(o).map_err(anyhow::Error::msg))
         .collect::<anyhow::Result<Vec<_>>>()?;
-    let resolver = LocalResolver::new(overrides);
     let workspace = Workspace::open(root, &root.join(TARGET_DIR).join("oci"))?;
-    let out = common.out.clone().unwrap_or_else(|| root.join(TARGET_DIR).join("images"));
-    let options = BuildOptions {
-        registry: common.registry.clone(),
-        epoch: source_date_epoch()?,
-        revision: git(root, &["rev-parse", "HEAD"]),
-        source: git(root, &["remote", "get-url", "origin"]).map(|url| strip_credentials(&url)),
-    };
+    // Base images described in base-images/ are built when missing.
+    for name in crate::base_image::descriptions(root)? {
+        let description = root.join(crate::base_image::BASE_IMAGES_DIR).join(format!("{name}.toml"));
+        let repo = forge_debian::description::Description::load(&description)?.name;
+        let reference = format!("{}/{repo}", common.registry.trim_end_matches('/'));
+        let overridden = overrides.iter().any(|o| forge_build::repository(&o.reference) == reference);
+        if !overridden && workspace.store().resolve_ref(&reference)?.is_none() {
+            eprintln!("base image {reference} is missing: building it from {}", description.display());
+            crate::base_image::ensure(root, workspace.store(), &name, &common.registry, Default::default())?;
+        }
+    }
+    Ok(Setup {
+        resolver: LocalResolver::new(overrides),
+        workspace,
+        out: common.out.clone().unwrap_or_else(|| root.join(TARGET_DIR).join("images")),
+        options: BuildOptions {
+            registry: common.registry.clone(),
+            epoch: source_date_epoch()?,
+            revision: git(root, &["rev-parse", "HEAD"]),
+            source: git(root, &["remote", "get-url", "origin"]).map(|url| strip_credentials(&url)),
+        },
+    })
+}
+
+/// Builds one plugin (for `cargo xtask run`): its workspace and image.
+pub(crate) fn build_one(root: &Path, wanted: &str, common: &Common) -> anyhow::Result<(Workspace, Built)> {
+    let all = discover(root)?;
+    let plugin = select(root, &all, wanted)?;
+    let setup = setup(root, common)?;
+    let built = setup.workspace.build(&plugin, &setup.options, &setup.resolver)?;
+    setup.workspace.export(&built, &setup.out)?;
+    Ok((setup.workspace, built))
+}
+
+fn build(root: &Path, plugins: Vec<PathBuf>, common: &Common, is_all: bool) -> anyhow::Result<ExitCode> {
+    let Setup { resolver, workspace, out, options } = setup(root, common)?;
     let jobs =
         common.jobs.unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get())).max(1);
     let pool = rayon::ThreadPoolBuilder::new().num_threads(jobs).build().context("starting build threads")?;
@@ -307,7 +343,7 @@ fn json_line(o: &Outcome) -> String {
 }
 
 /// `SOURCE_DATE_EPOCH`, or 0: the same inputs give the same bytes.
-fn source_date_epoch() -> anyhow::Result<u64> {
+pub(crate) fn source_date_epoch() -> anyhow::Result<u64> {
     match std::env::var("SOURCE_DATE_EPOCH") {
         Ok(v) if !v.trim().is_empty() => v
             .trim()

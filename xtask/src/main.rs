@@ -3,9 +3,12 @@
 //! A thin driver: each subcommand parses its flags and calls into the
 //! library crates, which hold the logic. Run `cargo xtask --help`.
 
+mod base_image;
+mod bench;
 mod build;
 mod image;
 mod lint;
+mod run;
 mod test;
 
 use std::path::{Path, PathBuf};
@@ -35,9 +38,18 @@ enum Command {
     /// Build every plugin in parallel; a failing plugin does not stop the
     /// others, and the exit status is 1 if any failed.
     BuildAll(build::BuildAllArgs),
+    /// Build base images from Debian packages (base-images/NAME.toml, pinned
+    /// by NAME.lock) into the image store as REGISTRY/NAME.
+    BaseImage(base_image::Args),
+    /// Build a plugin's image and run its entry point in a sandbox, like
+    /// `docker run --rm`.
+    Run(run::Args),
     /// Manage the local image store that FROM resolves through.
     #[command(subcommand)]
     Image(image::Command),
+    /// Time our commands side by side with peers (tar|gzip, tar|pigz) and
+    /// print the ratios.
+    Bench(bench::Args),
     /// Run everything CI runs: formatting, clippy and the test suite.
     Test(test::Args),
 }
@@ -53,6 +65,9 @@ fn main() -> ExitCode {
         Command::Build(args) => build::run_build(args),
         Command::BuildAll(args) => build::run_build_all(args),
         Command::Image(command) => image::run(command),
+        Command::BaseImage(args) => base_image::run(args),
+        Command::Run(args) => run::run(args),
+        Command::Bench(args) => bench::run(args),
         Command::Test(args) => test::run(args),
     };
     match result {
@@ -82,4 +97,10 @@ pub(crate) fn display_root(root: &Path) -> PathBuf {
         Ok(rel) => rel.to_path_buf(),
         Err(_) => root.to_path_buf(),
     }
+}
+
+/// Whether `program` is on the `PATH` (or, with a `/`, exists).
+pub(crate) fn has_program(sh: &xshell::Shell, program: &str) -> bool {
+    let script = format!("command -v {program}");
+    xshell::cmd!(sh, "sh -c {script}").quiet().ignore_stdout().run().is_ok()
 }

@@ -77,14 +77,17 @@ pub(crate) fn run(args: Args) -> anyhow::Result<ExitCode> {
 /// (a fresh machine). Without apt-get or root, says what is missing and
 /// goes on: the tests then fail under `CI=true` or skip visibly.
 fn install_tools(sh: &Shell) -> anyhow::Result<()> {
-    let mut missing: Vec<&str> =
-        TOOLS.iter().filter(|(program, _)| !has_program(sh, program)).map(|(_, package)| *package).collect();
+    let mut missing: Vec<&str> = TOOLS
+        .iter()
+        .filter(|(program, _)| !crate::has_program(sh, program))
+        .map(|(_, package)| *package)
+        .collect();
     missing.dedup();
     if missing.is_empty() {
         return Ok(());
     }
     let is_root = cmd!(sh, "id -u").quiet().read().is_ok_and(|uid| uid.trim() == "0");
-    let has_apt = has_program(sh, "apt-get");
+    let has_apt = crate::has_program(sh, "apt-get");
     if !(is_root && has_apt) {
         eprintln!("warning: missing test tools ({}); install them with apt-get", missing.join(", "));
         return Ok(());
@@ -96,9 +99,4 @@ fn install_tools(sh: &Shell) -> anyhow::Result<()> {
         .run()
         .context("installing test tools")?;
     Ok(())
-}
-
-fn has_program(sh: &Shell, program: &str) -> bool {
-    let script = format!("command -v {program}");
-    cmd!(sh, "sh -c {script}").quiet().ignore_stdout().run().is_ok()
 }
