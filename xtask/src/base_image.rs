@@ -95,7 +95,7 @@ pub(crate) fn ensure(
     name: &str,
     registry: &str,
     mode: Mode,
-) -> anyhow::Result<Image> {
+) -> anyhow::Result<(String, Image)> {
     let started = Instant::now();
     let description_path = root.join(BASE_IMAGES_DIR).join(format!("{name}.toml"));
     let lock_path = description_path.with_extension("lock");
@@ -138,8 +138,7 @@ pub(crate) fn ensure(
         size as f64 / (1 << 20) as f64,
         started.elapsed().as_secs_f64()
     );
-    println!("{reference}");
-    Ok(built.image)
+    Ok((reference, built.image))
 }
 
 /// Downloaded `.deb` files and indexes: `$PLUGIN_FORGE_CACHE`, else

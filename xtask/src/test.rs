@@ -16,12 +16,16 @@ pub(crate) struct Args {
 
 /// Programs the tests check our images with, and the Debian packages
 /// that provide them.
-const TOOLS: [(&str, &str); 5] = [
+const TOOLS: [(&str, &str); 9] = [
     ("skopeo", "skopeo"),
     ("umoci", "umoci"),
     ("python3", "python3"),
     ("dockerd", "docker.io"),
     ("docker", "docker.io"),
+    ("bwrap", "bubblewrap"),
+    ("docker-registry", "docker-registry"),
+    ("htpasswd", "apache2-utils"),
+    ("gpgv", "gpgv"),
 ];
 
 pub(crate) fn run(args: Args) -> anyhow::Result<ExitCode> {
@@ -82,6 +86,7 @@ fn install_tools(sh: &Shell) -> anyhow::Result<()> {
         .filter(|(program, _)| !crate::has_program(sh, program))
         .map(|(_, package)| *package)
         .collect();
+    missing.sort_unstable();
     missing.dedup();
     if missing.is_empty() {
         return Ok(());

@@ -1,6 +1,7 @@
 //! End-to-end tests of the `cargo xtask` binary on real directories.
 
 mod build;
+mod e2e;
 mod lint;
 mod tidy;
 
