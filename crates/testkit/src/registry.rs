@@ -1,0 +1,177 @@
+//! A real OCI registry for tests: Debian's `docker-registry` on a free
+//! loopback port with a temporary storage directory (optionally with basic
+//! auth from an `htpasswd` file), killed on drop.
+
+use std::fs;
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::Mutex;
+use std::thread;
+use std::time::{Duration, Instant};
+
+use tempfile::TempDir;
+
+/// A `docker-registry` process, killed on drop.
+#[derive(Debug)]
+pub struct Registry {
+    child: Mutex<Option<Child>>,
+    pub port: u16,
+    pub storage: PathBuf,
+    pub auth: Option<(String, String)>,
+    log: PathBuf,
+    _dir: TempDir,
+}
+
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+impl Registry {
+    /// A registry with a fresh storage directory; `None` (the test skips)
+    /// when the tools are not installed outside CI.
+    pub fn start(auth: Option<(&str, &str)>) -> Option<Registry> {
+        let dir = tempfile::tempdir().unwrap();
+        let storage = dir.path().join("storage");
+        Registry::start_with(dir, storage, auth)
+    }
+
+    /// A registry serving an existing storage directory.
+    pub fn start_on(storage: &Path, auth: Option<(&str, &str)>) -> Option<Registry> {
+        Registry::start_with(tempfile::tempdir().unwrap(), storage.to_owned(), auth)
+    }
+
+    fn start_with(dir: TempDir, storage: PathBuf, auth: Option<(&str, &str)>) -> Option<Registry> {
+        if !crate::require_tool("docker-registry") {
+            return None;
+        }
+        fs::create_dir_all(&storage).unwrap();
+        let port = free_port();
+        let mut config = format!(
+            "version: 0.1\nlog:\n  level: info\nstorage:\n  filesystem:\n    rootdirectory: {}\n  delete:\n    enabled: true\nhttp:\n  addr: 127.0.0.1:{port}\n",
+            storage.display()
+        );
+        if let Some((user, pass)) = auth {
+            if !crate::require_tool("htpasswd") {
+                return None;
+            }
+            let line = crate::run("htpasswd", &["-Bbn", user, pass]);
+            let htpasswd = dir.path().join("htpasswd");
+            fs::write(&htpasswd, line.trim()).unwrap();
+            config.push_str(&format!(
+                "auth:\n  htpasswd:\n    realm: test-realm\n    path: {}\n",
+                htpasswd.display()
+            ));
+        }
+        let config_path = dir.path().join("config.yml");
+        fs::write(&config_path, config).unwrap();
+        let log = dir.path().join("registry.log");
+        let log_file = fs::File::create(&log).unwrap();
+        let child = Command::new("docker-registry")
+            .arg("serve")
+            .arg(&config_path)
+            .stdin(Stdio::null())
+            .stdout(log_file.try_clone().unwrap())
+            .stderr(log_file)
+            .spawn()
+            .expect("starting docker-registry");
+        let registry = Registry {
+            child: Mutex::new(Some(child)),
+            port,
+            storage,
+            auth: auth.map(|(u, p)| (u.to_owned(), p.to_owned())),
+            log,
+            _dir: dir,
+        };
+        registry.wait_ready();
+        Some(registry)
+    }
+
+    fn wait_ready(&self) {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            if let Some((status, _)) = http(self.port, "GET", "/v2/", &[]) {
+                if status == 200 || status == 401 {
+                    return;
+                }
+            }
+            if let Some(child) = self.child.lock().unwrap().as_mut() {
+                if let Ok(Some(status)) = child.try_wait() {
+                    panic!("docker-registry exited with {status}:\n{}", self.log());
+                }
+            }
+            assert!(Instant::now() < deadline, "docker-registry did not answer /v2/:\n{}", self.log());
+            thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    pub fn log(&self) -> String {
+        fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// `127.0.0.1:PORT`.
+    pub fn host(&self) -> String {
+        format!("127.0.0.1:{}", self.port)
+    }
+
+    /// Kills the process (by its PID) and waits for it.
+    pub fn kill(&self) {
+        if let Some(mut child) = self.child.lock().unwrap_or_else(|e| e.into_inner()).take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// The status of `GET /v2/REPO/manifests/TARGET`, with the registry's
+    /// credentials if it has any.
+    pub fn manifest_status(&self, repo: &str, target: &str) -> u16 {
+        let accept = "application/vnd.oci.image.manifest.v1+json";
+        let mut headers = vec![("Accept", accept.to_owned())];
+        if let Some((user, pass)) = &self.auth {
+            use base64::Engine as _;
+            let token = base64::engine::general_purpose::STANDARD.encode(format!("{user}:{pass}"));
+            headers.push(("Authorization", format!("Basic {token}")));
+        }
+        let headers: Vec<(&str, &str)> = headers.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        http(self.port, "GET", &format!("/v2/{repo}/manifests/{target}"), &headers)
+            .expect("registry answers")
+            .0
+    }
+
+    /// `skopeo inspect` of `repo:tag` (JSON).
+    pub fn skopeo_inspect(&self, repo: &str, tag: &str) -> serde_json::Value {
+        let image = format!("docker://{}/{repo}:{tag}", self.host());
+        let mut args = vec!["inspect", "--tls-verify=false"];
+        let creds = self.auth.as_ref().map(|(u, p)| format!("{u}:{p}"));
+        if let Some(creds) = &creds {
+            args.extend(["--creds", creds]);
+        }
+        args.push(&image);
+        serde_json::from_str(&crate::run("skopeo", &args)).expect("skopeo inspect prints JSON")
+    }
+}
+
+impl Drop for Registry {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// A one-shot HTTP/1.1 request over a new connection: status and the whole
+/// response as text. `None` when nothing answers.
+pub fn http(port: u16, method: &str, path: &str, headers: &[(&str, &str)]) -> Option<(u16, String)> {
+    let mut stream = TcpStream::connect(("127.0.0.1", port)).ok()?;
+    stream.set_read_timeout(Some(Duration::from_secs(10))).ok()?;
+    let mut request = format!("{method} {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nConnection: close\r\n");
+    for (name, value) in headers {
+        request.push_str(&format!("{name}: {value}\r\n"));
+    }
+    request.push_str("\r\n");
+    stream.write_all(request.as_bytes()).ok()?;
+    let mut response = Vec::new();
+    stream.read_to_end(&mut response).ok()?;
+    let text = String::from_utf8_lossy(&response).into_owned();
+    let status = text.split(' ').nth(1)?.parse().ok()?;
+    Some((status, text))
+}
