@@ -8,7 +8,9 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context as _};
 use clap::ValueEnum;
-use forge_build::{BuildOptions, Built, LocalResolver, Override, Status, Workspace, TARGET_DIR};
+use forge_build::{
+    BuildOptions, Built, LocalResolver, Override, PullingResolver, Status, Workspace, TARGET_DIR,
+};
 use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
 use rayon::prelude::*;
 use xshell::{cmd, Shell};
@@ -44,7 +46,10 @@ pub(crate) struct Common {
     jobs: Option<usize>,
     /// Output format.
     #[arg(long, value_enum, default_value_t = Format::Human)]
-    format: Format,
+    pub(crate) format: Format,
+    /// Talk plain HTTP to this registry (loopback registries always are); repeatable.
+    #[arg(long = "insecure-registry", value_name = "HOST")]
+    pub(crate) insecure_registries: Vec<String>,
 }
 
 #[derive(Debug, clap::Args)]
@@ -61,6 +66,11 @@ pub(crate) struct BuildArgs {
 pub(crate) struct BuildAllArgs {
     #[command(flatten)]
     common: Common,
+    /// Publish the images once built (as `cargo xtask publish`).
+    #[arg(long)]
+    push: bool,
+    #[command(flatten)]
+    push_flags: crate::publish::PushFlags,
 }
 
 pub(crate) fn run_build(args: BuildArgs) -> anyhow::Result<ExitCode> {
@@ -79,15 +89,18 @@ pub(crate) fn run_build_all(args: BuildAllArgs) -> anyhow::Result<ExitCode> {
     if all.is_empty() {
         bail!("no plugins found under {}", root.join("plugins").display());
     }
+    if args.push {
+        return crate::publish::build_and_push(&root, all, &args.common, &args.push_flags);
+    }
     build(&root, all, &args.common, true)
 }
 
-fn discover(root: &Path) -> anyhow::Result<Vec<PathBuf>> {
+pub(crate) fn discover(root: &Path) -> anyhow::Result<Vec<PathBuf>> {
     Ok(forge_manifest::discover(root)?.plugins)
 }
 
 /// A plugin by path relative to the root, or by its directory name.
-fn select(root: &Path, all: &[PathBuf], wanted: &str) -> anyhow::Result<PathBuf> {
+pub(crate) fn select(root: &Path, all: &[PathBuf], wanted: &str) -> anyhow::Result<PathBuf> {
     let as_path = Path::new(wanted.trim_end_matches('/'));
     if let Some(found) = all.iter().find(|p| p.as_path() == as_path) {
         return Ok(found.clone());
@@ -115,21 +128,21 @@ fn select(root: &Path, all: &[PathBuf], wanted: &str) -> anyhow::Result<PathBuf>
     }
 }
 
-struct Outcome {
-    plugin: PathBuf,
-    result: anyhow::Result<(Built, PathBuf)>,
-    time: Duration,
+pub(crate) struct Outcome {
+    pub(crate) plugin: PathBuf,
+    pub(crate) result: anyhow::Result<(Built, PathBuf)>,
+    pub(crate) time: Duration,
 }
 
 /// What every build of a run shares.
-struct Setup {
-    resolver: LocalResolver,
-    workspace: Workspace,
+pub(crate) struct Setup {
+    resolver: PullingResolver,
+    pub(crate) workspace: Workspace,
     out: PathBuf,
     options: BuildOptions,
 }
 
-fn setup(root: &Path, common: &Common) -> anyhow::Result<Setup> {
+pub(crate) fn setup(root: &Path, common: &Common) -> anyhow::Result<Setup> {
     let overrides = common
         .base_images
         .iter()
@@ -148,7 +161,10 @@ fn setup(root: &Path, common: &Common) -> anyhow::Result<Setup> {
         }
     }
     Ok(Setup {
-        resolver: LocalResolver::new(overrides),
+        resolver: PullingResolver::new(
+            LocalResolver::new(overrides),
+            crate::publish::client(common, u64::MAX)?,
+        ),
         workspace,
         out: common.out.clone().unwrap_or_else(|| root.join(TARGET_DIR).join("images")),
         options: BuildOptions {
@@ -171,7 +187,20 @@ pub(crate) fn build_one(root: &Path, wanted: &str, common: &Common) -> anyhow::R
 }
 
 fn build(root: &Path, plugins: Vec<PathBuf>, common: &Common, is_all: bool) -> anyhow::Result<ExitCode> {
-    let Setup { resolver, workspace, out, options } = setup(root, common)?;
+    let setup = setup(root, common)?;
+    let outcomes = build_plugins(&setup, &plugins, common)?;
+    let failed = outcomes.iter().filter(|o| o.result.is_err()).count();
+    report(&outcomes, common, is_all);
+    Ok(if failed > 0 { ExitCode::FAILURE } else { ExitCode::SUCCESS })
+}
+
+/// Builds `plugins` in parallel, with progress on stderr.
+pub(crate) fn build_plugins(
+    setup: &Setup,
+    plugins: &[PathBuf],
+    common: &Common,
+) -> anyhow::Result<Vec<Outcome>> {
+    let Setup { resolver, workspace, out, options } = setup;
     let jobs =
         common.jobs.unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get())).max(1);
     let pool = rayon::ThreadPoolBuilder::new().num_threads(jobs).build().context("starting build threads")?;
@@ -198,13 +227,13 @@ fn build(root: &Path, plugins: Vec<PathBuf>, common: &Common, is_all: bool) -> a
                 }
                 let started = Instant::now();
                 let result = workspace
-                    .build(plugin, &options, &resolver)
+                    .build(plugin, options, resolver)
                     .map_err(anyhow::Error::from)
                     .and_then(|built| {
                         if let Some(bar) = &bar {
                             bar.set_message("writing tarball");
                         }
-                        let tarball = workspace.export(&built, &out)?;
+                        let tarball = workspace.export(&built, out)?;
                         Ok((built, tarball))
                     });
                 let time = started.elapsed();
@@ -223,39 +252,40 @@ fn build(root: &Path, plugins: Vec<PathBuf>, common: &Common, is_all: bool) -> a
                             built.image,
                             time.as_secs_f64()
                         ),
-                        Err(e) => eprintln!("failed {}: {e:#}", plugin.display()),
+                        Err(_) => eprintln!("failed {}", plugin.display()),
                     }
                 }
                 Outcome { plugin: plugin.clone(), result, time }
             })
             .collect()
     });
+    Ok(outcomes)
+}
 
-    let failed = outcomes.iter().filter(|o| o.result.is_err()).count();
+fn report(outcomes: &[Outcome], common: &Common, is_all: bool) {
     match common.format {
         Format::Json => {
-            for o in &outcomes {
+            for o in outcomes {
                 println!("{}", json_line(o));
             }
         }
         Format::Human => {
-            for o in &outcomes {
+            for o in outcomes {
                 if let Err(e) = &o.result {
                     eprintln!("error: {}: {e:#}", o.plugin.display());
                 }
             }
             if is_all || outcomes.len() > 1 {
-                print_table(&outcomes);
+                print_table(outcomes);
             }
             // Like build_plugin.sh, the last line names the image(s).
-            for o in &outcomes {
+            for o in outcomes {
                 if let Ok((built, _)) = &o.result {
                     println!("{}", built.image);
                 }
             }
         }
     }
-    Ok(if failed > 0 { ExitCode::FAILURE } else { ExitCode::SUCCESS })
 }
 
 fn status_word(status: Status) -> &'static str {
@@ -290,17 +320,22 @@ fn print_table(outcomes: &[Outcome]) {
             ],
         })
         .collect();
-    let header = ["IMAGE", "DIGEST", "SIZE", "TIME", "STATUS"].map(String::from);
-    let widths: Vec<usize> = (0..5)
+    table(&["IMAGE", "DIGEST", "SIZE", "TIME", "STATUS"], &rows);
+}
+
+/// Prints left-aligned columns with a header row on stdout.
+pub(crate) fn table<const N: usize>(header: &[&str; N], rows: &[[String; N]]) {
+    let header = header.map(String::from);
+    let widths: Vec<usize> = (0..N)
         .map(|i| rows.iter().chain(std::iter::once(&header)).map(|r| r[i].len()).max().unwrap_or(0))
         .collect();
-    for row in std::iter::once(&header).chain(&rows) {
+    for row in std::iter::once(&header).chain(rows) {
         let line: Vec<String> = row.iter().zip(&widths).map(|(cell, w)| format!("{cell:<w$}")).collect();
         println!("{}", line.join("  ").trim_end());
     }
 }
 
-fn human_size(bytes: u64) -> String {
+pub(crate) fn human_size(bytes: u64) -> String {
     const UNITS: [&str; 4] = ["B", "KiB", "MiB", "GiB"];
     let mut value = bytes as f64;
     let mut unit = 0;

@@ -8,6 +8,7 @@ mod bench;
 mod build;
 mod image;
 mod lint;
+mod publish;
 mod run;
 mod test;
 
@@ -44,6 +45,9 @@ enum Command {
     /// Build a plugin's image and run its entry point in a sandbox, like
     /// `docker run --rm`.
     Run(run::Args),
+    /// Build (cached when unchanged) and push plugin images to
+    /// REGISTRY/NAME:TAG; all plugins unless some are named.
+    Publish(publish::Args),
     /// Manage the local image store that FROM resolves through.
     #[command(subcommand)]
     Image(image::Command),
@@ -67,6 +71,7 @@ fn main() -> ExitCode {
         Command::Image(command) => image::run(command),
         Command::BaseImage(args) => base_image::run(args),
         Command::Run(args) => run::run(args),
+        Command::Publish(args) => publish::run(args),
         Command::Bench(args) => bench::run(args),
         Command::Test(args) => test::run(args),
     };

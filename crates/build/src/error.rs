@@ -50,6 +50,17 @@ pub enum BuildError {
         /// How to provide it.
         help: String,
     },
+    /// The base image is not local and could not be pulled.
+    #[error("base image `{reference}` is not in the local store and could not be pulled; {help}")]
+    Pull {
+        /// The reference.
+        reference: String,
+        /// How to provide it locally instead.
+        help: String,
+        /// Why the pull failed (boxed: it is large, and rare).
+        #[source]
+        source: Box<forge_registry::Error>,
+    },
     /// Image assembly failed.
     #[error(transparent)]
     Oci(#[from] forge_oci::Error),

@@ -119,5 +119,12 @@ fn a_missing_base_says_how_to_provide_it() {
     let out = xtask(repo.path(), &["build", "plugins/a", "--root", root]);
     assert_eq!(out.status.code(), Some(1));
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(stderr.contains("base image `localhost:5000/base-py:1.0.0` not found: import it with `cargo xtask image import SOURCE localhost:5000/base-py`"), "{stderr}");
+    assert!(
+        stderr.contains(
+            "base image `localhost:5000/base-py:1.0.0` is not in the local store and could not be pulled; \
+             import it with `cargo xtask image import SOURCE localhost:5000/base-py`"
+        ),
+        "{stderr}"
+    );
+    assert_eq!(stderr.matches("is not in the local store").count(), 1, "the error is shown once: {stderr}");
 }

@@ -3,6 +3,7 @@
 mod build;
 mod e2e;
 mod lint;
+mod publish;
 mod tidy;
 
 use std::path::{Path, PathBuf};
