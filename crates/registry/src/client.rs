@@ -83,6 +83,9 @@ pub struct Client {
     pub(crate) options: ClientOptions,
     /// Per API endpoint: what we learnt about its authentication.
     auth: Mutex<HashMap<String, HostAuth>>,
+    /// One lock per blob digest being pushed: threads pushing images that
+    /// share a layer upload it once; the others then find it or mount it.
+    pub(crate) blob_locks: Mutex<HashMap<String, std::sync::Arc<Mutex<()>>>>,
 }
 
 impl fmt::Debug for Client {
@@ -151,7 +154,7 @@ impl Client {
             .user_agent(options.user_agent.as_str())
             .build()
             .new_agent();
-        Client { agent, options, auth: Mutex::new(HashMap::new()) }
+        Client { agent, options, auth: Mutex::new(HashMap::new()), blob_locks: Mutex::default() }
     }
 
     /// `http` for loopback and insecure registries, `https` otherwise.

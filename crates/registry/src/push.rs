@@ -186,6 +186,12 @@ impl Client {
         reference: &Reference,
         progress: &dyn Fn(PushEvent),
     ) -> Result<BlobOutcome> {
+        // Single flight per digest across threads (see `Client::blob_locks`).
+        let lock = {
+            let mut locks = self.blob_locks.lock().unwrap_or_else(|e| e.into_inner());
+            locks.entry(digest.to_string()).or_default().clone()
+        };
+        let _flight = lock.lock().unwrap_or_else(|e| e.into_inner());
         let size = store.size(digest)?;
         let notify = |n: RetryNotice| progress(PushEvent::Retrying(n));
         let repository = reference.repository();

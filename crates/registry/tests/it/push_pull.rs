@@ -96,6 +96,29 @@ fn repush_skips_every_blob_and_a_second_repository_mounts_them() {
 }
 
 #[test]
+fn parallel_pushes_of_a_shared_blob_upload_it_once() {
+    let Some(registry) = Registry::start(None) else { return };
+    let (_dir, store) = store();
+    let image = sample_image(&store, 5, 300_000);
+    let client = client();
+    let reports: Vec<_> = std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..3)
+            .map(|i| {
+                let reference = Reference::parse(&format!("{}/team/p{i}:1", registry.host())).unwrap();
+                let (client, store, image) = (&client, &store, &image);
+                scope.spawn(move || client.push(store, image, &reference, &|_| {}).unwrap())
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    // Each of the three blobs crosses the network once; the other
+    // repositories mount it.
+    let uploaded: usize = reports.iter().map(|r| r.blobs_uploaded).sum();
+    let mounted: usize = reports.iter().map(|r| r.blobs_mounted).sum();
+    assert_eq!((uploaded, mounted), (3, 6), "{reports:?}");
+}
+
+#[test]
 fn a_refused_mount_falls_back_to_an_upload() {
     let Some(registry) = Registry::start(None) else { return };
     let (_dir, store) = store();
