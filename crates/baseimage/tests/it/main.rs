@@ -76,22 +76,26 @@ fn listing(store: &BlobStore, image: &forge_oci::Image) -> Vec<String> {
         .collect()
 }
 
+/// A `dash` package shipping `/bin/sh` as a symlink, as Debian's does.
+fn dash() -> Package {
+    Package {
+        name: "dash".into(),
+        control: "Package: dash\nVersion: 0.5.12-2\nArchitecture: amd64\nDescription: POSIX shell\n".into(),
+        data: data(&[
+            ("./", None),
+            ("./bin/", None),
+            ("./bin/dash", Some("#!dash")),
+            ("./bin/sh", Some("->dash")),
+        ]),
+    }
+}
+
 #[test]
 fn packages_are_merged_with_merged_usr_and_a_status_database() {
     let store_dir = tempfile::tempdir().unwrap();
     let store = BlobStore::open_or_create(store_dir.path()).unwrap();
     let packages = vec![
-        Ok(Package {
-            name: "dash".into(),
-            control: "Package: dash\nVersion: 0.5.12-2\nArchitecture: amd64\nDescription: POSIX shell\n"
-                .into(),
-            data: data(&[
-                ("./", None),
-                ("./bin/", None),
-                ("./bin/dash", Some("#!dash")),
-                ("./bin/sh", Some("->dash")),
-            ]),
-        }),
+        Ok(dash()),
         Ok(Package {
             name: "python3-minimal".into(),
             control:
@@ -132,28 +136,9 @@ fn packages_are_merged_with_merged_usr_and_a_status_database() {
     assert!(env.contains(&"LANG=C.UTF-8".to_string()) && env[0].starts_with("PATH="), "{env:?}");
 
     // The same packages again give the same bytes.
-    let again = vec![Ok(Package {
-        name: "dash".into(),
-        control: "Package: dash\nVersion: 0.5.12-2\nArchitecture: amd64\nDescription: POSIX shell\n".into(),
-        data: data(&[
-            ("./", None),
-            ("./bin/", None),
-            ("./bin/dash", Some("#!dash")),
-            ("./bin/sh", Some("->dash")),
-        ]),
-    })];
-    let one = assemble(&store, again, &spec, spool.path()).unwrap();
-    let twice = vec![Ok(Package {
-        name: "dash".into(),
-        control: "Package: dash\nVersion: 0.5.12-2\nArchitecture: amd64\nDescription: POSIX shell\n".into(),
-        data: data(&[
-            ("./", None),
-            ("./bin/", None),
-            ("./bin/dash", Some("#!dash")),
-            ("./bin/sh", Some("->dash")),
-        ]),
-    })];
-    assert_eq!(one.manifest_digest, assemble(&store, twice, &spec, spool.path()).unwrap().manifest_digest);
+    let one = assemble(&store, vec![Ok(dash())], &spec, spool.path()).unwrap();
+    let twice = assemble(&store, vec![Ok(dash())], &spec, spool.path()).unwrap();
+    assert_eq!(one.manifest_digest, twice.manifest_digest);
 }
 
 #[test]
