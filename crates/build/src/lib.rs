@@ -96,8 +96,6 @@ impl Built {
 pub struct Workspace {
     context: Context,
     store: BlobStore,
-    /// Serialises read-modify-write of the store's `index.json`.
-    index: Mutex<()>,
     /// One slot per layer cache key built in this run.
     layers: LayerSlots,
 }
@@ -122,7 +120,7 @@ impl Workspace {
     pub fn open(root: &Path, store_dir: &Path) -> Result<Workspace, BuildError> {
         let context = Context::open(root)?;
         let store = BlobStore::open_or_create(store_dir)?;
-        Ok(Workspace { context, store, index: Mutex::new(()), layers: LayerSlots::default() })
+        Ok(Workspace { context, store, layers: LayerSlots::default() })
     }
 
     /// The store: blobs, layer cache, and every image built or imported.
@@ -135,9 +133,9 @@ impl Workspace {
         self.context.root()
     }
 
-    /// Records `image` in the store's index under `name`.
+    /// Records `image` in the store's index under `name` (the store locks
+    /// its index against concurrent writers, threads and processes alike).
     pub fn set_ref(&self, name: &str, image: &forge_oci::Image) -> Result<(), BuildError> {
-        let _guard = self.index.lock().unwrap_or_else(|e| e.into_inner());
         self.store.set_ref(name, &image.manifest_descriptor())?;
         Ok(())
     }

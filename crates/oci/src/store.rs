@@ -185,9 +185,20 @@ impl BlobStore {
 
     /// Points the ref `name` (`org.opencontainers.image.ref.name`) at
     /// `manifest`, replacing any entry with the same ref name; other entries
-    /// keep their order. `index.json` is replaced atomically.
+    /// keep their order. `index.json` is replaced atomically, and the
+    /// read-modify-write holds an exclusive lock on `index.lock`, so that
+    /// concurrent processes (two `cargo xtask` runs) never lose a ref.
     pub fn set_ref(&self, name: &str, manifest: &Descriptor) -> Result<()> {
         check_ref_name(name)?;
+        let lock_path = self.root.join("index.lock");
+        let lock = fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&lock_path)
+            .map_err(|e| Error::io("opening", &lock_path, e))?;
+        // Released when `lock` is dropped at the end of this function.
+        lock.lock().map_err(|e| Error::io("locking", &lock_path, e))?;
         let mut index = self.read_index()?;
         let mut entry = manifest.clone();
         let mut annotations = entry.annotations().clone().unwrap_or_default();

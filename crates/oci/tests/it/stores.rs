@@ -115,3 +115,24 @@ fn configs_with_labels_in_any_order_have_one_digest() {
     }
     assert_eq!(digests[0], digests[1]);
 }
+
+/// Many writers at once, each with its own store handle (as separate
+/// processes would have): no ref is lost.
+#[test]
+fn concurrent_set_ref_loses_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = BlobStore::open_or_create(dir.path()).unwrap();
+    let (digest, size) = store.put_bytes(b"{}").unwrap();
+    let desc = forge_oci::descriptor(oci_spec::image::MediaType::ImageManifest, &digest, size);
+    std::thread::scope(|scope| {
+        for i in 0..16 {
+            let desc = desc.clone();
+            let path = dir.path().to_path_buf();
+            scope.spawn(move || {
+                let store = BlobStore::open_or_create(path).unwrap();
+                store.set_ref(&format!("ref-{i}"), &desc).unwrap();
+            });
+        }
+    });
+    assert_eq!(store.refs().unwrap().len(), 16);
+}
