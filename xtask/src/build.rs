@@ -1,6 +1,7 @@
 //! `cargo xtask build PLUGIN...` and `cargo xtask build-all`: build plugin
 //! images without a daemon, in parallel, into one tarball each.
 
+use std::collections::HashMap;
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -50,6 +51,10 @@ pub(crate) struct Common {
     /// Talk plain HTTP to this registry (loopback registries always are); repeatable.
     #[arg(long = "insecure-registry", value_name = "HOST")]
     pub(crate) insecure_registries: Vec<String>,
+    /// Build even plugins the linter finds errors in (by default they fail
+    /// with the lint errors, as they could not be built or run correctly).
+    #[arg(long)]
+    no_lint: bool,
 }
 
 #[derive(Debug, clap::Args)]
@@ -194,12 +199,70 @@ fn build(root: &Path, plugins: Vec<PathBuf>, common: &Common, is_all: bool) -> a
     Ok(if failed > 0 { ExitCode::FAILURE } else { ExitCode::SUCCESS })
 }
 
-/// Builds `plugins` in parallel, with progress on stderr.
+/// Lints `plugins` first (unless `--no-lint`): a plugin with lint errors
+/// fails with them and is not built; the others build in parallel, with
+/// progress on stderr. Outcomes are in the order of `plugins`.
 pub(crate) fn build_plugins(
     setup: &Setup,
     plugins: &[PathBuf],
     common: &Common,
 ) -> anyhow::Result<Vec<Outcome>> {
+    let rejected =
+        if common.no_lint { HashMap::new() } else { lint_gate(setup.workspace.root(), plugins, common)? };
+    let buildable: Vec<PathBuf> = plugins.iter().filter(|p| !rejected.contains_key(*p)).cloned().collect();
+    let mut built: HashMap<PathBuf, Outcome> =
+        build_in_parallel(setup, &buildable, common)?.into_iter().map(|o| (o.plugin.clone(), o)).collect();
+    Ok(plugins
+        .iter()
+        .filter_map(|p| match rejected.get(p) {
+            Some(why) => Some(Outcome {
+                plugin: p.clone(),
+                result: Err(anyhow::anyhow!("{why}")),
+                time: Duration::ZERO,
+            }),
+            None => built.remove(p),
+        })
+        .collect())
+}
+
+/// The plugins among `plugins` with lint errors, each with a one-line
+/// summary; in human mode their errors are shown rustc-style on stderr.
+fn lint_gate(root: &Path, plugins: &[PathBuf], common: &Common) -> anyhow::Result<HashMap<PathBuf, String>> {
+    let report = forge_lint::lint_root(root, &forge_lint::LintConfig::default())?;
+    let mut rejected = HashMap::new();
+    for plugin in report.plugins.iter().filter(|p| plugins.contains(&p.dir)) {
+        let errors: Vec<&forge_lint::Diagnostic> =
+            plugin.diagnostics.iter().filter(|d| d.severity == forge_lint::Severity::Error).collect();
+        let Some(first) = errors.first() else { continue };
+        if common.format == Format::Human {
+            let shown = crate::display_root(root);
+            let options =
+                forge_lint::render::HumanOptions { root: &shown, color: std::io::stderr().is_terminal() };
+            for d in &errors {
+                eprint!("{}", forge_lint::render::human(d, options));
+            }
+        }
+        let location = match (&first.file, first.position) {
+            (Some(file), Some(p)) => format!("{}:{}:{}: ", file.display(), p.line, p.column),
+            (Some(file), None) => format!("{}: ", file.display()),
+            _ => String::new(),
+        };
+        let more = match errors.len() {
+            1 => String::new(),
+            n => format!(" (and {} more)", n - 1),
+        };
+        rejected.insert(
+            plugin.dir.clone(),
+            format!(
+                "lint error[{}]: {location}{}{more}; run `cargo xtask lint`, or build anyway with --no-lint",
+                first.rule.code, first.message
+            ),
+        );
+    }
+    Ok(rejected)
+}
+
+fn build_in_parallel(setup: &Setup, plugins: &[PathBuf], common: &Common) -> anyhow::Result<Vec<Outcome>> {
     let Setup { resolver, workspace, out, options } = setup;
     let jobs =
         common.jobs.unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get())).max(1);

@@ -9,7 +9,10 @@ use crate::{write_tree, xtask};
 
 const GOOD: &str = "ARG REGISTRY\nARG TAG\nFROM ${REGISTRY}/base-py:${TAG}\nARG MODULE_PATH\n\
 COPY ${MODULE_PATH} /workdir\nENV PYTHONPATH=/workdir:/workdir/src:/workdir/supervisely_lib/worker_proto\n";
-const BAD: &str = "FROM localhost:5000/base-py:1\nRUN pip install numpy\n";
+/// Lint-clean, but the builder does not execute RUN yet.
+const BAD: &str = "ARG REGISTRY\nARG TAG\nFROM ${REGISTRY}/base-py:${TAG}\nARG MODULE_PATH\n\
+COPY ${MODULE_PATH} /workdir\nENV PYTHONPATH=/workdir:/workdir/src:/workdir/supervisely_lib/worker_proto\n\
+RUN pip install numpy\n";
 
 fn plugin(dir: &str, version: &'static str, dockerfile: &'static str) -> Vec<(String, &'static str)> {
     vec![
@@ -25,6 +28,9 @@ fn monorepo(with_bad: bool) -> tempfile::TempDir {
     files.extend(plugin("plugins/group/b", "team/b:2.0.0\n", GOOD));
     if with_bad {
         files.extend(plugin("plugins/c", "team/c:1.0.0\n", BAD));
+        files.extend(
+            plugin("plugins/d", "team/d:1.0.0\n", GOOD).into_iter().filter(|(p, _)| !p.ends_with(".py")),
+        );
     }
     let files: Vec<(&str, &str)> = files.iter().map(|(p, c)| (p.as_str(), *c)).collect();
     write_tree(&files)
@@ -73,13 +79,23 @@ fn build_all_goes_past_a_failure_and_reports_json() {
     let c = by_plugin("plugins/c");
     assert_eq!(c["status"], "failed");
     assert!(
-        c["error"].as_str().unwrap().contains("plugins/c/Dockerfile:2:1: RUN is not supported yet"),
+        c["error"].as_str().unwrap().contains("plugins/c/Dockerfile:7:1: RUN is not supported yet"),
         "{c}"
+    );
+    // A plugin with lint errors is not built: it fails with them.
+    let d = by_plugin("plugins/d");
+    assert_eq!(d["status"], "failed");
+    let error = d["error"].as_str().unwrap();
+    assert!(
+        error.starts_with("lint error[PF201]: plugins/d/src: src/ is missing; run `cargo xtask lint`"),
+        "{d}"
     );
 
     // Nothing changed: nothing is rebuilt.
     let again = xtask(repo.path(), &args);
-    for line in json_lines(&again.stdout).iter().filter(|l| l["plugin"] != "plugins/c") {
+    for line in
+        json_lines(&again.stdout).iter().filter(|l| l["plugin"] != "plugins/c" && l["plugin"] != "plugins/d")
+    {
         assert_eq!(line["status"], "cached", "{line}");
         assert_eq!(line["layers_built"], 0);
     }
