@@ -194,6 +194,17 @@ pub enum Error {
         source: Box<ureq::Error>,
     },
 
+    /// A locked package is no longer in the archive.
+    #[error(
+        "{package} is no longer in the archive ({url} answers 404): Debian removes superseded versions; \
+         run `cargo xtask base-image --update` to lock the current ones"
+    )]
+    Gone {
+        /// `name version`.
+        package: String,
+        /// Where it was.
+        url: String,
+    },
     /// An HTTP status that is not success.
     #[error("fetching {url} failed: HTTP status {status}")]
     HttpStatus {

@@ -214,7 +214,18 @@ impl Lock {
     /// Downloads (or finds in the cache) every package's .deb, verified;
     /// returns the cached paths in the lock's order.
     pub fn fetch_debs(&self, fetcher: &Fetcher) -> Result<Vec<PathBuf>> {
-        self.packages.iter().map(|p| fetcher.fetch_verified(&p.filename, &p.sha256, p.size)).collect()
+        self.packages
+            .iter()
+            .map(|p| {
+                fetcher.fetch_verified(&p.filename, &p.sha256, p.size).map_err(|e| match e {
+                    // Debian drops superseded versions from the archive at point releases.
+                    Error::HttpStatus { url, status: 404 } => {
+                        Error::Gone { package: format!("{} {}", p.name, p.version), url }
+                    }
+                    other => other,
+                })
+            })
+            .collect()
     }
 
     /// The total size of the .debs in bytes.

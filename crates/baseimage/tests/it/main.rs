@@ -155,8 +155,9 @@ fn a_package_leaving_the_root_is_refused() {
     assert_eq!(err.to_string(), "evil has an entry `./../../etc/x` outside the root filesystem");
 }
 
-/// Serves `body` for every request on a loopback port; returns the URL.
-fn serve(body: &'static [u8]) -> String {
+/// Serves `body` with `status` for every request on a loopback port;
+/// returns the URL.
+fn serve(status: &'static str, body: &'static [u8]) -> String {
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let url = format!("http://{}", listener.local_addr().unwrap());
     std::thread::spawn(move || {
@@ -165,7 +166,7 @@ fn serve(body: &'static [u8]) -> String {
             let mut request = [0u8; 4096];
             let _ = stream.read(&mut request);
             let head =
-                format!("HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n", body.len());
+                format!("HTTP/1.1 {status}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n", body.len());
             let _ = stream.write_all(head.as_bytes());
             let _ = stream.write_all(body);
         }
@@ -173,10 +174,8 @@ fn serve(body: &'static [u8]) -> String {
     url
 }
 
-#[test]
-fn a_deb_whose_hash_does_not_match_the_lock_is_refused_and_nothing_is_stored() {
-    let body: &'static [u8] = b"this is not the package the lock names";
-    let mirror = serve(body);
+/// A lock with one package, `dash`, of `size` bytes at `mirror`, and its description.
+fn dash_lock(mirror: &str, size: usize) -> (Lock, Description) {
     let lock_text = format!(
         r#"version = 1
 mirror = "{mirror}"
@@ -197,7 +196,7 @@ size = {size}
 sha256 = "33ea40061da2f1a861ec46212b2b6a34f0776a049b1a3f0abce2fb8cb994258f"
 "#,
         zeros = "0".repeat(64),
-        size = body.len()
+        size = size
     );
     let lock = Lock::parse(&lock_text, Path::new("base.lock")).unwrap();
     let description = Description::parse(
@@ -205,6 +204,28 @@ sha256 = "33ea40061da2f1a861ec46212b2b6a34f0776a049b1a3f0abce2fb8cb994258f"
         Path::new("base.toml"),
     )
     .unwrap();
+    (lock, description)
+}
+
+#[test]
+fn a_locked_version_gone_from_the_archive_says_to_update_the_lock() {
+    let mirror = serve("404 Not Found", b"");
+    let (lock, description) = dash_lock(&mirror, 10);
+    let cache = tempfile::tempdir().unwrap();
+    let fetcher = Fetcher::new(cache.path(), &mirror).unwrap();
+    let store_dir = tempfile::tempdir().unwrap();
+    let store = BlobStore::open_or_create(store_dir.path()).unwrap();
+    let err = build_from_lock(&store, &description, &lock, &fetcher, 0, None, store_dir.path()).unwrap_err();
+    let message = format!("{err}");
+    assert!(message.starts_with("dash 0.5.12-2 is no longer in the archive"), "{message}");
+    assert!(message.contains("cargo xtask base-image --update"), "{message}");
+}
+
+#[test]
+fn a_deb_whose_hash_does_not_match_the_lock_is_refused_and_nothing_is_stored() {
+    let body: &'static [u8] = b"this is not the package the lock names";
+    let mirror = serve("200 OK", body);
+    let (lock, description) = dash_lock(&mirror, body.len());
     let cache = tempfile::tempdir().unwrap();
     let fetcher = Fetcher::new(cache.path(), &mirror).unwrap();
     let store_dir = tempfile::tempdir().unwrap();
