@@ -50,6 +50,21 @@ pub struct Description {
     /// The image's environment variables.
     #[serde(default)]
     pub env: BTreeMap<String, String>,
+    /// More suites resolved together with `suite`, the highest version of a
+    /// package winning: stable updates, security fixes.
+    #[serde(default, rename = "extra-suite")]
+    pub extra_suites: Vec<ExtraSuite>,
+}
+
+/// A `[[extra-suite]]` of a description.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ExtraSuite {
+    /// The suite, e.g. `bookworm-security`.
+    pub suite: String,
+    /// Its archive when not the main mirror, e.g. `http://deb.debian.org/debian-security`.
+    #[serde(default)]
+    pub mirror: Option<String>,
 }
 
 impl Description {
@@ -82,6 +97,16 @@ impl Description {
         for (key, value) in [("suite", &d.suite), ("architecture", &d.architecture)] {
             if value.is_empty() || value.contains(|c: char| c.is_whitespace() || c == '/') {
                 return Err(fail(key, format!("invalid {key} `{value}`")));
+            }
+        }
+        for extra in &d.extra_suites {
+            if extra.suite.is_empty() || extra.suite.contains(|c: char| c.is_whitespace() || c == '/') {
+                return Err(fail("extra-suite", format!("invalid suite `{}`", extra.suite)));
+            }
+            if let Some(m) = &extra.mirror {
+                if !(m.starts_with("http://") || m.starts_with("https://")) {
+                    return Err(fail("extra-suite", format!("mirror `{m}` is not an http(s) URL")));
+                }
             }
         }
         if d.packages.is_empty() {

@@ -52,6 +52,17 @@ impl Fetcher {
         Ok(Fetcher { cache_dir, mirror: mirror_url.trim_end_matches('/').to_owned(), agent, offline: false })
     }
 
+    /// The same cache, HTTP agent and offline setting for another archive
+    /// (for example `debian-security` beside `debian`).
+    pub fn with_mirror(&self, mirror_url: &str) -> Fetcher {
+        Fetcher {
+            cache_dir: self.cache_dir.clone(),
+            mirror: mirror_url.trim_end_matches('/').to_owned(),
+            agent: self.agent.clone(),
+            offline: self.offline,
+        }
+    }
+
     /// Never use the network: what is not cached is an [`Error::Offline`].
     pub fn set_offline(&mut self, offline: bool) {
         self.offline = offline;

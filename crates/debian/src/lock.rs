@@ -21,6 +21,7 @@
 //!
 //! Written deterministically: fixed key order, packages sorted by name.
 
+use std::collections::HashMap;
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::time::SystemTime;
@@ -62,9 +63,28 @@ pub struct Lock {
     pub requested: Vec<String>,
     /// The description's `exclude`, sorted.
     pub exclude: Vec<String>,
+    /// The extra suites resolved with the main one, in the description's order.
+    #[serde(rename = "extra-suite", default, skip_serializing_if = "Vec::is_empty")]
+    pub extra_suites: Vec<LockedSuite>,
     /// The packages, sorted by name.
     #[serde(rename = "package", default)]
     pub packages: Vec<LockedPackage>,
+}
+
+/// An extra suite and the index it was resolved from.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct LockedSuite {
+    /// Its archive.
+    pub mirror: String,
+    /// The suite.
+    pub suite: String,
+    /// The `Date` of its verified InRelease.
+    pub release_date: String,
+    /// The index used, relative to `mirror`.
+    pub packages_index: String,
+    /// The SHA-256 of that index file, as the Release lists it.
+    pub packages_sha256: String,
 }
 
 /// One pinned package.
@@ -86,6 +106,10 @@ pub struct LockedPackage {
     /// Source package (with its version when it differs), if the index says.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub source: Option<String>,
+    /// The archive holding `filename` when it is not the lock's `mirror`
+    /// (a package from an extra suite in another archive).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mirror: Option<String>,
 }
 
 impl From<&Package> for LockedPackage {
@@ -98,8 +122,25 @@ impl From<&Package> for LockedPackage {
             size: p.size,
             sha256: p.sha256.clone(),
             source: p.source.clone(),
+            mirror: None,
         }
     }
+}
+
+/// One index over the packages of several archives (the main suite's
+/// first), and the archive each `.deb` (by its pool path) comes from. Equal
+/// versions keep the first archive, so the same `.deb` in two suites is
+/// fetched from the main one.
+pub fn combine(sources: Vec<(String, Index)>, architecture: &str) -> (Index, HashMap<String, String>) {
+    let mut origins: HashMap<String, String> = HashMap::new();
+    let mut packages: Vec<Package> = Vec::new();
+    for (mirror, index) in sources {
+        for p in index.packages() {
+            origins.entry(p.filename.clone()).or_insert_with(|| mirror.clone());
+            packages.push(p.clone());
+        }
+    }
+    (Index::from_packages(packages, architecture), origins)
 }
 
 impl Lock {
@@ -121,6 +162,28 @@ impl Lock {
         let rel = release::fetch_release(fetcher, suite, options, now)?;
         let index_file = release::fetch_packages(fetcher, suite, &rel, COMPONENT, arch)?;
         let index = Index::parse(&index_file.text, &fetcher.url(&index_file.path), arch)?;
+        let mut sources = vec![(fetcher.mirror().to_owned(), index)];
+        let mut extra_suites = Vec::new();
+        for extra in &description.extra_suites {
+            let extra_fetcher = match &extra.mirror {
+                Some(mirror) => fetcher.with_mirror(mirror),
+                None => fetcher.with_mirror(fetcher.mirror()),
+            };
+            let rel = release::fetch_release(&extra_fetcher, &extra.suite, options, now)?;
+            let file = release::fetch_packages(&extra_fetcher, &extra.suite, &rel, COMPONENT, arch)?;
+            sources.push((
+                extra_fetcher.mirror().to_owned(),
+                Index::parse(&file.text, &extra_fetcher.url(&file.path), arch)?,
+            ));
+            extra_suites.push(LockedSuite {
+                mirror: extra_fetcher.mirror().to_owned(),
+                suite: extra.suite.clone(),
+                release_date: rel.date.clone(),
+                packages_index: file.path,
+                packages_sha256: file.entry.sha256,
+            });
+        }
+        let (index, origins) = combine(sources, arch);
         let closure = resolve::resolve(&index, &description.packages, &description.exclude)?;
         let mut lock = Lock {
             version: LOCK_VERSION,
@@ -132,7 +195,14 @@ impl Lock {
             packages_sha256: index_file.entry.sha256,
             requested: sorted(&description.packages),
             exclude: sorted(&description.exclude),
-            packages: closure.iter().map(LockedPackage::from).collect(),
+            extra_suites,
+            packages: closure
+                .iter()
+                .map(|p| LockedPackage {
+                    mirror: origins.get(&p.filename).filter(|m| *m != fetcher.mirror()).cloned(),
+                    ..LockedPackage::from(p)
+                })
+                .collect(),
         };
         lock.packages.sort_by(|a, b| a.name.cmp(&b.name));
         Ok(lock)
@@ -142,7 +212,13 @@ impl Lock {
     /// architecture, packages and excludes; not the mirror, which may
     /// differ between machines).
     pub fn is_current_for(&self, description: &Description) -> bool {
-        self.suite == description.suite
+        let same_extras = self.extra_suites.len() == description.extra_suites.len()
+            && self.extra_suites.iter().zip(&description.extra_suites).all(|(locked, wanted)| {
+                locked.suite == wanted.suite
+                    && wanted.mirror.as_deref().is_none_or(|m| m.trim_end_matches('/') == locked.mirror)
+            });
+        same_extras
+            && self.suite == description.suite
             && self.architecture == description.architecture
             && self.requested == sorted(&description.packages)
             && self.exclude == sorted(&description.exclude)
@@ -217,6 +293,14 @@ impl Lock {
         self.packages
             .iter()
             .map(|p| {
+                let other;
+                let fetcher = match &p.mirror {
+                    Some(mirror) => {
+                        other = fetcher.with_mirror(mirror);
+                        &other
+                    }
+                    None => fetcher,
+                };
                 fetcher.fetch_verified(&p.filename, &p.sha256, p.size).map_err(|e| match e {
                     // Debian drops superseded versions from the archive at point releases.
                     Error::HttpStatus { url, status: 404 } => {
@@ -254,6 +338,7 @@ mod tests {
             size: 1234,
             sha256: "ab".repeat(32),
             source: source.map(str::to_owned),
+            mirror: None,
         };
         Lock {
             version: 1,
@@ -265,6 +350,7 @@ mod tests {
             packages_sha256: "cd".repeat(32),
             requested: vec!["dash".to_owned()],
             exclude: vec![],
+            extra_suites: vec![],
             packages: vec![p("zlib1g", Some("zlib")), p("dash", None)],
         }
     }
@@ -343,5 +429,63 @@ source = \"zlib\"
             let err = Lock::parse(text, Path::new("x.lock")).unwrap_err().to_string();
             assert!(err.starts_with(expected), "got {err:?}, expected {expected:?}");
         }
+    }
+
+    fn index(text: &str) -> Index {
+        Index::parse(text, "Packages", "amd64").unwrap()
+    }
+
+    const PACKAGE: &str = "Package: libfoo\nVersion: VERSION\nArchitecture: amd64\n\
+        Filename: pool/main/f/foo/libfoo_VERSION_amd64.deb\nSize: 1\nSHA256: DIGEST\n";
+
+    fn entry(version: &str) -> String {
+        PACKAGE.replace("VERSION", version).replace("DIGEST", &"ab".repeat(32))
+    }
+
+    #[test]
+    fn security_updates_win_and_remember_their_archive() {
+        let main = index(&entry("1.0-1"));
+        let security = index(&format!("{}\n{}", entry("1.0-1+deb12u1"), entry("1.0-1")));
+        let (combined, origins) = combine(
+            vec![
+                ("http://deb.debian.org/debian".into(), main),
+                ("http://deb.debian.org/debian-security".into(), security),
+            ],
+            "amd64",
+        );
+        let chosen = resolve::resolve(&combined, &["libfoo"], &[] as &[&str]).unwrap();
+        assert_eq!(chosen[0].version.to_string(), "1.0-1+deb12u1");
+        assert_eq!(origins[&chosen[0].filename], "http://deb.debian.org/debian-security");
+        // The same .deb in both archives comes from the first (main) one.
+        assert_eq!(origins["pool/main/f/foo/libfoo_1.0-1_amd64.deb"], "http://deb.debian.org/debian");
+    }
+
+    #[test]
+    fn extra_suites_make_a_lock_stale_until_resolved_with_them() {
+        let text = "name = \"b\"\nsuite = \"bookworm\"\narchitecture = \"amd64\"\npackages = [\"dash\"]\n";
+        let plain = Description::parse(text, Path::new("b.toml")).unwrap();
+        let with_security = Description::parse(
+            &format!("{text}[[extra-suite]]\nsuite = \"bookworm-security\"\nmirror = \"http://deb.debian.org/debian-security\"\n"),
+            Path::new("b.toml"),
+        )
+        .unwrap();
+        let mut lock = sample();
+        lock.requested = vec!["dash".into()];
+        lock.exclude = vec![];
+        assert!(lock.is_current_for(&plain));
+        assert!(!lock.is_current_for(&with_security));
+        lock.extra_suites.push(LockedSuite {
+            mirror: "http://deb.debian.org/debian-security".into(),
+            suite: "bookworm-security".into(),
+            release_date: "Sat, 11 Jul 2026 10:16:37 UTC".into(),
+            packages_index: "dists/bookworm-security/main/binary-amd64/Packages.xz".into(),
+            packages_sha256: "cd".repeat(32),
+        });
+        assert!(lock.is_current_for(&with_security));
+        assert!(!lock.is_current_for(&plain));
+        // And it survives the round trip through its file.
+        let again = Lock::parse(&lock.to_toml(), Path::new("b.lock")).unwrap();
+        lock.packages.sort_by(|a, b| a.name.cmp(&b.name));
+        assert_eq!(again, lock);
     }
 }
