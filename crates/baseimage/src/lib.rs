@@ -7,8 +7,9 @@
 //! and `/bin` is a symlink to `usr/bin`), and completed with what maintainer
 //! scripts and debootstrap would have made for a running system: `/etc/passwd`
 //! and `/etc/group` with root, `/tmp` and `/var/tmp` with mode 1777,
-//! `/root`, and `/var/lib/dpkg/status` listing every package as installed so
-//! that scanners recognise them. The tree becomes a single layer: file
+//! `/root`, `/var/lib/dpkg/status` listing every package as installed so
+//! that scanners recognise them, and the CA bundle `update-ca-certificates`
+//! would build when `ca-certificates` is installed. The tree becomes a single layer: file
 //! contents are spooled to a temporary directory first, because packages
 //! must be merged before entries can be written in sorted order.
 
@@ -178,6 +179,7 @@ pub fn assemble(
     }
 
     // What debootstrap and maintainer scripts would have made.
+    let (bundle, certs) = (ca_bundle(&tree)?, certificates(&tree));
     let merged: Vec<&str> =
         MERGED.into_iter().filter(|d| tree.keys().any(|p| p.starts_with(&format!("usr/{d}/")))).collect();
     for dir in merged {
@@ -204,6 +206,16 @@ pub fn assemble(
     generated("etc/group", "root:x:0:\nnogroup:x:65534:\n".into(), 0o644)?;
     status.sort();
     generated("var/lib/dpkg/status", status.join("\n"), 0o644)?;
+    if let Some(bundle) = bundle {
+        generated("etc/ssl/certs/ca-certificates.crt", bundle, 0o644)?;
+    }
+    for path in certs {
+        let name = path.rsplit('/').next().unwrap_or(&path).trim_end_matches(".crt").to_string();
+        tree.insert(
+            format!("etc/ssl/certs/{name}.pem"),
+            Node { kind: Kind::Symlink(format!("/{path}")), mode: 0o777, uid: 0, gid: 0 },
+        );
+    }
     for (dir, mode) in [("tmp", 0o1777), ("var/tmp", 0o1777), ("root", 0o700)] {
         tree.insert(dir.to_string(), Node { kind: Kind::Dir, mode, uid: 0, gid: 0 });
     }
@@ -232,6 +244,36 @@ pub fn assemble(
     let history = vec![layer_history(spec.epoch, &format!("debian packages: {}", status.len()))];
     let config = new_config(spec.epoch, &runtime, std::slice::from_ref(&layer.diff_id), history)?;
     Ok(forge_oci::write_image(store, &config, &[layer.descriptor()], &spec.annotations)?)
+}
+
+/// The certificates `ca-certificates` ships, in path order.
+fn certificates(tree: &BTreeMap<String, Node>) -> Vec<String> {
+    tree.iter()
+        .filter(|(path, node)| {
+            path.starts_with("usr/share/ca-certificates/")
+                && path.ends_with(".crt")
+                && matches!(node.kind, Kind::File(..))
+        })
+        .map(|(path, _)| path.clone())
+        .collect()
+}
+
+/// What `update-ca-certificates` (the trigger of `ca-certificates`) makes
+/// of the shipped certificates, all enabled as its postinst enables them:
+/// one PEM bundle, each certificate ending in a newline. `None` without
+/// certificates.
+fn ca_bundle(tree: &BTreeMap<String, Node>) -> Result<Option<String>, Error> {
+    let mut bundle = String::new();
+    for path in certificates(tree) {
+        let Some(Node { kind: Kind::File(spooled, _), .. }) = tree.get(&path) else { continue };
+        let pem = std::fs::read_to_string(spooled)
+            .map_err(|source| Error::Spool { path: spooled.clone(), source })?;
+        bundle.push_str(&pem);
+        if !pem.ends_with('\n') {
+            bundle.push('\n');
+        }
+    }
+    Ok((!bundle.is_empty()).then_some(bundle))
 }
 
 /// Where a data archive entry goes: `./bin/sh` → `usr/bin/sh`; `None` when

@@ -87,6 +87,16 @@ fn sample_plugins_build_on_the_debian_base_and_run() {
         assert!(out.contains(expected), "{plugin}: {out}");
     }
 
+    // Python's default TLS context trusts the CA bundle built for
+    // ca-certificates (plugins call the web instance over HTTPS).
+    let script = "import ssl; print('ca certs:', len(ssl.create_default_context().get_ca_certs()))";
+    let out = stdout_of(&xtask(
+        repo.path(),
+        &["run", "tiny-classifier", "--root", root, "--", "python3", "-c", script],
+    ));
+    let count: usize = out.trim().strip_prefix("ca certs: ").and_then(|n| n.parse().ok()).unwrap_or(0);
+    assert!(count > 100, "{out}");
+
     // A real Docker engine loads and runs one of them.
     let Some(engine) = Dockerd::start() else { return };
     let tarball = repo.path().join("target/plugin-forge/images/supervisely/import-csv-bboxes_1.2.0.tar");

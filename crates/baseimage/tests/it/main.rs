@@ -142,6 +142,37 @@ fn packages_are_merged_with_merged_usr_and_a_status_database() {
 }
 
 #[test]
+fn ca_certificates_get_the_bundle_update_ca_certificates_would_make() {
+    let store_dir = tempfile::tempdir().unwrap();
+    let store = BlobStore::open_or_create(store_dir.path()).unwrap();
+    let packages = vec![Ok(Package {
+        name: "ca-certificates".into(),
+        control: "Package: ca-certificates\nVersion: 20230311\n".into(),
+        data: data(&[
+            ("./usr/share/ca-certificates/mozilla/B_Root.crt", Some("-----BEGIN B-----\n")),
+            ("./usr/share/ca-certificates/mozilla/A_Root.crt", Some("-----BEGIN A-----")),
+        ]),
+    })];
+    let spool = tempfile::tempdir().unwrap();
+    let image = assemble(&store, packages, &ImageSpec::default(), spool.path()).unwrap();
+    let entries = listing(&store, &image);
+    assert!(entries.contains(&"f 0644 etc/ssl/certs/ca-certificates.crt".to_string()), "{entries:?}");
+    assert!(entries.contains(
+        &"l 0777 etc/ssl/certs/A_Root.pem -> /usr/share/ca-certificates/mozilla/A_Root.crt".to_string()
+    ));
+    let layer = forge_oci::Digest::from_descriptor(&image.manifest.layers()[0]).unwrap();
+    let mut archive = tar::Archive::new(flate2::read::GzDecoder::new(store.open(&layer).unwrap()));
+    let mut bundle = String::new();
+    for entry in archive.entries().unwrap() {
+        let mut entry = entry.unwrap();
+        if entry.path().unwrap().to_str() == Some("etc/ssl/certs/ca-certificates.crt") {
+            entry.read_to_string(&mut bundle).unwrap();
+        }
+    }
+    assert_eq!(bundle, "-----BEGIN A-----\n-----BEGIN B-----\n");
+}
+
+#[test]
 fn a_package_leaving_the_root_is_refused() {
     let store_dir = tempfile::tempdir().unwrap();
     let store = BlobStore::open_or_create(store_dir.path()).unwrap();
