@@ -55,12 +55,15 @@ fn data(entries: &[(&str, Option<&str>)]) -> tar::Archive<Box<dyn Read + Send>> 
     tar::Archive::new(Box::new(std::io::Cursor::new(bytes)))
 }
 
+/// The image's single layer, read back from the store (digest verified).
+fn layer(store: &BlobStore, image: &forge_oci::Image) -> tar::Archive<impl Read> {
+    let digest = forge_oci::Digest::from_descriptor(&image.manifest.layers()[0]).unwrap();
+    tar::Archive::new(flate2::read::GzDecoder::new(store.open(&digest).unwrap()))
+}
+
 /// The layer's entries as `TYPE MODE PATH [-> TARGET]`.
 fn listing(store: &BlobStore, image: &forge_oci::Image) -> Vec<String> {
-    let layer = forge_oci::Digest::from_descriptor(&image.manifest.layers()[0]).unwrap();
-    let reader = flate2::read::GzDecoder::new(store.open(&layer).unwrap());
-    let mut archive = tar::Archive::new(reader);
-    archive
+    layer(store, image)
         .entries()
         .unwrap()
         .map(|e| {
@@ -160,8 +163,7 @@ fn ca_certificates_get_the_bundle_update_ca_certificates_would_make() {
     assert!(entries.contains(
         &"l 0777 etc/ssl/certs/A_Root.pem -> /usr/share/ca-certificates/mozilla/A_Root.crt".to_string()
     ));
-    let layer = forge_oci::Digest::from_descriptor(&image.manifest.layers()[0]).unwrap();
-    let mut archive = tar::Archive::new(flate2::read::GzDecoder::new(store.open(&layer).unwrap()));
+    let mut archive = layer(&store, &image);
     let mut bundle = String::new();
     for entry in archive.entries().unwrap() {
         let mut entry = entry.unwrap();
