@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context as _};
 use clap::ValueEnum;
-use forge_build::{
+use forge_builder::{
     BuildOptions, Built, LocalResolver, Override, PullingResolver, Status, Workspace, TARGET_DIR,
 };
 use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
@@ -159,7 +159,7 @@ pub(crate) fn setup(root: &Path, common: &Common) -> anyhow::Result<Setup> {
         let description = root.join(crate::base_image::BASE_IMAGES_DIR).join(format!("{name}.toml"));
         let repo = forge_debian::description::Description::load(&description)?.name;
         let reference = format!("{}/{repo}", common.registry.trim_end_matches('/'));
-        let overridden = overrides.iter().any(|o| forge_build::repository(&o.reference) == reference);
+        let overridden = overrides.iter().any(|o| forge_builder::repository(&o.reference) == reference);
         if !overridden && workspace.store().resolve_ref(&reference)?.is_none() {
             eprintln!("base image {reference} is missing: building it from {}", description.display());
             crate::base_image::ensure(root, workspace.store(), &name, &common.registry, Default::default())?;

@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::Context as _;
-use forge_build::{image_from_rootfs, split_source, TARGET_DIR};
+use forge_builder::{image_from_rootfs, split_source, TARGET_DIR};
 use forge_oci::{BlobStore, Image};
 
 #[derive(Debug, clap::Subcommand)]

@@ -12,7 +12,7 @@ use std::fs;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
-use forge_build::{BuildOptions, Built, LocalResolver, Workspace};
+use forge_builder::{BuildOptions, Built, LocalResolver, Workspace};
 use forge_oci::BlobStore;
 
 /// The repository root, whose `plugins/` are the samples.
@@ -35,7 +35,7 @@ pub(crate) fn add_base(store: &BlobStore) {
     fs::write(r.join("usr/bin/tool"), "#!/bin/sh\n").unwrap();
     fs::set_permissions(r.join("usr/bin/tool"), fs::Permissions::from_mode(0o755)).unwrap();
     std::os::unix::fs::symlink("usr/bin", r.join("bin")).unwrap();
-    let image = forge_build::image_from_rootfs(store, r, 0).unwrap();
+    let image = forge_builder::image_from_rootfs(store, r, 0).unwrap();
     store.set_ref(BASE, &image.manifest_descriptor()).unwrap();
 }
 
@@ -49,7 +49,7 @@ pub(crate) fn build(
     root: &Path,
     store_dir: &Path,
     plugin: &str,
-) -> Result<(Workspace, Built), forge_build::BuildError> {
+) -> Result<(Workspace, Built), forge_builder::BuildError> {
     let ws = Workspace::open(root, store_dir)?;
     if ws.store().resolve_ref(BASE).unwrap().is_none() {
         add_base(ws.store());

@@ -6,7 +6,7 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 use std::time::{Duration, SystemTime};
 
-use forge_build::{LocalResolver, Status, Workspace};
+use forge_builder::{LocalResolver, Status, Workspace};
 use walkdir::WalkDir;
 
 use crate::{add_base, options, project_root};
