@@ -55,6 +55,13 @@ pub(crate) struct Common {
     /// with the lint errors, as they could not be built or run correctly).
     #[arg(long)]
     no_lint: bool,
+    /// Do not check this rule (code or name), e.g. `-A PF401` for images
+    /// the agent never starts; repeatable.
+    #[arg(short = 'A', long = "allow", value_name = "RULE")]
+    allow: Vec<String>,
+    /// Report this rule as a warning only; repeatable.
+    #[arg(short = 'W', long = "warn", value_name = "RULE")]
+    warn: Vec<String>,
 }
 
 #[derive(Debug, clap::Args)]
@@ -145,6 +152,8 @@ pub(crate) struct Setup {
     pub(crate) workspace: Workspace,
     out: PathBuf,
     options: BuildOptions,
+    /// Severities of the image rules (`-A`/`-W`).
+    lint: forge_lint::LintConfig,
 }
 
 pub(crate) fn setup(root: &Path, common: &Common) -> anyhow::Result<Setup> {
@@ -172,6 +181,7 @@ pub(crate) fn setup(root: &Path, common: &Common) -> anyhow::Result<Setup> {
         ),
         workspace,
         out: common.out.clone().unwrap_or_else(|| root.join(TARGET_DIR).join("images")),
+        lint: crate::image_check::config(&common.allow, &common.warn)?,
         options: BuildOptions {
             registry: common.registry.clone(),
             epoch: source_date_epoch()?,
@@ -187,6 +197,7 @@ pub(crate) fn build_one(root: &Path, wanted: &str, common: &Common) -> anyhow::R
     let plugin = select(root, &all, wanted)?;
     let setup = setup(root, common)?;
     let built = setup.workspace.build(&plugin, &setup.options, &setup.resolver)?;
+    crate::image_check::check(&setup.workspace, &built, &setup.lint)?;
     setup.workspace.export(&built, &setup.out)?;
     Ok((setup.workspace, built))
 }
@@ -228,7 +239,7 @@ pub(crate) fn build_plugins(
 /// The plugins among `plugins` with lint errors, each with a one-line
 /// summary; in human mode their errors are shown rustc-style on stderr.
 fn lint_gate(root: &Path, plugins: &[PathBuf], common: &Common) -> anyhow::Result<HashMap<PathBuf, String>> {
-    let report = forge_lint::lint_root(root, &forge_lint::LintConfig::default())?;
+    let report = forge_lint::lint_root(root, &crate::image_check::config(&common.allow, &common.warn)?)?;
     let mut rejected = HashMap::new();
     for plugin in report.plugins.iter().filter(|p| plugins.contains(&p.dir)) {
         let errors: Vec<&forge_lint::Diagnostic> =
@@ -263,7 +274,7 @@ fn lint_gate(root: &Path, plugins: &[PathBuf], common: &Common) -> anyhow::Resul
 }
 
 fn build_in_parallel(setup: &Setup, plugins: &[PathBuf], common: &Common) -> anyhow::Result<Vec<Outcome>> {
-    let Setup { resolver, workspace, out, options } = setup;
+    let Setup { resolver, workspace, out, options, lint } = setup;
     let jobs =
         common.jobs.unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get())).max(1);
     let pool = rayon::ThreadPoolBuilder::new().num_threads(jobs).build().context("starting build threads")?;
@@ -293,6 +304,7 @@ fn build_in_parallel(setup: &Setup, plugins: &[PathBuf], common: &Common) -> any
                     .build(plugin, options, resolver)
                     .map_err(anyhow::Error::from)
                     .and_then(|built| {
+                        crate::image_check::check(workspace, &built, lint)?;
                         if let Some(bar) = &bar {
                             bar.set_message("writing tarball");
                         }

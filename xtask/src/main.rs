@@ -7,6 +7,7 @@ mod base_image;
 mod bench;
 mod build;
 mod image;
+mod image_check;
 mod lint;
 mod publish;
 mod run;

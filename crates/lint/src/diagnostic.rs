@@ -26,6 +26,29 @@ pub struct Diagnostic {
     pub help: Option<String>,
 }
 
+impl Diagnostic {
+    /// A finding of a check outside the lint pass (the build's image
+    /// checks) about `file`, with the severity `config` gives `rule`;
+    /// `None` when the rule is allowed.
+    pub fn outside_lint(
+        config: &LintConfig,
+        rule: &'static Rule,
+        message: impl Into<String>,
+        file: Option<PathBuf>,
+        help: Option<String>,
+    ) -> Option<Diagnostic> {
+        Some(Diagnostic {
+            rule,
+            severity: config.severity(rule)?,
+            message: message.into(),
+            file,
+            position: None,
+            line_text: None,
+            help,
+        })
+    }
+}
+
 /// Where diagnostics of one plugin are collected.
 #[derive(Debug)]
 pub(crate) struct Sink<'a> {

@@ -88,6 +88,14 @@ rules! {
         "The final stage never sets `PYTHONPATH` with `ENV`, so the entry points cannot import their own modules or the shared SDK. Add `ENV PYTHONPATH=/workdir:/workdir/src:/workdir/supervisely_lib/worker_proto`.";
     PYTHONPATH_INCOMPLETE = "PF305", "pythonpath-incomplete", Warning,
         "`PYTHONPATH` is set but lacks some of `/workdir`, `/workdir/src` and `/workdir/supervisely_lib/worker_proto`, which Supervisely plugins expect on the path.";
+    AGENT_START = "PF401", "agent-start", Error,
+        "The built image lacks something the Supervisely agent's command needs. The agent ignores `ENTRYPOINT` and `CMD` and starts every plugin as `sh -c \"python -u /workdir/src/<mode>.py\"`, so the image needs `sh` (`/bin/sh`) and `python` on its `PATH` (an image with only `python3` fails: install Debian's `python-is-python3`), and the entry point file of every mode its `MODES` label lists. Checked by `build`, `build-all` and `run` on the final image (its layers, whiteouts and symlinks), not by `lint`; allow it (`-A PF401`) for images that are never started by the agent.";
+}
+
+/// Whether `rule` is checked on a built image (the `PF4xx` rules, by
+/// `build`), not on the sources by `lint`.
+pub fn checked_on_image(rule: &Rule) -> bool {
+    rule.code.starts_with("PF4")
 }
 
 /// The rule with this code or name (any case).

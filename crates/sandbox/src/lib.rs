@@ -10,19 +10,27 @@
 //!   user (names looked up in the image's own `/etc/passwd`).
 //! - [`run`](mod@run): that process under `bwrap`, in fresh namespaces with
 //!   the root filesystem as `/`.
+//! - [`agent`]: how the Supervisely agent starts a plugin (command,
+//!   environment, task directory, `task_config.json`) and what an image
+//!   needs for that ([`agent::check_image`]).
+//! - [`tree`]: an image's final file tree from its layer headers, for
+//!   those checks, without unpacking.
 //!
 //! Only the root filesystem is trusted to be ours: layer content is the
 //! image author's, so unpacking treats every path and link in it as hostile.
 
 #![deny(missing_docs)]
 
+pub mod agent;
 mod error;
 pub mod run;
 mod scope;
 pub mod spec;
+pub mod tree;
 pub mod unpack;
 
 pub use error::{EntryError, Error, Result};
 pub use run::{bwrap_command, run, run_captured, RunOptions};
 pub use spec::RunSpec;
+pub use tree::ImageTree;
 pub use unpack::{unpack, unpack_cached};

@@ -5,7 +5,7 @@ use std::path::Path;
 
 use serde_json::Value;
 
-use crate::{write_tree, xtask};
+use crate::{base_rootfs, write_tree, xtask};
 
 const GOOD: &str = "ARG REGISTRY\nARG TAG\nFROM ${REGISTRY}/base-py:${TAG}\nARG MODULE_PATH\n\
 COPY ${MODULE_PATH} /workdir\nENV PYTHONPATH=/workdir:/workdir/src:/workdir/supervisely_lib/worker_proto\n";
@@ -39,7 +39,7 @@ fn monorepo(with_bad: bool) -> tempfile::TempDir {
 /// A base image tarball made with `image from-rootfs` and `image export`.
 fn base_archive(dir: &Path) -> std::path::PathBuf {
     let rootfs =
-        write_tree(&[("etc/passwd", "root:x:0:0:root:/root:/bin/sh\n"), ("usr/bin/tool", "#!/bin/sh\n")]);
+        base_rootfs(&[("etc/passwd", "root:x:0:0:root:/root:/bin/sh\n"), ("usr/bin/tool", "#!/bin/sh\n")]);
     let store_root = dir.to_str().unwrap();
     let out =
         xtask(dir, &["image", "from-rootfs", rootfs.path().to_str().unwrap(), "base", "--root", store_root]);

@@ -1,5 +1,6 @@
 //! End-to-end tests of the `cargo xtask` binary on real directories.
 
+mod agent;
 mod build;
 mod e2e;
 mod lint;
@@ -31,6 +32,19 @@ pub(crate) fn write_tree(files: &[(&str, &str)]) -> tempfile::TempDir {
         let path = dir.path().join(path);
         std::fs::create_dir_all(path.parent().unwrap()).unwrap();
         std::fs::write(path, content).unwrap();
+    }
+    dir
+}
+
+/// A root filesystem for a stand-in base image: `files`, plus the
+/// executables the agent's `sh -c "python -u ..."` needs (rule PF401).
+pub(crate) fn base_rootfs(files: &[(&str, &str)]) -> tempfile::TempDir {
+    let mut all = files.to_vec();
+    all.extend([("bin/sh", "stand-in\n"), ("usr/bin/python", "stand-in\n")]);
+    let dir = write_tree(&all);
+    for exe in ["bin/sh", "usr/bin/python"] {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(dir.path().join(exe), std::fs::Permissions::from_mode(0o755)).unwrap();
     }
     dir
 }

@@ -7,7 +7,7 @@ use std::process::{Command, Output};
 use forge_testkit::registry::Registry;
 use serde_json::Value;
 
-use crate::{write_tree, xtask};
+use crate::{base_rootfs, write_tree, xtask};
 
 const DOCKERFILE: &str = "ARG REGISTRY\nARG TAG\nFROM ${REGISTRY}/base-py:${TAG}\nARG MODULE_PATH\n\
 COPY ${MODULE_PATH} /workdir\nENV PYTHONPATH=/workdir:/workdir/src:/workdir/supervisely_lib/worker_proto\n";
@@ -30,7 +30,7 @@ fn monorepo() -> tempfile::TempDir {
 
 /// A base image tarball (made with `image from-rootfs` and `image export`).
 fn base_tarball(dir: &Path) -> std::path::PathBuf {
-    let rootfs = write_tree(&[("etc/passwd", "root:x:0:0:root:/root:/bin/sh\n")]);
+    let rootfs = base_rootfs(&[("etc/passwd", "root:x:0:0:root:/root:/bin/sh\n")]);
     let root = dir.to_str().unwrap();
     assert!(xtask(dir, &["image", "from-rootfs", rootfs.path().to_str().unwrap(), "base", "--root", root])
         .status

@@ -1,0 +1,293 @@
+//! How the Supervisely agent starts a plugin's container, so that
+//! `cargo xtask run` can start it the same way and the build can check that
+//! an image has what that start needs.
+//!
+//! From the public agent (`supervisely/agent`, `agent/worker/`):
+//!
+//! - `task_dockerized.py`: the image's `ENTRYPOINT`/`CMD` are ignored; the
+//!   container runs `sh -c "python -u <entrypoint>"`, with the task
+//!   directory bound read-write at `/sly_task_data` and the environment
+//!   `LOG_LEVEL=DEBUG`, `LANG=C.UTF-8`, `PYTHONUNBUFFERED=1`, the proxy
+//!   variables (upper and lower case, empty unless set), `HOST_TASK_DIR`
+//!   and `PIP_ROOT_USER_ACTION=ignore`; stdout is read as JSON log lines
+//!   (`message`, `level`, `event_type` defaulting to `EventType.LOGJ`).
+//! - `task_import.py`, `task_train.py`, `task_inference.py`,
+//!   `task_inference_rpc.py`, `task_custom.py`: the entry point per task
+//!   type (`main.py`, `train.py`, `inference.py`, `deploy.py` /
+//!   `deploy_smart.py`), the directories each creates (`data`, `results`,
+//!   `model`, `tmp`), and `task_config.json` (with the deprecated
+//!   `task_settings.json` beside it, the same content): the task's
+//!   `config` as it is for train, inference and custom tasks; for imports
+//!   a "human config" (`res_names`, `preset`, `options`,
+//!   `append_to_existing_project`, `task_id`, `server_address`,
+//!   `api_token`, `workspace_id`); for deploy the settings plus
+//!   `connection` and `model_settings`.
+//! - Supervisely's SDK, `supervisely_lib/task/paths.py`: the paths inside
+//!   the container (`/sly_task_data/data`, `/results`, `/model`, `/tmp`).
+
+use std::path::Path;
+
+use forge_oci::RuntimeConfig;
+use serde_json::{json, Map, Value};
+
+use crate::spec::DEFAULT_PATH;
+use crate::tree::ImageTree;
+
+/// The task directory inside the container.
+pub const TASK_DIR: &str = "/sly_task_data";
+
+/// Where the plugin's code is, as `build_plugin.sh` laid it out.
+pub const SRC_DIR: &str = "/workdir/src";
+
+/// The modes the agent can start, as in the `MODES` label.
+pub const MODES: [&str; 5] = ["main", "train", "inference", "deploy", "deploy_smart"];
+
+/// The entry point file of `mode` inside the image.
+pub fn entry_file(mode: &str) -> String {
+    format!("{SRC_DIR}/{mode}.py")
+}
+
+/// The agent's command for `mode` (`get_spawn_entrypoint`).
+pub fn command(mode: &str) -> Vec<String> {
+    vec!["sh".into(), "-c".into(), format!("python -u {}", entry_file(mode))]
+}
+
+/// The variables the agent sets (`spawn_container`), in its order;
+/// `host_task_dir` is the task directory on the host, `host_env` reads the
+/// agent's own environment (for the proxy settings, empty unless set).
+pub fn environment(host_task_dir: &Path, host_env: impl Fn(&str) -> Option<String>) -> Vec<(String, String)> {
+    let proxy = |name: &str| host_env(name).unwrap_or_default();
+    let mut env = vec![
+        ("LOG_LEVEL".to_owned(), "DEBUG".to_owned()),
+        ("LANG".to_owned(), "C.UTF-8".to_owned()),
+        ("PYTHONUNBUFFERED".to_owned(), "1".to_owned()),
+        ("HTTP_PROXY".to_owned(), proxy("HTTP_PROXY")),
+        ("HTTPS_PROXY".to_owned(), proxy("HTTPS_PROXY")),
+        ("HOST_TASK_DIR".to_owned(), host_task_dir.display().to_string()),
+        ("NO_PROXY".to_owned(), proxy("NO_PROXY")),
+        ("http_proxy".to_owned(), proxy("HTTP_PROXY")),
+        ("https_proxy".to_owned(), proxy("HTTPS_PROXY")),
+        ("no_proxy".to_owned(), proxy("NO_PROXY")),
+        ("PIP_ROOT_USER_ACTION".to_owned(), "ignore".to_owned()),
+    ];
+    env.retain(|(k, _)| !k.is_empty());
+    env
+}
+
+/// The kind of task the agent runs a mode of a plugin as: it decides the
+/// directories and the shape of `task_config.json`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TaskKind {
+    /// `task_import.py`: `main` of an import plugin.
+    Import,
+    /// `task_train.py`.
+    Train,
+    /// `task_inference.py`.
+    Inference,
+    /// `task_inference_rpc.py`: `deploy` and `deploy_smart`.
+    Deploy,
+    /// `task_custom.py`: `main` of custom and DTL plugins (and any other type).
+    Custom,
+}
+
+impl TaskKind {
+    /// The task `mode` of a plugin of `plugin_type` runs as.
+    pub fn of(plugin_type: &str, mode: &str) -> TaskKind {
+        match mode {
+            "train" => TaskKind::Train,
+            "inference" => TaskKind::Inference,
+            "deploy" | "deploy_smart" => TaskKind::Deploy,
+            _ if plugin_type == "import" => TaskKind::Import,
+            _ => TaskKind::Custom,
+        }
+    }
+
+    /// The `type` of the predefined run configs that fit this task.
+    pub fn config_type(self, plugin_type: &str, mode: &str) -> String {
+        match self {
+            TaskKind::Import | TaskKind::Custom => plugin_type.to_owned(),
+            TaskKind::Train | TaskKind::Inference | TaskKind::Deploy => mode.to_owned(),
+        }
+    }
+
+    /// The subdirectories of the task directory the agent creates.
+    pub fn directories(self) -> &'static [&'static str] {
+        match self {
+            TaskKind::Import | TaskKind::Custom => &["data", "results"],
+            TaskKind::Train => &["data", "tmp", "results", "model"],
+            TaskKind::Inference => &["data", "model", "results"],
+            TaskKind::Deploy => &["model"],
+        }
+    }
+
+    /// `task_config.json` for a task whose config (a predefined run
+    /// config's `config`, or the server's task settings) is `config`, with
+    /// the fields the agent takes from the server filled for a local run:
+    /// task 0, no server, no token.
+    pub fn task_config(self, config: &Map<String, Value>) -> Value {
+        match self {
+            TaskKind::Import => {
+                let get = |key: &str, default: Value| config.get(key).cloned().unwrap_or(default);
+                json!({
+                    "res_names": get("res_names", json!({"project": "project"})),
+                    "preset": get("preset", Value::Null),
+                    "options": get("options", json!({})),
+                    "append_to_existing_project": get("append_to_existing_project", json!(false)),
+                    "task_id": 0,
+                    "server_address": "",
+                    "api_token": "",
+                    "workspace_id": 0,
+                })
+            }
+            TaskKind::Deploy => {
+                let mut out = config.clone();
+                out.insert("connection".into(), json!({"server_address": "", "token": "", "task_id": "0"}));
+                out.insert("model_settings".into(), Value::Object(config.clone()));
+                Value::Object(out)
+            }
+            TaskKind::Train | TaskKind::Inference | TaskKind::Custom => Value::Object(config.clone()),
+        }
+    }
+}
+
+/// Something the agent's command needs that an image lacks.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Missing {
+    /// No `sh` on the image's `PATH`.
+    Shell {
+        /// The `PATH` searched.
+        path: String,
+    },
+    /// No `python` on the image's `PATH`.
+    Python {
+        /// The `PATH` searched.
+        path: String,
+        /// Whether there is a `python3` (then `python-is-python3`, or a
+        /// symlink, is the fix).
+        has_python3: bool,
+    },
+    /// A mode of the `MODES` label without its entry point file.
+    EntryPoint {
+        /// The mode.
+        mode: String,
+        /// The file that should be there.
+        file: String,
+    },
+}
+
+impl Missing {
+    /// What is missing, in a sentence fragment (lowercase, no period).
+    pub fn message(&self) -> String {
+        match self {
+            Missing::Shell { path } => format!(
+                "the image has no `sh` on its PATH ({path}); the agent starts every plugin with `sh -c \"python -u ...\"`, so /bin/sh must exist"
+            ),
+            Missing::Python { path, has_python3 } => format!(
+                "the image has no `python` on its PATH ({path}){}; the agent starts every plugin with `sh -c \"python -u ...\"`",
+                if *has_python3 { ", only `python3`" } else { "" }
+            ),
+            Missing::EntryPoint { mode, file } => {
+                format!("mode `{mode}` (in the MODES label) has no entry point {file} in the image")
+            }
+        }
+    }
+
+    /// What to do about it.
+    pub fn help(&self) -> &'static str {
+        match self {
+            Missing::Shell { .. } => "build on a base with a shell (Debian's `dash`)",
+            Missing::Python { has_python3: true, .. } => {
+                "install Debian's `python-is-python3` in the base image (or link /usr/bin/python to python3)"
+            }
+            Missing::Python { .. } => "build on a base image with Python, `python` included",
+            Missing::EntryPoint { .. } => "copy the plugin to /workdir (`COPY ${MODULE_PATH} /workdir`)",
+        }
+    }
+}
+
+/// What the agent's command needs that the image with file tree `tree` and
+/// config `runtime` lacks: `sh` and `python` on the image's `PATH` (the
+/// agent does not set one), and the entry point of every mode its `MODES`
+/// label lists.
+pub fn check_image(tree: &ImageTree, runtime: &RuntimeConfig) -> Vec<Missing> {
+    let path = runtime.env_var("PATH").unwrap_or(DEFAULT_PATH).to_owned();
+    let mut missing = Vec::new();
+    if tree.which("sh", &path).is_none() {
+        missing.push(Missing::Shell { path: path.clone() });
+    }
+    if tree.which("python", &path).is_none() {
+        let has_python3 = tree.which("python3", &path).is_some();
+        missing.push(Missing::Python { path: path.clone(), has_python3 });
+    }
+    for mode in modes(runtime) {
+        let file = entry_file(&mode);
+        if !tree.is_file(&file) {
+            missing.push(Missing::EntryPoint { mode, file });
+        }
+    }
+    missing
+}
+
+/// The modes of the image's `MODES` label, in order.
+pub fn modes(runtime: &RuntimeConfig) -> Vec<String> {
+    runtime.labels.get("MODES").map(|m| m.split_whitespace().map(str::to_owned).collect()).unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::tree::Node;
+
+    #[test]
+    fn a_debian_python_image_passes_and_gaps_are_named() {
+        let mut runtime = RuntimeConfig::default();
+        runtime.labels.insert("MODES".into(), "train inference".into());
+        let full = ImageTree::from_nodes([
+            ("bin", Node::Symlink("usr/bin".into())),
+            ("usr/bin/dash", Node::File { mode: 0o755 }),
+            ("usr/bin/sh", Node::Symlink("dash".into())),
+            ("usr/bin/python3.11", Node::File { mode: 0o755 }),
+            ("usr/bin/python3", Node::Symlink("python3.11".into())),
+            ("usr/bin/python", Node::Symlink("python3".into())),
+            ("workdir/src/train.py", Node::File { mode: 0o644 }),
+            ("workdir/src/inference.py", Node::File { mode: 0o644 }),
+        ]);
+        assert_eq!(check_image(&full, &runtime), []);
+
+        let bare = ImageTree::from_nodes([
+            ("usr/bin/python3", Node::File { mode: 0o755 }),
+            ("workdir/src/train.py", Node::File { mode: 0o644 }),
+        ]);
+        let missing = check_image(&bare, &runtime);
+        let messages: Vec<String> = missing.iter().map(Missing::message).collect();
+        assert_eq!(
+            messages,
+            [
+                format!("the image has no `sh` on its PATH ({DEFAULT_PATH}); the agent starts every plugin with `sh -c \"python -u ...\"`, so /bin/sh must exist"),
+                format!("the image has no `python` on its PATH ({DEFAULT_PATH}), only `python3`; the agent starts every plugin with `sh -c \"python -u ...\"`"),
+                "mode `inference` (in the MODES label) has no entry point /workdir/src/inference.py in the image".to_owned(),
+            ]
+        );
+        assert!(missing[1].help().contains("python-is-python3"));
+    }
+
+    #[test]
+    fn task_configs_have_the_agents_shape() {
+        let config: Map<String, Value> =
+            serde_json::from_value(json!({"options": {"skip_invalid": true}, "extra": 1})).unwrap();
+        let import = TaskKind::of("import", "main");
+        assert_eq!(import, TaskKind::Import);
+        assert_eq!(import.task_config(&config)["options"], json!({"skip_invalid": true}));
+        assert_eq!(import.task_config(&config)["res_names"], json!({"project": "project"}));
+        assert_eq!(TaskKind::of("architecture", "train").task_config(&config), Value::Object(config.clone()));
+        let deploy = TaskKind::of("architecture", "deploy_smart").task_config(&config);
+        assert_eq!(deploy["model_settings"], Value::Object(config.clone()));
+        assert_eq!(deploy["extra"], json!(1));
+        assert_eq!(TaskKind::of("custom", "main").config_type("custom", "main"), "custom");
+        assert_eq!(
+            TaskKind::of("architecture", "inference").config_type("architecture", "inference"),
+            "inference"
+        );
+        assert_eq!(command("train"), ["sh", "-c", "python -u /workdir/src/train.py"]);
+    }
+}
