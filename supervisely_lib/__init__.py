@@ -2,24 +2,39 @@
 
 from supervisely_lib.annotation import Annotation, Label, Rectangle
 from supervisely_lib.io.fs import ensure_dir, list_files
-from supervisely_lib.logger import Logger, get_logger, logger
+from supervisely_lib.logger import (
+    EventType,
+    Logger,
+    get_logger,
+    logger,
+    report_checkpoint_saved,
+    report_import_finished,
+    report_inference_finished,
+)
 from supervisely_lib.task import (
     TASK_CONFIG_PATH,
+    TASK_DIR,
+    data_dir,
     has_task_config,
     load_config,
     load_predefined_configs,
+    model_dir,
+    results_dir,
     task_config_path,
 )
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"
 
 __all__ = [
     "Annotation",
+    "EventType",
     "Label",
     "Logger",
     "Rectangle",
     "TASK_CONFIG_PATH",
+    "TASK_DIR",
     "__version__",
+    "data_dir",
     "ensure_dir",
     "get_logger",
     "has_task_config",
@@ -27,5 +42,10 @@ __all__ = [
     "load_config",
     "load_predefined_configs",
     "logger",
+    "model_dir",
+    "report_checkpoint_saved",
+    "report_import_finished",
+    "report_inference_finished",
+    "results_dir",
     "task_config_path",
 ]

@@ -1,8 +1,17 @@
-"""Reading a task's configuration.
+"""The task directory the Supervisely agent prepares, and reading a task's configuration.
 
-The agent writes the config of a task to /sessions/task_config.json. When a
-plugin runs outside the agent, the first matching entry of its
-predefined_run_configs.json stands in for it.
+The agent binds a task directory at /sly_task_data (supervisely_lib/task/paths.py
+of Supervisely's SDK names the same paths) and writes the task's config to
+/sly_task_data/task_config.json, with the deprecated task_settings.json beside it:
+
+    /sly_task_data/task_config.json   the config
+    /sly_task_data/data/              input: import files, downloaded projects
+    /sly_task_data/model/             input: the model (train, inference, deploy)
+    /sly_task_data/results/           output: what the agent uploads afterwards
+    /sly_task_data/tmp/               scratch space (train)
+
+When a plugin runs outside the agent, the first matching entry of its
+predefined_run_configs.json stands in for a missing config.
 """
 
 import json
@@ -12,13 +21,37 @@ from typing import Any
 
 from supervisely_lib.io.fs import StrPath
 
-TASK_CONFIG_PATH = Path("/sessions/task_config.json")
-# Lets a plugin be run by hand with a config placed elsewhere.
+TASK_DIR = Path("/sly_task_data")
+TASK_CONFIG_PATH = TASK_DIR / "task_config.json"
+# Deprecated name of the same file; the agent still writes both.
+SETTINGS_PATH = TASK_DIR / "task_settings.json"
+DATA_DIR = TASK_DIR / "data"
+MODEL_DIR = TASK_DIR / "model"
+RESULTS_DIR = TASK_DIR / "results"
+TMP_DIR = TASK_DIR / "tmp"
+# Lets a plugin be run by hand (tests, a checkout) with its task directory or config elsewhere.
+TASK_DIR_ENV = "SLY_TASK_DIR"
 TASK_CONFIG_ENV = "TASK_CONFIG_PATH"
 
 
+def task_dir() -> Path:
+    return Path(os.environ.get(TASK_DIR_ENV) or TASK_DIR)
+
+
 def task_config_path() -> Path:
-    return Path(os.environ.get(TASK_CONFIG_ENV) or TASK_CONFIG_PATH)
+    return Path(os.environ.get(TASK_CONFIG_ENV) or task_dir() / TASK_CONFIG_PATH.name)
+
+
+def data_dir() -> Path:
+    return task_dir() / DATA_DIR.name
+
+
+def model_dir() -> Path:
+    return task_dir() / MODEL_DIR.name
+
+
+def results_dir() -> Path:
+    return task_dir() / RESULTS_DIR.name
 
 
 def has_task_config(path: StrPath | None = None) -> bool:

@@ -83,7 +83,7 @@ fn sample_plugins_build_on_the_debian_base_and_run() {
         }
         let out = stdout_of(&xtask(repo.path(), &argv));
         assert!(out.starts_with("python 3.11"), "{plugin}: {out}");
-        assert!(out.contains("supervisely_lib 0.1.0"), "{plugin}: {out}");
+        assert!(out.contains("supervisely_lib 0.2.0"), "{plugin}: {out}");
         assert!(out.contains(expected), "{plugin}: {out}");
     }
 
@@ -108,7 +108,7 @@ fn sample_plugins_build_on_the_debian_base_and_run() {
         "none",
         "localhost:5000/supervisely/import-csv-bboxes:1.2.0",
     ]) {
-        Ok(out) => assert!(out.contains("supervisely_lib 0.1.0") && out.contains("import finished"), "{out}"),
+        Ok(out) => assert!(out.contains("supervisely_lib 0.2.0") && out.contains("import finished"), "{out}"),
         Err(e) if e.contains("cgroup") || e.contains("OCI runtime") => {
             eprintln!("skipping docker run: this machine's engine cannot start containers: {e}");
         }

@@ -69,9 +69,12 @@ def _add_row(conversion: Conversion, line: int, row: dict[str, str]) -> None:
         raise RowError(line, str(err)) from None
 
 
-def convert(stream: TextIO, skip_invalid: bool = True) -> Conversion:
-    """Reads a CSV with the COLUMNS header. Invalid rows raise RowError unless `skip_invalid`."""
-    conversion = Conversion()
+def convert(stream: TextIO, skip_invalid: bool = True, into: Conversion | None = None) -> Conversion:
+    """Reads a CSV with the COLUMNS header (into `into`, to merge several files).
+
+    Invalid rows raise RowError unless `skip_invalid`.
+    """
+    conversion = into if into is not None else Conversion()
     for line, row in read_rows(stream):
         try:
             _add_row(conversion, line, row)

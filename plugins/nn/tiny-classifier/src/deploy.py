@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Iterable
 
 import supervisely_lib
-from supervisely_lib import logger
+from supervisely_lib import EventType, logger, model_dir
 from supervisely_lib.task import has_task_config, load_config, load_predefined_configs
 from supervisely_lib.worker_proto import EXIT_BAD_CONFIG, EXIT_OK, INFERENCE
 
@@ -46,16 +46,18 @@ def serve(model: NearestCentroid, lines: Iterable[str], max_distance: float | No
 
 def main() -> int:
     report_runtime()
-    # Deploy shares the inference settings: there is no separate deploy config.
+    # The agent writes the server's settings, plus "connection" and "model_settings".
     config = load_config(fallback=PREDEFINED_CONFIGS, config_type=INFERENCE)
-    max_distance = config.get("max_distance")
+    max_distance = (config.get("model_settings") or config).get("max_distance")
 
     if has_task_config():
-        if "model_path" not in config:
-            logger.error("task config needs model_path")
+        model_path = model_dir() / "model.json"
+        if not model_path.is_file():
+            logger.error("deploy needs a model", missing=str(model_path))
             return EXIT_BAD_CONFIG
-        model = NearestCentroid.load(Path(config["model_path"]))
-        logger.info("model deployed; reading requests from stdin", classes=sorted(model.centroids))
+        model = NearestCentroid.load(model_path)
+        logger.info("model deployed; reading requests from stdin", event_type=EventType.TASK_DEPLOYED,
+                    classes=sorted(model.centroids))
         lines: Iterable[str] = sys.stdin
     else:
         model = NearestCentroid.fit(DEMO_SAMPLES)

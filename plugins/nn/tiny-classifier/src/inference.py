@@ -6,7 +6,7 @@ import sys
 from pathlib import Path
 
 import supervisely_lib
-from supervisely_lib import ensure_dir, logger
+from supervisely_lib import data_dir, logger, model_dir, report_inference_finished, results_dir
 from supervisely_lib.task import has_task_config, load_config, load_predefined_configs
 from supervisely_lib.worker_proto import EXIT_BAD_CONFIG, EXIT_OK, INFERENCE
 
@@ -14,7 +14,6 @@ from model import DEMO_QUERIES, DEMO_SAMPLES, NearestCentroid
 
 PLUGIN_DIR = Path(__file__).resolve().parent.parent
 PREDEFINED_CONFIGS = PLUGIN_DIR / "predefined_run_configs.json"
-REQUIRED_KEYS = ("model_path", "features_path", "result_path")
 
 
 def report_runtime() -> None:
@@ -30,12 +29,13 @@ def main() -> int:
     max_distance = config.get("max_distance")
 
     if has_task_config():
-        missing = [key for key in REQUIRED_KEYS if key not in config]
+        model_path, features_path = model_dir() / "model.json", data_dir() / "queries.json"
+        missing = [str(p) for p in (model_path, features_path) if not p.is_file()]
         if missing:
-            logger.error("task config lacks required keys", missing=missing)
+            logger.error("inference needs a model and queries", missing=missing)
             return EXIT_BAD_CONFIG
-        model = NearestCentroid.load(Path(config["model_path"]))
-        items = json.loads(Path(config["features_path"]).read_text(encoding="utf-8"))
+        model = NearestCentroid.load(model_path)
+        items = json.loads(features_path.read_text(encoding="utf-8"))
         queries = [(item["name"], item["features"]) for item in items]
     else:
         logger.info("no task config; labelling the built-in demo vectors", max_distance=max_distance)
@@ -51,10 +51,10 @@ def main() -> int:
     logger.info("inference finished", samples=len(results), labelled=labelled, classes=sorted(model.centroids))
 
     if has_task_config():
-        result_path = Path(config["result_path"])
-        ensure_dir(result_path.parent)
+        # The agent uploads /sly_task_data/results once the model is reported applied.
+        result_path = results_dir() / "predictions.json"
         result_path.write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")
-        logger.info("predictions saved", path=str(result_path))
+        report_inference_finished(path=str(result_path), samples=len(results))
     return EXIT_OK
 
 

@@ -7,7 +7,7 @@ import tempfile
 from pathlib import Path
 
 import supervisely_lib
-from supervisely_lib import ensure_dir, logger
+from supervisely_lib import data_dir, ensure_dir, logger, report_checkpoint_saved, results_dir
 from supervisely_lib.task import has_task_config, load_config, load_predefined_configs
 from supervisely_lib.worker_proto import EXIT_BAD_CONFIG, EXIT_OK, TRAIN
 
@@ -15,6 +15,8 @@ from model import DEMO_SAMPLES, NearestCentroid
 
 PLUGIN_DIR = Path(__file__).resolve().parent.parent
 PREDEFINED_CONFIGS = PLUGIN_DIR / "predefined_run_configs.json"
+# The agent uploads /sly_task_data/results/<subdir> when a checkpoint is reported.
+CHECKPOINT_SUBDIR = "checkpoint_000"
 
 
 def report_runtime() -> None:
@@ -34,10 +36,11 @@ def main() -> int:
     metric = config.get("metric", "euclidean")
 
     if has_task_config():
-        if "features_path" not in config or "model_dir" not in config:
-            logger.error("task config needs features_path and model_dir")
+        features_path = data_dir() / "features.json"
+        if not features_path.is_file():
+            logger.error("no training data: expected features.json in the data directory", data_dir=str(data_dir()))
             return EXIT_BAD_CONFIG
-        samples = read_samples(Path(config["features_path"]))
+        samples = read_samples(features_path)
     else:
         logger.info("no task config; training on the built-in demo vectors", metric=metric)
         samples = DEMO_SAMPLES
@@ -51,9 +54,11 @@ def main() -> int:
                 centroids={k: [round(v, 4) for v in c] for k, c in model.centroids.items()})
 
     if has_task_config():
-        model_path = ensure_dir(config["model_dir"]) / "model.json"
-        model.save(model_path)
-        logger.info("model saved", path=str(model_path))
+        checkpoint = ensure_dir(results_dir() / CHECKPOINT_SUBDIR)
+        model.save(checkpoint / "model.json")
+        (checkpoint / "config.json").write_text(json.dumps({"metric": model.metric}) + "\n", encoding="utf-8")
+        size = sum(f.stat().st_size for f in checkpoint.iterdir())
+        report_checkpoint_saved(0, CHECKPOINT_SUBDIR, size, True, {"metric": model.metric})
         return EXIT_OK
     try:
         with tempfile.TemporaryDirectory(prefix="tiny-classifier-") as tmp:

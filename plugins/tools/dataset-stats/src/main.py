@@ -8,7 +8,7 @@ from collections import Counter
 from pathlib import Path
 
 import supervisely_lib
-from supervisely_lib import Annotation, Label, Rectangle, ensure_dir, list_files, logger
+from supervisely_lib import Annotation, Label, Rectangle, data_dir, ensure_dir, list_files, logger, results_dir
 from supervisely_lib.task import has_task_config, load_config, load_predefined_configs
 from supervisely_lib.worker_proto import CUSTOM, EXIT_BAD_CONFIG, EXIT_OK
 
@@ -86,20 +86,25 @@ def main() -> int:
             logger.info("project stats", datasets=len(datasets), objects=dict(sorted(count_objects(annotations).items())))
         return EXIT_OK
 
-    if "project_dir" not in config:
-        logger.error("task config needs project_dir")
+    # A custom task gets its projects downloaded into /sly_task_data/data/<project>/.
+    source = data_dir()
+    projects = sorted(p for p in source.iterdir() if (p / "meta.json").is_file()) if source.is_dir() else []
+    if not projects:
+        logger.error("no project to count: no <project>/meta.json in the data directory", data_dir=str(source))
         return EXIT_BAD_CONFIG
-    try:
-        stats = project_stats(Path(config["project_dir"]))
-    except (OSError, ValueError, KeyError) as err:
-        logger.error("cannot read the project", project_dir=config["project_dir"], error=str(err))
-        return 1
-    report(stats)
-    if config.get("result_path"):
-        result_path = Path(config["result_path"])
-        ensure_dir(result_path.parent)
-        result_path.write_text(json.dumps(stats, indent=2) + "\n", encoding="utf-8")
-        logger.info("stats saved", path=str(result_path))
+    all_stats = {}
+    for project in projects:
+        try:
+            stats = project_stats(project)
+        except (OSError, ValueError, KeyError) as err:
+            logger.error("cannot read the project", project=project.name, error=str(err))
+            return 1
+        logger.info("project", project=project.name)
+        report(stats)
+        all_stats[project.name] = stats
+    result_path = results_dir() / "stats.json"
+    result_path.write_text(json.dumps(all_stats, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+    logger.info("stats saved", path=str(result_path), projects=len(all_stats))
     return EXIT_OK
 
 
