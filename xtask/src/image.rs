@@ -1,11 +1,11 @@
 //! `cargo xtask image`: the local image store that `FROM` resolves through
 //! (`ROOT/target/plugin-forge/oci`, an OCI image layout).
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::Context as _;
-use forge_builder::{image_from_rootfs, split_source, TARGET_DIR};
+use forge_builder::{image_from_rootfs, split_source};
 use forge_oci::{BlobStore, Image};
 
 #[derive(Debug, clap::Subcommand)]
@@ -67,13 +67,8 @@ pub(crate) struct Root {
 impl Root {
     fn store(&self) -> anyhow::Result<BlobStore> {
         let root = self.root.clone().unwrap_or_else(crate::project_root);
-        store_at(&root)
+        Ok(forge_pipeline::open_store(&root)?)
     }
-}
-
-pub(crate) fn store_at(root: &Path) -> anyhow::Result<BlobStore> {
-    let dir = root.join(TARGET_DIR).join("oci");
-    BlobStore::open_or_create(&dir).with_context(|| format!("opening the image store {}", dir.display()))
 }
 
 pub(crate) fn run(command: Command) -> anyhow::Result<ExitCode> {
@@ -88,8 +83,7 @@ pub(crate) fn run(command: Command) -> anyhow::Result<ExitCode> {
         }
         Command::FromRootfs { dir, name, root } => {
             let store = root.store()?;
-            let epoch =
-                std::env::var("SOURCE_DATE_EPOCH").ok().and_then(|v| v.trim().parse().ok()).unwrap_or(0);
+            let epoch = forge_pipeline::source_date_epoch()?;
             let image = image_from_rootfs(&store, &dir, epoch)?;
             store.set_ref(&name, &image.manifest_descriptor())?;
             println!("{name} {}", image.manifest_digest);

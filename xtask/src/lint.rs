@@ -100,7 +100,7 @@ pub(crate) fn run(args: Args, matches: &ArgMatches) -> anyhow::Result<ExitCode> 
             }
         }
         Format::Human => {
-            let shown = crate::display_root(&root);
+            let shown = crate::output::display_root(&root);
             let options = HumanOptions { root: &shown, color: true };
             let mut err = anstream::stderr().lock();
             for (_, d) in report.diagnostics() {

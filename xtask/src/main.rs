@@ -1,15 +1,22 @@
 //! `cargo xtask`: the plugin-forge command line.
 //!
 //! A thin driver: each subcommand parses its flags and calls into the
-//! library crates, which hold the logic. Run `cargo xtask --help`.
+//! library crates, which hold the logic (forge-pipeline the orchestration
+//! of builds and pushes). Command modules never import each other; what
+//! they share is in `cli.rs` (flags), `output.rs` (tables, sizes, errors),
+//! `progress.rs` (bars) and `report.rs` (tables and JSON lines of builds
+//! and pushes). Run `cargo xtask --help`.
 
 mod base_image;
 mod bench;
 mod build;
+mod cli;
 mod image;
-mod image_check;
 mod lint;
+mod output;
+mod progress;
 mod publish;
+mod report;
 mod run;
 mod test;
 
@@ -90,19 +97,6 @@ pub(crate) fn project_root() -> PathBuf {
     let manifest_dir = std::env::var_os("CARGO_MANIFEST_DIR")
         .map_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")), PathBuf::from);
     manifest_dir.parent().map(Path::to_path_buf).unwrap_or(manifest_dir)
-}
-
-/// How to show `root` in messages: relative to the working directory when
-/// it is inside it, as given otherwise.
-pub(crate) fn display_root(root: &Path) -> PathBuf {
-    let (Ok(cwd), Ok(abs)) = (std::env::current_dir().and_then(|d| d.canonicalize()), root.canonicalize())
-    else {
-        return root.to_path_buf();
-    };
-    match abs.strip_prefix(&cwd) {
-        Ok(rel) => rel.to_path_buf(),
-        Err(_) => root.to_path_buf(),
-    }
 }
 
 /// Whether `program` is on the `PATH` (or, with a `/`, exists).

@@ -17,12 +17,16 @@ pub(crate) struct Args {
     #[arg(last = true)]
     args: Vec<String>,
     #[command(flatten)]
-    common: crate::build::Common,
+    common: crate::cli::Common,
 }
 
 pub(crate) fn run(args: Args) -> anyhow::Result<ExitCode> {
-    let root = args.common.root.clone().unwrap_or_else(crate::project_root);
-    let (workspace, built) = crate::build::build_one(&root, &args.plugin, &args.common)?;
+    let root = args.common.root();
+    let plugin = forge_pipeline::select(&root, &forge_pipeline::discover(&root)?, &args.plugin)?;
+    let progress = crate::progress::Progress::new(args.common.format, &root);
+    let session = forge_pipeline::Session::open(args.common.session(root)?, &progress)?;
+    let built = session.build_one(&plugin, &progress)?.built;
+    let workspace = session.workspace();
     let scratch = tempfile::Builder::new()
         .prefix("run-")
         .tempdir_in(workspace.store().root())

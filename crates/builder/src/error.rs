@@ -50,16 +50,17 @@ pub enum BuildError {
         /// How to provide it.
         help: String,
     },
-    /// The base image is not local and could not be pulled.
-    #[error("base image `{reference}` is not in the local store and could not be pulled; {help}")]
-    Pull {
+    /// The resolver could not provide the base image (a pull failed, say);
+    /// `why` says what was tried and how to provide it instead.
+    #[error("base image `{reference}` {why}")]
+    BaseUnavailable {
         /// The reference.
         reference: String,
-        /// How to provide it locally instead.
-        help: String,
-        /// Why the pull failed (boxed: it is large, and rare).
+        /// What went wrong and what to do, after the reference.
+        why: String,
+        /// The cause (boxed: it comes from outside the builder, and is rare).
         #[source]
-        source: Box<forge_registry::Error>,
+        source: Box<dyn std::error::Error + Send + Sync>,
     },
     /// Image assembly failed.
     #[error(transparent)]

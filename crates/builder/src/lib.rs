@@ -35,7 +35,7 @@ pub use dockerignore::DockerIgnore;
 pub use error::{BuildError, Refusal};
 pub use image::BaseImage;
 pub use labels::supervisely_labels;
-pub use resolve::{repository, split_source, BaseResolver, LocalResolver, Override, PullingResolver};
+pub use resolve::{repository, split_source, BaseResolver, LocalResolver, Override};
 pub use rootfs::image_from_rootfs;
 
 /// Where build outputs go under a monorepo root.

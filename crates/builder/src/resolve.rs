@@ -1,5 +1,7 @@
-//! Finding the base image a `FROM` names, without a registry (pulls come
-//! later and slot in as another [`BaseResolver`]).
+//! Finding the base image a `FROM` names, without a registry: the caller
+//! injects a [`BaseResolver`], and pulling from a registry is one it may
+//! wrap around [`LocalResolver`] (forge-pipeline does), so the builder never
+//! talks to the network.
 //!
 //! In order: `--base-image REF=SOURCE` overrides, then the images of the
 //! local store (`cargo xtask image import`). A name without a tag stands for
@@ -8,10 +10,6 @@
 //! an OCI layout directory (`DIR:TAG` when it holds several images), an
 //! `oci-archive` or a `docker-archive` file, told apart by content; it is
 //! imported (every digest verified) once per run.
-//!
-//! [`PullingResolver`] adds registries behind that: a reference found in
-//! neither place is pulled (verified blobs into the store) and found in the
-//! store from then on, offline.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -132,47 +130,6 @@ impl BaseResolver for LocalResolver {
             });
         }
         Ok(BaseImage { reference: reference.to_string(), image: Some(image) })
-    }
-}
-
-/// Local first, then the registry the reference names.
-#[derive(Debug)]
-pub struct PullingResolver {
-    local: LocalResolver,
-    client: forge_registry::Client,
-}
-
-impl PullingResolver {
-    /// Falls back to pulling with `client` when `local` finds nothing.
-    pub fn new(local: LocalResolver, client: forge_registry::Client) -> PullingResolver {
-        PullingResolver { local, client }
-    }
-}
-
-impl BaseResolver for PullingResolver {
-    fn resolve(&self, reference: &str, store: &BlobStore) -> Result<BaseImage, BuildError> {
-        let local_error = match self.local.resolve(reference, store) {
-            Ok(found) => return Ok(found),
-            Err(BuildError::BaseNotFound { help, .. }) => help,
-            Err(other) => return Err(other),
-        };
-        let parsed = forge_registry::Reference::parse(reference).map_err(|source| BuildError::Pull {
-            reference: reference.to_string(),
-            help: local_error.clone(),
-            source: Box::new(source),
-        })?;
-        let pulled =
-            match forge_registry::cached_image(store, &parsed) {
-                Ok(Some(image)) => image,
-                _ => self.client.pull(&parsed, &forge_registry::Platform::default(), store).map_err(
-                    |source| BuildError::Pull {
-                        reference: reference.to_string(),
-                        help: local_error,
-                        source: Box::new(source),
-                    },
-                )?,
-            };
-        Ok(BaseImage { reference: reference.to_string(), image: Some(pulled) })
     }
 }
 

@@ -1,0 +1,94 @@
+//! The build's checks of a finished image (the `PF4xx` rules): whether the
+//! Supervisely agent's command can start it. The checks themselves are
+//! [`forge_sandbox::agent::check_image`] over the image's file tree; this
+//! module applies the rule's severity (the session's [`LintConfig`]) and
+//! remembers images that passed, by manifest digest, in the store's cache.
+
+use std::fmt;
+use std::path::PathBuf;
+
+use forge_builder::{Built, Workspace};
+use forge_lint::{rules, Diagnostic, LintConfig, Severity};
+use forge_oci::RuntimeConfig;
+use forge_sandbox::{agent, ImageTree};
+
+use crate::{Error, Event, Observer};
+
+/// Why the agent could not start an image: the error diagnostics of the
+/// image checks.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ImageRejection {
+    /// The plugin's Dockerfile, relative to the root.
+    pub dockerfile: PathBuf,
+    /// The errors (at least one).
+    pub errors: Vec<Diagnostic>,
+}
+
+impl fmt::Display for ImageRejection {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "the agent could not start this image:")?;
+        for d in &self.errors {
+            write!(
+                f,
+                "\nerror[{}]: {}\n  --> {}\n  = help: {}",
+                d.rule.code,
+                d.message,
+                self.dockerfile.display(),
+                d.help.as_deref().unwrap_or_default()
+            )?;
+        }
+        Ok(())
+    }
+}
+
+/// Checks `built` against the agent's command: an error diagnostic fails
+/// the build ([`Error::ImageRejected`]); warnings are reported as
+/// [`Event::ImageWarnings`].
+pub(crate) fn check(
+    workspace: &Workspace,
+    built: &Built,
+    config: &LintConfig,
+    observer: &dyn Observer,
+) -> Result<(), Error> {
+    if config.severity(rules::AGENT_START).is_none() {
+        return Ok(());
+    }
+    let store = workspace.store();
+    let key = format!("agent-start/v1/{}", built.stored.manifest_digest.hex());
+    if store.cache_get(&key).as_deref() == Some("ok") {
+        return Ok(());
+    }
+    let tree = ImageTree::read(store, &built.stored)?;
+    let runtime = RuntimeConfig::from_config(&built.stored.config);
+    let missing = agent::check_image(&tree, &runtime);
+    if missing.is_empty() {
+        store.cache_put(&key, "ok")?;
+        return Ok(());
+    }
+    let dockerfile = built.plugin.join("Dockerfile");
+    let diagnostics: Vec<Diagnostic> = missing
+        .iter()
+        .filter_map(|m| {
+            let message = format!("{}: {}", built.image, m.message());
+            let help = format!("{}; or allow with -A {}", m.help(), rules::AGENT_START.code);
+            Diagnostic::outside_lint(
+                config,
+                rules::AGENT_START,
+                message,
+                Some(dockerfile.clone()),
+                Some(help),
+            )
+        })
+        .collect();
+    let errors: Vec<Diagnostic> =
+        diagnostics.iter().filter(|d| d.severity == Severity::Error).cloned().collect();
+    if errors.is_empty() {
+        observer.event(&Event::ImageWarnings {
+            plugin: &built.plugin,
+            root: workspace.root(),
+            warnings: &diagnostics,
+        });
+        return Ok(());
+    }
+    Err(Error::ImageRejected(ImageRejection { dockerfile, errors }))
+}

@@ -1,0 +1,237 @@
+//! One run over a monorepo: [`Session::open`] sets up what every build
+//! shares (the builder's workspace and store, fresh base images, the
+//! resolver chain, the build options), and its methods build plugins, one
+//! or many in parallel behind the lint gate.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use forge_builder::{BuildOptions, Built, LocalResolver, Override, Workspace, TARGET_DIR};
+use forge_debian::description::Description;
+use forge_lint::LintConfig;
+use rayon::prelude::*;
+
+use crate::base_image::description_path;
+use crate::image_check;
+use crate::{
+    client, descriptions, ensure, lint_gate, provenance, store_dir, BaseImageOptions, Error, Event, Observer,
+    PullingResolver,
+};
+
+/// What a run is over, as the command line gives it.
+#[derive(Debug, Clone)]
+pub struct SessionOptions {
+    /// The monorepo root, the directory that holds `plugins/`.
+    pub root: PathBuf,
+    /// Registry prefix of image names (the `REGISTRY` build arg).
+    pub registry: String,
+    /// `REF=SOURCE` base image overrides (`--base-image`).
+    pub base_images: Vec<String>,
+    /// Where tarballs go [default: `ROOT/target/plugin-forge/images`].
+    pub out: Option<PathBuf>,
+    /// Registries spoken to over plain HTTP (loopback ones always are).
+    pub insecure_registries: Vec<String>,
+    /// Severities of the lint rules, for the lint gate and the image
+    /// checks (`-A`/`-W`).
+    pub lint: LintConfig,
+}
+
+/// How [`Session::build`] runs.
+#[derive(Debug, Clone, Copy)]
+pub struct BatchOptions {
+    /// Plugins built at once [default: all cores].
+    pub jobs: Option<usize>,
+    /// Whether plugins with lint errors fail with them instead of building.
+    pub lint: bool,
+}
+
+impl Default for BatchOptions {
+    fn default() -> BatchOptions {
+        BatchOptions { jobs: None, lint: true }
+    }
+}
+
+/// A plugin's image, built and written as a tarball.
+#[derive(Debug, Clone)]
+pub struct Artifact {
+    /// The image in the store.
+    pub built: Built,
+    /// The tarball.
+    pub tarball: PathBuf,
+}
+
+/// What became of one plugin of a [`Session::build`].
+#[derive(Debug)]
+pub struct Outcome {
+    /// The plugin, relative to the root.
+    pub plugin: PathBuf,
+    /// Its image, or why there is none.
+    pub result: Result<Artifact, Error>,
+    /// How long it took (zero when it was not built at all).
+    pub time: Duration,
+}
+
+/// What every build of a run shares.
+#[derive(Debug)]
+pub struct Session {
+    workspace: Workspace,
+    resolver: PullingResolver,
+    out: PathBuf,
+    options: BuildOptions,
+    insecure_registries: Vec<String>,
+    lint: LintConfig,
+}
+
+impl Session {
+    /// Opens the monorepo and its store, builds the base images described
+    /// in `ROOT/base-images` that the store lacks (unless overridden), and
+    /// reads `SOURCE_DATE_EPOCH` and the git provenance.
+    pub fn open(options: SessionOptions, observer: &dyn Observer) -> Result<Session, Error> {
+        let SessionOptions { root, registry, base_images, out, insecure_registries, lint } = options;
+        let overrides = base_images
+            .iter()
+            .map(|o| Override::parse(o).map_err(|message| Error::BaseImageFlag { message }))
+            .collect::<Result<Vec<_>, _>>()?;
+        let epoch = provenance::source_date_epoch()?;
+        let workspace = Workspace::open(&root, &store_dir(&root))?;
+        let base = BaseImageOptions { epoch, ..BaseImageOptions::default() };
+        ensure_base_images(&root, &workspace, &registry, &overrides, &base, observer)?;
+        let resolver =
+            PullingResolver::new(LocalResolver::new(overrides), client(&insecure_registries, u64::MAX)?);
+        Ok(Session {
+            workspace,
+            resolver,
+            out: out.unwrap_or_else(|| root.join(TARGET_DIR).join("images")),
+            options: BuildOptions {
+                registry,
+                epoch,
+                revision: provenance::revision(&root),
+                source: provenance::source(&root),
+            },
+            insecure_registries,
+            lint,
+        })
+    }
+
+    /// The builder's workspace: the canonical root and the store.
+    pub fn workspace(&self) -> &Workspace {
+        &self.workspace
+    }
+
+    /// What every build gets: registry, epoch, provenance.
+    pub fn build_options(&self) -> &BuildOptions {
+        &self.options
+    }
+
+    /// Where tarballs go.
+    pub fn out_dir(&self) -> &Path {
+        &self.out
+    }
+
+    /// Registries spoken to over plain HTTP.
+    pub(crate) fn insecure_registries(&self) -> &[String] {
+        &self.insecure_registries
+    }
+
+    /// Builds the plugin at `ROOT/plugin`, checks the image and writes its
+    /// tarball; no lint gate.
+    pub fn build_one(&self, plugin: &Path, observer: &dyn Observer) -> Result<Artifact, Error> {
+        let built = self.workspace.build(plugin, &self.options, &self.resolver)?;
+        image_check::check(&self.workspace, &built, &self.lint, observer)?;
+        let tarball = self.workspace.export(&built, &self.out)?;
+        Ok(Artifact { built, tarball })
+    }
+
+    /// Lints `plugins` first (unless [`BatchOptions::lint`] is off): a
+    /// plugin with lint errors fails with them and is not built; the others
+    /// build in parallel. A failing plugin does not stop the others.
+    /// Outcomes are in the order of `plugins`.
+    pub fn build(
+        &self,
+        plugins: &[PathBuf],
+        batch: &BatchOptions,
+        observer: &dyn Observer,
+    ) -> Result<Vec<Outcome>, Error> {
+        let rejected = if batch.lint {
+            lint_gate(self.workspace.root(), plugins, &self.lint, observer)?
+        } else {
+            HashMap::new()
+        };
+        let buildable: Vec<PathBuf> =
+            plugins.iter().filter(|p| !rejected.contains_key(*p)).cloned().collect();
+        let mut built: HashMap<PathBuf, Outcome> = self
+            .build_in_parallel(&buildable, batch.jobs, observer)?
+            .into_iter()
+            .map(|o| (o.plugin.clone(), o))
+            .collect();
+        let mut rejected = rejected;
+        Ok(plugins
+            .iter()
+            .filter_map(|p| match rejected.remove(p) {
+                Some(why) => Some(Outcome {
+                    plugin: p.clone(),
+                    result: Err(Error::LintRejected(why)),
+                    time: Duration::ZERO,
+                }),
+                None => built.remove(p),
+            })
+            .collect())
+    }
+
+    fn build_in_parallel(
+        &self,
+        plugins: &[PathBuf],
+        jobs: Option<usize>,
+        observer: &dyn Observer,
+    ) -> Result<Vec<Outcome>, Error> {
+        let jobs = jobs.unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get())).max(1);
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(jobs)
+            .build()
+            .map_err(|source| Error::Threads { what: "build", source })?;
+        Ok(pool.install(|| plugins.par_iter().map(|plugin| self.build_observed(plugin, observer)).collect()))
+    }
+
+    /// One plugin of a batch: build, image checks, tarball, with events
+    /// around them.
+    fn build_observed(&self, plugin: &Path, observer: &dyn Observer) -> Outcome {
+        observer.event(&Event::BuildStarted { plugin });
+        let started = Instant::now();
+        let result =
+            self.workspace.build(plugin, &self.options, &self.resolver).map_err(Error::from).and_then(
+                |built| {
+                    image_check::check(&self.workspace, &built, &self.lint, observer)?;
+                    observer.event(&Event::Exporting { plugin });
+                    let tarball = self.workspace.export(&built, &self.out)?;
+                    Ok(Artifact { built, tarball })
+                },
+            );
+        let time = started.elapsed();
+        observer.event(&Event::BuildFinished { plugin, result: result.as_ref().map(|a| &a.built), time });
+        Outcome { plugin: plugin.to_path_buf(), result, time }
+    }
+}
+
+/// Builds the base images described in `ROOT/base-images` that are
+/// missing from the store, unless `--base-image` overrides them.
+fn ensure_base_images(
+    root: &Path,
+    workspace: &Workspace,
+    registry: &str,
+    overrides: &[Override],
+    options: &BaseImageOptions,
+    observer: &dyn Observer,
+) -> Result<(), Error> {
+    for name in descriptions(root)? {
+        let description = description_path(root, &name);
+        let repo = Description::load(&description)?.name;
+        let reference = format!("{}/{repo}", registry.trim_end_matches('/'));
+        let overridden = overrides.iter().any(|o| forge_builder::repository(&o.reference) == reference);
+        if !overridden && workspace.store().resolve_ref(&reference)?.is_none() {
+            observer.event(&Event::BaseImageMissing { reference: &reference, description: &description });
+            ensure(root, workspace.store(), &name, registry, options, observer)?;
+        }
+    }
+    Ok(())
+}

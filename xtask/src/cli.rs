@@ -1,0 +1,113 @@
+//! Flags that several commands share (`--root`, `--registry`, `--format`,
+//! the push flags), and how they become the pipeline's options. No command
+//! module imports another: what two commands share lives here or in
+//! `output.rs`, `progress.rs` and `report.rs`.
+
+use std::path::PathBuf;
+
+use clap::ValueEnum;
+use forge_lint::{rules, Level, LintConfig};
+use forge_pipeline::{BatchOptions, PushOptions, SessionOptions, DEFAULT_REGISTRY};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub(crate) enum Format {
+    /// Progress on stderr, a summary table on stdout.
+    Human,
+    /// One JSON object per plugin per line on stdout.
+    Json,
+}
+
+#[derive(Debug, clap::Args)]
+pub(crate) struct Common {
+    /// The monorepo root, the directory that holds `plugins/` [default: this repository]
+    #[arg(long, value_name = "DIR")]
+    pub(crate) root: Option<PathBuf>,
+    /// Registry prefix of image names (the `REGISTRY` build arg).
+    #[arg(long, value_name = "REG", default_value = DEFAULT_REGISTRY)]
+    registry: String,
+    /// Use SOURCE (OCI layout dir[:TAG], oci-archive or docker-archive) for
+    /// the base image REF (`repo:tag`, or `repo` for every tag); repeatable.
+    #[arg(long = "base-image", value_name = "REF=SOURCE")]
+    base_images: Vec<String>,
+    /// Where tarballs go [default: ROOT/target/plugin-forge/images]
+    #[arg(long, value_name = "DIR")]
+    out: Option<PathBuf>,
+    /// Plugins built at once [default: all cores]
+    #[arg(short = 'j', long, value_name = "N")]
+    jobs: Option<usize>,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = Format::Human)]
+    pub(crate) format: Format,
+    /// Talk plain HTTP to this registry (loopback registries always are); repeatable.
+    #[arg(long = "insecure-registry", value_name = "HOST")]
+    insecure_registries: Vec<String>,
+    /// Build even plugins the linter finds errors in (by default they fail
+    /// with the lint errors, as they could not be built or run correctly).
+    #[arg(long)]
+    no_lint: bool,
+    /// Do not check this rule (code or name), e.g. `-A PF401` for images
+    /// the agent never starts; repeatable.
+    #[arg(short = 'A', long = "allow", value_name = "RULE")]
+    allow: Vec<String>,
+    /// Report this rule as a warning only; repeatable.
+    #[arg(short = 'W', long = "warn", value_name = "RULE")]
+    warn: Vec<String>,
+}
+
+impl Common {
+    /// `--root`, or this repository.
+    pub(crate) fn root(&self) -> PathBuf {
+        self.root.clone().unwrap_or_else(crate::project_root)
+    }
+
+    /// The session over the monorepo at `root`.
+    pub(crate) fn session(&self, root: PathBuf) -> anyhow::Result<SessionOptions> {
+        Ok(SessionOptions {
+            root,
+            registry: self.registry.clone(),
+            base_images: self.base_images.clone(),
+            out: self.out.clone(),
+            insecure_registries: self.insecure_registries.clone(),
+            lint: lint_config(&self.allow, &self.warn)?,
+        })
+    }
+
+    /// How many plugins build at once, and whether behind the lint gate.
+    pub(crate) fn batch(&self) -> BatchOptions {
+        BatchOptions { jobs: self.jobs, lint: !self.no_lint }
+    }
+}
+
+/// The severity overrides of `-A`/`-W` flags (codes or names); `-A` wins.
+fn lint_config(allow: &[String], warn: &[String]) -> anyhow::Result<LintConfig> {
+    let mut config = LintConfig::default();
+    for (names, level) in [(warn, Level::Warn), (allow, Level::Allow)] {
+        for name in names {
+            let rule = rules::lookup(name).ok_or_else(|| {
+                anyhow::anyhow!("unknown lint rule `{name}`; `cargo xtask lint --list-rules` lists them")
+            })?;
+            config.set(rule, level);
+        }
+    }
+    Ok(config)
+}
+
+#[derive(Debug, Clone, clap::Args)]
+pub(crate) struct PushFlags {
+    /// Images uploaded at once, across all plugins.
+    #[arg(long, value_name = "N", default_value_t = 4)]
+    max_uploads: usize,
+    /// Upload blobs larger than this many MiB in chunks (for proxies that
+    /// limit request bodies) [default: never]
+    #[arg(long, value_name = "MIB")]
+    chunk_size: Option<u64>,
+}
+
+impl PushFlags {
+    pub(crate) fn options(&self) -> PushOptions {
+        PushOptions {
+            max_uploads: self.max_uploads,
+            chunk_size: self.chunk_size.map_or(u64::MAX, |mib| mib.saturating_mul(1 << 20)),
+        }
+    }
+}
