@@ -104,3 +104,35 @@ pub(crate) fn has_program(sh: &xshell::Shell, program: &str) -> bool {
     let script = format!("command -v {program}");
     xshell::cmd!(sh, "sh -c {script}").quiet().ignore_stdout().run().is_ok()
 }
+
+#[cfg(test)]
+mod tests {
+    /// The modules every command may use; the others are commands.
+    const SHARED: [&str; 5] = ["main", "cli", "output", "progress", "report"];
+
+    /// A command module imports libraries and the shared modules, never
+    /// another command's module.
+    #[test]
+    fn commands_do_not_import_each_other() {
+        let src = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+        let mut modules: Vec<String> = std::fs::read_dir(&src)
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .filter(|p| p.extension().is_some_and(|e| e == "rs"))
+            .map(|p| p.file_stem().unwrap().to_string_lossy().into_owned())
+            .collect();
+        modules.sort();
+        let commands: Vec<&String> = modules.iter().filter(|m| !SHARED.contains(&m.as_str())).collect();
+        assert!(commands.iter().any(|c| *c == "build"), "{modules:?}");
+        let mut offences = Vec::new();
+        for module in &modules {
+            let text = std::fs::read_to_string(src.join(format!("{module}.rs"))).unwrap();
+            for other in commands.iter().filter(|c| **c != module) {
+                if module != "main" && text.contains(&format!("crate::{other}::")) {
+                    offences.push(format!("{module}.rs uses crate::{other}"));
+                }
+            }
+        }
+        assert!(offences.is_empty(), "command modules import each other: {offences:?}");
+    }
+}
