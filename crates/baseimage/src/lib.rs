@@ -14,12 +14,14 @@
 //! must be merged before entries can be written in sorted order.
 
 use std::collections::BTreeMap;
-use std::fs::File;
 use std::io::{self, Read};
 use std::path::{Path, PathBuf};
 
-use forge_oci::image::{layer_history, new_config};
-use forge_oci::{BlobStore, Entry, Image, LayerBuilder, LayerOptions, RuntimeConfig};
+use forge_oci::image::write_single_layer_image;
+use forge_oci::{
+    read_tar, BlobStore, Compression, FileSource, Image, LayerOptions, Node, NodeKind, RuntimeConfig, Spool,
+    TarError, Tree,
+};
 
 mod debian;
 
@@ -27,9 +29,6 @@ pub use debian::{build_from_lock, BaseBuild};
 
 /// Top-level directories that merged `/usr` moves under `usr/`.
 const MERGED: [&str; 6] = ["bin", "sbin", "lib", "lib32", "lib64", "libx32"];
-
-/// The `PATH` of the image.
-const PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
 
 /// Why the base image could not be assembled.
 #[derive(Debug, thiserror::Error)]
@@ -100,22 +99,6 @@ pub struct ImageSpec {
     pub epoch: u64,
 }
 
-#[derive(Debug, Clone)]
-enum Kind {
-    Dir,
-    File(PathBuf, u64),
-    Symlink(String),
-    Hardlink(String),
-}
-
-#[derive(Debug, Clone)]
-struct Node {
-    kind: Kind,
-    mode: u32,
-    uid: u64,
-    gid: u64,
-}
-
 /// Installs `packages` into a one-layer image in `store`, spooling file
 /// contents under `spool` (a directory that may be removed afterwards).
 /// Packages are opened one at a time, as the iterator yields them.
@@ -125,136 +108,107 @@ pub fn assemble(
     spec: &ImageSpec,
     spool: &Path,
 ) -> Result<Image, Error> {
-    let spool_err = |source| Error::Spool { path: spool.to_path_buf(), source };
-    std::fs::create_dir_all(spool).map_err(spool_err)?;
-    let mut tree: BTreeMap<String, Node> = BTreeMap::new();
+    let mut spool = Spool::new(spool).map_err(|source| Error::Spool { path: spool.to_path_buf(), source })?;
+    let mut tree = Tree::new();
     let mut status = Vec::new();
-    let mut counter = 0u64;
     for package in packages {
-        let mut package = package?;
-        let name = package.name.clone();
-        let failed = |source| Error::Package { package: name.clone(), source };
-        for entry in package.data.entries().map_err(failed)? {
-            let mut entry = entry.map_err(failed)?;
-            let raw = String::from_utf8_lossy(&entry.path_bytes()).into_owned();
-            let Some(path) = install_path(&raw) else {
-                return Err(Error::UnsafePath { package: name.clone(), path: raw });
-            };
-            if path.is_empty() {
-                continue;
-            }
-            let header = entry.header();
-            let mode = header.mode().map_err(failed)? & 0o7777;
-            let (uid, gid) = (header.uid().map_err(failed)?, header.gid().map_err(failed)?);
-            let link = || -> io::Result<String> {
-                Ok(entry.link_name()?.map(|l| l.to_string_lossy().into_owned()).unwrap_or_default())
-            };
-            let kind = match header.entry_type() {
-                tar::EntryType::Directory => {
-                    // Directories are shared between packages: the first keeps its metadata.
-                    tree.entry(path).or_insert(Node { kind: Kind::Dir, mode, uid, gid });
-                    continue;
-                }
-                tar::EntryType::Symlink => Kind::Symlink(link().map_err(failed)?),
-                tar::EntryType::Link => {
-                    let target = link().map_err(failed)?;
-                    match install_path(&target) {
-                        Some(t) if !t.is_empty() => Kind::Hardlink(t),
-                        _ => return Err(Error::UnsafePath { package: name.clone(), path: target }),
-                    }
-                }
-                tar::EntryType::Regular | tar::EntryType::Continuous => {
-                    counter += 1;
-                    let spooled = spool.join(counter.to_string());
-                    let mut out = File::create(&spooled).map_err(spool_err)?;
-                    let size = io::copy(&mut entry, &mut out).map_err(failed)?;
-                    Kind::File(spooled, size)
-                }
-                // Device nodes and FIFOs: the runtime provides /dev.
-                _ => continue,
-            };
-            tree.insert(path, Node { kind, mode, uid, gid });
-        }
+        let package = package?;
+        unpack_package(&mut tree, &mut spool, package.data, &package.name)?;
         status.push(status_paragraph(&package.control));
     }
-
-    // What debootstrap and maintainer scripts would have made.
-    let (bundle, certs) = (ca_bundle(&tree)?, certificates(&tree));
-    let merged: Vec<&str> =
-        MERGED.into_iter().filter(|d| tree.keys().any(|p| p.starts_with(&format!("usr/{d}/")))).collect();
-    for dir in merged {
-        tree.insert(
-            dir.to_string(),
-            Node { kind: Kind::Symlink(format!("usr/{dir}")), mode: 0o777, uid: 0, gid: 0 },
-        );
-    }
-    let mut generated = |path: &str, content: String, mode: u32| -> Result<(), Error> {
-        counter += 1;
-        let spooled = spool.join(counter.to_string());
-        std::fs::write(&spooled, &content).map_err(spool_err)?;
-        tree.insert(
-            path.to_string(),
-            Node { kind: Kind::File(spooled, content.len() as u64), mode, uid: 0, gid: 0 },
-        );
-        Ok(())
-    };
-    generated(
-        "etc/passwd",
-        "root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/nonexistent:/usr/sbin/nologin\n".into(),
-        0o644,
-    )?;
-    generated("etc/group", "root:x:0:\nnogroup:x:65534:\n".into(), 0o644)?;
     status.sort();
-    generated("var/lib/dpkg/status", status.join("\n"), 0o644)?;
-    if let Some(bundle) = bundle {
-        generated("etc/ssl/certs/ca-certificates.crt", bundle, 0o644)?;
-    }
-    for path in certs {
-        let name = path.rsplit('/').next().unwrap_or(&path).trim_end_matches(".crt").to_string();
-        tree.insert(
-            format!("etc/ssl/certs/{name}.pem"),
-            Node { kind: Kind::Symlink(format!("/{path}")), mode: 0o777, uid: 0, gid: 0 },
-        );
-    }
-    for (dir, mode) in [("tmp", 0o1777), ("var/tmp", 0o1777), ("root", 0o700)] {
-        tree.insert(dir.to_string(), Node { kind: Kind::Dir, mode, uid: 0, gid: 0 });
-    }
-    add_parents(&mut tree);
-
-    let mut builder = LayerBuilder::new(store, LayerOptions { mtime: spec.epoch })?;
-    for (path, node) in &tree {
-        let entry = match &node.kind {
-            Kind::Dir => Entry::dir(path.clone(), node.mode),
-            Kind::File(source, size) => Entry::file(path.clone(), node.mode, *size, source.clone()),
-            Kind::Symlink(target) => Entry::symlink(path.clone(), target.clone()),
-            Kind::Hardlink(target) => Entry::hardlink(path.clone(), node.mode, target.clone()),
-        };
-        builder.append(entry.owned_by(node.uid, node.gid))?;
-    }
-    let layer = builder.finish()?;
-    let mut runtime = RuntimeConfig {
-        env: vec![format!("PATH={PATH}")],
-        cmd: spec.cmd.clone(),
-        ..RuntimeConfig::default()
-    };
+    complete_system(&mut tree, &status)?;
+    let layer = tree.write_layer(store, LayerOptions { mtime: spec.epoch }, Compression::default())?;
+    let mut runtime = RuntimeConfig { cmd: spec.cmd.clone(), ..RuntimeConfig::with_default_path() };
     for (k, v) in &spec.env {
         runtime.set_env(k, v);
     }
     runtime.labels = spec.labels.clone();
-    let history = vec![layer_history(spec.epoch, &format!("debian packages: {}", status.len()))];
-    let config = new_config(spec.epoch, &runtime, std::slice::from_ref(&layer.diff_id), history)?;
-    Ok(forge_oci::write_image(store, &config, &[layer.descriptor()], &spec.annotations)?)
+    let created_by = format!("debian packages: {}", status.len());
+    Ok(write_single_layer_image(store, &layer, &runtime, spec.epoch, &created_by, &spec.annotations)?)
+}
+
+/// Merges one package's data archive into `tree`, as unpacking it would:
+/// its files replace earlier ones, shared directories keep the first
+/// package's metadata, merged `/usr` applies.
+fn unpack_package(
+    tree: &mut Tree,
+    spool: &mut Spool,
+    data: tar::Archive<Box<dyn Read + Send>>,
+    name: &str,
+) -> Result<(), Error> {
+    let unsafe_path = |path: String| Error::UnsafePath { package: name.to_owned(), path };
+    let read = read_tar(data.into_inner(), spool, |raw, mut node| {
+        let Some(path) = install_path(&raw) else {
+            return Err(unsafe_path(raw));
+        };
+        if path.is_empty() {
+            return Ok(());
+        }
+        match &mut node.kind {
+            NodeKind::Dir => {
+                tree.insert_if_absent(path, node);
+                return Ok(());
+            }
+            NodeKind::Hardlink { target } => match install_path(target) {
+                Some(t) if !t.is_empty() => *target = t,
+                _ => return Err(unsafe_path(target.clone())),
+            },
+            _ => {}
+        }
+        tree.insert(path, node);
+        Ok(())
+    });
+    read.map_err(|e| match e {
+        TarError::Visit(err) => err,
+        TarError::Read(source) => Error::Package { package: name.to_owned(), source },
+        TarError::Spool { path, source } => Error::Spool { path, source },
+    })
+}
+
+/// What debootstrap and maintainer scripts would have made: merged `/usr`
+/// links, users and groups, the dpkg status of `status` (sorted
+/// paragraphs), the CA bundle and its links, `/tmp`, `/var/tmp`, `/root`.
+fn complete_system(tree: &mut Tree, status: &[String]) -> Result<(), Error> {
+    let (bundle, certs) = (ca_bundle(tree)?, certificates(tree));
+    let merged: Vec<&str> = MERGED
+        .into_iter()
+        .filter(|d| tree.iter().any(|(p, _)| p.starts_with(&format!("usr/{d}/"))))
+        .collect();
+    for dir in merged {
+        tree.insert(dir, Node::symlink(format!("usr/{dir}")));
+    }
+    tree.insert(
+        "etc/passwd",
+        Node::bytes(
+            0o644,
+            "root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/nonexistent:/usr/sbin/nologin\n",
+        ),
+    );
+    tree.insert("etc/group", Node::bytes(0o644, "root:x:0:\nnogroup:x:65534:\n"));
+    tree.insert("var/lib/dpkg/status", Node::bytes(0o644, status.join("\n")));
+    if let Some(bundle) = bundle {
+        tree.insert("etc/ssl/certs/ca-certificates.crt", Node::bytes(0o644, bundle));
+    }
+    for path in certs {
+        let name = path.rsplit('/').next().unwrap_or(&path).trim_end_matches(".crt").to_string();
+        tree.insert(format!("etc/ssl/certs/{name}.pem"), Node::symlink(format!("/{path}")));
+    }
+    for (dir, mode) in [("tmp", 0o1777), ("var/tmp", 0o1777), ("root", 0o700)] {
+        tree.insert(dir, Node::dir(mode));
+    }
+    Ok(())
 }
 
 /// The certificates `ca-certificates` ships, in path order.
-fn certificates(tree: &BTreeMap<String, Node>) -> Vec<String> {
+fn certificates(tree: &Tree) -> Vec<String> {
     tree.iter()
         .filter(|(path, node)| {
             path.starts_with("usr/share/ca-certificates/")
                 && path.ends_with(".crt")
-                && matches!(node.kind, Kind::File(..))
+                && matches!(node.kind, NodeKind::File { .. })
         })
-        .map(|(path, _)| path.clone())
+        .map(|(path, _)| path.to_owned())
         .collect()
 }
 
@@ -262,12 +216,17 @@ fn certificates(tree: &BTreeMap<String, Node>) -> Vec<String> {
 /// of the shipped certificates, all enabled as its postinst enables them:
 /// one PEM bundle, each certificate ending in a newline. `None` without
 /// certificates.
-fn ca_bundle(tree: &BTreeMap<String, Node>) -> Result<Option<String>, Error> {
+fn ca_bundle(tree: &Tree) -> Result<Option<String>, Error> {
     let mut bundle = String::new();
     for path in certificates(tree) {
-        let Some(Node { kind: Kind::File(spooled, _), .. }) = tree.get(&path) else { continue };
-        let pem = std::fs::read_to_string(spooled)
-            .map_err(|source| Error::Spool { path: spooled.clone(), source })?;
+        let Some(Node { kind: NodeKind::File { source, .. }, .. }) = tree.get(&path) else { continue };
+        let pem = match source {
+            FileSource::Bytes(bytes) => String::from_utf8_lossy(bytes).into_owned(),
+            FileSource::Path(spooled) | FileSource::Spooled { path: spooled, .. } => {
+                std::fs::read_to_string(spooled)
+                    .map_err(|source| Error::Spool { path: spooled.clone(), source })?
+            }
+        };
         bundle.push_str(&pem);
         if !pem.ends_with('\n') {
             bundle.push('\n');
@@ -320,22 +279,6 @@ fn status_paragraph(control: &str) -> String {
         }
     }
     out
-}
-
-fn add_parents(tree: &mut BTreeMap<String, Node>) {
-    let mut missing = Vec::new();
-    for path in tree.keys() {
-        let mut rest = path.as_str();
-        while let Some((parent, _)) = rest.rsplit_once('/') {
-            if !tree.contains_key(parent) {
-                missing.push(parent.to_string());
-            }
-            rest = parent;
-        }
-    }
-    for dir in missing {
-        tree.entry(dir).or_insert(Node { kind: Kind::Dir, mode: 0o755, uid: 0, gid: 0 });
-    }
 }
 
 #[cfg(test)]

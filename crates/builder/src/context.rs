@@ -15,6 +15,7 @@ use std::fs::{self, Metadata};
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
+use forge_oci::{Node, NodeKind, Tree};
 use globset::GlobBuilder;
 use walkdir::WalkDir;
 
@@ -37,51 +38,9 @@ pub struct CopyOptions {
     pub chmod: Option<u32>,
 }
 
-/// One entry of a planned layer.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Item {
-    /// What it is.
-    pub kind: ItemKind,
-    /// Permission bits.
-    pub mode: u32,
-    /// Owner.
-    pub uid: u64,
-    /// Group.
-    pub gid: u64,
-}
-
-/// The kinds of [`Item`].
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum ItemKind {
-    /// A directory.
-    Dir,
-    /// A regular file read from `source`; `stamp` identifies its state on
-    /// disk (size, mtime, inode) for the layer cache.
-    File {
-        /// Where to read it.
-        source: PathBuf,
-        /// Size when planned.
-        size: u64,
-        /// `(dev, ino, nlink)`, to keep hard links.
-        identity: (u64, u64, u64),
-        /// Changes when the file does: size, mtime and ctime for files of
-        /// the context, a content digest for files spooled from archives.
-        stamp: String,
-    },
-    /// A symbolic link.
-    Symlink {
-        /// Its target, as stored.
-        target: String,
-    },
-    /// A second name of a file already in the layer.
-    Hardlink {
-        /// The path of the first name, without leading `/`.
-        target: String,
-    },
-}
-
-/// A planned layer: paths without leading `/`, sorted, parents first.
-pub type Plan = BTreeMap<String, Item>;
+/// Files with several links seen while planning, by path: `(dev, ino)`.
+/// The second and later names in layer order become hard links.
+type Links = BTreeMap<String, (u64, u64)>;
 
 impl Context {
     /// Opens the context at `root` and reads its `.dockerignore`.
@@ -110,7 +69,7 @@ impl Context {
         dest: &str,
         workdir: &str,
         options: CopyOptions,
-    ) -> Result<Plan, Refusal> {
+    ) -> Result<Tree, Refusal> {
         let dest_is_dir = dest.ends_with('/') || dest.ends_with("/.") || dest == ".";
         let dest_abs = layer_path(&resolve(workdir, dest));
         let mut matches = Vec::new();
@@ -123,13 +82,14 @@ impl Context {
             ))
             .help(format!("write `{dest}/`")));
         }
-        let mut plan = Plan::new();
+        let mut tree = Tree::new();
+        let mut links = Links::new();
         for m in matches {
             if m.meta.is_dir() {
                 if !dest_abs.is_empty() {
-                    plan.insert(dest_abs.clone(), dir_item(options));
+                    tree.insert(dest_abs.clone(), dir_node(options));
                 }
-                self.walk_dir(&m, &dest_abs, options, &mut plan)?;
+                self.walk_dir(&m, &dest_abs, options, &mut tree, &mut links)?;
             } else {
                 let target = if dest_is_dir {
                     let name = Path::new(&m.rel).file_name().map(|n| n.to_string_lossy().into_owned());
@@ -141,12 +101,11 @@ impl Context {
                     return Err(Refusal::new("cannot copy a file onto `/`")
                         .help("name a destination file or directory"));
                 }
-                plan.insert(target, file_item(&m.abs, &m.meta, options)?);
+                insert_file(&mut tree, &mut links, target, &m.abs, &m.meta, options);
             }
         }
-        add_parents(&mut plan);
-        mark_hardlinks(&mut plan);
-        Ok(plan)
+        mark_hardlinks(&mut tree, &links);
+        Ok(tree)
     }
 
     /// The canonical path of `source` when it names one regular file (no
@@ -252,7 +211,14 @@ impl Context {
         Ok(current)
     }
 
-    fn walk_dir(&self, m: &Match, dest: &str, options: CopyOptions, plan: &mut Plan) -> Result<(), Refusal> {
+    fn walk_dir(
+        &self,
+        m: &Match,
+        dest: &str,
+        options: CopyOptions,
+        tree: &mut Tree,
+        links: &mut Links,
+    ) -> Result<(), Refusal> {
         let mut walk = WalkDir::new(&m.abs).follow_links(false).sort_by_file_name().min_depth(1).into_iter();
         while let Some(entry) = walk.next() {
             let entry = entry.map_err(|e| Refusal::new(format!("cannot read the build context: {e}")))?;
@@ -267,28 +233,20 @@ impl Context {
             }
             let target = join(dest, &inner);
             let ft = entry.file_type();
-            let item = if ft.is_dir() {
-                dir_item(options)
+            if ft.is_dir() {
+                tree.insert(target, dir_node(options));
             } else if ft.is_symlink() {
                 let link = fs::read_link(entry.path())
                     .map_err(|e| Refusal::new(format!("cannot read link {}: {e}", entry.path().display())))?;
                 let (uid, gid) = options.chown.unwrap_or((0, 0));
-                Item {
-                    kind: ItemKind::Symlink { target: link.to_string_lossy().into_owned() },
-                    mode: 0o777,
-                    uid,
-                    gid,
-                }
+                tree.insert(target, Node::symlink(link.to_string_lossy().into_owned()).owned_by(uid, gid));
             } else if ft.is_file() {
                 let meta = entry
                     .metadata()
                     .map_err(|e| Refusal::new(format!("cannot read {}: {e}", entry.path().display())))?;
-                file_item(entry.path(), &meta, options)?
-            } else {
-                // Sockets, FIFOs and devices have no place in a plugin image.
-                continue;
-            };
-            plan.insert(target, item);
+                insert_file(tree, links, target, entry.path(), &meta, options);
+            }
+            // Sockets, FIFOs and devices have no place in a plugin image.
         }
         Ok(())
     }
@@ -303,65 +261,45 @@ struct Match {
     meta: Metadata,
 }
 
-fn dir_item(options: CopyOptions) -> Item {
+fn dir_node(options: CopyOptions) -> Node {
     let (uid, gid) = options.chown.unwrap_or((0, 0));
-    Item { kind: ItemKind::Dir, mode: options.chmod.unwrap_or(0o755), uid, gid }
+    Node::dir(options.chmod.unwrap_or(0o755)).owned_by(uid, gid)
 }
 
-fn file_item(path: &Path, meta: &Metadata, options: CopyOptions) -> Result<Item, Refusal> {
+/// Plans the file at `path` as `target`, its mode normalised to 0644 or
+/// 0755 (any executable bit) unless `--chmod`.
+fn insert_file(
+    tree: &mut Tree,
+    links: &mut Links,
+    target: String,
+    path: &Path,
+    meta: &Metadata,
+    options: CopyOptions,
+) {
     let (uid, gid) = options.chown.unwrap_or((0, 0));
     let normalised = if meta.mode() & 0o111 != 0 { 0o755 } else { 0o644 };
-    Ok(Item {
-        kind: ItemKind::File {
-            source: path.to_path_buf(),
-            size: meta.len(),
-            identity: (meta.dev(), meta.ino(), meta.nlink()),
-            stamp: format!(
-                "{}:{}.{}:{}.{}",
-                meta.len(),
-                meta.mtime(),
-                meta.mtime_nsec(),
-                meta.ctime(),
-                meta.ctime_nsec()
-            ),
-        },
-        mode: options.chmod.unwrap_or(normalised),
-        uid,
-        gid,
-    })
-}
-
-/// Adds a root-owned 0755 directory for every missing parent.
-pub(crate) fn add_parents(plan: &mut Plan) {
-    let mut missing = Vec::new();
-    for path in plan.keys() {
-        let mut parent = path.as_str();
-        while let Some((p, _)) = parent.rsplit_once('/') {
-            if !plan.contains_key(p) {
-                missing.push(p.to_string());
-            }
-            parent = p;
-        }
+    if meta.nlink() > 1 {
+        links.insert(target.clone(), (meta.dev(), meta.ino()));
+    } else {
+        links.remove(&target);
     }
-    for dir in missing {
-        plan.entry(dir).or_insert(Item { kind: ItemKind::Dir, mode: 0o755, uid: 0, gid: 0 });
-    }
+    let node = Node::file(options.chmod.unwrap_or(normalised), meta.len(), path).owned_by(uid, gid);
+    tree.insert(target, node);
 }
 
 /// Second and later names of a file with several links become hard links
 /// to the first name in layer order.
-pub(crate) fn mark_hardlinks(plan: &mut Plan) {
+fn mark_hardlinks(tree: &mut Tree, links: &Links) {
     let mut first: BTreeMap<(u64, u64), String> = BTreeMap::new();
-    for (path, item) in plan.iter_mut() {
-        if let ItemKind::File { identity: (dev, ino, nlink), .. } = item.kind {
-            if nlink < 2 {
-                continue;
-            }
-            match first.get(&(dev, ino)) {
-                Some(target) => item.kind = ItemKind::Hardlink { target: target.clone() },
-                None => {
-                    first.insert((dev, ino), path.clone());
-                }
+    for (path, node) in tree.iter_mut() {
+        let Some(identity) = links.get(path) else { continue };
+        if !matches!(node.kind, NodeKind::File { .. }) {
+            continue;
+        }
+        match first.get(identity) {
+            Some(target) => node.kind = NodeKind::Hardlink { target: target.clone() },
+            None => {
+                first.insert(*identity, path.to_owned());
             }
         }
     }

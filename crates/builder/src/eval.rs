@@ -5,17 +5,18 @@
 //! `docker build` does.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
-use std::path::{Path, PathBuf};
+use std::os::unix::fs::MetadataExt;
+use std::path::Path;
 
 use forge_dockerfile::{
     expand_word, parse_chmod, parse_port, validate_signal, Command, Copy, Dockerfile, Instr, Position,
     Protocol, RawWord, Spanned,
 };
-use forge_oci::{BlobStore, Entry, Layer, LayerBuilder, LayerOptions};
+use forge_oci::{BlobStore, Compression, FileSource, LayerOptions, Node, NodeKind, Spool, Tree};
 use sha2::{Digest as _, Sha256};
 
 use crate::archive;
-use crate::context::{resolve, Context, CopyOptions, Item, ItemKind, Plan};
+use crate::context::{resolve, Context, CopyOptions};
 use crate::error::{BuildError, Refusal};
 use crate::image::{BaseImage, ImageState};
 use crate::resolve::BaseResolver;
@@ -55,6 +56,8 @@ struct Eval<'a> {
     /// Directories our own layers created, so `WORKDIR` knows what exists.
     created: BTreeSet<String>,
     cmd_set_here: bool,
+    /// Where `ADD` spools archive members, one counter for the whole build.
+    spool: Spool,
     built: usize,
     cached: usize,
 }
@@ -73,6 +76,8 @@ pub(crate) fn evaluate(
         stage_args: BTreeMap::new(),
         created: BTreeSet::new(),
         cmd_set_here: false,
+        spool: Spool::new(inputs.spool)
+            .map_err(|source| BuildError::Io { path: inputs.spool.to_path_buf(), source })?,
         built: 0,
         cached: 0,
     };
@@ -214,10 +219,9 @@ impl Eval<'_> {
                 if rel.is_empty() || self.created.contains(&rel) {
                     state.record(&text);
                 } else {
-                    let mut plan = Plan::new();
-                    plan.insert(rel, Item { kind: ItemKind::Dir, mode: 0o755, uid: 0, gid: 0 });
-                    crate::context::add_parents(&mut plan);
-                    self.add_layer(plan, state, &text)?;
+                    let mut tree = Tree::new();
+                    tree.insert(rel, Node::dir(0o755));
+                    self.add_layer(tree, state, &text)?;
                 }
             }
             Instr::Copy(copy) => self.copy(at, copy, state, &text, false)?,
@@ -339,7 +343,7 @@ impl Eval<'_> {
         }
         let dest = self.expand(&copy.dest, Some(state))?;
         let workdir = state.workdir_or_root();
-        let mut plan = Plan::new();
+        let mut tree = Tree::new();
         let mut plain = Vec::new();
         for source in &copy.sources {
             let value = self.expand(source, Some(state))?;
@@ -356,7 +360,7 @@ impl Eval<'_> {
                 {
                     if archive::is_archive(&path).map_err(|r| self.refused(source.position, r))? {
                         let dest_dir = resolve(&workdir, &dest);
-                        archive::extract_into(&path, &dest_dir, options, self.inputs.spool, &mut plan)
+                        archive::extract_into(&path, &dest_dir, options, &mut self.spool, &mut tree)
                             .map_err(|r| self.refused(source.position, r))?;
                         continue;
                     }
@@ -372,21 +376,19 @@ impl Eval<'_> {
                     plain.iter().find(|(s, _)| r.message.contains(&format!("`{s}`"))).map_or(at, |(_, p)| *p);
                 self.refused(at, r)
             })?;
-            plan.extend(copied);
+            tree.extend(copied);
         }
-        crate::context::add_parents(&mut plan);
-        crate::context::mark_hardlinks(&mut plan);
-        self.add_layer(plan, state, text)
+        self.add_layer(tree, state, text)
     }
 
-    /// Builds (or reuses) the layer for `plan` and appends it to the image.
-    fn add_layer(&mut self, plan: Plan, state: &mut ImageState, text: &str) -> Result<(), BuildError> {
-        for (path, item) in &plan {
-            if item.kind == ItemKind::Dir {
-                self.created.insert(path.clone());
+    /// Builds (or reuses) the layer for `tree` and appends it to the image.
+    fn add_layer(&mut self, tree: Tree, state: &mut ImageState, text: &str) -> Result<(), BuildError> {
+        for (path, node) in tree.entries() {
+            if node.is_dir() {
+                self.created.insert(path.to_owned());
             }
         }
-        let key = cache_key(&plan, self.inputs.epoch);
+        let key = cache_key(&tree, self.inputs.epoch);
         let store = self.inputs.store;
         let slot = self.inputs.layers.slot(&key);
         let mut slot = slot.lock().unwrap_or_else(|e| e.into_inner());
@@ -396,7 +398,11 @@ impl Eval<'_> {
                 layer
             }
             None => {
-                let layer = write_layer(store, &plan, self.inputs.epoch)?;
+                let layer = tree.write_layer(
+                    store,
+                    LayerOptions { mtime: self.inputs.epoch },
+                    Compression::default(),
+                )?;
                 forge_oci::layer::cache_layer(store, &key, &layer)?;
                 self.built += 1;
                 layer
@@ -421,39 +427,44 @@ fn numeric_owner(spec: &str) -> Option<(u64, u64)> {
 }
 
 /// A key that changes whenever the layer's bytes could: paths, kinds,
-/// owners, modes, link targets, and for files their source path with size,
-/// mtime, ctime and inode (like `make`, not content: reading every file to
-/// hash it would cost as much as building the layer). A different checkout
-/// gets different keys and rebuilds, giving the same bytes.
-fn cache_key(plan: &Plan, epoch: u64) -> String {
+/// owners, modes, link targets, and for files of the context their source
+/// path with size, mtime, ctime and inode (like `make`, not content:
+/// reading every file to hash it would cost as much as building the
+/// layer); spooled and in-memory content by its digest. A different
+/// checkout gets different keys and rebuilds, giving the same bytes.
+fn cache_key(tree: &Tree, epoch: u64) -> String {
     let mut h = Sha256::new();
-    h.update(format!("forge-layer-v1\0{epoch}\0"));
-    for (path, item) in plan {
-        h.update(format!("{path}\0{:o}\0{}\0{}\0", item.mode, item.uid, item.gid));
-        match &item.kind {
-            ItemKind::Dir => h.update(b"d\0"),
-            ItemKind::File { source, size, identity, stamp } => {
-                h.update(format!("f\0{}\0{size}\0{identity:?}\0{stamp}\0", source.display()));
+    h.update(format!("forge-layer-v2\0{epoch}\0"));
+    for (path, node) in tree.entries() {
+        h.update(format!("{path}\0{:o}\0{}\0{}\0", node.mode, node.uid, node.gid));
+        match &node.kind {
+            NodeKind::Dir => h.update(b"d\0"),
+            NodeKind::File { source, size } => {
+                let stamp = match source {
+                    FileSource::Path(source) => match std::fs::metadata(source) {
+                        Ok(m) => format!(
+                            "{}:{}:{}.{}:{}.{}:{}:{}",
+                            source.display(),
+                            m.len(),
+                            m.mtime(),
+                            m.mtime_nsec(),
+                            m.ctime(),
+                            m.ctime_nsec(),
+                            m.dev(),
+                            m.ino()
+                        ),
+                        // Unreadable now: building the layer will say why.
+                        Err(_) => format!("{}:?", source.display()),
+                    },
+                    other => other.known_digest().map(|d| d.to_string()).unwrap_or_default(),
+                };
+                h.update(format!("f\0{size}\0{stamp}\0"));
             }
-            ItemKind::Symlink { target } => h.update(format!("l\0{target}\0")),
-            ItemKind::Hardlink { target } => h.update(format!("h\0{target}\0")),
+            NodeKind::Symlink { target } => h.update(format!("l\0{target}\0")),
+            NodeKind::Hardlink { target } => h.update(format!("h\0{target}\0")),
+            NodeKind::Whiteout => h.update(b"w\0"),
+            NodeKind::Opaque => h.update(b"o\0"),
         }
     }
     format!("layer:{:x}", h.finalize())
-}
-
-fn write_layer(store: &BlobStore, plan: &Plan, epoch: u64) -> Result<Layer, BuildError> {
-    let mut builder = LayerBuilder::new(store, LayerOptions { mtime: epoch })?;
-    for (path, item) in plan {
-        let entry = match &item.kind {
-            ItemKind::Dir => Entry::dir(path.clone(), item.mode),
-            ItemKind::File { source, size, .. } => {
-                Entry::file(path.clone(), item.mode, *size, PathBuf::from(source))
-            }
-            ItemKind::Symlink { target } => Entry::symlink(path.clone(), target.clone()),
-            ItemKind::Hardlink { target } => Entry::hardlink(path.clone(), item.mode, target.clone()),
-        };
-        builder.append(entry.owned_by(item.uid, item.gid))?;
-    }
-    Ok(builder.finish()?)
 }

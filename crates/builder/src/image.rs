@@ -5,11 +5,10 @@
 use std::collections::BTreeMap;
 
 use forge_oci::image::{
-    append_empty_layer, append_layer, empty_layer_history, layer_compression, layer_history,
-    oci_layer_media_type, set_created, set_runtime_config,
+    append_empty_layer, append_layer, empty_layer_history, layer_history, set_created, set_runtime_config,
 };
 use forge_oci::oci_spec::image::{Arch, Descriptor, ImageConfiguration, Os};
-use forge_oci::{BlobStore, Image, Layer, RuntimeConfig};
+use forge_oci::{BlobStore, Compression, Image, Layer, RuntimeConfig};
 
 use crate::BuildError;
 
@@ -63,8 +62,8 @@ impl ImageState {
                     .map(|d| {
                         let mut d = d.clone();
                         // Docker media types become their OCI equivalents in an OCI manifest.
-                        if let Some(compression) = layer_compression(d.media_type()) {
-                            d.set_media_type(oci_layer_media_type(compression));
+                        if let Some(compression) = Compression::of_layer(d.media_type()) {
+                            d.set_media_type(compression.layer_media_type());
                         }
                         d
                     })

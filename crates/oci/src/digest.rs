@@ -5,8 +5,13 @@
 //! our path produces it, and one algorithm means one file name per content.
 //! [`Digest`] is always valid once constructed (64 lowercase hex digits), so
 //! it can be put into paths without further checks.
+//!
+//! [`HashingReader`] and [`HashingWriter`] are the one way content is
+//! hashed while it streams: blobs on their way into the store, layers on
+//! their way out of a decompressor (the diff ID), spooled archive members.
 
 use std::fmt;
+use std::io::{self, Read, Write};
 use std::str::FromStr;
 
 use oci_spec::image::{Descriptor, MediaType};
@@ -108,6 +113,93 @@ impl<'de> serde::Deserialize<'de> for Digest {
     fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Digest, D::Error> {
         let text = String::deserialize(deserializer)?;
         Digest::parse(&text).map_err(serde::de::Error::custom)
+    }
+}
+
+/// Hashes (and counts) the bytes read through it from `inner`.
+#[derive(Debug)]
+pub struct HashingReader<R> {
+    inner: R,
+    hasher: Sha256,
+    size: u64,
+}
+
+impl<R> HashingReader<R> {
+    /// Starts hashing what is read from `inner`.
+    pub fn new(inner: R) -> HashingReader<R> {
+        HashingReader { inner, hasher: Sha256::new(), size: 0 }
+    }
+
+    /// Bytes read so far.
+    pub fn size(&self) -> u64 {
+        self.size
+    }
+
+    /// The digest of what was read so far.
+    pub fn digest(&self) -> Digest {
+        Digest::from_hasher(self.hasher.clone())
+    }
+
+    /// The reader being hashed.
+    pub fn get_mut(&mut self) -> &mut R {
+        &mut self.inner
+    }
+
+    /// The digest and size of everything read, and the reader.
+    pub fn finish(self) -> (Digest, u64, R) {
+        (Digest::from_hasher(self.hasher), self.size, self.inner)
+    }
+}
+
+impl<R: Read> Read for HashingReader<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.hasher.update(&buf[..n]);
+        self.size += n as u64;
+        Ok(n)
+    }
+}
+
+/// Hashes (and counts) the bytes written through it to `inner`.
+#[derive(Debug)]
+pub struct HashingWriter<W> {
+    inner: W,
+    hasher: Sha256,
+    size: u64,
+}
+
+impl<W> HashingWriter<W> {
+    /// Starts hashing what is written to `inner`.
+    pub fn new(inner: W) -> HashingWriter<W> {
+        HashingWriter { inner, hasher: Sha256::new(), size: 0 }
+    }
+
+    /// Bytes written so far.
+    pub fn size(&self) -> u64 {
+        self.size
+    }
+
+    /// The writer being hashed.
+    pub fn get_ref(&self) -> &W {
+        &self.inner
+    }
+
+    /// The digest and size of everything written, and the writer.
+    pub fn finish(self) -> (Digest, u64, W) {
+        (Digest::from_hasher(self.hasher), self.size, self.inner)
+    }
+}
+
+impl<W: Write> Write for HashingWriter<W> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        let n = self.inner.write(buf)?;
+        self.hasher.update(&buf[..n]);
+        self.size += n as u64;
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.inner.flush()
     }
 }
 

@@ -260,6 +260,16 @@ pub enum Error {
         what: String,
     },
 
+    /// A layer whose media type is not a layer, or whose compression this
+    /// crate cannot read.
+    #[error("layer {digest} has media type {media_type}, which cannot be read here")]
+    UnsupportedLayer {
+        /// The layer blob.
+        digest: Digest,
+        /// Its media type (or compression).
+        media_type: String,
+    },
+
     /// The validator found problems; each one is listed.
     #[error("image {manifest} is invalid:\n  {}", problems.iter().map(ToString::to_string).collect::<Vec<_>>().join("\n  "))]
     InvalidImage {

@@ -164,6 +164,34 @@ impl RuntimeConfig {
     }
 }
 
+/// The `PATH` Docker gives images that set none: the first variable of
+/// every image we make from a bare tree.
+pub const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+
+impl RuntimeConfig {
+    /// A runtime config with only `PATH=`[`DEFAULT_PATH`].
+    pub fn with_default_path() -> RuntimeConfig {
+        RuntimeConfig { env: vec![format!("PATH={DEFAULT_PATH}")], ..RuntimeConfig::default() }
+    }
+}
+
+/// Stores a one-layer image of `layer` (already in the store): a new config
+/// created at `epoch` with `runtime` and one history entry `created_by`,
+/// and a manifest with `annotations`. What `docker import` makes, and what
+/// base images built from packages are.
+pub fn write_single_layer_image(
+    store: &BlobStore,
+    layer: &crate::layer::Layer,
+    runtime: &RuntimeConfig,
+    epoch: u64,
+    created_by: &str,
+    annotations: &BTreeMap<String, String>,
+) -> Result<Image> {
+    let history = vec![layer_history(epoch, created_by)];
+    let config = new_config(epoch, runtime, std::slice::from_ref(&layer.diff_id), history)?;
+    write_image(store, &config, &[layer.descriptor()], annotations)
+}
+
 /// A linux/amd64 image config created at `created` (seconds since the
 /// epoch), with the given runtime config, layers and history.
 pub fn new_config(
@@ -322,41 +350,6 @@ pub fn write_image(
     let manifest_bytes = canonical_json(&manifest, "image manifest")?;
     let (manifest_digest, manifest_size) = store.put_bytes(&manifest_bytes)?;
     Ok(Image { manifest_digest, manifest_size, manifest, config: config.clone() })
-}
-
-/// How a layer media type is compressed.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum LayerCompression {
-    /// A plain tar.
-    None,
-    /// gzip.
-    Gzip,
-    /// zstd (recognised, but this crate cannot decompress it).
-    Zstd,
-}
-
-/// The compression of an OCI or Docker layer media type; `None` for media
-/// types that are not layers.
-pub fn layer_compression(media_type: &MediaType) -> Option<LayerCompression> {
-    match media_type {
-        MediaType::ImageLayer | MediaType::ImageLayerNonDistributable => Some(LayerCompression::None),
-        MediaType::ImageLayerGzip | MediaType::ImageLayerNonDistributableGzip => Some(LayerCompression::Gzip),
-        MediaType::ImageLayerZstd | MediaType::ImageLayerNonDistributableZstd => Some(LayerCompression::Zstd),
-        MediaType::Other(other) if other == DOCKER_LAYER_GZIP => Some(LayerCompression::Gzip),
-        MediaType::Other(other) if other == DOCKER_LAYER => Some(LayerCompression::None),
-        _ => None,
-    }
-}
-
-/// The OCI media type for a layer of `compression`, for turning Docker
-/// media types into OCI ones when a base image's layers go into a new
-/// OCI manifest.
-pub fn oci_layer_media_type(compression: LayerCompression) -> MediaType {
-    match compression {
-        LayerCompression::None => MediaType::ImageLayer,
-        LayerCompression::Gzip => MediaType::ImageLayerGzip,
-        LayerCompression::Zstd => MediaType::ImageLayerZstd,
-    }
 }
 
 pub(crate) fn is_manifest_media_type(media_type: &MediaType) -> bool {

@@ -44,20 +44,16 @@ use std::fs::{self, File};
 use std::io::{self, BufReader, Read, Seek};
 use std::path::{Path, PathBuf};
 
-use flate2::read::MultiGzDecoder;
 use oci_spec::image::{
     Arch, Descriptor, ImageConfiguration, ImageIndex, ImageManifestBuilder, MediaType, Os,
 };
-use sha2::{Digest as _, Sha256};
 
 use crate::archive::{DockerManifestEntry, RepoTag, ANNOTATION_CONTAINERD_NAME};
+use crate::compression::{read_up_to, Compression, Decoder};
 use crate::digest::{descriptor, Digest};
 use crate::error::{Error, Result};
 use crate::image::{self, canonical_json, Image};
 use crate::store::{self, BlobStore, MAX_JSON_SIZE};
-
-const GZIP_MAGIC: &[u8] = &[0x1f, 0x8b];
-const ZSTD_MAGIC: &[u8] = &[0x28, 0xb5, 0x2f, 0xfd];
 
 /// Imports the image in `source` into `into`; see the module docs. The
 /// image is not given a ref: call [`BlobStore::set_ref`] for that.
@@ -141,16 +137,14 @@ fn import_archive(source: &Path, tag: Option<&str>, into: &BlobStore) -> Result<
     let mut magic = [0u8; 4];
     let n = read_up_to(&mut file, &mut magic).map_err(|e| Error::io("reading", source, e))?;
     file.rewind().map_err(|e| Error::io("reading", source, e))?;
-    let magic = &magic[..n];
-    if magic.starts_with(ZSTD_MAGIC) {
+    let compression = Compression::sniff(&magic[..n]);
+    let reader = BufReader::with_capacity(256 << 10, file);
+    let Some(mut stream) = Decoder::new(reader, compression) else {
         return Err(Error::Unsupported {
             path: source.to_path_buf(),
-            what: "a zstd-compressed archive".into(),
+            what: format!("a {}-compressed archive", compression.name()),
         });
-    }
-    let reader = BufReader::with_capacity(256 << 10, file);
-    let mut stream: Box<dyn Read> =
-        if magic.starts_with(GZIP_MAGIC) { Box::new(MultiGzDecoder::new(reader)) } else { Box::new(reader) };
+    };
 
     let mut first = [0u8; crate::tarball::BLOCK];
     let n = read_up_to(&mut stream, &mut first).map_err(|e| Error::io("reading", source, e))?;
@@ -197,19 +191,6 @@ fn import_archive(source: &Path, tag: Option<&str>, into: &BlobStore) -> Result<
         reason: "the archive has neither `oci-layout` nor `manifest.json`".into(),
         help: "pass the output of `docker save` or `skopeo copy ... oci-archive:FILE`",
     })
-}
-
-fn read_up_to(reader: &mut impl Read, buf: &mut [u8]) -> io::Result<usize> {
-    let mut n = 0;
-    while n < buf.len() {
-        match reader.read(&mut buf[n..]) {
-            Ok(0) => break,
-            Ok(k) => n += k,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(e),
-        }
-    }
-    Ok(n)
 }
 
 fn scan_archive(source: &Path, stream: impl Read, into: &BlobStore) -> Result<Scan> {
@@ -442,48 +423,75 @@ fn check_stored_size(into: &BlobStore, digest: &Digest, desc: &Descriptor, sourc
     Ok(())
 }
 
+/// A docker-archive becomes an OCI image: the entry `tag` picks, its config
+/// kept byte for byte, its layers checked against the config's diff IDs.
 fn convert_docker(source: &Path, scan: &Scan, tag: Option<&str>, into: &BlobStore) -> Result<Image> {
     let what = |name: &str| format!("{}: {name}", source.display());
     let bytes = scan.manifest_json.as_deref().unwrap_or_default();
     let entries: Vec<DockerManifestEntry> =
         serde_json::from_slice(bytes).map_err(|e| Error::json(what("manifest.json"), e))?;
-    let tags_of = |e: &DockerManifestEntry| e.repo_tags.clone().unwrap_or_default();
-    let available: Vec<String> = entries.iter().flat_map(tags_of).collect();
-    let entry = match tag {
-        Some(tag) => {
-            let wanted = RepoTag::parse(tag).ok().map(|t| t.full());
-            entries
-                .iter()
-                .find(|e| {
-                    tags_of(e).iter().any(|t| {
-                        t == tag
-                            || Some(t) == wanted.as_ref()
-                            || RepoTag::parse(t).is_ok_and(|parsed| parsed.tag == tag)
-                    })
-                })
-                .ok_or_else(|| Error::TagNotFound {
-                    path: source.to_path_buf(),
-                    tag: tag.to_owned(),
-                    available,
-                })?
-        }
-        None => match entries.as_slice() {
-            [only] => only,
-            [] => {
-                return Err(Error::NotAnImage {
-                    path: source.to_path_buf(),
-                    reason: "its manifest.json lists no images".into(),
-                    help: "save an image into it with `docker save`",
-                })
-            }
-            _ => return Err(Error::AmbiguousImage { path: source.to_path_buf(), available }),
-        },
-    };
+    let entry = pick_docker_entry(source, &entries, tag)?;
 
     let (config_digest, config_size) = lookup(source, scan, &entry.config)?;
     let config_bytes = into.read_verified(&config_digest)?;
     let config: ImageConfiguration =
         serde_json::from_slice(&config_bytes).map_err(|e| Error::json(what(&entry.config), e))?;
+    let layers = docker_layers(source, scan, entry, &config, into)?;
+
+    let manifest = ImageManifestBuilder::default()
+        .schema_version(2u32)
+        .media_type(MediaType::ImageManifest)
+        .config(descriptor(MediaType::ImageConfig, &config_digest, config_size))
+        .layers(layers)
+        .build()
+        .map_err(|source| Error::Spec { what: "image manifest", source })?;
+    let (manifest_digest, _) = into.put_bytes(&canonical_json(&manifest, "image manifest")?)?;
+    Image::load(into, &manifest_digest)
+}
+
+/// The `manifest.json` entry with `tag` among its `RepoTags` (the whole
+/// reference, its normalised form, or the tag part), or the only one.
+fn pick_docker_entry<'a>(
+    source: &Path,
+    entries: &'a [DockerManifestEntry],
+    tag: Option<&str>,
+) -> Result<&'a DockerManifestEntry> {
+    let tags_of = |e: &DockerManifestEntry| e.repo_tags.clone().unwrap_or_default();
+    let available: Vec<String> = entries.iter().flat_map(tags_of).collect();
+    let Some(tag) = tag else {
+        return match entries {
+            [only] => Ok(only),
+            [] => Err(Error::NotAnImage {
+                path: source.to_path_buf(),
+                reason: "its manifest.json lists no images".into(),
+                help: "save an image into it with `docker save`",
+            }),
+            _ => Err(Error::AmbiguousImage { path: source.to_path_buf(), available }),
+        };
+    };
+    let wanted = RepoTag::parse(tag).ok().map(|t| t.full());
+    entries
+        .iter()
+        .find(|e| {
+            tags_of(e).iter().any(|t| {
+                t == tag
+                    || Some(t) == wanted.as_ref()
+                    || RepoTag::parse(t).is_ok_and(|parsed| parsed.tag == tag)
+            })
+        })
+        .ok_or_else(|| Error::TagNotFound { path: source.to_path_buf(), tag: tag.to_owned(), available })
+}
+
+/// The OCI descriptors of a docker-archive entry's layers, each checked
+/// against its diff ID in `config`.
+fn docker_layers(
+    source: &Path,
+    scan: &Scan,
+    entry: &DockerManifestEntry,
+    config: &ImageConfiguration,
+    into: &BlobStore,
+) -> Result<Vec<Descriptor>> {
+    let what = |name: &str| format!("{}: {name}", source.display());
     let diff_ids = config.rootfs().diff_ids();
     if diff_ids.len() != entry.layers.len() {
         return Err(Error::InvalidDocument {
@@ -496,21 +504,11 @@ fn convert_docker(source: &Path, scan: &Scan, tag: Option<&str>, into: &BlobStor
             ),
         });
     }
-
     let mut layers = Vec::new();
     for (index, (path, expected)) in entry.layers.iter().zip(diff_ids).enumerate() {
         let expected = Digest::parse(expected)?;
         let (digest, size) = lookup(source, scan, path)?;
-        let (media_type, diff_id) = match sniff(into, &digest)? {
-            Compression::Gzip => (MediaType::ImageLayerGzip, gunzip_digest(into, &digest)?),
-            Compression::Zstd => {
-                return Err(Error::Unsupported {
-                    path: PathBuf::from(what(path)),
-                    what: "a zstd-compressed layer".into(),
-                })
-            }
-            Compression::None => (MediaType::ImageLayer, digest.clone()),
-        };
+        let (media_type, diff_id) = docker_layer(into, &digest, &what(path))?;
         if diff_id != expected {
             return Err(Error::DiffIdMismatch {
                 path: PathBuf::from(what(path)),
@@ -521,16 +519,7 @@ fn convert_docker(source: &Path, scan: &Scan, tag: Option<&str>, into: &BlobStor
         }
         layers.push(descriptor(media_type, &digest, size));
     }
-
-    let manifest = ImageManifestBuilder::default()
-        .schema_version(2u32)
-        .media_type(MediaType::ImageManifest)
-        .config(descriptor(MediaType::ImageConfig, &config_digest, config_size))
-        .layers(layers)
-        .build()
-        .map_err(|source| Error::Spec { what: "image manifest", source })?;
-    let (manifest_digest, _) = into.put_bytes(&canonical_json(&manifest, "image manifest")?)?;
-    Image::load(into, &manifest_digest)
+    Ok(layers)
 }
 
 /// The blob a member of the archive was stored as, following links.
@@ -552,47 +541,25 @@ fn lookup(source: &Path, scan: &Scan, path: &str) -> Result<(Digest, u64)> {
     })
 }
 
-enum Compression {
-    None,
-    Gzip,
-    Zstd,
-}
-
-fn sniff(into: &BlobStore, digest: &Digest) -> Result<Compression> {
-    let path = into.path(digest);
-    let mut file = File::open(&path).map_err(|e| Error::io("opening", &path, e))?;
-    let mut magic = [0u8; 4];
-    let n = read_up_to(&mut file, &mut magic).map_err(|e| Error::io("reading", &path, e))?;
-    Ok(if magic[..n].starts_with(GZIP_MAGIC) {
-        Compression::Gzip
-    } else if magic[..n].starts_with(ZSTD_MAGIC) {
-        Compression::Zstd
-    } else {
-        Compression::None
-    })
-}
-
-/// The sha256 of the decompressed content of a stored gzip blob (whose own
-/// digest is verified on the way).
-fn gunzip_digest(into: &BlobStore, digest: &Digest) -> Result<Digest> {
-    let path = into.path(digest);
-    let mut reader = into.open(digest)?;
-    let mut hasher = Sha256::new();
-    {
-        let mut decoder = MultiGzDecoder::new(&mut reader);
-        let mut buf = vec![0u8; 128 << 10];
-        loop {
-            let n = match decoder.read(&mut buf) {
-                Ok(0) => break,
-                Ok(n) => n,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                Err(e) => return Err(Error::io("decompressing", &path, e)),
-            };
-            hasher.update(&buf[..n]);
+/// The media type and diff ID of a stored docker-archive layer, whose
+/// compression is told by its content (a digest mismatch of the blob is
+/// reported on the way).
+fn docker_layer(into: &BlobStore, digest: &Digest, member: &str) -> Result<(MediaType, Digest)> {
+    let compression = into.sniff_compression(digest)?;
+    match compression {
+        Compression::None => Ok((MediaType::ImageLayer, digest.clone())),
+        Compression::Gzip => {
+            let path = into.path(digest);
+            let found = into
+                .open_uncompressed_as(digest, compression)?
+                .finish()
+                .map_err(|e| Error::io("decompressing", &path, e))?;
+            Ok((compression.layer_media_type(), found.diff_id))
+        }
+        Compression::Zstd => {
+            Err(Error::Unsupported { path: PathBuf::from(member), what: "a zstd-compressed layer".into() })
         }
     }
-    reader.finish().map_err(|e| Error::io("reading", &path, e))?;
-    Ok(Digest::from_hasher(hasher))
 }
 
 #[cfg(test)]

@@ -8,8 +8,14 @@
 //! - [`store`]: a content-addressed blob store that *is* an OCI image
 //!   layout directory (`oci-layout`, `index.json`, `blobs/sha256/`), with
 //!   atomic writes, verified reads, refs and a small keyed cache.
-//! - [`layer`]: a streaming, reproducible layer builder (tar, gzip and both
-//!   digests in one pass, constant memory).
+//! - [`tree`]: the one description of a layer's files ([`Tree`]: sorted,
+//!   parents implied, whiteouts, links), tar archives read into it, and
+//!   the one tree-to-layer writer.
+//! - [`layer`]: a streaming, reproducible layer builder (tar, compression
+//!   and both digests in one pass, constant memory).
+//! - [`compression`]: the compression of layers, chosen in one place, and
+//!   the one way to read a stored layer back
+//!   ([`BlobStore::open_uncompressed`]).
 //! - [`image`]: image configs and manifests as small pure operations, and
 //!   canonical JSON so that the same inputs give the same digests.
 //! - [`archive`]: one tar file that is both an `oci-archive` and a
@@ -27,6 +33,7 @@
 #![deny(missing_docs)]
 
 pub mod archive;
+pub mod compression;
 pub mod digest;
 mod error;
 pub mod image;
@@ -34,15 +41,18 @@ pub mod import;
 pub mod layer;
 pub mod store;
 mod tarball;
+pub mod tree;
 pub mod validate;
 
 pub use archive::export_archive;
-pub use digest::{descriptor, Digest};
+pub use compression::{Compression, UncompressedReader};
+pub use digest::{descriptor, Digest, HashingReader, HashingWriter};
 pub use error::{Error, Result};
 pub use image::{canonical_json, write_image, Image, RuntimeConfig};
 pub use import::import;
-pub use layer::{Entry, EntryKind, FileSource, Layer, LayerBuilder, LayerOptions};
+pub use layer::{Entry, Layer, LayerBuilder, LayerOptions};
 pub use store::{BlobStore, BlobWriter, VerifyingReader};
+pub use tree::{read_tar, FileSource, Node, NodeKind, Spool, TarError, Tree};
 pub use validate::ValidationReport;
 
 /// The OCI image-spec types this crate speaks, re-exported so that callers

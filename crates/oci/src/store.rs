@@ -26,9 +26,10 @@
 //! is never compressed again, across runs. An unreadable entry is just a
 //! miss, and a hit is only used while its blob is still in the store.
 //!
-//! There is no locking: two processes may write blobs concurrently (the
-//! rename makes that safe, both write the same bytes), but concurrent
-//! [`BlobStore::set_ref`] calls may lose one update.
+//! Blobs need no locking: two processes may write the same blob
+//! concurrently (the rename makes that safe, both write the same bytes).
+//! [`BlobStore::set_ref`] holds an exclusive lock on `index.lock` for its
+//! read-modify-write of `index.json`, so concurrent runs never lose a ref.
 
 use std::fmt;
 use std::fs::{self, File};
@@ -36,10 +37,10 @@ use std::io::{self, BufReader, BufWriter, Read, Write};
 use std::path::{Path, PathBuf};
 
 use oci_spec::image::{Descriptor, ImageIndex, MediaType, ANNOTATION_REF_NAME};
-use sha2::{Digest as _, Sha256};
 use tempfile::NamedTempFile;
 
-use crate::digest::Digest;
+use crate::compression::{Compression, UncompressedReader};
+use crate::digest::{Digest, HashingReader, HashingWriter};
 use crate::error::{Error, Result};
 
 /// Larger JSON blobs than this are refused by [`BlobStore::read_verified`]: a
@@ -122,9 +123,7 @@ impl BlobStore {
         let dir = self.root.join("blobs");
         let file = temp_file_in(&dir)?;
         Ok(BlobWriter {
-            file: BufWriter::with_capacity(BUFFER_SIZE, file),
-            hasher: Sha256::new(),
-            size: 0,
+            file: HashingWriter::new(BufWriter::with_capacity(BUFFER_SIZE, file)),
             blobs_dir: self.blobs_dir(),
         })
     }
@@ -141,6 +140,45 @@ impl BlobStore {
             Err(e) => return Err(Error::io("opening", path, e)),
         };
         Ok(VerifyingReader::new(BufReader::with_capacity(BUFFER_SIZE, file), digest.clone()))
+    }
+
+    /// Opens a layer blob for reading its uncompressed content, with the
+    /// compression its media type names: the one way to read a layer. The
+    /// reader hashes the uncompressed stream (the diff ID) and verifies the
+    /// blob's own digest once read to the end ([`UncompressedReader::finish`]).
+    /// Media types that are not layers, or whose compression this crate
+    /// cannot read, are [`Error::UnsupportedLayer`].
+    pub fn open_uncompressed(&self, layer: &Descriptor) -> Result<UncompressedReader> {
+        let digest = Digest::from_descriptor(layer)?;
+        let compression =
+            Compression::of_layer(layer.media_type()).filter(|c| c.is_readable()).ok_or_else(|| {
+                Error::UnsupportedLayer { digest: digest.clone(), media_type: layer.media_type().to_string() }
+            })?;
+        self.open_uncompressed_as(&digest, compression)
+    }
+
+    /// Like [`BlobStore::open_uncompressed`], for a blob whose compression
+    /// is known otherwise (sniffed from its content, say).
+    pub fn open_uncompressed_as(
+        &self,
+        digest: &Digest,
+        compression: Compression,
+    ) -> Result<UncompressedReader> {
+        let blob = self.open(digest)?;
+        UncompressedReader::new(blob, compression).ok_or_else(|| Error::UnsupportedLayer {
+            digest: digest.clone(),
+            media_type: format!("{compression:?} compression"),
+        })
+    }
+
+    /// The compression of a stored blob, told by its first bytes.
+    pub fn sniff_compression(&self, digest: &Digest) -> Result<Compression> {
+        let path = self.path(digest);
+        let mut file = File::open(&path).map_err(|e| Error::io("opening", &path, e))?;
+        let mut magic = [0u8; 4];
+        let n = crate::compression::read_up_to(&mut file, &mut magic)
+            .map_err(|e| Error::io("reading", &path, e))?;
+        Ok(Compression::sniff(&magic[..n]))
     }
 
     /// Reads a small blob (a config, a manifest) whole and verifies it.
@@ -344,26 +382,24 @@ fn sync_parent(path: &Path) {
 /// dropping the writer without finishing deletes the temp file, leaving
 /// nothing behind.
 pub struct BlobWriter {
-    file: BufWriter<NamedTempFile>,
-    hasher: Sha256,
-    size: u64,
+    file: HashingWriter<BufWriter<NamedTempFile>>,
     blobs_dir: PathBuf,
 }
 
 impl fmt::Debug for BlobWriter {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("BlobWriter").field("temp", &self.temp_path()).field("size", &self.size).finish()
+        f.debug_struct("BlobWriter").field("temp", &self.temp_path()).field("size", &self.size()).finish()
     }
 }
 
 impl BlobWriter {
     /// Bytes written so far.
     pub fn size(&self) -> u64 {
-        self.size
+        self.file.size()
     }
 
     fn temp_path(&self) -> PathBuf {
-        self.file.get_ref().path().to_path_buf()
+        self.file.get_ref().get_ref().path().to_path_buf()
     }
 
     /// Completes the blob: flushes and fsyncs it, and renames it to its
@@ -392,10 +428,11 @@ impl BlobWriter {
     }
 
     fn complete(self) -> Result<(Placed, Digest, u64)> {
-        let BlobWriter { file, hasher, size, blobs_dir } = self;
-        let temp_path = file.get_ref().path().to_path_buf();
+        let temp_path = self.temp_path();
+        let BlobWriter { file, blobs_dir } = self;
+        let (digest, size, file) = file.finish();
         let file = file.into_inner().map_err(|e| Error::io("writing", temp_path, e.into_error()))?;
-        Ok((Placed { file, blobs_dir }, Digest::from_hasher(hasher), size))
+        Ok((Placed { file, blobs_dir }, digest, size))
     }
 
     fn place(placed: Placed, digest: &Digest) -> Result<()> {
@@ -415,10 +452,7 @@ struct Placed {
 
 impl Write for BlobWriter {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        let n = self.file.write(buf)?;
-        self.hasher.update(&buf[..n]);
-        self.size += n as u64;
-        Ok(n)
+        self.file.write(buf)
     }
 
     fn flush(&mut self) -> io::Result<()> {
@@ -445,10 +479,8 @@ pub struct MismatchError {
 /// Only a reader read to the end verifies: use [`VerifyingReader::finish`]
 /// when a consumer (a tar parser, say) may stop early.
 pub struct VerifyingReader {
-    inner: BufReader<File>,
-    hasher: Sha256,
+    inner: HashingReader<BufReader<File>>,
     expected: Digest,
-    read: u64,
     state: State,
 }
 
@@ -463,7 +495,7 @@ impl fmt::Debug for VerifyingReader {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("VerifyingReader")
             .field("expected", &self.expected)
-            .field("read", &self.read)
+            .field("read", &self.inner.size())
             .field("state", &self.state)
             .finish()
     }
@@ -471,18 +503,18 @@ impl fmt::Debug for VerifyingReader {
 
 impl VerifyingReader {
     fn new(inner: BufReader<File>, expected: Digest) -> VerifyingReader {
-        VerifyingReader { inner, hasher: Sha256::new(), expected, read: 0, state: State::Reading }
+        VerifyingReader { inner: HashingReader::new(inner), expected, state: State::Reading }
     }
 
     /// Bytes read so far.
     pub fn bytes_read(&self) -> u64 {
-        self.read
+        self.inner.size()
     }
 
     /// Reads what is left and verifies; returns the blob's size.
     pub fn finish(mut self) -> io::Result<u64> {
         io::copy(&mut self, &mut io::sink())?;
-        Ok(self.read)
+        Ok(self.inner.size())
     }
 
     fn mismatch(err: &MismatchError) -> io::Error {
@@ -499,11 +531,9 @@ impl Read for VerifyingReader {
         }
         let n = self.inner.read(buf)?;
         if n > 0 || buf.is_empty() {
-            self.hasher.update(&buf[..n]);
-            self.read += n as u64;
             return Ok(n);
         }
-        let found = Digest::from_hasher(std::mem::take(&mut self.hasher));
+        let found = self.inner.digest();
         if found == self.expected {
             self.state = State::Verified;
             Ok(0)

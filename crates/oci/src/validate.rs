@@ -13,16 +13,15 @@
 //! `cargo xtask` run it on every image they produce.
 
 use std::fmt;
-use std::io::{self, Read};
+use std::io;
 
-use flate2::read::MultiGzDecoder;
 use oci_spec::image::{Descriptor, ImageConfiguration, ImageManifest};
 use rayon::prelude::*;
-use sha2::{Digest as _, Sha256};
 
+use crate::compression::{Compression, UncompressedReader};
 use crate::digest::Digest;
 use crate::error::{Error, Result};
-use crate::image::{self, LayerCompression};
+use crate::image;
 use crate::store::BlobStore;
 
 /// What was checked, for a valid image.
@@ -273,24 +272,21 @@ fn check_layer(
             return (None, problems);
         }
     };
-    let compression = match image::layer_compression(desc.media_type()) {
-        Some(LayerCompression::Zstd) | None => {
-            problems.push(Problem::MediaType { what, found: desc.media_type().to_string() });
-            return (None, problems);
-        }
-        Some(c) => c,
-    };
+    if !Compression::of_layer(desc.media_type()).is_some_and(Compression::is_readable) {
+        problems.push(Problem::MediaType { what, found: desc.media_type().to_string() });
+        return (None, problems);
+    }
     if !check_size(store, &digest, desc, &what, &mut problems) {
         return (None, problems);
     }
-    let reader = match store.open(&digest) {
+    let reader = match store.open_uncompressed(desc) {
         Ok(r) => r,
         Err(e) => {
             problems.push(Problem::Unreadable { what, error: e.to_string() });
             return (None, problems);
         }
     };
-    match read_layer(reader, compression) {
+    match read_layer(reader) {
         Ok((diff_id, uncompressed_size, entries, size)) => {
             if let Some(expected) = expected_diff_id {
                 if expected != diff_id {
@@ -311,30 +307,17 @@ fn check_layer(
     }
 }
 
-/// Decompresses and parses a layer; returns its diff ID, uncompressed size,
-/// entry count and compressed size. The compressed stream is read to its end,
-/// so that the verifying reader checks the blob digest.
-fn read_layer(
-    mut reader: crate::store::VerifyingReader,
-    compression: LayerCompression,
-) -> io::Result<(Digest, u64, u64, u64)> {
-    let (diff_id, size, entries) = {
-        let raw: Box<dyn Read + '_> = match compression {
-            LayerCompression::Gzip => Box::new(MultiGzDecoder::new(&mut reader)),
-            _ => Box::new(&mut reader),
-        };
-        let mut archive = tar::Archive::new(HashingReader { inner: raw, hasher: Sha256::new(), size: 0 });
-        let mut entries = 0u64;
-        for entry in archive.entries()? {
-            entry?;
-            entries += 1;
-        }
-        let mut rest = archive.into_inner();
-        io::copy(&mut rest, &mut io::sink())?;
-        (Digest::from_hasher(rest.hasher), rest.size, entries)
-    };
-    let compressed = reader.finish()?;
-    Ok((diff_id, size, entries, compressed))
+/// Parses a layer; returns its diff ID, uncompressed size, entry count and
+/// compressed size. The whole blob is read, so that its digest is verified.
+fn read_layer(reader: UncompressedReader) -> io::Result<(Digest, u64, u64, u64)> {
+    let mut archive = tar::Archive::new(reader);
+    let mut entries = 0u64;
+    for entry in archive.entries()? {
+        entry?;
+        entries += 1;
+    }
+    let found = archive.into_inner().finish()?;
+    Ok((found.diff_id, found.size, entries, found.blob_size))
 }
 
 /// `error: cause: cause`, as `anyhow`'s `{:#}` prints it.
@@ -347,19 +330,4 @@ fn error_chain(error: &dyn std::error::Error) -> String {
         source = cause.source();
     }
     text
-}
-
-struct HashingReader<R> {
-    inner: R,
-    hasher: Sha256,
-    size: u64,
-}
-
-impl<R: Read> Read for HashingReader<R> {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        let n = self.inner.read(buf)?;
-        self.hasher.update(&buf[..n]);
-        self.size += n as u64;
-        Ok(n)
-    }
 }

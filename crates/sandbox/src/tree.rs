@@ -2,8 +2,9 @@
 //! the build's image checks look at (is there a `python` on the `PATH`,
 //! does `/workdir/src/main.py` exist) before anyone runs the image.
 //!
-//! Each layer is read once through the store's verifying reader (and gzip),
-//! only the tar headers are kept, and OCI whiteouts and opaque directories
+//! Each layer is read once through the store's one layer reader
+//! ([`BlobStore::open_uncompressed`], the blob's digest verified), only the
+//! tar headers are kept, and OCI whiteouts and opaque directories
 //! are applied as [`mod@crate::unpack`] applies them. Entry paths are taken
 //! literally; symlinks are followed when a path is looked up, inside the
 //! image (an absolute target restarts at the image's root), as a container
@@ -13,8 +14,6 @@ use std::collections::{BTreeMap, HashSet};
 use std::io::{self, Read};
 use std::ops::Bound;
 
-use flate2::read::MultiGzDecoder;
-use forge_oci::image::{layer_compression, LayerCompression};
 use forge_oci::{BlobStore, Digest, Image};
 use tar::EntryType;
 
@@ -52,18 +51,10 @@ impl ImageTree {
         let mut tree = ImageTree::default();
         for desc in image.manifest.layers() {
             let digest = Digest::from_descriptor(desc)?;
-            let blob = store.open(&digest)?;
-            let reader: Box<dyn Read> = match layer_compression(desc.media_type()) {
-                Some(LayerCompression::Gzip) => Box::new(MultiGzDecoder::new(blob)),
-                Some(LayerCompression::None) => Box::new(blob),
-                _ => {
-                    return Err(Error::UnsupportedLayer {
-                        layer: digest,
-                        media_type: desc.media_type().to_string(),
-                    })
-                }
-            };
-            tree.apply_layer(reader).map_err(|source| Error::ReadLayer { layer: digest, source })?;
+            let mut reader = store.open_uncompressed(desc).map_err(crate::unpack::unsupported_layer)?;
+            tree.apply_layer(&mut reader)
+                .and_then(|()| reader.finish().map(drop))
+                .map_err(|source| Error::ReadLayer { layer: digest, source })?;
         }
         Ok(tree)
     }
@@ -74,7 +65,7 @@ impl ImageTree {
         ImageTree { nodes: nodes.into_iter().map(|(p, n)| (normalise(p), n)).collect() }
     }
 
-    fn apply_layer(&mut self, reader: Box<dyn Read>) -> io::Result<()> {
+    fn apply_layer(&mut self, reader: impl Read) -> io::Result<()> {
         let mut archive = tar::Archive::new(reader);
         let mut written: HashSet<String> = HashSet::new();
         for entry in archive.entries()? {

@@ -1,11 +1,12 @@
 //! Image layers applied to a root filesystem, as a container runtime's
 //! snapshotter would, but in plain directories and without root.
 //!
-//! Each layer blob is read once, through the store's verifying reader and a
-//! gzip decoder when compressed, straight into the tar parser: nothing is
-//! buffered whole. The uncompressed stream is hashed on the way and checked
-//! against the config's diff ID, so a rootfs is never built from content the
-//! image does not declare.
+//! Each layer blob is read once, through the store's one layer reader
+//! ([`BlobStore::open_uncompressed`]: the blob verified, decompressed as its
+//! media type says), straight into the tar parser: nothing is buffered
+//! whole. The uncompressed stream is hashed on the way and checked against
+//! the config's diff ID, so a rootfs is never built from content the image
+//! does not declare.
 //!
 //! OCI whiteouts: `.wh.NAME` deletes `NAME` from the layers below;
 //! `.wh..wh..opq` in a directory hides everything the layers below put
@@ -32,17 +33,12 @@ use std::os::unix::fs::{lchown, symlink, MetadataExt, OpenOptionsExt, Permission
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
 
-use flate2::read::MultiGzDecoder;
-use forge_oci::image::{layer_compression, LayerCompression};
+use forge_oci::tree::{OPAQUE_MARKER, WHITEOUT_PREFIX};
 use forge_oci::{BlobStore, Digest, Image};
-use sha2::{Digest as _, Sha256};
 use tar::EntryType;
 
 use crate::error::{EntryError, Error, Result};
 use crate::scope;
-
-const WHITEOUT_PREFIX: &str = ".wh.";
-const OPAQUE_MARKER: &str = ".wh..wh..opq";
 
 /// Unpacks the layers of `image` into a new directory `dest`, which must not
 /// exist yet (its parent is created if needed).
@@ -128,31 +124,28 @@ fn apply_layers(store: &BlobStore, image: &Image, root: &Path) -> Result<()> {
     unpacker.dirs.insert(root.to_owned(), DirMeta { mode: 0o755, mtime: 0 });
     for (desc, diff_id) in layers.iter().zip(&diff_ids) {
         let digest = Digest::from_descriptor(desc)?;
-        let blob = store.open(&digest)?;
-        let decompressed: Box<dyn Read> = match layer_compression(desc.media_type()) {
-            Some(LayerCompression::Gzip) => Box::new(MultiGzDecoder::new(blob)),
-            Some(LayerCompression::None) => Box::new(blob),
-            _ => {
-                return Err(Error::UnsupportedLayer {
-                    layer: digest,
-                    media_type: desc.media_type().to_string(),
-                })
-            }
-        };
+        let mut layer = store.open_uncompressed(desc).map_err(unsupported_layer)?;
         unpacker.written.clear();
-        let mut hashed = HashingReader { inner: decompressed, hasher: Sha256::new() };
-        unpacker.apply_layer(&digest, &mut hashed)?;
-        // The tar parser stops at the end-of-archive blocks; the padding
-        // after them is part of the diff ID, and reading to the end makes
-        // the verifying reader check the blob's digest.
-        io::copy(&mut hashed, &mut io::sink())
-            .map_err(|source| Error::ReadLayer { layer: digest.clone(), source })?;
-        let found = Digest::from_hasher(hashed.hasher);
+        unpacker.apply_layer(&digest, &mut layer)?;
+        // Reading to the end hashes the padding after the end-of-archive
+        // blocks (part of the diff ID) and verifies the blob's digest.
+        let found =
+            layer.finish().map_err(|source| Error::ReadLayer { layer: digest.clone(), source })?.diff_id;
         if &found != diff_id {
             return Err(Error::DiffIdMismatch { layer: digest, expected: diff_id.clone(), found });
         }
     }
     unpacker.finish_dirs()
+}
+
+/// This crate's error for a layer [`BlobStore::open_uncompressed`] refused.
+pub(crate) fn unsupported_layer(err: forge_oci::Error) -> Error {
+    match err {
+        forge_oci::Error::UnsupportedLayer { digest, media_type } => {
+            Error::UnsupportedLayer { layer: digest, media_type }
+        }
+        other => Error::Oci(other),
+    }
 }
 
 impl Unpacker<'_> {
@@ -188,21 +181,7 @@ impl Unpacker<'_> {
         };
 
         if let Some(hidden) = name.to_str().and_then(|n| n.strip_prefix(WHITEOUT_PREFIX)) {
-            let Some(parent) = scope::resolve_existing(self.root, parents)? else {
-                return Ok(());
-            };
-            if hidden.is_empty() || hidden == "." || hidden == ".." {
-                return Err(EntryError::UnsafePath { reason: "a whiteout without a name" });
-            }
-            if name == OPAQUE_MARKER {
-                if fs::symlink_metadata(&parent).is_ok_and(|m| m.is_dir()) {
-                    self.make_opaque(&parent)?;
-                }
-            } else {
-                remove_existing(&parent.join(hidden))?;
-                self.forget_dirs(&parent.join(hidden));
-            }
-            return Ok(());
+            return self.apply_whiteout(name, hidden, parents);
         }
 
         let parent = scope::resolve_dir(self.root, parents)?;
@@ -218,23 +197,7 @@ impl Unpacker<'_> {
                 let meta = self.meta(entry)?;
                 self.dirs.insert(path.clone(), meta);
             }
-            EntryType::Regular | EntryType::Continuous => {
-                remove_existing(&path)?;
-                self.forget_dirs(&path);
-                let mut file = OpenOptions::new()
-                    .write(true)
-                    .create_new(true)
-                    .mode(0o600)
-                    .open(&path)
-                    .map_err(|e| EntryError::io("creating", &path, e))?;
-                io::copy(entry, &mut file).map_err(|e| EntryError::io("writing", &path, e))?;
-                self.chown(&path, uid, gid)?;
-                // After chown, which clears setuid and setgid bits.
-                let DirMeta { mode, mtime } = self.meta(entry)?;
-                file.set_permissions(Permissions::from_mode(mode))
-                    .map_err(|e| EntryError::io("setting the mode of", &path, e))?;
-                file.set_times(times(mtime)).map_err(|e| EntryError::io("setting the mtime of", &path, e))?;
-            }
+            EntryType::Regular | EntryType::Continuous => self.write_file(entry, &path, (uid, gid))?,
             EntryType::Symlink => {
                 let target = entry
                     .link_name_bytes()
@@ -245,23 +208,79 @@ impl Unpacker<'_> {
                 symlink(&target, &path).map_err(|e| EntryError::io("creating symlink", &path, e))?;
                 self.chown(&path, uid, gid)?;
             }
-            EntryType::Link => {
-                let raw_target = entry
-                    .link_name_bytes()
-                    .ok_or(EntryError::UnsafePath { reason: "a hardlink without a target" })?
-                    .into_owned();
-                let target = self.hardlink_target(&raw_target)?;
-                if target != path {
-                    remove_existing(&path)?;
-                    self.forget_dirs(&path);
-                    fs::hard_link(&target, &path)
-                        .map_err(|e| EntryError::io("creating hardlink", &path, e))?;
-                }
-            }
+            EntryType::Link => self.write_hardlink(entry, &path)?,
             // Device nodes, FIFOs, and anything newer than tar's basics.
             _ => return Ok(()),
         }
         self.written.insert(path);
+        Ok(())
+    }
+
+    /// A `.wh.` entry: deletes `hidden` from the layers below, or (the
+    /// opaque marker) everything they put in its directory.
+    fn apply_whiteout(
+        &mut self,
+        name: &OsStr,
+        hidden: &str,
+        parents: &[std::ffi::OsString],
+    ) -> Result<(), EntryError> {
+        let Some(parent) = scope::resolve_existing(self.root, parents)? else {
+            return Ok(());
+        };
+        if hidden.is_empty() || hidden == "." || hidden == ".." {
+            return Err(EntryError::UnsafePath { reason: "a whiteout without a name" });
+        }
+        if name == OPAQUE_MARKER {
+            if fs::symlink_metadata(&parent).is_ok_and(|m| m.is_dir()) {
+                self.make_opaque(&parent)?;
+            }
+        } else {
+            remove_existing(&parent.join(hidden))?;
+            self.forget_dirs(&parent.join(hidden));
+        }
+        Ok(())
+    }
+
+    /// A regular file, replacing whatever is at `path`; mode and mtime are
+    /// set after the owner, since chown clears setuid and setgid bits.
+    fn write_file(
+        &mut self,
+        entry: &mut tar::Entry<'_, &mut dyn Read>,
+        path: &Path,
+        (uid, gid): (u32, u32),
+    ) -> Result<(), EntryError> {
+        remove_existing(path)?;
+        self.forget_dirs(path);
+        let mut file = OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(path)
+            .map_err(|e| EntryError::io("creating", path, e))?;
+        io::copy(entry, &mut file).map_err(|e| EntryError::io("writing", path, e))?;
+        self.chown(path, uid, gid)?;
+        let DirMeta { mode, mtime } = self.meta(entry)?;
+        file.set_permissions(Permissions::from_mode(mode))
+            .map_err(|e| EntryError::io("setting the mode of", path, e))?;
+        file.set_times(times(mtime)).map_err(|e| EntryError::io("setting the mtime of", path, e))
+    }
+
+    /// A hard link to an entry already unpacked (see [`Self::hardlink_target`]).
+    fn write_hardlink(
+        &mut self,
+        entry: &tar::Entry<'_, &mut dyn Read>,
+        path: &Path,
+    ) -> Result<(), EntryError> {
+        let raw_target = entry
+            .link_name_bytes()
+            .ok_or(EntryError::UnsafePath { reason: "a hardlink without a target" })?
+            .into_owned();
+        let target = self.hardlink_target(&raw_target)?;
+        if target != path {
+            remove_existing(path)?;
+            self.forget_dirs(path);
+            fs::hard_link(&target, path).map_err(|e| EntryError::io("creating hardlink", path, e))?;
+        }
         Ok(())
     }
 
@@ -367,17 +386,4 @@ fn remove_existing(path: &Path) -> Result<(), EntryError> {
         Err(e) => Err(e),
     };
     result.map_err(|e| EntryError::io("removing", path, e))
-}
-
-struct HashingReader<R> {
-    inner: R,
-    hasher: Sha256,
-}
-
-impl<R: Read> Read for HashingReader<R> {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        let n = self.inner.read(buf)?;
-        self.hasher.update(&buf[..n]);
-        Ok(n)
-    }
 }
