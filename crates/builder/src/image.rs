@@ -1,5 +1,5 @@
 //! The image being built, as data: the base image, the runtime config the
-//! Dockerfile changes step by step, the layers and history added; and its
+//! plan's changes make step by step, the layers and history added; and its
 //! assembly into a config and manifest in the store.
 
 use std::collections::BTreeMap;
@@ -31,10 +31,8 @@ impl BaseImage {
 /// The state of the image while the Dockerfile is evaluated.
 #[derive(Debug, Clone)]
 pub(crate) struct ImageState {
-    /// Env, labels, entrypoint, ... as the next instruction sees them.
+    /// Env, labels, entrypoint, ... as the plan's changes leave them.
     pub(crate) runtime: RuntimeConfig,
-    /// `SHELL`, for shell-form `CMD`/`ENTRYPOINT`.
-    pub(crate) shell: Vec<String>,
     /// `MAINTAINER`.
     pub(crate) author: Option<String>,
     /// The base config with our layers and history appended so far.
@@ -84,17 +82,11 @@ impl ImageState {
         };
         ImageState {
             runtime: RuntimeConfig::from_config(&config),
-            shell: vec!["/bin/sh".to_string(), "-c".to_string()],
             author: config.author().clone(),
             config,
             layers,
             epoch,
         }
-    }
-
-    /// The working directory, `/` when unset.
-    pub(crate) fn workdir_or_root(&self) -> String {
-        self.runtime.working_dir.clone().filter(|d| !d.is_empty()).unwrap_or_else(|| "/".to_string())
     }
 
     /// A history entry for a step that changed only the config.

@@ -8,33 +8,42 @@
 //! labels and file layout), and [`Workspace::export`] writes it as one
 //! tarball that skopeo, podman and `docker load` accept.
 //!
+//! A build is two passes. [`plan()`] reads the Dockerfile over the base
+//! image's config into a [`BuildPlan`]: a [`forge_oci::Tree`] per layer and
+//! every config change, each with its instruction and position, with no
+//! blob written and no ref set. [`execute()`] turns a plan into an image,
+//! layers found in a [`forge_oci::LayerCache`] by their content key or
+//! built. [`Workspace::build`] does both for one plugin (resolving the base
+//! with the [`BaseResolver`] the caller injects) and sets its ref.
+//!
 //! A workspace is shared by parallel builds: layers with the same inputs
-//! are built once per run (the others wait for it) and once across runs
-//! (the layer cache in the store).
+//! are built once per run (the others wait for it, [`LayerSlots`]) and once
+//! across runs and checkouts (the layer cache in the store).
 
 mod archive;
 mod context;
 mod dockerignore;
 mod error;
-mod eval;
+pub mod execute;
 mod image;
 mod labels;
+pub mod plan;
 mod resolve;
 mod rootfs;
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
 
-use forge_dockerfile::parse_instructions;
 use forge_manifest::{ImageRef, Plugin, DOCKERFILE};
-use forge_oci::{BlobStore, Digest, Layer};
+use forge_oci::{BlobStore, Digest, LayerCache};
 
 pub use context::{Context, CopyOptions};
 pub use dockerignore::DockerIgnore;
 pub use error::{BuildError, Refusal};
+pub use execute::{execute, Executed, LayerSlots};
 pub use image::BaseImage;
 pub use labels::supervisely_labels;
+pub use plan::{base_reference, plan, BuildPlan, ConfigChange, ParsedDockerfile, PlanInputs, Step};
 pub use resolve::{repository, split_source, BaseResolver, LocalResolver, Override};
 pub use rootfs::image_from_rootfs;
 
@@ -100,20 +109,6 @@ pub struct Workspace {
     layers: LayerSlots,
 }
 
-/// Single flight for layers: the first build that needs a layer builds it
-/// while the others wait for the result.
-#[derive(Debug, Default)]
-pub(crate) struct LayerSlots {
-    slots: Mutex<HashMap<String, Arc<Mutex<Option<Layer>>>>>,
-}
-
-impl LayerSlots {
-    pub(crate) fn slot(&self, key: &str) -> Arc<Mutex<Option<Layer>>> {
-        let mut slots = self.slots.lock().unwrap_or_else(|e| e.into_inner());
-        slots.entry(key.to_string()).or_default().clone()
-    }
-}
-
 impl Workspace {
     /// Opens the monorepo at `root` with its store at `store_dir`
     /// (conventionally `ROOT/target/plugin-forge/oci`).
@@ -140,89 +135,77 @@ impl Workspace {
         Ok(())
     }
 
-    /// Builds the plugin at `ROOT/dir`.
+    /// Builds the plugin at `ROOT/dir`: [`Workspace::plan`], then
+    /// [`Workspace::execute`] with the store as layer cache.
     pub fn build(
         &self,
         dir: &Path,
         options: &BuildOptions,
         resolver: &dyn BaseResolver,
     ) -> Result<Built, BuildError> {
+        let planned = self.plan(dir, options, resolver)?;
+        self.execute(&planned, &self.store)
+    }
+
+    /// Plans the build of the plugin at `ROOT/dir`: its Dockerfile with the
+    /// build args `build_plugin.sh` passed, over the base `resolver` finds,
+    /// with the Supervisely labels and the image's annotations.
+    pub fn plan(
+        &self,
+        dir: &Path,
+        options: &BuildOptions,
+        resolver: &dyn BaseResolver,
+    ) -> Result<PluginPlan, BuildError> {
         let root = self.context.root();
         let plugin = Plugin::load(root, dir)?;
         let image_name = plugin.image.with_registry(&options.registry);
         let dockerfile_rel = dir.join(DOCKERFILE);
         let text = forge_manifest::read_text(&root.join(&dockerfile_rel), &dockerfile_rel)?
             .ok_or_else(|| forge_manifest::ManifestError::Missing { path: dockerfile_rel.clone() })?;
-        let file = forge_dockerfile::parse(&text);
-        let (instrs, errors) = parse_instructions(&file);
-        if let Some(err) = file.errors.iter().chain(&errors).min_by_key(|e| e.position) {
-            return Err(BuildError::Dockerfile {
-                file: dockerfile_rel,
-                line: err.position.line,
-                column: err.position.column,
-                message: err.kind.to_string(),
-                help: err.kind.help(),
-            });
-        }
-
-        let module_path = dir.to_string_lossy().into_owned();
+        let dockerfile = ParsedDockerfile::parse(&text, &dockerfile_rel)?;
         let build_args = BTreeMap::from([
-            ("MODULE_PATH".to_string(), module_path),
+            ("MODULE_PATH".to_string(), dir.to_string_lossy().into_owned()),
             ("REGISTRY".to_string(), options.registry.clone()),
             ("TAG".to_string(), plugin.image.tag.clone()),
         ]);
-        let spool = tempfile::Builder::new()
-            .prefix("spool-")
-            .tempdir_in(self.store.root())
-            .map_err(|source| BuildError::Io { path: self.store.root().to_path_buf(), source })?;
-        let inputs = eval::Inputs {
+        let base = base_reference(&dockerfile, &build_args)?;
+        let base = if base.reference == "scratch" {
+            BaseImage::scratch()
+        } else {
+            resolver.resolve(&base.reference, &self.store)?
+        };
+        let inputs = PlanInputs {
             context: &self.context,
-            store: &self.store,
-            resolver,
-            dockerfile: &dockerfile_rel,
             build_args: &build_args,
             epoch: options.epoch,
-            spool: spool.path(),
-            layers: &self.layers,
+            spool_parent: self.store.root(),
         };
-        let evaluated = eval::evaluate(&file, &instrs, &inputs)?;
+        let mut plan = plan(&dockerfile, base, &inputs)?;
+        plan.labels = supervisely_labels(root, &plugin, &image_name)?;
+        plan.annotations = annotations(&plugin, &image_name, options, &plan.base);
+        Ok(PluginPlan { plugin: dir.to_path_buf(), image: image_name, image_ref: plugin.image.clone(), plan })
+    }
 
-        let labels = supervisely_labels(root, &plugin, &image_name)?;
-        let mut annotations = BTreeMap::from([
-            ("org.opencontainers.image.title".to_string(), plugin.info.title.clone()),
-            ("org.opencontainers.image.description".to_string(), plugin.info.description.clone()),
-            ("org.opencontainers.image.version".to_string(), plugin.image.tag.clone()),
-            ("org.opencontainers.image.created".to_string(), forge_oci::image::rfc3339(options.epoch)),
-            ("org.opencontainers.image.ref.name".to_string(), image_name.clone()),
-        ]);
-        if let Some(revision) = &options.revision {
-            annotations.insert("org.opencontainers.image.revision".to_string(), revision.clone());
-        }
-        if let Some(source) = &options.source {
-            annotations.insert("org.opencontainers.image.source".to_string(), source.clone());
-        }
-        if let Some(base) = &evaluated.base.image {
-            annotations
-                .insert("org.opencontainers.image.base.name".to_string(), evaluated.base.reference.clone());
-            annotations
-                .insert("org.opencontainers.image.base.digest".to_string(), base.manifest_digest.to_string());
-        }
-        let stored = evaluated.state.assemble(&self.store, labels, &annotations)?;
-
-        let previous = self.store.resolve_ref(&image_name)?;
-        self.set_ref(&image_name, &stored)?;
+    /// Executes a plugin's plan into the store with `cache` for layers,
+    /// single flight with the other builds of this workspace, and points
+    /// the image's ref at the result.
+    pub fn execute(&self, planned: &PluginPlan, cache: &dyn LayerCache) -> Result<Built, BuildError> {
+        let executed = execute(&planned.plan, &self.store, cache, &self.layers)?;
+        let stored = executed.image;
+        let previous = self.store.resolve_ref(&planned.image)?;
+        self.set_ref(&planned.image, &stored)?;
         let unchanged =
             previous.is_some_and(|d| d.digest().to_string() == stored.manifest_digest.to_string());
         let size =
             stored.manifest.config().size() + stored.manifest.layers().iter().map(|l| l.size()).sum::<u64>();
         Ok(Built {
-            plugin: dir.to_path_buf(),
-            image: image_name,
-            image_ref: plugin.image.clone(),
+            plugin: planned.plugin.clone(),
+            image: planned.image.clone(),
+            image_ref: planned.image_ref.clone(),
             size,
-            layers_built: evaluated.layers_built,
-            layers_cached: evaluated.layers_cached,
-            status: if unchanged && evaluated.layers_built == 0 { Status::Cached } else { Status::Built },
+            layers_built: executed.layers_built,
+            layers_cached: executed.layers_cached,
+            status: if unchanged && executed.layers_built == 0 { Status::Cached } else { Status::Built },
             stored,
         })
     }
@@ -251,6 +234,48 @@ impl Workspace {
         }
         Ok(path)
     }
+}
+
+/// A plugin's [`BuildPlan`] and the image it is for.
+#[derive(Debug)]
+pub struct PluginPlan {
+    /// The plugin directory, relative to the root.
+    pub plugin: PathBuf,
+    /// `REGISTRY/NAME:TAG`, the ref the image gets.
+    pub image: String,
+    /// `NAME:TAG` from `VERSION`.
+    pub image_ref: ImageRef,
+    /// The plan.
+    pub plan: BuildPlan,
+}
+
+/// The manifest annotations of a plugin's image: OCI's title, description,
+/// version, time, ref name, revision and source, and the base.
+fn annotations(
+    plugin: &Plugin,
+    image_name: &str,
+    options: &BuildOptions,
+    base: &BaseImage,
+) -> BTreeMap<String, String> {
+    let mut annotations = BTreeMap::from([
+        ("org.opencontainers.image.title".to_string(), plugin.info.title.clone()),
+        ("org.opencontainers.image.description".to_string(), plugin.info.description.clone()),
+        ("org.opencontainers.image.version".to_string(), plugin.image.tag.clone()),
+        ("org.opencontainers.image.created".to_string(), forge_oci::image::rfc3339(options.epoch)),
+        ("org.opencontainers.image.ref.name".to_string(), image_name.to_string()),
+    ]);
+    if let Some(revision) = &options.revision {
+        annotations.insert("org.opencontainers.image.revision".to_string(), revision.clone());
+    }
+    if let Some(source) = &options.source {
+        annotations.insert("org.opencontainers.image.source".to_string(), source.clone());
+    }
+    if let Some(image) = &base.image {
+        annotations.insert("org.opencontainers.image.base.name".to_string(), base.reference.clone());
+        annotations
+            .insert("org.opencontainers.image.base.digest".to_string(), image.manifest_digest.to_string());
+    }
+    annotations
 }
 
 /// `name:tag` → `name_tag.tar`, the name's `/` making directories. The

@@ -125,21 +125,6 @@ impl Layer {
     }
 }
 
-/// The layer cached under `key` by [`cache_layer`], if its blob is still in
-/// the store with the recorded size. Anything else is a miss.
-pub fn cached_layer(store: &BlobStore, key: &str) -> Option<Layer> {
-    let text = store.cache_get(key)?;
-    let layer: Layer = serde_json::from_str(&text).ok()?;
-    (store.size(&layer.digest).ok()? == layer.size).then_some(layer)
-}
-
-/// Remembers `layer` under `key` (the hash of everything that went into the
-/// layer), so that the next build with the same inputs skips building it.
-pub fn cache_layer(store: &BlobStore, key: &str, layer: &Layer) -> Result<()> {
-    let text = serde_json::to_string(layer).map_err(|e| Error::json("layer cache entry", e))?;
-    store.cache_put(key, &text)
-}
-
 /// Builds one layer; see the [module docs](self) for the contract.
 pub struct LayerBuilder {
     out: Option<HashingWriter<Encoder<BlobWriter>>>,

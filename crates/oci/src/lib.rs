@@ -13,6 +13,8 @@
 //!   the one tree-to-layer writer.
 //! - [`layer`]: a streaming, reproducible layer builder (tar, compression
 //!   and both digests in one pass, constant memory).
+//! - [`cache`]: the layer cache seam ([`LayerCache`], implemented by the
+//!   store) and its portable content keys ([`LayerKey`]).
 //! - [`compression`]: the compression of layers, chosen in one place, and
 //!   the one way to read a stored layer back
 //!   ([`BlobStore::open_uncompressed`]).
@@ -33,6 +35,7 @@
 #![deny(missing_docs)]
 
 pub mod archive;
+pub mod cache;
 pub mod compression;
 pub mod digest;
 mod error;
@@ -45,6 +48,7 @@ pub mod tree;
 pub mod validate;
 
 pub use archive::export_archive;
+pub use cache::{FileDigests, KeyInputs, LayerCache, LayerKey};
 pub use compression::{Compression, UncompressedReader};
 pub use digest::{descriptor, Digest, HashingReader, HashingWriter};
 pub use error::{Error, Result};

@@ -19,12 +19,10 @@
 //! the same way. Reads verify: [`BlobStore::open`] hashes while reading and
 //! fails at the end if the content does not match its name.
 //!
-//! The **layer cache** maps a caller-chosen key to a short string. The image
-//! builder keys it by the hash of a layer's inputs (paths, modes, owners,
-//! file contents, mtime) and stores the resulting layer (digest, diff ID,
-//! size; see [`crate::layer::cache_layer`]), so that a layer already built
-//! is never compressed again, across runs. An unreadable entry is just a
-//! miss, and a hit is only used while its blob is still in the store.
+//! The **key-value cache** maps a caller-chosen key to a short string. It
+//! backs the store's [`LayerCache`](crate::LayerCache) (content keys to
+//! finished layers, see [`crate::cache`]), the stat shortcut to file content
+//! digests, and the export stamps. An unreadable entry is just a miss.
 //!
 //! Blobs need no locking: two processes may write the same blob
 //! concurrently (the rename makes that safe, both write the same bytes).

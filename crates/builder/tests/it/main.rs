@@ -5,6 +5,7 @@
 mod copy;
 mod docker;
 mod errors;
+mod plan;
 mod repro;
 mod samples;
 

@@ -6,7 +6,10 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 use std::time::{Duration, SystemTime};
 
+use std::sync::Mutex;
+
 use forge_builder::{LocalResolver, Status, Workspace};
+use forge_oci::{BlobStore, Layer, LayerCache, LayerKey};
 use walkdir::WalkDir;
 
 use crate::{add_base, options, project_root};
@@ -105,4 +108,66 @@ fn unchanged_plugins_rebuild_nothing_and_a_change_rebuilds_one_layer() {
     assert_eq!((third[0].status, third[0].layers_built), (Status::Cached, 0));
     assert_eq!((third[1].status, third[1].layers_built, third[1].layers_cached), (Status::Built, 1, 1));
     assert_ne!(third[1].digest(), second[1].digest());
+}
+
+/// The store's layer cache, recording every key asked for.
+struct Recording<'a> {
+    store: &'a BlobStore,
+    keys: Mutex<Vec<LayerKey>>,
+}
+
+impl LayerCache for Recording<'_> {
+    fn get(&self, key: &LayerKey) -> Option<Layer> {
+        self.keys.lock().unwrap().push(key.clone());
+        self.store.get(key)
+    }
+
+    fn put(&self, key: &LayerKey, layer: &Layer) -> forge_oci::Result<()> {
+        self.store.put(key, layer)
+    }
+}
+
+/// The layer cache keys a build of `plugin` in the checkout at `root` asks
+/// for, with the store at `store`.
+fn layer_keys(root: &Path, store: &Path, plugin: &str) -> Vec<LayerKey> {
+    let ws = Workspace::open(root, store).unwrap();
+    if ws.store().resolve_ref(crate::BASE).unwrap().is_none() {
+        add_base(ws.store());
+    }
+    let planned = ws.plan(Path::new(plugin), &options(), &LocalResolver::default()).unwrap();
+    let recording = Recording { store: ws.store(), keys: Mutex::new(Vec::new()) };
+    ws.execute(&planned, &recording).unwrap();
+    recording.keys.into_inner().unwrap()
+}
+
+#[test]
+fn layer_cache_keys_are_the_same_in_two_checkouts_and_follow_content() {
+    let (a, b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let b_root = b.path().join("elsewhere/checkout");
+    checkout(a.path(), false, SystemTime::UNIX_EPOCH + Duration::from_secs(1_000_000));
+    checkout(&b_root, true, SystemTime::now());
+    let (store_a, store_b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let plugin = "plugins/import/csv-bboxes";
+    let keys_a = layer_keys(a.path(), store_a.path(), plugin);
+    let keys_b = layer_keys(&b_root, store_b.path(), plugin);
+    // The SDK layer and the plugin's layer.
+    assert_eq!(keys_a.len(), 2);
+    assert_eq!(keys_a, keys_b);
+
+    // One file of the SDK changes in B: its layer's key, and the key of
+    // every layer above it, change.
+    let changed = b_root.join("supervisely_lib/logger.py");
+    let mut text = fs::read_to_string(&changed).unwrap();
+    text.push_str("# changed\n");
+    fs::write(&changed, text).unwrap();
+    let keys_changed = layer_keys(&b_root, store_b.path(), plugin);
+    assert_eq!(keys_changed.len(), 2);
+    assert_ne!(keys_changed[0], keys_a[0]);
+    assert_ne!(keys_changed[1], keys_a[1]);
+
+    // And back: the same content gives the old keys again, whatever the mtime.
+    let mut text = fs::read_to_string(&changed).unwrap();
+    text.truncate(text.len() - "# changed\n".len());
+    fs::write(&changed, text).unwrap();
+    assert_eq!(layer_keys(&b_root, store_b.path(), plugin), keys_a);
 }

@@ -6,8 +6,7 @@ use std::io::Read;
 use std::time::{Duration, SystemTime};
 
 use flate2::read::GzDecoder;
-use forge_oci::layer::{cache_layer, cached_layer};
-use forge_oci::{BlobStore, Entry, Error, Layer, LayerBuilder, LayerOptions};
+use forge_oci::{BlobStore, Digest, Entry, Error, Layer, LayerBuilder, LayerCache, LayerKey, LayerOptions};
 
 use crate::{base_entries, build_layer, long_dir, write_sources, MTIME};
 
@@ -223,14 +222,15 @@ fn the_layer_cache_hits_only_while_the_blob_is_there() {
     let dir = tempfile::tempdir().unwrap();
     let store = BlobStore::open_or_create(dir.path()).unwrap();
     let layer = build_layer(&store, vec![Entry::bytes("f", 0o644, "cached")]);
-    assert_eq!(cached_layer(&store, "inputs-hash"), None);
-    cache_layer(&store, "inputs-hash", &layer).unwrap();
-    assert_eq!(cached_layer(&store, "inputs-hash"), Some(layer.clone()));
+    let key = LayerKey::from_digest(Digest::of(b"inputs"));
+    assert_eq!(store.get(&key), None);
+    store.put(&key, &layer).unwrap();
+    assert_eq!(store.get(&key), Some(layer.clone()));
     // Survives reopening the store (another run).
     let again = BlobStore::open_or_create(dir.path()).unwrap();
-    assert_eq!(cached_layer(&again, "inputs-hash"), Some(layer.clone()));
+    assert_eq!(again.get(&key), Some(layer.clone()));
     fs::remove_file(store.path(&layer.digest)).unwrap();
-    assert_eq!(cached_layer(&store, "inputs-hash"), None);
+    assert_eq!(store.get(&key), None);
 }
 
 #[test]

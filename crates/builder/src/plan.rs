@@ -1,0 +1,584 @@
+//! Planning a build: a Dockerfile read over a base image's config, the way
+//! `docker build` would evaluate it, into a [`BuildPlan`] that
+//! [`crate::execute`] turns into an image.
+//!
+//! Planning is pure with respect to the store: it reads the build context
+//! (and spools the members of archives `ADD` extracts into a temporary
+//! directory the plan owns), but writes no blob and sets no ref. Each
+//! `COPY`/`ADD` (and a `WORKDIR` that creates its directory) becomes a step
+//! with a [`Tree`]; every other instruction a step with the
+//! [`ConfigChange`] it makes, both with the instruction's text (the
+//! history's `created_by`) and its position in the Dockerfile, which every
+//! error points at.
+//!
+//! The base image is resolved before planning, by the caller:
+//! [`base_reference`] reads the global `ARG`s and the `FROM` and says what
+//! to resolve.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::path::{Path, PathBuf};
+
+use forge_dockerfile::{
+    expand_word, parse_chmod, parse_instructions, parse_port, validate_signal, Command, Copy, Dockerfile,
+    Instr, Position, Protocol, RawWord, Spanned,
+};
+use forge_oci::{Node, RuntimeConfig, Spool, Tree};
+
+use crate::archive;
+use crate::context::{resolve, Context, CopyOptions};
+use crate::error::{BuildError, Refusal};
+use crate::image::BaseImage;
+
+/// A Dockerfile parsed into instructions, with its path for errors.
+#[derive(Debug)]
+pub struct ParsedDockerfile {
+    path: PathBuf,
+    file: Dockerfile,
+    instrs: Vec<Spanned<Instr>>,
+}
+
+impl ParsedDockerfile {
+    /// Parses `text`, the Dockerfile at `path` (relative to the monorepo
+    /// root); the first syntax error, by position, is the error.
+    pub fn parse(text: &str, path: &Path) -> Result<ParsedDockerfile, BuildError> {
+        let file = forge_dockerfile::parse(text);
+        let (instrs, errors) = parse_instructions(&file);
+        if let Some(err) = file.errors.iter().chain(&errors).min_by_key(|e| e.position) {
+            return Err(BuildError::Dockerfile {
+                file: path.to_path_buf(),
+                line: err.position.line,
+                column: err.position.column,
+                message: err.kind.to_string(),
+                help: err.kind.help(),
+            });
+        }
+        Ok(ParsedDockerfile { path: path.to_path_buf(), file, instrs })
+    }
+
+    /// The Dockerfile's path, relative to the monorepo root.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    fn error(&self, at: Position, message: String, help: Option<&str>) -> BuildError {
+        BuildError::Dockerfile {
+            file: self.path.clone(),
+            line: at.line,
+            column: at.column,
+            message,
+            help: help.map(str::to_string),
+        }
+    }
+
+    fn refused(&self, at: Position, refusal: Refusal) -> BuildError {
+        BuildError::Dockerfile {
+            file: self.path.clone(),
+            line: at.line,
+            column: at.column,
+            message: refusal.message,
+            help: refusal.help,
+        }
+    }
+}
+
+/// What planning needs besides the Dockerfile and the base.
+#[derive(Debug, Clone, Copy)]
+pub struct PlanInputs<'a> {
+    /// The build context.
+    pub context: &'a Context,
+    /// `--build-arg` values: `MODULE_PATH`, `REGISTRY`, `TAG`.
+    pub build_args: &'a BTreeMap<String, String>,
+    /// `SOURCE_DATE_EPOCH`: every file's mtime, history entry and the image's time.
+    pub epoch: u64,
+    /// Where the plan's spool directory (for `ADD` archives) is created;
+    /// on the same file system as the store, conventionally its root.
+    pub spool_parent: &'a Path,
+}
+
+/// The image a Dockerfile's `FROM` names, after substitution.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BaseReference {
+    /// The reference (`scratch` for none).
+    pub reference: String,
+    /// Where the `FROM` is.
+    pub position: Position,
+}
+
+/// A change of the image configuration made by one instruction.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ConfigChange {
+    /// `ENV`: variables set in order, replacing earlier values in place.
+    Env(Vec<(String, String)>),
+    /// `LABEL`.
+    Labels(Vec<(String, String)>),
+    /// `WORKDIR`, absolute.
+    Workdir(String),
+    /// `CMD`.
+    Cmd(Vec<String>),
+    /// `ENTRYPOINT`; `reset_cmd` when the `CMD` came from the base (Docker
+    /// drops it then).
+    Entrypoint {
+        /// The new entry point.
+        argv: Vec<String>,
+        /// Whether an inherited `CMD` is dropped.
+        reset_cmd: bool,
+    },
+    /// `USER`.
+    User(String),
+    /// `EXPOSE`, as `port/protocol`.
+    ExposedPorts(Vec<String>),
+    /// `STOPSIGNAL`.
+    StopSignal(String),
+    /// `VOLUME`.
+    Volumes(Vec<String>),
+    /// `MAINTAINER`: the config's `author`.
+    Author(String),
+}
+
+impl ConfigChange {
+    /// Applies the change to a runtime config and the config's author.
+    pub fn apply(&self, runtime: &mut RuntimeConfig, author: &mut Option<String>) {
+        match self {
+            ConfigChange::Env(pairs) => {
+                for (k, v) in pairs {
+                    runtime.set_env(k, v);
+                }
+            }
+            ConfigChange::Labels(pairs) => runtime.labels.extend(pairs.iter().cloned()),
+            ConfigChange::Workdir(dir) => runtime.working_dir = Some(dir.clone()),
+            ConfigChange::Cmd(argv) => runtime.cmd = Some(argv.clone()),
+            ConfigChange::Entrypoint { argv, reset_cmd } => {
+                runtime.entrypoint = Some(argv.clone());
+                if *reset_cmd {
+                    runtime.cmd = None;
+                }
+            }
+            ConfigChange::User(user) => runtime.user = Some(user.clone()),
+            ConfigChange::ExposedPorts(ports) => runtime.exposed_ports.extend(ports.iter().cloned()),
+            ConfigChange::StopSignal(signal) => runtime.stop_signal = Some(signal.clone()),
+            ConfigChange::Volumes(volumes) => runtime.volumes.extend(volumes.iter().cloned()),
+            ConfigChange::Author(name) => *author = Some(name.clone()),
+        }
+    }
+}
+
+/// One instruction of the plan.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Step {
+    /// Where the instruction is in the Dockerfile.
+    pub position: Position,
+    /// Its text, for the history's `created_by` (and the layer cache key).
+    pub created_by: String,
+    /// The configuration it changes, if any.
+    pub change: Option<ConfigChange>,
+    /// The layer it adds, if any; otherwise it leaves an empty-layer
+    /// history entry.
+    pub layer: Option<Tree>,
+}
+
+/// Everything a build will do; see the [module docs](self).
+#[derive(Debug)]
+pub struct BuildPlan {
+    /// The Dockerfile, relative to the monorepo root.
+    pub dockerfile: PathBuf,
+    /// The base image (resolved by the caller).
+    pub base: BaseImage,
+    /// `SOURCE_DATE_EPOCH`.
+    pub epoch: u64,
+    /// The steps after `FROM`, in order.
+    pub steps: Vec<Step>,
+    /// Labels set over the Dockerfile's (the Supervisely labels).
+    pub labels: BTreeMap<String, String>,
+    /// Manifest annotations.
+    pub annotations: BTreeMap<String, String>,
+    /// Holds the spooled content of `ADD` archives until the plan is dropped.
+    _spool: tempfile::TempDir,
+}
+
+/// Reads the global `ARG`s and the `FROM` of `dockerfile`: the base to
+/// resolve before [`plan`].
+pub fn base_reference(
+    dockerfile: &ParsedDockerfile,
+    build_args: &BTreeMap<String, String>,
+) -> Result<BaseReference, BuildError> {
+    Header::read(dockerfile, build_args).map(|header| header.base)
+}
+
+/// Plans the build of `dockerfile` over `base` (the image
+/// [`base_reference`] names); see the [module docs](self).
+pub fn plan(
+    dockerfile: &ParsedDockerfile,
+    base: BaseImage,
+    inputs: &PlanInputs<'_>,
+) -> Result<BuildPlan, BuildError> {
+    let header = Header::read(dockerfile, inputs.build_args)?;
+    let spool_dir = tempfile::Builder::new()
+        .prefix("spool-")
+        .tempdir_in(inputs.spool_parent)
+        .map_err(|source| BuildError::Io { path: inputs.spool_parent.to_path_buf(), source })?;
+    let spool = Spool::new(spool_dir.path())
+        .map_err(|source| BuildError::Io { path: spool_dir.path().to_path_buf(), source })?;
+    let runtime = base.image.as_ref().map(|i| RuntimeConfig::from_config(&i.config)).unwrap_or_default();
+    let mut planner = Planner {
+        dockerfile,
+        inputs,
+        texts: dockerfile
+            .file
+            .instructions
+            .iter()
+            .map(|i| (i.position, format!("{} {}", i.keyword, i.args)))
+            .collect(),
+        global_args: header.global_args,
+        stage_args: BTreeMap::new(),
+        runtime,
+        shell: vec!["/bin/sh".to_string(), "-c".to_string()],
+        created: BTreeSet::new(),
+        cmd_set_here: false,
+        spool,
+        steps: Vec::new(),
+    };
+    for instr in &dockerfile.instrs[header.rest..] {
+        planner.instruction(instr.position, &instr.node)?;
+    }
+    Ok(BuildPlan {
+        dockerfile: dockerfile.path.clone(),
+        base,
+        epoch: inputs.epoch,
+        steps: planner.steps,
+        labels: BTreeMap::new(),
+        annotations: BTreeMap::new(),
+        _spool: spool_dir,
+    })
+}
+
+/// The global `ARG`s, the `FROM`, and where the stage's instructions start.
+struct Header {
+    global_args: BTreeMap<String, Option<String>>,
+    base: BaseReference,
+    rest: usize,
+}
+
+impl Header {
+    fn read(
+        dockerfile: &ParsedDockerfile,
+        build_args: &BTreeMap<String, String>,
+    ) -> Result<Header, BuildError> {
+        let mut global_args: BTreeMap<String, Option<String>> = BTreeMap::new();
+        let escape = dockerfile.file.escape;
+        let expand = |word: &RawWord, args: &BTreeMap<String, Option<String>>| {
+            expand(dockerfile, escape, word, &|name| args.get(name).cloned().flatten())
+        };
+        for (index, instr) in dockerfile.instrs.iter().enumerate() {
+            let at = instr.position;
+            match &instr.node {
+                Instr::Arg(decls) => {
+                    for decl in decls {
+                        let name = decl.name.raw.clone();
+                        let value = match build_args.get(&name) {
+                            Some(v) => Some(v.clone()),
+                            None => decl.default.as_ref().map(|d| expand(d, &global_args)).transpose()?,
+                        };
+                        global_args.insert(name, value);
+                    }
+                }
+                Instr::From(from) => {
+                    if let Some(platform) = &from.platform {
+                        let platform = expand(platform, &global_args)?;
+                        if platform != "linux/amd64" {
+                            return Err(dockerfile.error(
+                                at,
+                                format!("platform `{platform}` is not supported"),
+                                Some("this builder produces linux/amd64 images; drop --platform"),
+                            ));
+                        }
+                    }
+                    let reference = expand(&from.image, &global_args)?;
+                    let base = BaseReference { reference, position: at };
+                    return Ok(Header { global_args, base, rest: index + 1 });
+                }
+                other => {
+                    return Err(dockerfile.error(
+                        at,
+                        format!("{} comes before FROM", other.keyword()),
+                        Some("start the build stage with FROM; only ARG may come before it"),
+                    ));
+                }
+            }
+        }
+        Err(dockerfile.error(Position { line: 1, column: 1 }, "no FROM instruction".into(), None))
+    }
+}
+
+/// Expands `word` with `lookup`, errors pointing into the word.
+fn expand(
+    dockerfile: &ParsedDockerfile,
+    escape: char,
+    word: &RawWord,
+    lookup: &dyn Fn(&str) -> Option<String>,
+) -> Result<String, BuildError> {
+    expand_word(&word.raw, escape, lookup).map_err(|e| {
+        let at = word.position_at(e.offset);
+        dockerfile.error(at, format!("cannot expand `{}`: {}", word.raw, e.kind), None)
+    })
+}
+
+struct Planner<'a> {
+    dockerfile: &'a ParsedDockerfile,
+    inputs: &'a PlanInputs<'a>,
+    /// `created_by` text of each instruction, by position.
+    texts: HashMap<Position, String>,
+    global_args: BTreeMap<String, Option<String>>,
+    stage_args: BTreeMap<String, Option<String>>,
+    /// The runtime config as the next instruction sees it.
+    runtime: RuntimeConfig,
+    /// `SHELL`, for shell-form `CMD`/`ENTRYPOINT`.
+    shell: Vec<String>,
+    /// Directories our own layers created, so `WORKDIR` knows what exists.
+    created: BTreeSet<String>,
+    cmd_set_here: bool,
+    /// Where `ADD` spools archive members, one counter for the whole build.
+    spool: Spool,
+    steps: Vec<Step>,
+}
+
+impl Planner<'_> {
+    fn error(&self, at: Position, message: String, help: Option<&str>) -> BuildError {
+        self.dockerfile.error(at, message, help)
+    }
+
+    /// Expands `word` with the stage's environment and arguments.
+    fn expand(&self, word: &RawWord) -> Result<String, BuildError> {
+        let lookup = |name: &str| -> Option<String> {
+            self.runtime
+                .env_var(name)
+                .map(str::to_string)
+                .or_else(|| self.stage_args.get(name).cloned().flatten())
+        };
+        expand(self.dockerfile, self.dockerfile.file.escape, word, &lookup)
+    }
+
+    fn push(&mut self, at: Position, change: Option<ConfigChange>, layer: Option<Tree>) {
+        if let Some(change) = &change {
+            change.apply(&mut self.runtime, &mut None);
+        }
+        if let Some(tree) = &layer {
+            for (path, node) in tree.entries() {
+                if node.is_dir() {
+                    self.created.insert(path.to_owned());
+                }
+            }
+        }
+        let created_by = self.texts.get(&at).cloned().unwrap_or_default();
+        self.steps.push(Step { position: at, created_by, change, layer });
+    }
+
+    fn instruction(&mut self, at: Position, node: &Instr) -> Result<(), BuildError> {
+        match node {
+            Instr::Copy(copy) => {
+                let tree = self.copy(at, copy, false)?;
+                self.push(at, None, Some(tree));
+            }
+            Instr::Add(copy) => {
+                let tree = self.copy(at, copy, true)?;
+                self.push(at, None, Some(tree));
+            }
+            Instr::Workdir(word) => {
+                let workdir = self.runtime.working_dir.clone().filter(|d| !d.is_empty());
+                let dir = resolve(workdir.as_deref().unwrap_or("/"), &self.expand(word)?);
+                let rel = dir.trim_start_matches('/').to_string();
+                let layer = (!rel.is_empty() && !self.created.contains(&rel)).then(|| {
+                    let mut tree = Tree::new();
+                    tree.insert(rel, Node::dir(0o755));
+                    tree
+                });
+                self.push(at, Some(ConfigChange::Workdir(dir)), layer);
+            }
+            Instr::Run(_) => {
+                return Err(self.error(
+                    at,
+                    "RUN is not supported yet: this builder does not execute commands".into(),
+                    Some("put what RUN installs into the base image, or copy prebuilt files with COPY"),
+                ));
+            }
+            Instr::Healthcheck(_) | Instr::Onbuild(_) => {
+                return Err(self.error(
+                    at,
+                    format!(
+                        "{} is not supported: OCI image configurations have no place for it",
+                        node.keyword()
+                    ),
+                    Some("remove it; the Supervisely agent does not use it"),
+                ));
+            }
+            Instr::From(_) => {
+                return Err(self.error(
+                    at,
+                    "multi-stage builds are not supported yet: this is a second FROM".into(),
+                    Some("build the plugin from a single stage"),
+                ));
+            }
+            other => {
+                let change = self.config_change(other)?;
+                self.push(at, change, None);
+            }
+        }
+        Ok(())
+    }
+
+    /// The configuration change of an instruction that adds no layer.
+    fn config_change(&mut self, node: &Instr) -> Result<Option<ConfigChange>, BuildError> {
+        let change = match node {
+            Instr::Arg(decls) => {
+                for decl in decls {
+                    let name = decl.name.raw.clone();
+                    let value = match self.inputs.build_args.get(&name) {
+                        Some(v) => Some(v.clone()),
+                        None => match &decl.default {
+                            Some(d) => Some(self.expand(d)?),
+                            None => self.global_args.get(&name).cloned().flatten(),
+                        },
+                    };
+                    self.stage_args.insert(name, value);
+                }
+                return Ok(None);
+            }
+            Instr::Env(pairs) => ConfigChange::Env(self.pairs(pairs)?),
+            Instr::Label(pairs) => ConfigChange::Labels(self.pairs(pairs)?),
+            Instr::Cmd(command) => {
+                self.cmd_set_here = true;
+                ConfigChange::Cmd(self.command(command))
+            }
+            // As Docker: an ENTRYPOINT resets a CMD inherited from the base.
+            Instr::Entrypoint(command) => {
+                ConfigChange::Entrypoint { argv: self.command(command), reset_cmd: !self.cmd_set_here }
+            }
+            Instr::User(word) => ConfigChange::User(self.expand(word)?),
+            Instr::Expose(words) => {
+                let mut ports = Vec::new();
+                for word in words {
+                    let value = self.expand(word)?;
+                    let spec = parse_port(&value).map_err(|m| self.error(word.position, m, None))?;
+                    let proto = match spec.protocol {
+                        Protocol::Tcp => "tcp",
+                        other => other.as_str(),
+                    };
+                    ports.extend((spec.start..=spec.end).map(|port| format!("{port}/{proto}")));
+                }
+                ConfigChange::ExposedPorts(ports)
+            }
+            Instr::Stopsignal(word) => {
+                let signal = self.expand(word)?;
+                validate_signal(&signal).map_err(|m| self.error(word.position, m, None))?;
+                ConfigChange::StopSignal(signal)
+            }
+            Instr::Shell(shell) => {
+                self.shell = shell.clone();
+                return Ok(None);
+            }
+            Instr::Volume(words) => {
+                ConfigChange::Volumes(words.iter().map(|w| self.expand(w)).collect::<Result<_, _>>()?)
+            }
+            Instr::Maintainer(word) => ConfigChange::Author(word.raw.clone()),
+            // Layer instructions and refusals are handled by `instruction`.
+            _ => return Ok(None),
+        };
+        Ok(Some(change))
+    }
+
+    /// `KEY=VALUE` pairs, expanded against the state before the instruction.
+    fn pairs(&self, pairs: &[forge_dockerfile::KeyValue]) -> Result<Vec<(String, String)>, BuildError> {
+        pairs.iter().map(|kv| Ok((self.expand(&kv.key)?, self.expand(&kv.value)?))).collect()
+    }
+
+    fn command(&self, command: &Command) -> Vec<String> {
+        match command {
+            Command::Exec(args) => args.clone(),
+            Command::Shell(text) => {
+                let mut argv = self.shell.clone();
+                argv.push(text.clone());
+                argv
+            }
+        }
+    }
+
+    /// The tree of a `COPY` (or `ADD`, which also extracts local archives).
+    fn copy(&mut self, at: Position, copy: &Copy, add: bool) -> Result<Tree, BuildError> {
+        if let Some(from) = &copy.from {
+            return Err(self.error(
+                from.position,
+                "COPY --from is not supported yet: it needs multi-stage builds".into(),
+                Some("copy files from the build context instead"),
+            ));
+        }
+        let options = self.copy_options(copy)?;
+        let dest = self.expand(&copy.dest)?;
+        let workdir =
+            self.runtime.working_dir.clone().filter(|d| !d.is_empty()).unwrap_or_else(|| "/".into());
+        let context = self.inputs.context;
+        let mut tree = Tree::new();
+        let mut plain = Vec::new();
+        for source in &copy.sources {
+            let value = self.expand(source)?;
+            if add {
+                if value.contains("://") || value.starts_with("git@") {
+                    return Err(self.error(
+                        source.position,
+                        format!("ADD from a URL (`{value}`) is not supported: builds use only local files"),
+                        Some("download the file into the monorepo and ADD or COPY it from there"),
+                    ));
+                }
+                let refused = |r| self.dockerfile.refused(source.position, r);
+                if let Some(path) = context.regular_file(&value).map_err(refused)? {
+                    if archive::is_archive(&path).map_err(refused)? {
+                        let dest_dir = resolve(&workdir, &dest);
+                        archive::extract_into(&path, &dest_dir, options, &mut self.spool, &mut tree)
+                            .map_err(|r| self.dockerfile.refused(source.position, r))?;
+                        continue;
+                    }
+                }
+            }
+            plain.push((value, source.position));
+        }
+        if !plain.is_empty() {
+            let sources: Vec<String> = plain.iter().map(|(s, _)| s.clone()).collect();
+            let copied = context.plan_copy(&sources, &dest, &workdir, options).map_err(|r| {
+                // Point at the source the refusal names, if any.
+                let at =
+                    plain.iter().find(|(s, _)| r.message.contains(&format!("`{s}`"))).map_or(at, |(_, p)| *p);
+                self.dockerfile.refused(at, r)
+            })?;
+            tree.extend(copied);
+        }
+        Ok(tree)
+    }
+
+    fn copy_options(&self, copy: &Copy) -> Result<CopyOptions, BuildError> {
+        let mut options = CopyOptions::default();
+        if let Some(chown) = &copy.chown {
+            let value = self.expand(chown)?;
+            options.chown = Some(numeric_owner(&value).ok_or_else(|| {
+                self.error(
+                    chown.position,
+                    format!("--chown={value}: only numeric ids are supported"),
+                    Some("write --chown=UID:GID, for example --chown=1000:1000"),
+                )
+            })?);
+        }
+        if let Some(chmod) = &copy.chmod {
+            let value = self.expand(chmod)?;
+            options.chmod = Some(parse_chmod(&value).map_err(|m| self.error(chmod.position, m, None))?);
+        }
+        Ok(options)
+    }
+}
+
+/// `UID[:GID]` with numbers; the group defaults to the user id, as Docker.
+fn numeric_owner(spec: &str) -> Option<(u64, u64)> {
+    let (user, group) = spec.split_once(':').map_or((spec, None), |(u, g)| (u, Some(g)));
+    let uid = user.parse().ok()?;
+    let gid = match group {
+        Some(g) => g.parse().ok()?,
+        None => uid,
+    };
+    Some((uid, gid))
+}
