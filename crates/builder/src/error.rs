@@ -32,6 +32,22 @@ pub enum BuildError {
         /// What to do.
         help: Option<String>,
     },
+    /// A planned layer could not be built (a file changed or went away
+    /// since the plan was made, say); points at its instruction.
+    #[error("{}:{line}:{column}: building the layer of `{instruction}`", file.display())]
+    Layer {
+        /// The Dockerfile, relative to the monorepo root.
+        file: PathBuf,
+        /// Line, from 1.
+        line: u32,
+        /// Column, from 1.
+        column: u32,
+        /// The instruction.
+        instruction: String,
+        /// The cause (boxed: it is large, and rare).
+        #[source]
+        source: Box<forge_oci::Error>,
+    },
     /// A `.dockerignore` pattern is invalid.
     #[error("{}:{line}: {message}", file.display())]
     DockerIgnore {

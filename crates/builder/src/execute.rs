@@ -69,7 +69,13 @@ pub fn execute(
         }
         match &step.layer {
             Some(tree) => {
-                let layer = executor.layer(tree, step, &parents)?;
+                let layer = executor.layer(tree, step, &parents).map_err(|source| BuildError::Layer {
+                    file: plan.dockerfile.clone(),
+                    line: step.position.line,
+                    column: step.position.column,
+                    instruction: step.created_by.clone(),
+                    source: Box::new(source),
+                })?;
                 parents.push(layer.diff_id.clone());
                 state.push_layer(layer, &step.created_by);
             }
@@ -92,7 +98,7 @@ struct Executor<'a> {
 
 impl Executor<'_> {
     /// The layer of `tree`, from the cache by its content key or built.
-    fn layer(&mut self, tree: &Tree, step: &Step, parents: &[Digest]) -> Result<Layer, BuildError> {
+    fn layer(&mut self, tree: &Tree, step: &Step, parents: &[Digest]) -> forge_oci::Result<Layer> {
         let options = LayerOptions { mtime: self.epoch };
         let compression = Compression::default();
         let inputs = KeyInputs { instruction: &step.created_by, parents, options, compression };

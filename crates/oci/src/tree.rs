@@ -103,15 +103,6 @@ impl FileSource {
             FileSource::Bytes(_) => None,
         }
     }
-
-    /// The content digest when it is known without reading a file.
-    pub fn known_digest(&self) -> Option<Digest> {
-        match self {
-            FileSource::Path(_) => None,
-            FileSource::Bytes(bytes) => Some(Digest::of(bytes)),
-            FileSource::Spooled { digest, .. } => Some(digest.clone()),
-        }
-    }
 }
 
 /// The directory a tree implies for a missing parent.

@@ -4,7 +4,7 @@
 use std::fs;
 use std::path::Path;
 
-use forge_builder::{ConfigChange, LocalResolver, Workspace};
+use forge_builder::{BuildError, ConfigChange, LocalResolver, Workspace};
 use forge_oci::{BlobStore, Compression, Digest, Entry, FileSource, LayerBuilder, LayerOptions, NodeKind};
 
 use crate::{add_base, options, plugin_files, tree};
@@ -92,4 +92,26 @@ fn a_plan_has_every_step_and_writes_nothing() {
     let built = ws.execute(&planned, ws.store()).unwrap();
     assert_eq!(built.layers_built, 3);
     forge_oci::validate::image(ws.store(), built.digest()).unwrap();
+}
+
+#[test]
+fn a_file_gone_between_plan_and_execute_points_at_its_instruction() {
+    let files = plugin_files(
+        "plugins/p",
+        "FROM localhost:5000/base-py:1.0.0\nARG MODULE_PATH\nCOPY ${MODULE_PATH}/src /app/src\n",
+    );
+    let files: Vec<(&str, &str)> = files.iter().map(|(p, c)| (p.as_str(), *c)).collect();
+    let repo = tree(&files);
+    let store = tempfile::tempdir().unwrap();
+    let ws = Workspace::open(repo.path(), store.path()).unwrap();
+    add_base(ws.store());
+    let planned = ws.plan(Path::new("plugins/p"), &options(), &LocalResolver::default()).unwrap();
+    fs::remove_file(repo.path().join("plugins/p/src/main.py")).unwrap();
+    let err = ws.execute(&planned, ws.store()).unwrap_err();
+    assert!(matches!(&err, BuildError::Layer { line: 3, column: 1, .. }), "{err:?}");
+    assert_eq!(
+        err.to_string(),
+        "plugins/p/Dockerfile:3:1: building the layer of `COPY ${MODULE_PATH}/src /app/src`"
+    );
+    assert!(std::error::Error::source(&err).unwrap().to_string().contains("main.py"), "{err:?}");
 }
