@@ -52,7 +52,7 @@ enum Command {
     BaseImage(base_image::Args),
     /// Build a plugin's image and run its entry point in a sandbox, like
     /// `docker run --rm`.
-    Run(run::Args),
+    Run(Box<run::Args>),
     /// Build (cached when unchanged) and push plugin images to
     /// REGISTRY/NAME:TAG; all plugins unless some are named.
     Publish(publish::Args),
@@ -78,7 +78,7 @@ fn main() -> ExitCode {
         Command::BuildAll(args) => build::run_build_all(args),
         Command::Image(command) => image::run(command),
         Command::BaseImage(args) => base_image::run(args),
-        Command::Run(args) => run::run(args),
+        Command::Run(args) => run::run(*args),
         Command::Publish(args) => publish::run(args),
         Command::Bench(args) => bench::run(args),
         Command::Test(args) => test::run(args),

@@ -25,12 +25,16 @@
 //! - Supervisely's SDK, `supervisely_lib/task/paths.py`: the paths inside
 //!   the container (`/sly_task_data/data`, `/results`, `/model`, `/tmp`).
 
+use std::fs;
+use std::io;
 use std::path::Path;
 
 use forge_oci::RuntimeConfig;
 use serde_json::{json, Map, Value};
 
-use crate::spec::DEFAULT_PATH;
+use crate::error::{Error, Result};
+use crate::run::Bind;
+use crate::spec::{RunSpec, DEFAULT_PATH};
 use crate::tree::ImageTree;
 
 /// The task directory inside the container.
@@ -148,6 +152,131 @@ impl TaskKind {
             TaskKind::Train | TaskKind::Inference | TaskKind::Custom => Value::Object(config.clone()),
         }
     }
+}
+
+/// A predefined run config: `title`, `type`, `config`.
+pub type NamedConfig = (String, String, Map<String, Value>);
+
+/// The mode to run and its config, as `--mode` and `--config TITLE` ask:
+/// without a mode, the one the config's type names (`train`, ...), else
+/// `main`, else the first of `modes` (the image's `MODES`). The mode must
+/// be in `modes`; the config's type must be what the mode takes.
+pub fn choose<'a>(
+    plugin_type: &str,
+    modes: &[String],
+    mode: Option<&str>,
+    configs: &'a [NamedConfig],
+    title: Option<&str>,
+) -> Result<(String, Option<&'a NamedConfig>)> {
+    let config = match title {
+        None => None,
+        Some(title) => {
+            Some(configs.iter().find(|(t, ..)| t == title).ok_or_else(|| Error::UnknownConfig {
+                title: title.to_owned(),
+                titles: configs.iter().map(|(t, ..)| t.clone()).collect(),
+            })?)
+        }
+    };
+    let mode = match (mode, config) {
+        (Some(mode), _) => mode.to_owned(),
+        (None, Some((_, config_type, _))) if MODES[1..].contains(&config_type.as_str()) => {
+            config_type.clone()
+        }
+        (None, _) if modes.iter().any(|m| m == "main") => "main".to_owned(),
+        (None, _) => modes.first().cloned().unwrap_or_else(|| "main".to_owned()),
+    };
+    if !modes.contains(&mode) {
+        return Err(Error::UnknownMode { mode, modes: modes.to_vec() });
+    }
+    if let Some((title, found, _)) = config {
+        let wanted = TaskKind::of(plugin_type, &mode).config_type(plugin_type, &mode);
+        if *found != wanted {
+            return Err(Error::ConfigTypeMismatch {
+                title: title.clone(),
+                found: found.clone(),
+                mode,
+                wanted,
+            });
+        }
+    }
+    Ok((mode, config))
+}
+
+/// What a run's task directory is made of.
+#[derive(Debug, Clone)]
+pub struct TaskSetup<'a> {
+    /// The kind of task.
+    pub kind: TaskKind,
+    /// Its config, written as `task_config.json` (and `task_settings.json`).
+    pub config: &'a Map<String, Value>,
+    /// A host directory bound read-only at `/sly_task_data/data`.
+    pub data: Option<&'a Path>,
+    /// A host directory bound read-only at `/sly_task_data/model`.
+    pub model: Option<&'a Path>,
+    /// The host directory bound read-write at `/sly_task_data/results`
+    /// (created if missing).
+    pub results: &'a Path,
+}
+
+/// Fills the host task directory `task_dir` as the agent does (config
+/// files, the kind's subdirectories) and returns the binds that show it,
+/// and the data, model and results directories, inside the container.
+pub fn prepare_task(task_dir: &Path, setup: &TaskSetup<'_>) -> Result<Vec<Bind>> {
+    let io_error = |op, path: &Path, e| Error::io(op, path, e);
+    for (dir, what) in [(setup.data, "data"), (setup.model, "model")] {
+        if let Some(dir) = dir {
+            if !dir.is_dir() {
+                return Err(Error::InputMissing { what, path: dir.to_owned() });
+            }
+        }
+    }
+    fs::create_dir_all(task_dir).map_err(|e| io_error("creating", task_dir, e))?;
+    let config = serde_json::to_string_pretty(&setup.kind.task_config(setup.config))
+        .map_err(|e| io_error("serialising the task config for", task_dir, io::Error::other(e)))?;
+    for name in ["task_config.json", "task_settings.json"] {
+        let path = task_dir.join(name);
+        fs::write(&path, format!("{config}\n")).map_err(|e| io_error("writing", &path, e))?;
+    }
+    let mut dirs: Vec<&str> = setup.kind.directories().to_vec();
+    for extra in ["data", "model", "results"] {
+        if !dirs.contains(&extra) {
+            dirs.push(extra);
+        }
+    }
+    for name in dirs {
+        let path = task_dir.join(name);
+        fs::create_dir_all(&path).map_err(|e| io_error("creating", &path, e))?;
+    }
+    fs::create_dir_all(setup.results).map_err(|e| io_error("creating", setup.results, e))?;
+    let mut binds = vec![Bind { source: task_dir.to_owned(), dest: TASK_DIR.to_owned(), read_only: false }];
+    for (source, name, read_only) in
+        [(setup.data, "data", true), (setup.model, "model", true), (Some(setup.results), "results", false)]
+    {
+        if let Some(source) = source {
+            binds.push(Bind { source: source.to_owned(), dest: format!("{TASK_DIR}/{name}"), read_only });
+        }
+    }
+    Ok(binds)
+}
+
+/// The process the agent starts for `mode`: its command (or `command`,
+/// when given, in its place), the image's environment with the agent's
+/// variables over it and `env` over those, the image's working directory
+/// and user (looked up in `image_root`).
+pub fn spec(
+    runtime: &RuntimeConfig,
+    image_root: &Path,
+    mode: &str,
+    command_override: Option<Vec<String>>,
+    agent_env: &[(String, String)],
+) -> Result<RunSpec> {
+    let argv = command_override.unwrap_or_else(|| command(mode));
+    let mut spec = RunSpec::from_image(runtime, &argv, image_root)?;
+    spec.argv = argv;
+    for (key, value) in agent_env {
+        spec.set_env(key, value);
+    }
+    Ok(spec)
 }
 
 /// Something the agent's command needs that an image lacks.
@@ -269,6 +398,31 @@ mod tests {
             ]
         );
         assert!(missing[1].help().contains("python-is-python3"));
+    }
+
+    #[test]
+    fn modes_and_configs_are_chosen_and_checked() {
+        let modes: Vec<String> = ["train", "inference", "deploy"].map(String::from).to_vec();
+        let configs: Vec<NamedConfig> = vec![
+            ("Train".into(), "train".into(), Map::new()),
+            ("Infer".into(), "inference".into(), Map::new()),
+        ];
+        let pick = |mode, title| choose("architecture", &modes, mode, &configs, title);
+        assert_eq!(pick(None, None).unwrap().0, "train");
+        assert_eq!(pick(None, Some("Infer")).unwrap().0, "inference");
+        assert_eq!(pick(Some("deploy"), None).unwrap().0, "deploy");
+        let err = pick(Some("main"), None).unwrap_err().to_string();
+        assert_eq!(err, "plugin has no mode `main`; its MODES are: train, inference, deploy");
+        let err = pick(None, Some("Nope")).unwrap_err().to_string();
+        assert_eq!(err, "no predefined run config titled `Nope`; the titles are: `Train`, `Infer`");
+        let err = pick(Some("inference"), Some("Train")).unwrap_err().to_string();
+        assert_eq!(
+            err,
+            "predefined run config `Train` is of type `train`, but mode `inference` takes configs of type `inference`"
+        );
+        let main = ["main".to_owned()];
+        let imports: Vec<NamedConfig> = vec![("Csv".into(), "import".into(), Map::new())];
+        assert_eq!(choose("import", &main, None, &imports, Some("Csv")).unwrap().0, "main");
     }
 
     #[test]

@@ -118,6 +118,46 @@ pub enum Error {
         file: &'static str,
     },
 
+    /// A mode the image's `MODES` label does not list.
+    #[error("plugin has no mode `{mode}`; its MODES are: {}", modes.join(", "))]
+    UnknownMode {
+        /// The mode asked for.
+        mode: String,
+        /// The image's modes.
+        modes: Vec<String>,
+    },
+
+    /// A predefined run config title that is not in the plugin's file.
+    #[error("no predefined run config titled `{title}`; the titles are: {}", if titles.is_empty() { "(none: the plugin has no predefined_run_configs.json entries)".to_owned() } else { titles.iter().map(|t| format!("`{t}`")).collect::<Vec<_>>().join(", ") })]
+    UnknownConfig {
+        /// The title asked for.
+        title: String,
+        /// The titles there are.
+        titles: Vec<String>,
+    },
+
+    /// A predefined run config whose type does not fit the mode run.
+    #[error("predefined run config `{title}` is of type `{found}`, but mode `{mode}` takes configs of type `{wanted}`")]
+    ConfigTypeMismatch {
+        /// The config's title.
+        title: String,
+        /// Its type.
+        found: String,
+        /// The mode.
+        mode: String,
+        /// The type the mode takes.
+        wanted: String,
+    },
+
+    /// A directory to bind into the task directory does not exist.
+    #[error("the {what} directory {} does not exist (it would be bound read-only at /sly_task_data/{what})", path.display())]
+    InputMissing {
+        /// `"data"` or `"model"`.
+        what: &'static str,
+        /// The path given.
+        path: PathBuf,
+    },
+
     /// `bwrap` is not installed.
     #[error("`{program}` not found; install bubblewrap (`apt-get install bubblewrap`) to run images")]
     BwrapMissing {

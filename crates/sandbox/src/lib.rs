@@ -13,6 +13,10 @@
 //! - [`agent`]: how the Supervisely agent starts a plugin (command,
 //!   environment, task directory, `task_config.json`) and what an image
 //!   needs for that ([`agent::check_image`]).
+//! - [`rootcache`]: one verified unpacked root per image and a private
+//!   writable layer per run (an overlay, or a copy), for fast starts that
+//!   never leak one run's writes into the next.
+//! - [`logs`]: the agent's JSON log lines, shown readably.
 //! - [`tree`]: an image's final file tree from its layer headers, for
 //!   those checks, without unpacking.
 //!
@@ -23,6 +27,8 @@
 
 pub mod agent;
 mod error;
+pub mod logs;
+pub mod rootcache;
 pub mod run;
 mod scope;
 pub mod spec;
@@ -30,7 +36,8 @@ pub mod tree;
 pub mod unpack;
 
 pub use error::{EntryError, Error, Result};
-pub use run::{bwrap_command, run, run_captured, RunOptions};
+pub use rootcache::{LayerKind, RootCache, RunLayer};
+pub use run::{bwrap_command, run, run_captured, Bind, RunOptions};
 pub use spec::RunSpec;
 pub use tree::ImageTree;
 pub use unpack::{unpack, unpack_cached};

@@ -39,12 +39,26 @@ pub struct RunOptions {
     /// Keep the host's network (`--share-net`) instead of an empty network
     /// namespace.
     pub network: bool,
+    /// Host directories bound into the sandbox, in order (a later bind
+    /// inside an earlier one shadows that part of it, as with `docker run -v`).
+    pub binds: Vec<Bind>,
 }
 
 impl Default for RunOptions {
     fn default() -> RunOptions {
-        RunOptions { bwrap: PathBuf::from("bwrap"), network: false }
+        RunOptions { bwrap: PathBuf::from("bwrap"), network: false, binds: Vec::new() }
     }
+}
+
+/// A host directory (or file) seen at `dest` inside the sandbox.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Bind {
+    /// The host path.
+    pub source: PathBuf,
+    /// The absolute path inside the sandbox.
+    pub dest: String,
+    /// Read-only (`--ro-bind`) rather than read-write (`--bind`).
+    pub read_only: bool,
 }
 
 /// Runs `spec` in `rootfs` with the caller's stdin, stdout and stderr, and
@@ -64,11 +78,23 @@ pub fn run_captured(rootfs: &Path, spec: &RunSpec, opts: &RunOptions) -> Result<
 /// The `bwrap` command line for `spec` (nothing is created or started).
 pub fn bwrap_command(rootfs: &Path, spec: &RunSpec, opts: &RunOptions) -> Command {
     let mut command = Command::new(&opts.bwrap);
-    command.arg("--bind").arg(rootfs).arg("/");
+    command.args(bwrap_args(rootfs, rootfs, spec, opts));
+    command
+}
+
+/// `bwrap`'s arguments: `root` becomes `/`; `image_root` is where the
+/// image's files can be looked at now (the same directory, or the lower
+/// layer of an overlay that is mounted only when the run starts).
+pub(crate) fn bwrap_args(root: &Path, image_root: &Path, spec: &RunSpec, opts: &RunOptions) -> Vec<OsString> {
+    let mut command = Args(Vec::new());
+    command.arg("--bind").arg(root).arg("/");
     command.args(["--proc", "/proc", "--dev", "/dev"]);
     // A symlink `/tmp` counts as the image's own.
-    if fs::symlink_metadata(rootfs.join("tmp")).is_err() {
+    if fs::symlink_metadata(image_root.join("tmp")).is_err() {
         command.args(["--tmpfs", "/tmp"]);
+    }
+    for bind in &opts.binds {
+        command.arg(if bind.read_only { "--ro-bind" } else { "--bind" }).arg(&bind.source).arg(&bind.dest);
     }
     command.arg("--unshare-all");
     if opts.network {
@@ -84,10 +110,27 @@ pub fn bwrap_command(rootfs: &Path, spec: &RunSpec, opts: &RunOptions) -> Comman
         command.arg("--setenv").arg(key).arg(value);
     }
     command.arg("--").args(&spec.argv);
-    command
+    command.0
 }
 
-fn prepare(rootfs: &Path, spec: &RunSpec, opts: &RunOptions) -> Result<Command> {
+/// An argument list with `Command`'s `arg`/`args` shape.
+struct Args(Vec<OsString>);
+
+impl Args {
+    fn arg(&mut self, arg: impl AsRef<std::ffi::OsStr>) -> &mut Args {
+        self.0.push(arg.as_ref().to_owned());
+        self
+    }
+
+    fn args<I: IntoIterator<Item = S>, S: AsRef<std::ffi::OsStr>>(&mut self, args: I) -> &mut Args {
+        for arg in args {
+            self.arg(arg);
+        }
+        self
+    }
+}
+
+pub(crate) fn prepare(rootfs: &Path, spec: &RunSpec, opts: &RunOptions) -> Result<Command> {
     // Docker creates a missing working directory; bwrap would fail on it.
     let workdir: Vec<OsString> =
         spec.workdir.split('/').filter(|part| !part.is_empty() && *part != ".").map(OsString::from).collect();
@@ -108,7 +151,7 @@ fn prepare(rootfs: &Path, spec: &RunSpec, opts: &RunOptions) -> Result<Command> 
     Ok(bwrap_command(rootfs, spec, opts))
 }
 
-fn spawn_error(opts: &RunOptions, source: io::Error) -> Error {
+pub(crate) fn spawn_error(opts: &RunOptions, source: io::Error) -> Error {
     if source.kind() == io::ErrorKind::NotFound {
         Error::BwrapMissing { program: opts.bwrap.clone() }
     } else {

@@ -80,6 +80,17 @@ impl RunSpec {
     }
 }
 
+impl RunSpec {
+    /// Sets `key` to `value`, in place when the environment has it
+    /// (`docker run -e` over the image's `ENV`).
+    pub fn set_env(&mut self, key: &str, value: &str) {
+        match self.env.iter_mut().find(|(k, _)| k == key) {
+            Some(existing) => existing.1 = value.to_owned(),
+            None => self.env.push((key.to_owned(), value.to_owned())),
+        }
+    }
+}
+
 struct User {
     uid: u32,
     gid: u32,
