@@ -6,6 +6,9 @@
 //!   against `tar | gzip | sha256sum` (the same single-stream work) and
 //!   `tar | pigz | sha256sum` (the floor with both cores);
 //! - build-all: the sample plugins, cold then warm;
+//! - run: a warm start of a sample plugin as the agent starts it (image
+//!   built, root unpacked), against `docker run --rm` of the same image
+//!   with the agent's command when `dockerd` can be started;
 //! - lint: 100 generated plugins.
 //!
 //! Wall time and peak memory (RSS) come from GNU `time`; the median of
@@ -67,17 +70,17 @@ pub(crate) fn run(args: Args) -> anyhow::Result<ExitCode> {
     let samples = scratch.path().join("samples");
     copy_samples(&root, &samples)?;
     let samples_s = samples.display().to_string();
-    let base = measure(
-        &sh,
-        1,
-        &format!("{} image from-rootfs {tree_s} localhost:5000/base-py --root {samples_s}", bin.display()),
-    )?;
-    report("base import (once)", &base, &base);
+    // The real base (the agent's command needs its python): from the lock
+    // and the .deb cache.
+    let base = measure(&sh, 1, &format!("{} base-image --root {samples_s}", bin.display()))?;
+    report("base image from the lock", &base, &base);
     let build_all = format!("{} build-all --root {samples_s} --format json > /dev/null", bin.display());
     let cold = measure(&sh, 1, &format!("rm -rf {samples_s}/target/plugin-forge/images && {build_all}"))?;
     let warm = measure(&sh, args.runs, &build_all)?;
     report("build-all, cold", &cold, &cold);
     report("build-all, warm", &warm, &cold);
+
+    warm_start(&sh, &bin, &samples, args.runs)?;
 
     println!("\nlint of 100 plugins");
     let many = scratch.path().join("many");
@@ -95,6 +98,107 @@ pub(crate) fn run(args: Args) -> anyhow::Result<ExitCode> {
     )?;
     report("lint", &lint, &lint);
     Ok(ExitCode::SUCCESS)
+}
+
+/// `run csv-bboxes` on its demo data: once cold (the root unpacked), then
+/// warm, and the same container under `docker run --rm` when an engine
+/// starts.
+fn warm_start(sh: &Shell, bin: &Path, samples: &Path, runs: usize) -> anyhow::Result<()> {
+    println!("\nrun of csv-bboxes as the agent starts it (median of {runs} runs)");
+    let demo = samples.join("plugins/import/csv-bboxes/demo");
+    let run = format!(
+        "{} run csv-bboxes --root {} --config 'Skip invalid rows' --data {} --format json > /dev/null 2>&1",
+        bin.display(),
+        samples.display(),
+        demo.display()
+    );
+    let roots = samples.join("target/plugin-forge/roots");
+    let cold = measure(sh, 1, &format!("rm -rf {} && {run}", roots.display()))?;
+    let warm = measure(sh, runs, &run)?;
+    report("run, cold (unpack the root)", &cold, &warm);
+    report("run, warm", &warm, &warm);
+
+    let Some(engine) = Engine::start(sh)? else {
+        println!("  docker run --rm: skipped, no Docker engine starts on this machine");
+        return Ok(());
+    };
+    let tarball = samples.join("target/plugin-forge/images/supervisely/import-csv-bboxes_1.2.0.tar");
+    let host = &engine.host;
+    let tarball_s = tarball.display().to_string();
+    cmd!(sh, "docker -H {host} load -i {tarball_s}").quiet().ignore_stdout().run()?;
+    let task = tempfile::tempdir()?;
+    std::fs::write(
+        task.path().join("task_config.json"),
+        r#"{"res_names": {"project": "street-boxes"}, "preset": "csv", "options": {"dataset_name": "ds0", "skip_invalid": true}}"#,
+    )?;
+    let docker = format!(
+        "docker -H {host} run --rm --network none --entrypoint sh -v {}:/sly_task_data -v {}:/sly_task_data/data:ro \
+         -e LOG_LEVEL=DEBUG -e LANG=C.UTF-8 -e PYTHONUNBUFFERED=1 -e PIP_ROOT_USER_ACTION=ignore \
+         localhost:5000/supervisely/import-csv-bboxes:1.2.0 -c 'python -u /workdir/src/main.py' > /dev/null",
+        task.path().display(),
+        demo.display()
+    );
+    match measure(sh, runs, &docker) {
+        Ok(sample) => report("docker run --rm", &sample, &warm),
+        Err(e) => println!("  docker run --rm: skipped, the engine cannot start containers here: {e:#}"),
+    }
+    Ok(())
+}
+
+/// A `dockerd` of the benchmark's own, stopped on drop.
+struct Engine {
+    child: std::process::Child,
+    host: String,
+    _dir: tempfile::TempDir,
+}
+
+impl Engine {
+    fn start(sh: &Shell) -> anyhow::Result<Option<Engine>> {
+        if !crate::has_program(sh, "dockerd") || !crate::has_program(sh, "docker") {
+            return Ok(None);
+        }
+        let dir = tempfile::tempdir()?;
+        let host = format!("unix://{}", dir.path().join("docker.sock").display());
+        let child = std::process::Command::new("dockerd")
+            .arg("--data-root")
+            .arg(dir.path().join("data"))
+            .arg("--exec-root")
+            .arg(dir.path().join("exec"))
+            .arg("--pidfile")
+            .arg(dir.path().join("docker.pid"))
+            .args(["-H", &host, "--bridge=none", "--iptables=false", "--ip6tables=false"])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .context("starting dockerd")?;
+        let mut engine = Engine { child, host, _dir: dir };
+        for _ in 0..100 {
+            let host = &engine.host;
+            if cmd!(sh, "docker -H {host} version").quiet().ignore_stdout().ignore_stderr().run().is_ok() {
+                return Ok(Some(engine));
+            }
+            if let Ok(Some(_)) = engine.child.try_wait() {
+                return Ok(None);
+            }
+            std::thread::sleep(std::time::Duration::from_millis(200));
+        }
+        Ok(None)
+    }
+}
+
+impl Drop for Engine {
+    fn drop(&mut self) {
+        // SIGTERM lets dockerd clean up its mounts; then wait for it.
+        let _ = std::process::Command::new("kill").arg(self.child.id().to_string()).status();
+        for _ in 0..50 {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                return;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
 }
 
 fn report(what: &str, sample: &Sample, reference: &Sample) {
@@ -162,7 +266,7 @@ fn generate_tree(dir: &Path, mib: u64) -> anyhow::Result<()> {
 }
 
 fn copy_samples(root: &Path, dest: &Path) -> anyhow::Result<()> {
-    for part in ["plugins", "supervisely_lib"] {
+    for part in ["plugins", "supervisely_lib", "base-images"] {
         copy_dir(&root.join(part), &dest.join(part))?;
     }
     Ok(())

@@ -65,6 +65,7 @@ fn sample_plugins_build_on_the_debian_base_and_run() {
     stdout_of(&xtask(other.path(), &["base-image", "--root", other.path().to_str().unwrap()]));
     assert_eq!(list(repo.path()), list(other.path()));
 
+    // As `docker run` would start them (ENTRYPOINT + CMD, no task directory).
     let checks: [(&str, &[&str], &str); 4] = [
         ("csv-bboxes", &[], "predefined run configs: 2 in /workdir/predefined_run_configs.json"),
         ("tiny-classifier", &[], "\"message\": \"inference finished\""),
@@ -76,7 +77,7 @@ fn sample_plugins_build_on_the_debian_base_and_run() {
         ("dataset-stats", &[], "\"message\": \"project stats\""),
     ];
     for (plugin, args, expected) in checks {
-        let mut argv = vec!["run", plugin, "--root", root];
+        let mut argv = vec!["run", plugin, "--root", root, "--docker-semantics", "--format", "json"];
         if !args.is_empty() {
             argv.push("--");
             argv.extend(args);
@@ -87,17 +88,22 @@ fn sample_plugins_build_on_the_debian_base_and_run() {
         assert!(out.contains(expected), "{plugin}: {out}");
     }
 
+    // As the agent starts them.
+    crate::agent::every_mode_and_config_gives_its_results(repo.path());
+    crate::agent::runs_look_like_the_agents(repo.path());
+    crate::agent::writes_do_not_reach_the_next_run(repo.path());
+
     // Python's default TLS context trusts the CA bundle built for
     // ca-certificates (plugins call the web instance over HTTPS).
     let script = "import ssl; print('ca certs:', len(ssl.create_default_context().get_ca_certs()))";
     let out = stdout_of(&xtask(
         repo.path(),
-        &["run", "tiny-classifier", "--root", root, "--", "python3", "-c", script],
+        &["run", "tiny-classifier", "--root", root, "--format", "json", "--", "python3", "-c", script],
     ));
     let count: usize = out.trim().strip_prefix("ca certs: ").and_then(|n| n.parse().ok()).unwrap_or(0);
     assert!(count > 100, "{out}");
 
-    // A real Docker engine loads and runs one of them.
+    // A real Docker engine loads and runs them, plainly and as the agent does.
     let Some(engine) = Dockerd::start() else { return };
     let tarball = repo.path().join("target/plugin-forge/images/supervisely/import-csv-bboxes_1.2.0.tar");
     engine.docker(&["load", "-i", tarball.to_str().unwrap()]).unwrap();
@@ -111,7 +117,9 @@ fn sample_plugins_build_on_the_debian_base_and_run() {
         Ok(out) => assert!(out.contains("supervisely_lib 0.2.0") && out.contains("import finished"), "{out}"),
         Err(e) if e.contains("cgroup") || e.contains("OCI runtime") => {
             eprintln!("skipping docker run: this machine's engine cannot start containers: {e}");
+            return;
         }
         Err(e) => panic!("docker run failed: {e}"),
     }
+    crate::agent::docker_gives_the_same_results(repo.path(), &engine);
 }
