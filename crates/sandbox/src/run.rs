@@ -17,9 +17,10 @@
 //! `--setenv`s, as bwrap applies them in order).
 //!
 //! bubblewrap 0.8 (Debian 12) has no overlay mounts, so what a program
-//! writes lands in the root filesystem itself; mount points that bwrap
-//! needs (`/proc`, `/dev`, `/tmp`) and a missing working directory are
-//! created there too.
+//! writes lands in the root filesystem given here; mount points that bwrap
+//! needs (`/proc`, `/dev`, `/tmp`, binds) and a missing working directory
+//! are created there too. [`crate::rootcache`] gives each run a private
+//! layer over a shared root for that reason.
 
 use std::ffi::OsString;
 use std::fs;

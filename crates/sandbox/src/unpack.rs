@@ -53,9 +53,8 @@ pub fn unpack(store: &BlobStore, image: &Image, dest: &Path) -> Result<()> {
 /// that path; an existing one is complete (it is renamed into place only
 /// when finished) and is reused as it is.
 ///
-/// A run binds this directory read-write, as `docker run` without `--rm`
-/// keeps a container's changes: what a program writes stays for the next
-/// run. Delete the directory to start afresh.
+/// Runs must not write into it: [`crate::rootcache`] gives each run a
+/// private layer over it.
 pub fn unpack_cached(store: &BlobStore, image: &Image, cache_dir: &Path) -> Result<PathBuf> {
     let rootfs = cache_dir.join(image.manifest_digest.hex()).join("rootfs");
     if rootfs.is_dir() {
