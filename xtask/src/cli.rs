@@ -21,7 +21,7 @@ pub(crate) enum Format {
 pub(crate) struct Common {
     /// The monorepo root, the directory that holds `plugins/` [default: this repository]
     #[arg(long, value_name = "DIR")]
-    pub(crate) root: Option<PathBuf>,
+    root: Option<PathBuf>,
     /// Registry prefix of image names (the `REGISTRY` build arg).
     #[arg(long, value_name = "REG", default_value = DEFAULT_REGISTRY)]
     registry: String,
