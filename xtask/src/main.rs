@@ -50,8 +50,9 @@ enum Command {
     /// Build base images from Debian packages (base-images/NAME.toml, pinned
     /// by NAME.lock) into the image store as REGISTRY/NAME.
     BaseImage(base_image::Args),
-    /// Build a plugin's image and run its entry point in a sandbox, like
-    /// `docker run --rm`.
+    /// Build a plugin's image and start it in a sandbox as the Supervisely
+    /// agent does (task directory, config, `sh -c "python -u ..."`), or as
+    /// `docker run --rm` with --docker-semantics.
     Run(Box<run::Args>),
     /// Build (cached when unchanged) and push plugin images to
     /// REGISTRY/NAME:TAG; all plugins unless some are named.

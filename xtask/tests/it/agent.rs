@@ -233,6 +233,33 @@ pub(crate) fn runs_look_like_the_agents(repo: &Path) {
     let task_dir = Path::new(results_line).parent().unwrap();
     assert!(out.stdout.contains(&format!("HOST_TASK_DIR={}", task_dir.display())), "{}", out.stdout);
 
+    // --entrypoint with its arguments, --config-file, --env-file (later -e wins).
+    let files = tempfile::tempdir().unwrap();
+    let (config, env) = (files.path().join("config.json"), files.path().join("env"));
+    fs::write(&config, r#"{"max_distance": 0.5}"#).unwrap();
+    fs::write(&env, "# comment\nFROM_FILE=yes\n\nBOTH=file\n").unwrap();
+    let out = run(
+        repo,
+        "tiny-classifier",
+        &[
+            "--mode",
+            "inference",
+            "--config-file",
+            config.to_str().unwrap(),
+            "--env-file",
+            env.to_str().unwrap(),
+            "-e",
+            "BOTH=flag",
+            "--entrypoint",
+            "sh",
+            "--",
+            "-c",
+            "cat /sly_task_data/task_config.json; echo $FROM_FILE $BOTH",
+        ],
+    )
+    .ok();
+    assert_eq!(out.stdout, "{\n  \"max_distance\": 0.5\n}\nyes flag\n", "{}", out.stderr);
+
     // The human display: level, aligned message, fields, events.
     let csv_demo = repo.join("plugins/import/csv-bboxes/demo");
     let out =
