@@ -13,6 +13,7 @@ mod build;
 mod cli;
 mod image;
 mod lint;
+mod new;
 mod output;
 mod progress;
 mod publish;
@@ -36,6 +37,9 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
+    /// Create a plugin in the Supervisely layout under ROOT/plugins: entry
+    /// points, Dockerfile, manifests, README, VERSION and LICENSE.
+    New(new::Args),
     /// Check every plugin under ROOT/plugins against the lint rules.
     ///
     /// Exits 0 when there is no error (warnings allowed), 1 when there are
@@ -74,6 +78,7 @@ fn main() -> ExitCode {
         Err(err) => err.exit(),
     };
     let result = match cli.command {
+        Command::New(args) => new::run(args),
         Command::Lint(args) => lint::run(args, matches.subcommand_matches("lint").expect("lint matches")),
         Command::Build(args) => build::run_build(args),
         Command::BuildAll(args) => build::run_build_all(args),

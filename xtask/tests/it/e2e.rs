@@ -3,27 +3,11 @@
 //! from the archive or the cache), every sample plugin built on it and run
 //! in the sandbox, and one image loaded and run in a real Docker engine.
 
-use std::fs;
 use std::path::Path;
 
 use forge_testkit::{require_tool, Dockerd};
 
-use crate::{project_root, xtask};
-
-fn copy_dir(from: &Path, to: &Path) {
-    fs::create_dir_all(to).unwrap();
-    for entry in fs::read_dir(from).unwrap() {
-        let entry = entry.unwrap();
-        let target = to.join(entry.file_name());
-        if entry.file_type().unwrap().is_dir() {
-            if entry.file_name() != "__pycache__" {
-                copy_dir(&entry.path(), &target);
-            }
-        } else {
-            fs::copy(entry.path(), &target).unwrap();
-        }
-    }
-}
+use crate::{copy_dir, project_root, xtask};
 
 fn stdout_of(out: &std::process::Output) -> String {
     assert!(

@@ -4,6 +4,7 @@ mod agent;
 mod build;
 mod e2e;
 mod lint;
+mod new;
 mod publish;
 mod tidy;
 
@@ -47,4 +48,20 @@ pub(crate) fn base_rootfs(files: &[(&str, &str)]) -> tempfile::TempDir {
         std::fs::set_permissions(dir.path().join(exe), std::fs::Permissions::from_mode(0o755)).unwrap();
     }
     dir
+}
+
+/// Copies the directory `from` to `to` (without `__pycache__`).
+pub(crate) fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        let target = to.join(entry.file_name());
+        if entry.file_type().unwrap().is_dir() {
+            if entry.file_name() != "__pycache__" {
+                copy_dir(&entry.path(), &target);
+            }
+        } else {
+            std::fs::copy(entry.path(), &target).unwrap();
+        }
+    }
 }
