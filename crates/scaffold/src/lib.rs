@@ -305,10 +305,11 @@ impl Vars<'_> {
         let name = self.dir.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
         let run = match plugin_type {
             PluginType::Architecture => format!(
-                "cargo xtask run {dir} -- python3 -u /workdir/src/train.py\ncargo xtask run {dir}   # inference, the image's default",
-                dir = self.dir.display()
+                "cargo xtask run {name} --mode train --config Train\ncargo xtask run {name} --mode inference --config Inference --model DIR   # DIR: a checkpoint_000 from the train run's results"
             ),
-            _ => format!("cargo xtask run {}", self.dir.display()),
+            PluginType::Import => format!("cargo xtask run {name} --config \"Import into ds0\" --data DIR_OF_FILES"),
+            PluginType::Dtl => format!("cargo xtask run {name} --config \"Copy the projects\" --data DIR_OF_PROJECTS"),
+            PluginType::Custom => format!("cargo xtask run {name} --config Default"),
         };
         let inputs = match plugin_type {
             PluginType::Import => "the uploaded files",

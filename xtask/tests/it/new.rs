@@ -84,19 +84,19 @@ fn new_plugins_of_every_type_lint_clean_build_and_run() {
     let built = ok(&xtask(repo.path(), &["build-all", "--root", root, "--format", "json"]));
     assert_eq!(built.lines().filter(|l| l.contains("\"status\":\"built\"")).count(), 4, "{built}");
 
-    let runs: [(&str, &[&str], &str); 5] = [
-        ("my-import", &[], "\"message\": \"no task config; nothing to import\""),
-        ("my-net", &[], "\"message\": \"inference finished\""),
-        ("my-net", &["python3", "-u", "/workdir/src/train.py"], "\"message\": \"training finished\""),
-        ("my-dtl", &[], "\"message\": \"no task config; nothing to transform\""),
-        ("my-tool", &[], "\"message\": \"task started\""),
+    // Each mode with its predefined config, as the agent starts it, and as `docker run` would.
+    let runs: [(&str, &[&str], &str); 7] = [
+        ("my-import", &["--docker-semantics"], "no task config; nothing to import"),
+        ("my-import", &["--config", "Import into ds0"], "import finished"),
+        ("my-net", &["--docker-semantics"], "no task config; the predictions are not saved"),
+        ("my-net", &["--mode", "train", "--config", "Train"], "checkpoint"),
+        ("my-net", &["--mode", "inference", "--config", "Inference"], "model applied"),
+        ("my-dtl", &["--config", "Copy the projects"], "dtl finished"),
+        ("my-tool", &["--config", "Default"], "task finished"),
     ];
     for (plugin, args, expected) in runs {
         let mut argv = vec!["run", plugin, "--root", root];
-        if !args.is_empty() {
-            argv.push("--");
-            argv.extend(args);
-        }
+        argv.extend(args);
         let stdout = ok(&xtask(repo.path(), &argv));
         assert!(stdout.contains("supervisely_lib "), "{plugin}: {stdout}");
         assert!(stdout.contains(expected), "{plugin} {args:?}: {stdout}");
