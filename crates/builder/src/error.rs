@@ -83,6 +83,12 @@ pub enum BuildError {
     Oci(#[from] forge_oci::Error),
 }
 
+impl From<forge_oci::DigestError> for BuildError {
+    fn from(e: forge_oci::DigestError) -> BuildError {
+        BuildError::Oci(e.into())
+    }
+}
+
 /// A refusal found while planning an instruction, before it is tied to its
 /// position in the Dockerfile.
 #[derive(Debug, Clone, PartialEq, Eq)]

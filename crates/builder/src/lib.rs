@@ -44,7 +44,7 @@ pub use execute::{execute, Executed, LayerSlots};
 pub use image::BaseImage;
 pub use labels::supervisely_labels;
 pub use plan::{base_reference, plan, BuildPlan, ConfigChange, ParsedDockerfile, PlanInputs, Step};
-pub use resolve::{repository, split_source, BaseResolver, LocalResolver, Override};
+pub use resolve::{split_source, BaseResolver, LocalResolver, Override};
 pub use rootfs::image_from_rootfs;
 
 /// Where build outputs go under a monorepo root.

@@ -56,8 +56,8 @@ impl Override {
 /// without it and the whole does not.
 pub fn split_source(text: &str) -> (PathBuf, Option<String>) {
     if !Path::new(text).exists() {
-        if let Some((path, tag)) = text.rsplit_once(':') {
-            if Path::new(path).exists() && !tag.contains('/') {
+        if let (path, Some(tag)) = forge_reference::split_tag(text) {
+            if Path::new(path).exists() {
                 return (PathBuf::from(path), Some(tag.to_string()));
             }
         }
@@ -91,18 +91,9 @@ impl LocalResolver {
     }
 }
 
-/// `repo` of `repo:tag` (a `:` after the last `/`).
-pub fn repository(reference: &str) -> &str {
-    let name = reference.split('@').next().unwrap_or(reference);
-    match name.rsplit_once(':') {
-        Some((repo, tag)) if !tag.contains('/') => repo,
-        _ => name,
-    }
-}
-
 impl BaseResolver for LocalResolver {
     fn resolve(&self, reference: &str, store: &BlobStore) -> Result<BaseImage, BuildError> {
-        let repo = repository(reference);
+        let repo = forge_reference::untagged(reference);
         let image = if let Some(o) = self.overrides.iter().find(|o| o.reference == reference) {
             self.import(o, store)?
         } else if let Some(o) = self.overrides.iter().find(|o| o.reference == repo) {
@@ -136,14 +127,6 @@ impl BaseResolver for LocalResolver {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn repositories() {
-        assert_eq!(repository("localhost:5000/base-py:1.0"), "localhost:5000/base-py");
-        assert_eq!(repository("localhost:5000/base-py"), "localhost:5000/base-py");
-        assert_eq!(repository("base-py@sha256:00"), "base-py");
-        assert_eq!(repository("python:3.11"), "python");
-    }
 
     #[test]
     fn overrides() {

@@ -14,10 +14,10 @@ use std::path::{Path, PathBuf};
 use std::thread;
 use std::time::Duration;
 
-use sha2::{Digest, Sha256};
+use forge_digest::{is_sha256_hex, Digest};
+use sha2::{Digest as _, Sha256};
 
 use crate::error::{Error, Result};
-use crate::resolve::is_sha256;
 
 /// How often a transient failure is retried (so three attempts in all).
 const RETRIES: u32 = 2;
@@ -92,7 +92,7 @@ impl Fetcher {
     /// and size: the cached copy if it is there and verifies, else a fresh
     /// download, verified before it is stored.
     pub fn fetch_verified(&self, path_on_mirror: &str, sha256: &str, size: u64) -> Result<PathBuf> {
-        if !is_sha256(sha256) {
+        if !is_sha256_hex(sha256) {
             return Err(Error::InvalidDigest(sha256.to_owned()));
         }
         let url = self.url(path_on_mirror);
@@ -124,7 +124,7 @@ impl Fetcher {
     /// Nothing is verified here; the caller checks the content.
     pub fn fetch_mutable(&self, path_on_mirror: &str, refresh: bool) -> Result<PathBuf> {
         let url = self.url(path_on_mirror);
-        let dest = self.cache_dir.join("url").join(hex(&Sha256::digest(url.as_bytes())));
+        let dest = self.cache_dir.join("url").join(Digest::of(url.as_bytes()).hex());
         if dest.exists() && !refresh {
             return Ok(dest);
         }
@@ -136,7 +136,7 @@ impl Fetcher {
     /// Forgets the cached copy of a mutable file (after it failed verification).
     pub fn forget_mutable(&self, path_on_mirror: &str) -> Result<()> {
         let url = self.url(path_on_mirror);
-        let dest = self.cache_dir.join("url").join(hex(&Sha256::digest(url.as_bytes())));
+        let dest = self.cache_dir.join("url").join(Digest::of(url.as_bytes()).hex());
         match fs::remove_file(&dest) {
             Err(e) if e.kind() != io::ErrorKind::NotFound => Err(Error::io("removing cache entry", &dest, e)),
             _ => Ok(()),
@@ -199,7 +199,7 @@ impl Fetcher {
                 .map_err(|e| (false, Error::io("writing", tmp.path(), e)))?;
         }
         tmp.as_file_mut().flush().map_err(|e| (false, Error::io("writing", tmp.path(), e)))?;
-        Ok((tmp, size, hex(&hasher.finalize())))
+        Ok((tmp, size, Digest::from_hasher(hasher).hex().to_owned()))
     }
 }
 
@@ -231,7 +231,7 @@ pub fn hash_file(path: &Path) -> Result<(u64, String)> {
         hasher.update(&buf[..n]);
         size += n as u64;
     }
-    Ok((size, hex(&hasher.finalize())))
+    Ok((size, Digest::from_hasher(hasher).hex().to_owned()))
 }
 
 /// Checks a file against an expected size and SHA-256; `url` names it in errors.
@@ -244,14 +244,4 @@ pub fn verify_file(path: &Path, url: &str, sha256: &str, size: u64) -> Result<()
         return Err(Error::DigestMismatch { url: url.to_owned(), expected: sha256.to_owned(), found });
     }
     Ok(())
-}
-
-pub(crate) fn hex(bytes: &[u8]) -> String {
-    const DIGITS: &[u8; 16] = b"0123456789abcdef";
-    let mut s = String::with_capacity(bytes.len() * 2);
-    for b in bytes {
-        s.push(DIGITS[usize::from(b >> 4)] as char);
-        s.push(DIGITS[usize::from(b & 15)] as char);
-    }
-    s
 }

@@ -32,7 +32,9 @@ use crate::description::{toml_error, Description};
 use crate::error::{Error, Result};
 use crate::fetch::Fetcher;
 use crate::release::{self, ReleaseOptions};
-use crate::resolve::{self, is_sha256, Index, Package};
+use forge_digest::is_sha256_hex;
+
+use crate::resolve::{self, Index, Package};
 use crate::version::Version;
 
 /// The lock file format version we write and read.
@@ -245,11 +247,11 @@ impl Lock {
                 lock.version
             )));
         }
-        if !is_sha256(&lock.packages_sha256) {
+        if !is_sha256_hex(&lock.packages_sha256) {
             return Err(invalid(format!("invalid packages-sha256 `{}`", lock.packages_sha256)));
         }
         for (i, p) in lock.packages.iter().enumerate() {
-            if !is_sha256(&p.sha256) {
+            if !is_sha256_hex(&p.sha256) {
                 return Err(invalid(format!("package {}: invalid sha256 `{}`", p.name, p.sha256)));
             }
             Version::parse(&p.version).map_err(|e| invalid(format!("package {}: {e}", p.name)))?;

@@ -15,10 +15,11 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{SystemTime, UNIX_EPOCH};
 
+use forge_digest::is_sha256_hex;
+
 use crate::deb822::{self, value_lines};
 use crate::error::{Error, Result};
 use crate::fetch::Fetcher;
-use crate::resolve::is_sha256;
 
 /// Debian's archive keyring, as the `debian-archive-keyring` package installs it.
 pub const DEFAULT_KEYRING: &str = "/usr/share/keyrings/debian-archive-keyring.gpg";
@@ -100,7 +101,7 @@ impl Release {
                 return Err(invalid());
             };
             let size = size.parse().map_err(|_| invalid())?;
-            if !is_sha256(hash) {
+            if !is_sha256_hex(hash) {
                 return Err(invalid());
             }
             sha256.push(FileEntry { path: path.to_owned(), size, sha256: hash.to_owned() });

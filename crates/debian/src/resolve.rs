@@ -12,6 +12,8 @@
 
 use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 
+use forge_digest::is_sha256_hex;
+
 use crate::deb822::{self, Paragraph};
 use crate::error::{Error, Result};
 use crate::relation::{self, Dependency, Relation};
@@ -70,7 +72,7 @@ impl Package {
         let size_text = required("Size")?;
         let size = size_text.parse().map_err(|_| invalid("Size", size_text))?;
         let sha256 = required("SHA256")?;
-        if !is_sha256(sha256) {
+        if !is_sha256_hex(sha256) {
             return Err(invalid("SHA256", sha256));
         }
         let provides_text = p.get("Provides").unwrap_or("");
@@ -125,10 +127,6 @@ impl Package {
             source: Box::new(e),
         })
     }
-}
-
-pub(crate) fn is_sha256(s: &str) -> bool {
-    s.len() == 64 && s.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
 }
 
 /// The packages of one architecture (plus `Architecture: all`), by name and

@@ -1,17 +1,16 @@
 //! `VERSION`: the image name (without registry) and tag of a plugin,
 //! validated against the Docker/OCI reference grammar
-//! (`distribution/reference`): lowercase path components separated by `/`,
-//! each `[a-z0-9]+` joined by `.`, `_`, `__` or runs of `-`; a tag of
-//! `[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}`.
+//! (`distribution/reference`, checked by `forge-reference`): lowercase path
+//! components separated by `/`, each `[a-z0-9]+` joined by `.`, `_`, `__`
+//! or runs of `-`; a tag of `[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}`. What is
+//! particular to `VERSION` (one line, no registry, no digest, exactly one
+//! `:`) is checked here.
 
 use std::fmt;
 
-use crate::{Position, Problem};
+use forge_reference::{check_path, check_tag};
 
-/// Longest image name Docker accepts, registry included.
-const NAME_MAX: usize = 255;
-/// Longest tag the grammar allows.
-const TAG_MAX: usize = 128;
+use crate::{Position, Problem};
 
 /// An image name and tag, as written in `VERSION`.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -86,8 +85,8 @@ impl ImageRef {
                 problem.with_help("write `<image>:<tag>`; a tag may not contain `:`")
             });
         }
-        validate_name(name).map_err(|(i, m, help)| at(i, m).with_help(help))?;
-        validate_tag(tag).map_err(|(i, m, help)| at(colon + 1 + i, m).with_help(help))?;
+        check_path(name).map_err(|e| at(e.offset, e.message).with_help(e.help))?;
+        check_tag(tag).map_err(|e| at(colon + 1 + e.offset, e.message).with_help(e.help))?;
         Ok(ImageRef { name: name.to_string(), tag: tag.to_string() })
     }
 }
@@ -96,89 +95,6 @@ impl fmt::Display for ImageRef {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{}:{}", self.name, self.tag)
     }
-}
-
-type GrammarError = (usize, String, String);
-
-const NAME_HELP: &str =
-    "image names are lowercase letters and digits in `/`-separated parts, joined inside a part by `.`, `_`, `__` or `-`";
-
-fn validate_name(name: &str) -> Result<(), GrammarError> {
-    if name.is_empty() {
-        return Err((0, "missing image name before `:`".into(), NAME_HELP.into()));
-    }
-    if name.len() > NAME_MAX {
-        return Err((NAME_MAX, format!("image name is longer than {NAME_MAX} characters"), NAME_HELP.into()));
-    }
-    let mut start = 0;
-    for component in name.split('/') {
-        validate_component(component).map_err(|(i, m)| (start + i, m, NAME_HELP.into()))?;
-        start += component.len() + 1;
-    }
-    Ok(())
-}
-
-/// One path component: `[a-z0-9]+(?:(?:[._]|__|[-]+)[a-z0-9]+)*`.
-fn validate_component(component: &str) -> Result<(), (usize, String)> {
-    if component.is_empty() {
-        return Err((0, "empty part in image name (`//`, or `/` at an end)".into()));
-    }
-    // Start of the current separator run, if inside one.
-    let mut separator: Option<usize> = None;
-    for (idx, c) in component.char_indices() {
-        match c {
-            'a'..='z' | '0'..='9' => {
-                if let Some(s) = separator.take() {
-                    let sep = &component[s..idx];
-                    let ok = matches!(sep, "." | "_" | "__") || sep.bytes().all(|b| b == b'-');
-                    if !ok {
-                        return Err((s, format!("invalid separator `{sep}` in image name")));
-                    }
-                }
-            }
-            '.' | '_' | '-' => {
-                if idx == 0 {
-                    return Err((
-                        0,
-                        format!("image name parts must start with a letter or digit, found `{c}`"),
-                    ));
-                }
-                separator.get_or_insert(idx);
-            }
-            'A'..='Z' => {
-                return Err((idx, format!("uppercase letter `{c}` in image name")));
-            }
-            _ => return Err((idx, format!("invalid character `{c}` in image name"))),
-        }
-    }
-    if let Some(s) = separator {
-        return Err((s, "image name parts must end with a letter or digit".into()));
-    }
-    Ok(())
-}
-
-fn validate_tag(tag: &str) -> Result<(), GrammarError> {
-    const TAG_HELP: &str =
-        "tags are letters, digits, `_`, `.` and `-`, not starting with `.` or `-`, at most 128 characters";
-    let mut chars = tag.char_indices();
-    match chars.next() {
-        None => return Err((0, "empty tag after `:`".into(), TAG_HELP.into())),
-        Some((_, c)) if c.is_ascii_alphanumeric() || c == '_' => {}
-        Some((_, c)) => {
-            return Err((
-                0,
-                format!("tag must start with a letter, digit or `_`, found `{c}`"),
-                TAG_HELP.into(),
-            ))
-        }
-    }
-    if let Some((i, c)) = chars.find(|(_, c)| !(c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-'))) {
-        return Err((i, format!("invalid character `{c}` in tag"), TAG_HELP.into()));
-    }
-    if tag.len() > TAG_MAX {
-        return Err((TAG_MAX, format!("tag is longer than {TAG_MAX} characters"), TAG_HELP.into()));
-    }
-    Ok(())
 }
 
 #[cfg(test)]

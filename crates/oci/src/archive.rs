@@ -60,10 +60,11 @@ pub struct RepoTag {
 }
 
 impl RepoTag {
-    /// Splits `name[:tag]`; a `:` before the last `/` belongs to a registry
-    /// port, not a tag. The full reference grammar is checked upstream
-    /// (forge-manifest's `ImageRef`); this refuses only what would make a
-    /// broken archive.
+    /// Splits `name[:tag]` by [`forge_reference::split_tag`]'s rule. The name
+    /// is kept as written (not normalised as a registry `Reference` is),
+    /// because `docker save` writes repo tags as the user named them. The
+    /// full grammar is checked upstream (forge-manifest's `ImageRef`); this
+    /// refuses only what would make a broken archive.
     pub fn parse(text: &str) -> Result<RepoTag> {
         let invalid = |reason| Error::InvalidRepoTag { tag: text.to_owned(), reason };
         if text.is_empty() {
@@ -75,11 +76,8 @@ impl RepoTag {
         if text.contains('@') {
             return Err(invalid("a digest (`@sha256:...`) cannot be a tag"));
         }
-        let slash = text.rfind('/').map_or(0, |i| i + 1);
-        let (name, tag) = match text[slash..].rfind(':') {
-            Some(colon) => (&text[..slash + colon], &text[slash + colon + 1..]),
-            None => (text, "latest"),
-        };
+        let (name, tag) = forge_reference::split_tag(text);
+        let tag = tag.unwrap_or("latest");
         if name.is_empty() || name.ends_with('/') {
             return Err(invalid("the name is empty"));
         }
@@ -113,7 +111,7 @@ pub fn export_archive(
     let tags = repo_tags.iter().map(|t| RepoTag::parse(t)).collect::<Result<Vec<_>>>()?;
     let config_digest = image.config_digest()?;
     let layers: Vec<Digest> =
-        image.manifest.layers().iter().map(Digest::from_descriptor).collect::<Result<_>>()?;
+        image.manifest.layers().iter().map(Digest::from_descriptor).collect::<Result<_, _>>()?;
     for (desc, digest) in image.manifest.layers().iter().zip(&layers) {
         let found = store.size(digest)?;
         if found != desc.size() {

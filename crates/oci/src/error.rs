@@ -7,7 +7,7 @@
 use std::io;
 use std::path::PathBuf;
 
-use crate::digest::Digest;
+use crate::digest::{Digest, DigestError};
 use crate::validate::Problem;
 
 /// Result with this crate's [`Error`].
@@ -19,13 +19,8 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 #[non_exhaustive]
 pub enum Error {
     /// A string is not `sha256:` followed by 64 lowercase hex digits.
-    #[error("invalid digest `{value}`: {reason}")]
-    InvalidDigest {
-        /// The text that was parsed.
-        value: String,
-        /// What is wrong with it.
-        reason: &'static str,
-    },
+    #[error(transparent)]
+    InvalidDigest(#[from] DigestError),
 
     /// A file system operation failed.
     #[error("{op} {}", path.display())]

@@ -318,12 +318,12 @@ impl Image {
 
     /// Digest of the config blob.
     pub fn config_digest(&self) -> Result<Digest> {
-        Digest::from_descriptor(self.manifest.config())
+        Ok(Digest::from_descriptor(self.manifest.config())?)
     }
 
     /// The layers' diff IDs from the config.
     pub fn diff_ids(&self) -> Result<Vec<Digest>> {
-        self.config.rootfs().diff_ids().iter().map(|d| Digest::parse(d)).collect()
+        self.config.rootfs().diff_ids().iter().map(|d| Ok(Digest::parse(d)?)).collect()
     }
 }
 

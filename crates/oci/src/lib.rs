@@ -50,7 +50,7 @@ pub mod validate;
 pub use archive::export_archive;
 pub use cache::{FileDigests, KeyInputs, LayerCache, LayerKey};
 pub use compression::{Compression, UncompressedReader};
-pub use digest::{descriptor, Digest, HashingReader, HashingWriter};
+pub use digest::{descriptor, Digest, DigestError, HashingReader, HashingWriter};
 pub use error::{Error, Result};
 pub use image::{canonical_json, write_image, Image, RuntimeConfig};
 pub use import::import;

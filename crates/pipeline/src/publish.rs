@@ -95,6 +95,7 @@ impl Session {
         observer.event(&Event::PushStarted { plugin, image: &built.image, size: built.size });
         let progress = |event: PushEvent| observer.event(&Event::Push { plugin, event: &event });
         let result = Reference::parse(&built.image)
+            .map_err(forge_registry::Error::from)
             .and_then(|reference| client.push(self.workspace().store(), &built.stored, &reference, &progress))
             .map_err(Error::from);
         observer.event(&Event::PushFinished { plugin, ok: result.is_ok() });

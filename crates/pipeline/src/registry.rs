@@ -51,7 +51,7 @@ impl BaseResolver for PullingResolver {
             why: format!("is not in the local store and could not be pulled; {local_help}"),
             source: Box::new(source),
         };
-        let parsed = Reference::parse(reference).map_err(unavailable)?;
+        let parsed = Reference::parse(reference).map_err(|e| unavailable(e.into()))?;
         let pulled = match forge_registry::cached_image(store, &parsed) {
             Ok(Some(image)) => image,
             _ => self.client.pull(&parsed, &Platform::default(), store).map_err(unavailable)?,

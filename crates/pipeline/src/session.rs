@@ -227,7 +227,7 @@ fn ensure_base_images(
         let description = description_path(root, &name);
         let repo = Description::load(&description)?.name;
         let reference = format!("{}/{repo}", registry.trim_end_matches('/'));
-        let overridden = overrides.iter().any(|o| forge_builder::repository(&o.reference) == reference);
+        let overridden = overrides.iter().any(|o| forge_reference::untagged(&o.reference) == reference);
         if !overridden && workspace.store().resolve_ref(&reference)?.is_none() {
             observer.event(&Event::BaseImageMissing { reference: &reference, description: &description });
             ensure(root, workspace.store(), &name, registry, options, observer)?;

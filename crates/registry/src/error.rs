@@ -212,3 +212,15 @@ pub enum Error {
     #[error(transparent)]
     Store(#[from] forge_oci::Error),
 }
+
+impl From<forge_oci::DigestError> for Error {
+    fn from(e: forge_oci::DigestError) -> Error {
+        Error::Store(e.into())
+    }
+}
+
+impl From<forge_reference::Error> for Error {
+    fn from(e: forge_reference::Error) -> Error {
+        Error::InvalidReference { reference: e.reference, reason: e.reason }
+    }
+}

@@ -29,7 +29,7 @@ pub mod client;
 mod error;
 pub mod pull;
 pub mod push;
-pub mod reference;
+pub use forge_reference as reference;
 
 pub use auth::{Anonymous, CredentialSource, Credentials, DockerConfig, StaticCredentials};
 pub use client::{Client, ClientOptions, RetryNotice};

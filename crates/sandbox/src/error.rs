@@ -176,6 +176,12 @@ pub enum Error {
     },
 }
 
+impl From<forge_oci::DigestError> for Error {
+    fn from(e: forge_oci::DigestError) -> Error {
+        Error::Oci(e.into())
+    }
+}
+
 impl Error {
     pub(crate) fn io(op: &'static str, path: impl Into<PathBuf>, source: io::Error) -> Error {
         Error::Io { op, path: path.into(), source }

@@ -8,14 +8,39 @@
 //! `index.docker.io`, `registry-1.docker.io`) all become `docker.io`, whose
 //! API endpoint is `registry-1.docker.io`, and one-component Hub names get
 //! the `library/` prefix, so that one image has one [`Reference`].
+//!
+//! This crate is the one place that knows the grammar: the rule "a `:`
+//! after the last `/` starts the tag" ([`split_tag`]), the path and tag
+//! grammars with the position of the first offence ([`check_path`],
+//! [`check_tag`], which `VERSION`'s lint errors are made of), and the
+//! normalised [`Reference`] the registry client, the base-image resolver
+//! and the archive writer use.
+
+#![deny(missing_docs)]
 
 use std::fmt;
 use std::net::{IpAddr, Ipv6Addr};
 use std::str::FromStr;
 
-use forge_oci::Digest;
+pub use forge_digest::Digest;
 
-use crate::error::{Error, Result};
+/// Longest image name Docker accepts, registry included.
+pub const NAME_MAX: usize = 255;
+/// Longest tag the grammar allows.
+pub const TAG_MAX: usize = 128;
+
+/// A text that is not an image reference.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("invalid image reference `{reference}`: {reason}")]
+pub struct Error {
+    /// The text as given.
+    pub reference: String,
+    /// What is wrong with it.
+    pub reason: String,
+}
+
+/// Result with this crate's [`Error`].
+pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 /// Docker Hub's canonical registry name.
 pub const DOCKER_HUB: &str = "docker.io";
@@ -43,7 +68,7 @@ pub struct Reference {
 impl Reference {
     /// Parses `[host[:port]/]repo[:tag][@digest]`; see the module docs.
     pub fn parse(text: &str) -> Result<Reference> {
-        let invalid = |reason: String| Error::InvalidReference { reference: text.to_owned(), reason };
+        let invalid = |reason: String| Error { reference: text.to_owned(), reason };
         if text.is_empty() {
             return Err(invalid("empty reference".into()));
         }
@@ -54,13 +79,9 @@ impl Reference {
             }
             None => (text, None),
         };
-        // A tag is a `:` after the last `/` (a `:` before it is a port).
-        let (name, tag) = match name.rsplit_once(':') {
-            Some((repo, tag)) if !tag.contains('/') => (repo, Some(tag)),
-            _ => (name, None),
-        };
+        let (name, tag) = split_tag(name);
         if let Some(tag) = tag {
-            check_tag(tag).map_err(|r| invalid(r.into()))?;
+            check_tag(tag).map_err(|e| invalid(e.to_string()))?;
         }
         let (registry, repository) = match name.split_once('/') {
             Some((first, rest)) if first.contains(['.', ':']) || first == "localhost" => {
@@ -74,7 +95,7 @@ impl Reference {
         } else {
             repository
         };
-        check_repository(&repository).map_err(|r| invalid(r.into()))?;
+        check_path(&repository).map_err(|e| invalid(e.to_string()))?;
         let target = match digest {
             Some(digest) => Target::Digest(digest, tag.map(str::to_owned)),
             None => Target::Tag(tag.unwrap_or("latest").to_owned()),
@@ -211,7 +232,7 @@ pub fn host_without_port(host: &str) -> &str {
     }
 }
 
-fn check_registry(registry: &str) -> std::result::Result<(), String> {
+fn check_registry(registry: &str) -> Result<(), String> {
     let bare = host_without_port(registry);
     let ok = !bare.is_empty()
         && (bare.starts_with('[') && bare.ends_with(']')
@@ -223,44 +244,117 @@ fn check_registry(registry: &str) -> std::result::Result<(), String> {
     }
 }
 
-fn check_tag(tag: &str) -> std::result::Result<(), &'static str> {
-    let mut bytes = tag.bytes();
-    let first_ok = bytes.next().is_some_and(|b| b.is_ascii_alphanumeric() || b == b'_');
-    if first_ok && tag.len() <= 128 && bytes.all(|b| b.is_ascii_alphanumeric() || b"_.-".contains(&b)) {
-        Ok(())
-    } else {
-        Err("a tag is 1 to 128 characters of [A-Za-z0-9_.-], not starting with `.` or `-`")
+/// `name[:tag]` split by the one rule: a `:` after the last `/` starts the
+/// tag (a `:` before it belongs to a registry port). Nothing is validated.
+pub fn split_tag(name: &str) -> (&str, Option<&str>) {
+    match name.rsplit_once(':') {
+        Some((repo, tag)) if !tag.contains('/') => (repo, Some(tag)),
+        _ => (name, None),
     }
 }
 
-/// Path components are `[a-z0-9]+` joined by `.`, `_`, `__` or runs of `-`.
-fn check_repository(repository: &str) -> std::result::Result<(), &'static str> {
-    const REASON: &str =
-        "a repository is lowercase path components of [a-z0-9] separated by `.`, `_`, `__` or `-`";
-    if repository.is_empty() || repository.len() > 255 {
-        return Err(REASON);
+/// The name of a reference as written, without tag or digest:
+/// `localhost:5000/base-py` of `localhost:5000/base-py:1.0@sha256:...`.
+pub fn untagged(reference: &str) -> &str {
+    let name = reference.split('@').next().unwrap_or(reference);
+    split_tag(name).0
+}
+
+/// Where a name or tag breaks the grammar: the byte offset of the offence
+/// in the text checked, what is wrong, and what the grammar wants.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{message}; {help}")]
+pub struct GrammarError {
+    /// Byte offset into the checked text.
+    pub offset: usize,
+    /// What is wrong (`uppercase letter `S` in image name`).
+    pub message: String,
+    /// What the grammar allows.
+    pub help: &'static str,
+}
+
+/// What a valid image name looks like.
+pub const NAME_HELP: &str =
+    "image names are lowercase letters and digits in `/`-separated parts, joined inside a part by `.`, `_`, `__` or `-`";
+
+/// What a valid tag looks like.
+pub const TAG_HELP: &str =
+    "tags are letters, digits, `_`, `.` and `-`, not starting with `.` or `-`, at most 128 characters";
+
+/// Checks a repository path (`team/app`, no registry): lowercase path
+/// components `[a-z0-9]+(?:(?:[._]|__|[-]+)[a-z0-9]+)*` separated by `/`,
+/// at most [`NAME_MAX`] bytes.
+pub fn check_path(name: &str) -> Result<(), GrammarError> {
+    let error = |offset, message| GrammarError { offset, message, help: NAME_HELP };
+    if name.is_empty() {
+        return Err(error(0, "missing image name before `:`".into()));
     }
-    for component in repository.split('/') {
-        let bytes = component.as_bytes();
-        let alnum = |b: u8| b.is_ascii_lowercase() || b.is_ascii_digit();
-        if bytes.is_empty() || !alnum(bytes[0]) || !alnum(bytes[bytes.len() - 1]) {
-            return Err(REASON);
+    if name.len() > NAME_MAX {
+        return Err(error(NAME_MAX, format!("image name is longer than {NAME_MAX} characters")));
+    }
+    let mut start = 0;
+    for component in name.split('/') {
+        check_component(component).map_err(|(i, m)| error(start + i, m))?;
+        start += component.len() + 1;
+    }
+    Ok(())
+}
+
+/// One path component: `[a-z0-9]+(?:(?:[._]|__|[-]+)[a-z0-9]+)*`.
+fn check_component(component: &str) -> Result<(), (usize, String)> {
+    if component.is_empty() {
+        return Err((0, "empty part in image name (`//`, or `/` at an end)".into()));
+    }
+    // Start of the current separator run, if inside one.
+    let mut separator: Option<usize> = None;
+    for (idx, c) in component.char_indices() {
+        match c {
+            'a'..='z' | '0'..='9' => {
+                if let Some(s) = separator.take() {
+                    let sep = &component[s..idx];
+                    let ok = matches!(sep, "." | "_" | "__") || sep.bytes().all(|b| b == b'-');
+                    if !ok {
+                        return Err((s, format!("invalid separator `{sep}` in image name")));
+                    }
+                }
+            }
+            '.' | '_' | '-' => {
+                if idx == 0 {
+                    return Err((
+                        0,
+                        format!("image name parts must start with a letter or digit, found `{c}`"),
+                    ));
+                }
+                separator.get_or_insert(idx);
+            }
+            'A'..='Z' => {
+                return Err((idx, format!("uppercase letter `{c}` in image name")));
+            }
+            _ => return Err((idx, format!("invalid character `{c}` in image name"))),
         }
-        let mut i = 0;
-        while i < bytes.len() {
-            if alnum(bytes[i]) {
-                i += 1;
-                continue;
-            }
-            let start = i;
-            while i < bytes.len() && !alnum(bytes[i]) {
-                i += 1;
-            }
-            let sep = &component[start..i];
-            if !(sep == "." || sep == "_" || sep == "__" || sep.bytes().all(|b| b == b'-')) {
-                return Err(REASON);
-            }
+    }
+    if let Some(s) = separator {
+        return Err((s, "image name parts must end with a letter or digit".into()));
+    }
+    Ok(())
+}
+
+/// Checks a tag: `[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}`.
+pub fn check_tag(tag: &str) -> Result<(), GrammarError> {
+    let error = |offset, message| GrammarError { offset, message, help: TAG_HELP };
+    let mut chars = tag.char_indices();
+    match chars.next() {
+        None => return Err(error(0, "empty tag after `:`".into())),
+        Some((_, c)) if c.is_ascii_alphanumeric() || c == '_' => {}
+        Some((_, c)) => {
+            return Err(error(0, format!("tag must start with a letter, digit or `_`, found `{c}`")))
         }
+    }
+    if let Some((i, c)) = chars.find(|(_, c)| !(c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-'))) {
+        return Err(error(i, format!("invalid character `{c}` in tag")));
+    }
+    if tag.len() > TAG_MAX {
+        return Err(error(TAG_MAX, format!("tag is longer than {TAG_MAX} characters")));
     }
     Ok(())
 }
@@ -345,5 +439,30 @@ mod tests {
         assert_eq!(normalise_registry("Registry-1.Docker.io"), "docker.io");
         assert_eq!(normalise_registry("https://ghcr.io"), "ghcr.io");
         assert_eq!(normalise_registry("localhost:5000"), "localhost:5000");
+    }
+
+    #[test]
+    fn the_tag_is_a_colon_after_the_last_slash() {
+        assert_eq!(split_tag("app:1.0"), ("app", Some("1.0")));
+        assert_eq!(split_tag("app"), ("app", None));
+        assert_eq!(split_tag("localhost:5000/team/app"), ("localhost:5000/team/app", None));
+        assert_eq!(split_tag("localhost:5000/team/app:v2"), ("localhost:5000/team/app", Some("v2")));
+        assert_eq!(split_tag("/srv/images:v1"), ("/srv/images", Some("v1")));
+        assert_eq!(untagged("localhost:5000/base-py:1.0"), "localhost:5000/base-py");
+        assert_eq!(untagged("localhost:5000/base-py"), "localhost:5000/base-py");
+        assert_eq!(untagged("base-py@sha256:00"), "base-py");
+        assert_eq!(untagged("python:3.11@sha256:00"), "python");
+    }
+
+    #[test]
+    fn grammar_errors_point_at_the_offence() {
+        let path = |name: &str| check_path(name).map_err(|e| (e.offset, e.message));
+        assert_eq!(path("team/app"), Ok(()));
+        assert_eq!(path("team/App"), Err((5, "uppercase letter `A` in image name".into())));
+        assert_eq!(path("a.-b"), Err((1, "invalid separator `.-` in image name".into())));
+        let tag = |tag: &str| check_tag(tag).map_err(|e| (e.offset, e.message));
+        assert_eq!(tag("_v1.0-rc"), Ok(()));
+        assert_eq!(tag("1+b"), Err((1, "invalid character `+` in tag".into())));
+        assert_eq!(tag(&"t".repeat(129)), Err((128, "tag is longer than 128 characters".into())));
     }
 }
