@@ -6,21 +6,25 @@
 //! then renamed into place, so a final name never holds a partial or wrong
 //! file. Files that change under a fixed URL (`InRelease`) live under
 //! `CACHE/url/<sha256 of the URL>` and are fetched again only on request.
-//! With everything cached, nothing touches the network.
+//! With everything cached, nothing touches the network. Transient failures
+//! are retried by `forge-retry`'s policy (twice, after 1 s and 2 s, or after
+//! the mirror's `Retry-After`).
 
 use std::fs::{self, File};
 use std::io::{self, Read, Write};
 use std::path::{Path, PathBuf};
-use std::thread;
 use std::time::Duration;
 
-use forge_digest::{is_sha256_hex, Digest};
-use sha2::{Digest as _, Sha256};
+use forge_digest::{is_sha256_hex, Digest, HashingReader, HashingWriter};
+use forge_retry::{is_transient_error, is_transient_status, retry_after, status_text, Attempt, RetryPolicy};
 
 use crate::error::{Error, Result};
 
-/// How often a transient failure is retried (so three attempts in all).
-const RETRIES: u32 = 2;
+/// How transient failures are retried: three attempts in all, one second
+/// before the first retry.
+fn retry_policy() -> RetryPolicy {
+    RetryPolicy { retries: 2, first_delay: Duration::from_secs(1), ..RetryPolicy::default() }
+}
 
 /// A mirror and the cache its files go through.
 #[derive(Debug, Clone)]
@@ -46,6 +50,8 @@ impl Fetcher {
             .timeout_per_read(Some(Duration::from_secs(60)))
             // We hash the bytes as served; no transparent decoding wanted.
             .accept_encoding(ureq::config::AutoHeaderValue::None)
+            // Statuses are judged here, with the response's `Retry-After` at hand.
+            .http_status_as_error(false)
             .user_agent(concat!("plugin-forge/", env!("CARGO_PKG_VERSION")))
             .build()
             .new_agent();
@@ -151,39 +157,61 @@ impl Fetcher {
         if self.offline {
             return Err(Error::Offline { url: url.to_owned(), cache: self.cache_dir.clone() });
         }
-        let mut attempt = 0;
-        loop {
-            match self.download_once(url, limit) {
-                Ok(tmp) => return Ok(tmp),
-                Err((transient, err)) => {
-                    if !transient || attempt == RETRIES {
-                        return Err(err);
-                    }
-                    attempt += 1;
-                    thread::sleep(Duration::from_secs(u64::from(attempt)));
-                }
+        retry_policy().run(|| format!("GET {url}"), &|_| {}, || self.download_once(url, limit))
+    }
+
+    fn download_once(&self, url: &str, limit: Option<u64>) -> Attempt<Downloaded, Error> {
+        let transient = |reason: String, retry_after, error| Attempt::Transient {
+            give_up: Err(error),
+            reason,
+            retry_after,
+        };
+        let response = match self.agent.get(url).call() {
+            Ok(response) => response,
+            Err(e) if is_transient_error(&e) => {
+                return transient(
+                    e.to_string(),
+                    None,
+                    Error::Http { url: url.to_owned(), source: Box::new(e) },
+                )
             }
+            Err(e) => return Attempt::Done(Err(Error::Http { url: url.to_owned(), source: Box::new(e) })),
+        };
+        let status = response.status().as_u16();
+        if !response.status().is_success() {
+            let error = Error::HttpStatus { url: url.to_owned(), status };
+            return if is_transient_status(status) {
+                transient(status_text(status), retry_after(&response), error)
+            } else {
+                Attempt::Done(Err(error))
+            };
+        }
+        match self.save(url, response, limit) {
+            Ok(downloaded) => Attempt::Done(Ok(downloaded)),
+            Err((true, error)) => transient(error.to_string(), None, error),
+            Err((false, error)) => Attempt::Done(Err(error)),
         }
     }
 
-    fn download_once(&self, url: &str, limit: Option<u64>) -> Result<Downloaded, (bool, Error)> {
+    /// Streams a response body into a temporary file of the cache; a read
+    /// error (the connection lost midway) is transient (`true`).
+    fn save(
+        &self,
+        url: &str,
+        response: ureq::http::Response<ureq::Body>,
+        limit: Option<u64>,
+    ) -> Result<Downloaded, (bool, Error)> {
         let tmp_dir = self.cache_dir.join("tmp");
         let mut tmp = tempfile::NamedTempFile::new_in(&tmp_dir)
             .map_err(|e| (false, Error::io("creating temporary file in", &tmp_dir, e)))?;
-        let response = self.agent.get(url).call().map_err(|e| match e {
-            ureq::Error::StatusCode(status) => (
-                status >= 500 || status == 429 || status == 408,
-                Error::HttpStatus { url: url.to_owned(), status },
-            ),
-            other => (is_transient(&other), Error::Http { url: url.to_owned(), source: Box::new(other) }),
-        })?;
         let reader = response.into_body().into_reader();
         let mut reader: Box<dyn Read> = match limit {
             Some(n) => Box::new(reader.take(n.saturating_add(1))),
             None => Box::new(reader),
         };
-        let mut hasher = Sha256::new();
-        let mut size = 0u64;
+        let tmp_path = tmp.path().to_owned();
+        let write_error = |e| (false, Error::io("writing", &tmp_path, e));
+        let mut out = HashingWriter::new(tmp.as_file_mut());
         let mut buf = vec![0u8; 1 << 16];
         loop {
             let n = match reader.read(&mut buf) {
@@ -192,46 +220,24 @@ impl Fetcher {
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                 Err(e) => return Err((true, Error::io("downloading", url, e))),
             };
-            hasher.update(&buf[..n]);
-            size += n as u64;
-            tmp.as_file_mut()
-                .write_all(&buf[..n])
-                .map_err(|e| (false, Error::io("writing", tmp.path(), e)))?;
+            out.write_all(&buf[..n]).map_err(write_error)?;
         }
-        tmp.as_file_mut().flush().map_err(|e| (false, Error::io("writing", tmp.path(), e)))?;
-        Ok((tmp, size, Digest::from_hasher(hasher).hex().to_owned()))
+        out.flush().map_err(write_error)?;
+        let (digest, size, _) = out.finish();
+        Ok((tmp, size, digest.hex().to_owned()))
     }
 }
 
 /// A finished download: the temporary file, its size and SHA-256.
 type Downloaded = (tempfile::NamedTempFile, u64, String);
 
-fn is_transient(e: &ureq::Error) -> bool {
-    matches!(
-        e,
-        ureq::Error::Io(_)
-            | ureq::Error::Timeout(_)
-            | ureq::Error::HostNotFound
-            | ureq::Error::ConnectionFailed
-            | ureq::Error::Protocol(_)
-    )
-}
-
 /// The size and SHA-256 (lowercase hex) of a file.
 pub fn hash_file(path: &Path) -> Result<(u64, String)> {
-    let mut file = File::open(path).map_err(|e| Error::io("opening", path, e))?;
-    let mut hasher = Sha256::new();
-    let mut buf = vec![0u8; 1 << 16];
-    let mut size = 0u64;
-    loop {
-        let n = file.read(&mut buf).map_err(|e| Error::io("reading", path, e))?;
-        if n == 0 {
-            break;
-        }
-        hasher.update(&buf[..n]);
-        size += n as u64;
-    }
-    Ok((size, Digest::from_hasher(hasher).hex().to_owned()))
+    let file = File::open(path).map_err(|e| Error::io("opening", path, e))?;
+    let mut reader = HashingReader::new(file);
+    io::copy(&mut reader, &mut io::sink()).map_err(|e| Error::io("reading", path, e))?;
+    let (digest, size, _) = reader.finish();
+    Ok((size, digest.hex().to_owned()))
 }
 
 /// Checks a file against an expected size and SHA-256; `url` names it in errors.

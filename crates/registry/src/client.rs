@@ -11,8 +11,8 @@
 //!   a cache shared by all threads (the client is `Sync`);
 //! - on 401 refreshes the token once, then reports [`Error::Unauthorized`];
 //! - retries connection failures, 5xx, 408 and 429 (honouring
-//!   `Retry-After`) with exponential backoff, when the request may be
-//!   repeated as it is. Blob uploads are not repeated request by request,
+//!   `Retry-After`) with exponential backoff, by `forge-retry`'s policy,
+//!   when the request may be repeated as it is. Blob uploads are not repeated request by request,
 //!   because an upload session may not survive a failure: `push` restarts
 //!   the whole blob instead.
 
@@ -24,6 +24,9 @@ use std::time::Duration;
 
 use ureq::http::{Response, StatusCode};
 use ureq::{Body, SendBody};
+
+pub use forge_retry::RetryNotice;
+use forge_retry::{is_transient_error, is_transient_status, retry_after, status_text, Attempt, RetryPolicy};
 
 use crate::auth::{Challenge, CredentialSource, Credentials};
 use crate::error::{Error, RegistryErrors, Result};
@@ -103,19 +106,6 @@ struct HostAuth {
     tokens: HashMap<String, String>,
 }
 
-/// A retry about to happen, for progress reporting.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct RetryNotice {
-    /// The request (`PUT http://...`) or operation that failed.
-    pub what: String,
-    /// Which retry this is (1 for the first).
-    pub attempt: u32,
-    /// How long we wait before it.
-    pub delay: Duration,
-    /// Why (`503 Service Unavailable`, `connection reset`).
-    pub reason: String,
-}
-
 /// The body of a request: made anew for every attempt.
 pub(crate) type BodyFn<'a> = &'a dyn Fn() -> Result<(Box<dyn Read + 'a>, u64)>;
 
@@ -187,9 +177,14 @@ impl Client {
         }
     }
 
-    pub(crate) fn backoff(&self, attempt: u32) -> Duration {
-        let factor = 1u32.checked_shl(attempt.saturating_sub(1)).unwrap_or(u32::MAX);
-        self.options.retry_delay.saturating_mul(factor).min(Duration::from_secs(30))
+    /// The retry policy of this client's options.
+    pub(crate) fn retry_policy(&self) -> RetryPolicy {
+        RetryPolicy {
+            retries: self.options.retries,
+            first_delay: self.options.retry_delay,
+            max_retry_after: self.options.max_retry_after,
+            ..RetryPolicy::default()
+        }
     }
 
     /// Sends `call`, authenticating and retrying as the module docs say.
@@ -293,32 +288,27 @@ impl Client {
         notify: &dyn Fn(RetryNotice),
         mut attempt: impl FnMut() -> std::result::Result<Response<Body>, AttemptError>,
     ) -> Result<Response<Body>> {
-        let mut tries = 0;
-        loop {
-            let outcome = attempt();
-            let can_retry = retry && tries < self.options.retries;
-            let (reason, delay) = match outcome {
-                Ok(response) => {
-                    let status = response.status().as_u16();
-                    if !can_retry || !is_transient_status(status) {
-                        return Ok(response);
-                    }
-                    let delay = retry_after(&response).map(|d| d.min(self.options.max_retry_after));
-                    (status_text(status), delay)
-                }
-                Err(AttemptError::Local(e)) => return Err(e),
-                Err(AttemptError::Http(e)) => {
-                    if !can_retry || !is_transient_error(&e) {
-                        return Err(http_error(reference, url, e));
-                    }
-                    (e.to_string(), None)
-                }
-            };
-            tries += 1;
-            let delay = delay.unwrap_or_else(|| self.backoff(tries));
-            notify(RetryNotice { what: format!("{method} {url}"), attempt: tries, delay, reason });
-            std::thread::sleep(delay);
-        }
+        let policy =
+            RetryPolicy { retries: if retry { self.options.retries } else { 0 }, ..self.retry_policy() };
+        policy.run(
+            || format!("{method} {url}"),
+            notify,
+            || match attempt() {
+                Ok(response) if is_transient_status(response.status().as_u16()) => Attempt::Transient {
+                    reason: status_text(response.status().as_u16()),
+                    retry_after: retry_after(&response),
+                    give_up: Ok(response),
+                },
+                Ok(response) => Attempt::Done(Ok(response)),
+                Err(AttemptError::Local(e)) => Attempt::Done(Err(e)),
+                Err(AttemptError::Http(e)) if is_transient_error(&e) => Attempt::Transient {
+                    reason: e.to_string(),
+                    retry_after: None,
+                    give_up: Err(http_error(reference, url, e)),
+                },
+                Err(AttemptError::Http(e)) => Attempt::Done(Err(http_error(reference, url, e))),
+            },
+        )
     }
 
     fn credentials(&self, reference: &Reference) -> Result<Option<Credentials>> {
@@ -499,39 +489,11 @@ pub(crate) fn error_body(response: Response<Body>) -> RegistryErrors {
     RegistryErrors::parse(&read_body(response, 1 << 20).unwrap_or_default())
 }
 
-pub(crate) fn is_transient_status(status: u16) -> bool {
-    status >= 500 || status == 429 || status == 408
-}
-
-fn is_transient_error(e: &ureq::Error) -> bool {
-    matches!(
-        e,
-        ureq::Error::Io(_)
-            | ureq::Error::Timeout(_)
-            | ureq::Error::ConnectionFailed
-            | ureq::Error::Protocol(_)
-            | ureq::Error::HostNotFound
-    )
-}
-
 pub(crate) fn http_error(reference: &Reference, url: &str, e: ureq::Error) -> Error {
     if is_transient_error(&e) {
         Error::Unreachable { host: reference.registry().to_owned(), url: url.to_owned(), source: Box::new(e) }
     } else {
         Error::Protocol { url: url.to_owned(), reason: e.to_string() }
-    }
-}
-
-/// `Retry-After` in seconds (the HTTP-date form is rare from registries and
-/// falls back to our backoff).
-pub(crate) fn retry_after(response: &Response<Body>) -> Option<Duration> {
-    header(response, "retry-after")?.trim().parse::<u64>().ok().map(Duration::from_secs)
-}
-
-pub(crate) fn status_text(status: u16) -> String {
-    match StatusCode::from_u16(status).ok().and_then(|s| s.canonical_reason()) {
-        Some(reason) => format!("{status} {reason}"),
-        None => status.to_string(),
     }
 }
 
@@ -567,14 +529,16 @@ mod tests {
     }
 
     #[test]
-    fn backoff_doubles_and_is_capped() {
+    fn the_options_make_the_retry_policy() {
         let client = Client::new(ClientOptions {
+            retries: 2,
             retry_delay: Duration::from_millis(100),
+            max_retry_after: Duration::from_secs(5),
             ..ClientOptions::default()
         });
-        let delays: Vec<u128> = (1..=5).map(|a| client.backoff(a).as_millis()).collect();
-        assert_eq!(delays, vec![100, 200, 400, 800, 1600]);
-        assert_eq!(client.backoff(40), Duration::from_secs(30));
+        let policy = client.retry_policy();
+        assert_eq!((policy.retries, policy.max_retry_after), (2, Duration::from_secs(5)));
+        assert_eq!(policy.backoff(3), Duration::from_millis(400));
     }
 
     #[test]

@@ -14,6 +14,8 @@ use std::io::{self, Read};
 
 use forge_oci::{BlobStore, Digest, Image};
 
+use forge_retry::Attempt;
+
 use crate::client::{error_body, header, http_error, read_body, Call, Client, RetryNotice};
 use crate::error::{Error, Result};
 use crate::reference::{Reference, Target};
@@ -246,58 +248,64 @@ impl Client {
         notify: &dyn Fn(RetryNotice),
     ) -> Result<()> {
         let url = format!("/v2/{}/blobs/{digest}", reference.repository());
-        let mut tries = 0;
-        loop {
-            let call = Call {
-                method: "GET",
-                url: url.clone(),
-                headers: Vec::new(),
-                body: None,
-                scopes: vec![pull_scope(reference.repository())],
-                retry: true,
-            };
-            let response = self.call(reference, &call, notify)?;
-            let status = response.status().as_u16();
-            if status != 200 {
-                return Err(Error::Status { method: "GET", url, status, errors: error_body(response) });
-            }
-            let mut writer = store.writer()?;
-            // One byte more than announced shows a blob that is too long.
-            let mut body = response.into_body().into_reader().take(size.saturating_add(1));
-            match io::copy(&mut body, &mut writer) {
-                Ok(_) => {
-                    return match writer.finish_verified(digest) {
-                        Ok(_) => Ok(()),
-                        Err(forge_oci::Error::DigestMismatch { expected, found, .. }) => {
-                            Err(Error::DigestMismatch {
-                                what: format!("blob {digest} of {reference}"),
-                                expected,
-                                found,
-                            })
-                        }
-                        Err(e) => Err(e.into()),
-                    };
-                }
-                Err(e) if tries < self.options.retries => {
-                    tries += 1;
-                    let delay = self.backoff(tries);
-                    notify(RetryNotice {
-                        what: format!("GET {url}"),
-                        attempt: tries,
-                        delay,
-                        reason: e.to_string(),
-                    });
-                    std::thread::sleep(delay);
-                }
-                Err(e) => {
-                    return Err(Error::Unreachable {
-                        host: reference.registry().to_owned(),
-                        url,
-                        source: Box::new(ureq::Error::Io(e)),
-                    })
-                }
-            }
+        self.retry_policy().run(
+            || format!("GET {url}"),
+            notify,
+            || self.fetch_blob_once(reference, &url, digest, size, store, notify),
+        )
+    }
+
+    /// One attempt at [`Client::fetch_blob`]: a body cut short is transient.
+    fn fetch_blob_once(
+        &self,
+        reference: &Reference,
+        url: &str,
+        digest: &Digest,
+        size: u64,
+        store: &BlobStore,
+        notify: &dyn Fn(RetryNotice),
+    ) -> Attempt<(), Error> {
+        let call = Call {
+            method: "GET",
+            url: url.to_owned(),
+            headers: Vec::new(),
+            body: None,
+            scopes: vec![pull_scope(reference.repository())],
+            retry: true,
+        };
+        let response = match self.call(reference, &call, notify) {
+            Ok(response) => response,
+            Err(e) => return Attempt::Done(Err(e)),
+        };
+        let status = response.status().as_u16();
+        if status != 200 {
+            let errors = error_body(response);
+            return Attempt::Done(Err(Error::Status { method: "GET", url: url.to_owned(), status, errors }));
         }
+        let mut writer = match store.writer() {
+            Ok(writer) => writer,
+            Err(e) => return Attempt::Done(Err(e.into())),
+        };
+        // One byte more than announced shows a blob that is too long.
+        let mut body = response.into_body().into_reader().take(size.saturating_add(1));
+        if let Err(e) = io::copy(&mut body, &mut writer) {
+            return Attempt::Transient {
+                reason: e.to_string(),
+                retry_after: None,
+                give_up: Err(Error::Unreachable {
+                    host: reference.registry().to_owned(),
+                    url: url.to_owned(),
+                    source: Box::new(ureq::Error::Io(e)),
+                }),
+            };
+        }
+        Attempt::Done(match writer.finish_verified(digest) {
+            Ok(_) => Ok(()),
+            Err(forge_oci::Error::DigestMismatch { expected, found, .. }) => {
+                Err(Error::DigestMismatch { what: format!("blob {digest} of {reference}"), expected, found })
+            }
+            Err(e) => Err(e.into()),
+        })
     }
 }
 

@@ -24,10 +24,9 @@ use std::io::{self, Read, Seek, SeekFrom};
 use std::time::Duration;
 
 use forge_oci::{BlobStore, Digest, Image};
+use forge_retry::{is_transient_status, retry_after, Attempt};
 
-use crate::client::{
-    error_body, header, is_transient_status, retry_after, BodyFn, Call, Client, RetryNotice,
-};
+use crate::client::{error_body, header, BodyFn, Call, Client, RetryNotice};
 use crate::error::{Error, Result};
 use crate::reference::Reference;
 
@@ -241,28 +240,22 @@ impl Client {
             }
         }
 
-        let mut tries = 0;
-        loop {
-            progress(PushEvent::BlobStarted { digest: digest.clone(), size });
-            match self.upload(store, digest, size, reference, session.take(), progress) {
-                Ok(()) => break,
-                Err(failure) if failure.retryable && tries < self.options.retries => {
-                    tries += 1;
-                    let delay = failure
-                        .retry_after
-                        .map(|d| d.min(self.options.max_retry_after))
-                        .unwrap_or_else(|| self.backoff(tries));
-                    notify(RetryNotice {
-                        what: format!("upload of blob {digest}"),
-                        attempt: tries,
-                        delay,
+        self.retry_policy().run(
+            || format!("upload of blob {digest}"),
+            &notify,
+            || {
+                progress(PushEvent::BlobStarted { digest: digest.clone(), size });
+                match self.upload(store, digest, size, reference, session.take(), progress) {
+                    Ok(()) => Attempt::Done(Ok(())),
+                    Err(failure) if failure.retryable => Attempt::Transient {
                         reason: failure.error.to_string(),
-                    });
-                    std::thread::sleep(delay);
+                        retry_after: failure.retry_after,
+                        give_up: Err(*failure.error),
+                    },
+                    Err(failure) => Attempt::Done(Err(*failure.error)),
                 }
-                Err(failure) => return Err(*failure.error),
-            }
-        }
+            },
+        )?;
         remember_source(store, reference, [digest.clone()]);
         progress(PushEvent::BlobUploaded { digest: digest.clone(), size });
         Ok(BlobOutcome::Uploaded)
