@@ -30,7 +30,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::digest::{descriptor, Digest};
 use crate::error::{Error, Result};
-use crate::image::{canonical_json, Image};
+use crate::image::Image;
+use crate::json::canonical_json;
 use crate::store::{self, BlobStore};
 use crate::tarball::{self, Copied, Header, Kind};
 

@@ -8,24 +8,18 @@
 //! [`write_image`] to store it. [`Image::load`] reads one back (a base image,
 //! say), verifying every digest.
 //!
-//! **Canonical JSON.** oci-spec keeps labels, annotations and exposed ports
-//! in `HashMap`s, whose iteration order is random per process, so
-//! `serde_json::to_vec(&config)` can give different bytes (and digests) for
-//! the same image. Everything we store goes through [`canonical_json`]
-//! instead, which serializes to a `serde_json::Value` first: its objects are
-//! sorted maps, so keys come out sorted at every level.
+//! Configs and manifests are stored as canonical JSON ([`crate::json`]).
 
 use std::collections::{BTreeMap, BTreeSet};
 
+use crate::digest::{descriptor, Digest};
+use crate::error::{Error, Result};
+use crate::json::canonical_json;
+use crate::store::BlobStore;
 use oci_spec::image::{
     Arch, Config, ConfigBuilder, Descriptor, History, HistoryBuilder, ImageConfiguration,
     ImageConfigurationBuilder, ImageManifest, ImageManifestBuilder, MediaType, Os, RootFsBuilder,
 };
-use serde::Serialize;
-
-use crate::digest::{descriptor, Digest};
-use crate::error::{Error, Result};
-use crate::store::BlobStore;
 
 /// Docker's manifest media type, still found in OCI layouts copied from
 /// Docker registries.
@@ -38,16 +32,6 @@ pub const DOCKER_CONFIG: &str = "application/vnd.docker.container.image.v1+json"
 pub const DOCKER_LAYER_GZIP: &str = "application/vnd.docker.image.rootfs.diff.tar.gzip";
 /// Docker's uncompressed layer media type.
 pub const DOCKER_LAYER: &str = "application/vnd.docker.image.rootfs.diff.tar";
-
-/// Serializes `value` as canonical JSON: compact, object keys sorted at
-/// every level. `what` names the document in errors.
-pub fn canonical_json<T: Serialize>(value: &T, what: &str) -> Result<Vec<u8>> {
-    let mut value = serde_json::to_value(value).map_err(|e| Error::json(what, e))?;
-    // A no-op while serde_json's `preserve_order` is off (as the workspace
-    // wants); keeps the output canonical should a dependency turn it on.
-    value.sort_all_objects();
-    serde_json::to_vec(&value).map_err(|e| Error::json(what, e))
-}
 
 /// `seconds` since the epoch as RFC 3339 in UTC, `1970-01-01T00:00:00Z`.
 pub fn rfc3339(seconds: u64) -> String {

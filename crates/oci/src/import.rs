@@ -52,7 +52,8 @@ use crate::archive::{DockerManifestEntry, RepoTag, ANNOTATION_CONTAINERD_NAME};
 use crate::compression::{read_up_to, Compression, Decoder};
 use crate::digest::{descriptor, Digest};
 use crate::error::{Error, Result};
-use crate::image::{self, canonical_json, Image};
+use crate::image::{self, Image};
+use crate::json::canonical_json;
 use crate::store::{self, BlobStore, MAX_JSON_SIZE};
 
 /// Imports the image in `source` into `into`; see the module docs. The

@@ -18,8 +18,8 @@
 //! - [`compression`]: the compression of layers, chosen in one place, and
 //!   the one way to read a stored layer back
 //!   ([`BlobStore::open_uncompressed`]).
-//! - [`image`]: image configs and manifests as small pure operations, and
-//!   canonical JSON so that the same inputs give the same digests.
+//! - [`image`]: image configs and manifests as small pure operations.
+//! - [`json`]: canonical JSON, so that the same inputs give the same digests.
 //! - [`archive`]: one tar file that is both an `oci-archive` and a
 //!   `docker save` archive.
 //! - [`mod@import`]: base images from OCI layouts, oci-archives and
@@ -41,6 +41,7 @@ pub mod digest;
 mod error;
 pub mod image;
 pub mod import;
+pub mod json;
 pub mod layer;
 pub mod store;
 mod tarball;
@@ -52,8 +53,9 @@ pub use cache::{FileDigests, KeyInputs, LayerCache, LayerKey};
 pub use compression::{Compression, UncompressedReader};
 pub use digest::{descriptor, Digest, DigestError, HashingReader, HashingWriter};
 pub use error::{Error, Result};
-pub use image::{canonical_json, write_image, Image, RuntimeConfig};
+pub use image::{write_image, Image, RuntimeConfig};
 pub use import::import;
+pub use json::canonical_json;
 pub use layer::{Entry, Layer, LayerBuilder, LayerOptions};
 pub use store::{BlobStore, BlobWriter, VerifyingReader};
 pub use tree::{read_tar, FileSource, Node, NodeKind, Spool, TarError, Tree};

@@ -277,7 +277,7 @@ impl BlobStore {
     }
 
     fn write_index(&self, index: &ImageIndex) -> Result<()> {
-        let bytes = crate::image::canonical_json(index, INDEX_FILE)?;
+        let bytes = crate::json::canonical_json(index, INDEX_FILE)?;
         write_atomic(&self.root, &self.root.join(INDEX_FILE), &bytes)
     }
 

@@ -342,6 +342,16 @@ fn parse_params(text: &str) -> HashMap<String, String> {
     out
 }
 
+/// `repository:NAME:pull`.
+pub(crate) fn pull_scope(repository: &str) -> String {
+    format!("repository:{repository}:pull")
+}
+
+/// `repository:NAME:pull,push`.
+pub(crate) fn push_scope(repository: &str) -> String {
+    format!("repository:{repository}:pull,push")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -10,11 +10,13 @@
 //!
 //! - [`reference`]: `host[:port]/repo[:tag|@digest]` with Docker Hub's
 //!   normalisation.
-//! - [`auth`]: credentials, their sources, and the `WWW-Authenticate`
-//!   challenge.
+//! - [`auth`]: credentials, their sources, the `WWW-Authenticate`
+//!   challenge and the token scopes.
 //! - [`client`]: the HTTP client, token cache and retries.
 //! - [`pull`](mod@pull): manifests, indexes (platform choice) and blobs into the store.
 //! - [`push`](mod@push): blobs (skip, mount, upload), then manifest, then tag.
+//! - `mounts`: which repositories are known to hold a blob (noted by pulls
+//!   and pushes, used by pushes to mount instead of upload).
 //!
 //! **Invariant:** a push never leaves a tag pointing at missing blobs: the
 //! tag is written last, after the manifest, after every blob.
@@ -27,6 +29,7 @@
 pub mod auth;
 pub mod client;
 mod error;
+mod mounts;
 pub mod pull;
 pub mod push;
 pub use forge_reference as reference;

@@ -13,11 +13,12 @@ use std::fmt;
 use std::io::{self, Read};
 
 use forge_oci::{BlobStore, Digest, Image};
-
 use forge_retry::Attempt;
 
+use crate::auth::pull_scope;
 use crate::client::{error_body, header, http_error, read_body, Call, Client, RetryNotice};
 use crate::error::{Error, Result};
+use crate::mounts::remember_source;
 use crate::reference::{Reference, Target};
 
 const OCI_MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
@@ -175,11 +176,7 @@ impl Client {
         debug_assert_eq!(stored, digest);
         let image = Image::load(store, &digest)?;
         store.set_ref(&reference.to_string(), &image.manifest_descriptor())?;
-        crate::push::remember_source(
-            store,
-            reference,
-            blobs.iter().filter_map(|d| Digest::from_descriptor(d).ok()),
-        );
+        remember_source(store, reference, blobs.iter().filter_map(|d| Digest::from_descriptor(d).ok()));
         Ok(image)
     }
 
@@ -351,11 +348,6 @@ fn choose_platform(reference: &Reference, bytes: &[u8], platform: &Platform) -> 
         platform: platform.to_string(),
         available,
     })
-}
-
-/// `repository:NAME:pull`.
-pub(crate) fn pull_scope(repository: &str) -> String {
-    format!("repository:{repository}:pull")
 }
 
 #[cfg(test)]

@@ -26,14 +26,14 @@ use std::time::Duration;
 use forge_oci::{BlobStore, Digest, Image};
 use forge_retry::{is_transient_status, retry_after, Attempt};
 
+use crate::auth::{pull_scope, push_scope};
 use crate::client::{error_body, header, BodyFn, Call, Client, RetryNotice};
 use crate::error::{Error, Result};
+use crate::mounts::{mount_sources, remember_source};
 use crate::reference::Reference;
 
 /// How often (in bytes) an upload reports progress.
 const PROGRESS_STEP: u64 = 256 << 10;
-/// How many repositories per blob we remember as mount sources.
-const MAX_SOURCES: usize = 8;
 
 /// What happens during a push, for progress bars and logs.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -220,7 +220,7 @@ impl Client {
                 url: format!("/v2/{repository}/blobs/uploads/?mount={digest}&from={from}"),
                 headers: Vec::new(),
                 body: None,
-                scopes: vec![push_scope(repository), crate::pull::pull_scope(&from)],
+                scopes: vec![push_scope(repository), pull_scope(&from)],
                 retry: true,
             };
             let response = self.call(reference, &mount, &notify)?;
@@ -499,44 +499,5 @@ impl<R: Read> Read for Counting<'_, R> {
             });
         }
         Ok(n)
-    }
-}
-
-/// `repository:NAME:pull,push`.
-pub(crate) fn push_scope(repository: &str) -> String {
-    format!("repository:{repository}:pull,push")
-}
-
-fn source_key(reference: &Reference, digest: &Digest) -> String {
-    format!("forge-registry/blob-sources/{}/{digest}", reference.registry())
-}
-
-/// Repositories of `reference`'s registry known to hold `digest`, other
-/// than `reference`'s own.
-fn mount_sources(store: &BlobStore, reference: &Reference, digest: &Digest) -> Vec<String> {
-    store
-        .cache_get(&source_key(reference, digest))
-        .unwrap_or_default()
-        .lines()
-        .filter(|r| !r.is_empty() && *r != reference.repository())
-        .map(str::to_owned)
-        .collect()
-}
-
-/// Notes that `reference`'s repository holds these blobs. Best effort: the
-/// cache only saves uploads.
-pub(crate) fn remember_source(
-    store: &BlobStore,
-    reference: &Reference,
-    digests: impl IntoIterator<Item = Digest>,
-) {
-    for digest in digests {
-        let key = source_key(reference, &digest);
-        let known = store.cache_get(&key).unwrap_or_default();
-        let mut repos: Vec<&str> =
-            known.lines().filter(|r| !r.is_empty() && *r != reference.repository()).collect();
-        repos.insert(0, reference.repository());
-        repos.truncate(MAX_SOURCES);
-        let _ = store.cache_put(&key, &repos.join("\n"));
     }
 }

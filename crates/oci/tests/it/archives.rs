@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 
 use flate2::read::GzDecoder;
 use flate2::write::GzEncoder;
-use forge_oci::image::canonical_json;
+use forge_oci::json::canonical_json;
 use forge_oci::oci_spec::image::{Arch, ImageIndexBuilder, MediaType, Os, PlatformBuilder};
 use forge_oci::{export_archive, import, validate, BlobStore, Digest, Error, Image};
 
