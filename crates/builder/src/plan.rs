@@ -457,7 +457,8 @@ impl Planner<'_> {
                 let mut ports = Vec::new();
                 for word in words {
                     let value = self.expand(word)?;
-                    let spec = parse_port(&value).map_err(|m| self.error(word.position, m, None))?;
+                    let spec =
+                        parse_port(&value).map_err(|e| self.error(word.position, e.to_string(), None))?;
                     let proto = match spec.protocol {
                         Protocol::Tcp => "tcp",
                         other => other.as_str(),
@@ -468,7 +469,7 @@ impl Planner<'_> {
             }
             Instr::Stopsignal(word) => {
                 let signal = self.expand(word)?;
-                validate_signal(&signal).map_err(|m| self.error(word.position, m, None))?;
+                validate_signal(&signal).map_err(|e| self.error(word.position, e.to_string(), None))?;
                 ConfigChange::StopSignal(signal)
             }
             Instr::Shell(shell) => {
@@ -566,7 +567,8 @@ impl Planner<'_> {
         }
         if let Some(chmod) = &copy.chmod {
             let value = self.expand(chmod)?;
-            options.chmod = Some(parse_chmod(&value).map_err(|m| self.error(chmod.position, m, None))?);
+            options.chmod =
+                Some(parse_chmod(&value).map_err(|e| self.error(chmod.position, e.to_string(), None))?);
         }
         Ok(options)
     }

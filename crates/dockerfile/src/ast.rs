@@ -12,7 +12,9 @@
 //! whitespace instead, so `COPY "a b" c` is an unterminated quote there and a
 //! source `a b` here; nothing else differs for well-formed files.
 
-use crate::lexer::{Dockerfile, Instruction, Keyword, SyntaxError, SyntaxErrorKind};
+use crate::keyword::{FlagKind, Keyword};
+use crate::lexer::{Dockerfile, Instruction, SyntaxError, SyntaxErrorKind};
+use crate::values::{parse_chmod, parse_port, validate_signal};
 use crate::words::{split_words, unquote, Word};
 use crate::Position;
 
@@ -118,7 +120,7 @@ pub enum Instr {
     Cmd(Command),
     /// `ENTRYPOINT command`
     Entrypoint(Command),
-    /// `USER user[:group]`: the rest of the line; see [`split_user`].
+    /// `USER user[:group]`: the rest of the line; see [`split_user`](crate::split_user).
     User(RawWord),
     /// `EXPOSE port[/proto] ...`; see [`parse_port`].
     Expose(Vec<RawWord>),
@@ -239,58 +241,6 @@ pub enum Command {
     Shell(String),
 }
 
-/// How a flag takes its value.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum FlagKind {
-    /// `--name=value`, value required.
-    Value,
-    /// `--name` or `--name=true|false`.
-    Bool,
-}
-
-/// The flags `keyword` accepts (those we can build; Docker knows a few
-/// more, such as `ADD --checksum`, which are rejected as unknown).
-pub(crate) fn allowed_flags(keyword: Keyword) -> &'static [(&'static str, FlagKind)] {
-    match keyword {
-        Keyword::From => &[("platform", FlagKind::Value)],
-        Keyword::Copy => &[
-            ("chown", FlagKind::Value),
-            ("chmod", FlagKind::Value),
-            ("from", FlagKind::Value),
-            ("link", FlagKind::Bool),
-        ],
-        Keyword::Add => &[("chown", FlagKind::Value), ("chmod", FlagKind::Value), ("link", FlagKind::Bool)],
-        Keyword::Run => {
-            &[("mount", FlagKind::Value), ("network", FlagKind::Value), ("security", FlagKind::Value)]
-        }
-        _ => &[],
-    }
-}
-
-/// How `keyword` is written, for help messages.
-pub(crate) fn usage(keyword: Keyword) -> &'static str {
-    match keyword {
-        Keyword::Add => "ADD [--chown=<user>:<group>] [--chmod=<mode>] <src>... <dest>",
-        Keyword::Arg => "ARG <name>[=<default>]",
-        Keyword::Cmd => "CMD [\"executable\", \"arg\"...]` or `CMD command",
-        Keyword::Copy => "COPY [--from=<stage>] [--chown=<user>:<group>] [--chmod=<mode>] <src>... <dest>",
-        Keyword::Entrypoint => "ENTRYPOINT [\"executable\", \"arg\"...]` or `ENTRYPOINT command",
-        Keyword::Env => "ENV <key>=<value> ...",
-        Keyword::Expose => "EXPOSE <port>[/<protocol>] ...",
-        Keyword::From => "FROM [--platform=<platform>] <image> [AS <name>]",
-        Keyword::Healthcheck => "HEALTHCHECK [options] CMD command` or `HEALTHCHECK NONE",
-        Keyword::Label => "LABEL <key>=<value> ...",
-        Keyword::Maintainer => "MAINTAINER <name>",
-        Keyword::Onbuild => "ONBUILD <instruction>",
-        Keyword::Run => "RUN command` or `RUN [\"executable\", \"arg\"...]",
-        Keyword::Shell => "SHELL [\"executable\", \"parameters\"]",
-        Keyword::Stopsignal => "STOPSIGNAL <signal>",
-        Keyword::User => "USER <user>[:<group>]",
-        Keyword::Volume => "VOLUME <path> ...` or `VOLUME [\"<path>\", ...]",
-        Keyword::Workdir => "WORKDIR <path>",
-    }
-}
-
 /// Reads every instruction of `file` into its typed form. Never fails: an
 /// instruction that cannot be read is left out, and every problem is
 /// returned, in file order, with the position of the word it is about.
@@ -380,8 +330,8 @@ impl Cx<'_> {
             Keyword::Stopsignal => {
                 let signal = self.rest(start);
                 if let Some(text) = literal(&signal, self.escape) {
-                    if let Err(message) = validate_signal(&text) {
-                        self.malformed(start, message);
+                    if let Err(e) = validate_signal(&text) {
+                        self.malformed(start, e.to_string());
                     }
                 }
                 Instr::Stopsignal(signal)
@@ -402,7 +352,7 @@ impl Cx<'_> {
     /// lone `--`, which is dropped), checked against what the instruction
     /// takes. Returns the valid flags and the index of the first other word.
     fn flags(&mut self, words: &[Word]) -> (Vec<Flag>, usize) {
-        let allowed = allowed_flags(self.keyword());
+        let allowed = self.keyword().flags();
         let mut flags: Vec<Flag> = Vec::new();
         for (index, w) in words.iter().enumerate() {
             if w.raw == "--" {
@@ -520,13 +470,13 @@ impl Cx<'_> {
                 ("chown", value) => chown = value,
                 ("chmod", Some(value)) => {
                     if let Some(text) = literal(&value, self.escape) {
-                        if let Err(reason) = parse_chmod(&text) {
+                        if let Err(e) = parse_chmod(&text) {
                             self.errors.push(SyntaxError {
                                 position: value.position,
                                 kind: SyntaxErrorKind::InvalidFlagValue {
                                     flag: "chmod".into(),
                                     value: value.raw.clone(),
-                                    reason,
+                                    reason: e.to_string(),
                                 },
                             });
                         }
@@ -752,125 +702,4 @@ fn is_stage_name(name: &str) -> bool {
     let mut chars = name.chars();
     chars.next().is_some_and(|c| c.is_ascii_alphabetic())
         && chars.all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
-}
-
-/// A file mode for `--chmod`: octal digits such as `755` or `0644`, at
-/// most `7777`.
-pub fn parse_chmod(text: &str) -> Result<u32, String> {
-    let bad = || format!("expected an octal mode such as 755 or 0644, found `{text}`");
-    if text.is_empty() || !text.bytes().all(|b| (b'0'..=b'7').contains(&b)) {
-        return Err(bad());
-    }
-    match u32::from_str_radix(text, 8) {
-        Ok(mode) if mode <= 0o7777 => Ok(mode),
-        _ => Err(format!("`{text}` is larger than the largest mode, 7777")),
-    }
-}
-
-/// One entry of `EXPOSE`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct PortSpec {
-    /// First port of the range.
-    pub start: u16,
-    /// Last port of the range (`start` for a single port).
-    pub end: u16,
-    /// The protocol.
-    pub protocol: Protocol,
-}
-
-/// A transport protocol of `EXPOSE`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[allow(missing_docs)]
-pub enum Protocol {
-    Tcp,
-    Udp,
-    Sctp,
-}
-
-impl Protocol {
-    /// The lower-case name, as in image configs (`80/tcp`).
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Protocol::Tcp => "tcp",
-            Protocol::Udp => "udp",
-            Protocol::Sctp => "sctp",
-        }
-    }
-}
-
-/// Reads an expanded `EXPOSE` entry: `80`, `80/tcp`, `53/udp`,
-/// `8000-8010/tcp` (protocol in any case, `tcp` by default).
-pub fn parse_port(text: &str) -> Result<PortSpec, String> {
-    let (ports, protocol) = match text.split_once('/') {
-        Some((ports, protocol)) => (ports, protocol),
-        None => (text, "tcp"),
-    };
-    let protocol = match protocol.to_ascii_lowercase().as_str() {
-        "tcp" => Protocol::Tcp,
-        "udp" => Protocol::Udp,
-        "sctp" => Protocol::Sctp,
-        _ => return Err(format!("unknown protocol `{protocol}`: use tcp, udp or sctp")),
-    };
-    if ports.contains(':') {
-        return Err(
-            "EXPOSE takes container ports; publishing to the host is done with `docker run -p`".into()
-        );
-    }
-    let port = |p: &str| -> Result<u16, String> {
-        match p.parse::<u16>() {
-            Ok(n) if n > 0 && p.bytes().all(|b| b.is_ascii_digit()) => Ok(n),
-            _ => {
-                Err(format!("expected a port from 1 to 65535 or a range such as 8000-8010, found `{ports}`"))
-            }
-        }
-    };
-    let (start, end) = match ports.split_once('-') {
-        Some((a, b)) => (port(a)?, port(b)?),
-        None => (port(ports)?, port(ports)?),
-    };
-    if end < start {
-        return Err(format!("the range {start}-{end} ends before it starts"));
-    }
-    Ok(PortSpec { start, end, protocol })
-}
-
-/// Splits an expanded `USER` value into user and group.
-pub fn split_user(spec: &str) -> (&str, Option<&str>) {
-    match spec.split_once(':') {
-        Some((user, group)) => (user, Some(group)),
-        None => (spec, None),
-    }
-}
-
-/// Signal names Linux knows, without `SIG`.
-const SIGNALS: [&str; 34] = [
-    "ABRT", "ALRM", "BUS", "CHLD", "CLD", "CONT", "FPE", "HUP", "ILL", "INT", "IO", "IOT", "KILL", "PIPE",
-    "POLL", "PROF", "PWR", "QUIT", "SEGV", "STKFLT", "STOP", "SYS", "TERM", "TRAP", "TSTP", "TTIN", "TTOU",
-    "URG", "USR1", "USR2", "VTALRM", "WINCH", "XCPU", "XFSZ",
-];
-
-/// Checks an expanded `STOPSIGNAL` value: a number from 1 to 64 or a
-/// signal name, with or without `SIG`, in any case (`SIGTERM`, `term`).
-pub fn validate_signal(text: &str) -> Result<(), String> {
-    if let Ok(n) = text.parse::<u32>() {
-        return if (1..=64).contains(&n) {
-            Ok(())
-        } else {
-            Err(format!("signal number {n} is out of range 1-64"))
-        };
-    }
-    let upper = text.to_ascii_uppercase();
-    let name = upper.strip_prefix("SIG").unwrap_or(&upper);
-    let realtime = ["RTMIN", "RTMAX"].iter().any(|rt| {
-        name.strip_prefix(rt).is_some_and(|n| {
-            n.is_empty()
-                || n.strip_prefix(['+', '-'])
-                    .is_some_and(|d| d.parse::<u8>().is_ok_and(|d| (1..=15).contains(&d)))
-        })
-    });
-    if SIGNALS.contains(&name) || realtime {
-        Ok(())
-    } else {
-        Err(format!("unknown signal `{text}`: use a name such as SIGTERM or a number"))
-    }
 }

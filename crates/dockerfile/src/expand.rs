@@ -30,7 +30,7 @@
 //! sequencing is for the caller.
 
 use crate::ast::RawWord;
-use crate::lexer::Keyword;
+use crate::keyword::Keyword;
 use crate::Position;
 
 /// How deeply `${..}` may nest in a default or alternative word.

@@ -1,7 +1,6 @@
 //! From text to directives and instructions with positions.
 
-use std::fmt;
-
+use crate::keyword::Keyword;
 use crate::Position;
 
 /// A parsed Dockerfile: what could be read, and what could not.
@@ -27,89 +26,6 @@ pub struct Directive {
     pub value: String,
     /// Where the `#` is.
     pub position: Position,
-}
-
-/// The instructions Docker knows.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-#[allow(missing_docs)]
-pub enum Keyword {
-    Add,
-    Arg,
-    Cmd,
-    Copy,
-    Entrypoint,
-    Env,
-    Expose,
-    From,
-    Healthcheck,
-    Label,
-    Maintainer,
-    Onbuild,
-    Run,
-    Shell,
-    Stopsignal,
-    User,
-    Volume,
-    Workdir,
-}
-
-impl Keyword {
-    /// Every instruction, alphabetically.
-    pub const ALL: [Keyword; 18] = [
-        Keyword::Add,
-        Keyword::Arg,
-        Keyword::Cmd,
-        Keyword::Copy,
-        Keyword::Entrypoint,
-        Keyword::Env,
-        Keyword::Expose,
-        Keyword::From,
-        Keyword::Healthcheck,
-        Keyword::Label,
-        Keyword::Maintainer,
-        Keyword::Onbuild,
-        Keyword::Run,
-        Keyword::Shell,
-        Keyword::Stopsignal,
-        Keyword::User,
-        Keyword::Volume,
-        Keyword::Workdir,
-    ];
-
-    /// The upper-case spelling.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Keyword::Add => "ADD",
-            Keyword::Arg => "ARG",
-            Keyword::Cmd => "CMD",
-            Keyword::Copy => "COPY",
-            Keyword::Entrypoint => "ENTRYPOINT",
-            Keyword::Env => "ENV",
-            Keyword::Expose => "EXPOSE",
-            Keyword::From => "FROM",
-            Keyword::Healthcheck => "HEALTHCHECK",
-            Keyword::Label => "LABEL",
-            Keyword::Maintainer => "MAINTAINER",
-            Keyword::Onbuild => "ONBUILD",
-            Keyword::Run => "RUN",
-            Keyword::Shell => "SHELL",
-            Keyword::Stopsignal => "STOPSIGNAL",
-            Keyword::User => "USER",
-            Keyword::Volume => "VOLUME",
-            Keyword::Workdir => "WORKDIR",
-        }
-    }
-
-    /// The keyword spelled `word`, in any case.
-    pub fn from_word(word: &str) -> Option<Keyword> {
-        Keyword::ALL.into_iter().find(|k| k.as_str().eq_ignore_ascii_case(word))
-    }
-}
-
-impl fmt::Display for Keyword {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
 }
 
 /// One instruction, its continuation lines joined.
@@ -244,7 +160,7 @@ impl SyntaxErrorKind {
             SyntaxErrorKind::UnknownFlag { keyword: Keyword::Add, flag } if flag == "from" => {
                 Some("ADD cannot copy from another stage or image: use `COPY --from=<stage>`".into())
             }
-            SyntaxErrorKind::UnknownFlag { keyword, .. } => Some(match crate::ast::allowed_flags(*keyword) {
+            SyntaxErrorKind::UnknownFlag { keyword, .. } => Some(match keyword.flags() {
                 [] => format!("{keyword} takes no flags"),
                 flags => format!(
                     "{keyword} takes {}",
@@ -254,7 +170,7 @@ impl SyntaxErrorKind {
             SyntaxErrorKind::NotStringArray(k) | SyntaxErrorKind::TextAfterJson(k) => {
                 Some(format!("write `{k} [\"word\", \"word\"]` with every word a JSON string"))
             }
-            SyntaxErrorKind::Malformed { keyword, .. } => Some(format!("write `{}`", crate::ast::usage(*keyword))),
+            SyntaxErrorKind::Malformed { keyword, .. } => Some(format!("write `{}`", keyword.usage())),
             _ => None,
         }
     }

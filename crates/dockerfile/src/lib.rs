@@ -14,15 +14,18 @@
 
 mod ast;
 mod expand;
+mod keyword;
 mod lexer;
+mod values;
 mod words;
 
 pub use ast::{
-    parse_chmod, parse_instructions, parse_port, split_user, validate_signal, ArgDecl, Command, Copy, Flag,
-    From, Instr, KeyValue, PortSpec, Protocol, RawWord, Run, Spanned,
+    parse_instructions, ArgDecl, Command, Copy, Flag, From, Instr, KeyValue, RawWord, Run, Spanned,
 };
 pub use expand::{expand_word, expand_words, expands, ExpandError, ExpandErrorKind, WordExpandError};
-pub use lexer::{parse, Directive, Dockerfile, Instruction, Keyword, SyntaxError, SyntaxErrorKind};
+pub use keyword::Keyword;
+pub use lexer::{parse, Directive, Dockerfile, Instruction, SyntaxError, SyntaxErrorKind};
+pub use values::{parse_chmod, parse_port, split_user, validate_signal, PortSpec, Protocol, ValueError};
 pub use words::{parse_env, split_words, unquote, EnvPair, Word};
 
 /// A 1-based line and column (in characters) in a Dockerfile.
