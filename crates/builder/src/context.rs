@@ -46,7 +46,7 @@ impl Context {
     /// Opens the context at `root` and reads its `.dockerignore`.
     pub fn open(root: &Path) -> Result<Context, BuildError> {
         let canonical =
-            fs::canonicalize(root).map_err(|source| BuildError::Io { path: root.to_path_buf(), source })?;
+            fs::canonicalize(root).map_err(|e| BuildError::io("resolving the build context", root, e))?;
         let ignore = DockerIgnore::load(&canonical)?;
         Ok(Context { root: canonical, ignore })
     }
@@ -73,8 +73,8 @@ impl Context {
         let dest_is_dir = dest.ends_with('/') || dest.ends_with("/.") || dest == ".";
         let dest_abs = layer_path(&resolve(workdir, dest));
         let mut matches = Vec::new();
-        for source in sources {
-            matches.extend(self.resolve_source(source)?);
+        for (index, source) in sources.iter().enumerate() {
+            matches.extend(self.resolve_source(source).map_err(|r| r.about_source(index))?);
         }
         if matches.len() > 1 && !dest_is_dir {
             return Err(Refusal::new(format!(

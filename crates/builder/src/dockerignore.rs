@@ -31,7 +31,7 @@ impl DockerIgnore {
         match std::fs::read_to_string(&path) {
             Ok(text) => DockerIgnore::parse(&text, Path::new(".dockerignore")),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(DockerIgnore::default()),
-            Err(source) => Err(BuildError::Io { path, source }),
+            Err(e) => Err(BuildError::io("reading", path, e)),
         }
     }
 

@@ -7,8 +7,10 @@ use std::path::PathBuf;
 #[derive(Debug, thiserror::Error)]
 pub enum BuildError {
     /// A file or directory could not be read or written.
-    #[error("{}: {source}", path.display())]
+    #[error("{op} {}", path.display())]
     Io {
+        /// What was being done, lowercase (`"reading"`, `"creating"`).
+        op: &'static str,
         /// The path.
         path: PathBuf,
         /// The cause.
@@ -83,6 +85,12 @@ pub enum BuildError {
     Oci(#[from] forge_oci::Error),
 }
 
+impl BuildError {
+    pub(crate) fn io(op: &'static str, path: impl Into<PathBuf>, source: io::Error) -> BuildError {
+        BuildError::Io { op, path: path.into(), source }
+    }
+}
+
 impl From<forge_oci::DigestError> for BuildError {
     fn from(e: forge_oci::DigestError) -> BuildError {
         BuildError::Oci(e.into())
@@ -97,11 +105,20 @@ pub struct Refusal {
     pub message: String,
     /// What to do.
     pub help: Option<String>,
+    /// The index of the source (of those given to the planner) it is about,
+    /// so that the error points at that word; `None` for the instruction.
+    pub source: Option<usize>,
 }
 
 impl Refusal {
     pub(crate) fn new(message: impl Into<String>) -> Refusal {
-        Refusal { message: message.into(), help: None }
+        Refusal { message: message.into(), help: None, source: None }
+    }
+
+    /// The same refusal, about source `index`.
+    pub(crate) fn about_source(mut self, index: usize) -> Refusal {
+        self.source = Some(index);
+        self
     }
 
     pub(crate) fn help(mut self, help: impl Into<String>) -> Refusal {

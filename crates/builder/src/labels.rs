@@ -22,7 +22,7 @@ pub fn supervisely_labels(
         match std::fs::read(&path) {
             Ok(bytes) => Ok(base64::engine::general_purpose::STANDARD.encode(bytes)),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(String::new()),
-            Err(source) => Err(BuildError::Io { path, source }),
+            Err(e) => Err(BuildError::io("reading", path, e)),
         }
     };
     let present: Vec<EntryPoint> = forge_manifest::entry_points(&dir);

@@ -225,8 +225,7 @@ impl Workspace {
             return Ok(path);
         }
         if let Some(parent) = path.parent() {
-            std::fs::create_dir_all(parent)
-                .map_err(|source| BuildError::Io { path: parent.to_path_buf(), source })?;
+            std::fs::create_dir_all(parent).map_err(|e| BuildError::io("creating", parent, e))?;
         }
         forge_oci::export_archive(&self.store, built.digest(), std::slice::from_ref(&built.image), &path)?;
         if let Some(s) = stamp(&path) {

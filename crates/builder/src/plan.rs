@@ -215,9 +215,8 @@ pub fn plan(
     let spool_dir = tempfile::Builder::new()
         .prefix("spool-")
         .tempdir_in(inputs.spool_parent)
-        .map_err(|source| BuildError::Io { path: inputs.spool_parent.to_path_buf(), source })?;
-    let spool = Spool::new(spool_dir.path())
-        .map_err(|source| BuildError::Io { path: spool_dir.path().to_path_buf(), source })?;
+        .map_err(|e| BuildError::io("creating a spool directory in", inputs.spool_parent, e))?;
+    let spool = Spool::new(spool_dir.path()).map_err(|e| BuildError::io("creating", spool_dir.path(), e))?;
     let runtime = base.image.as_ref().map(|i| RuntimeConfig::from_config(&i.config)).unwrap_or_default();
     let mut planner = Planner {
         dockerfile,
@@ -543,9 +542,8 @@ impl Planner<'_> {
         if !plain.is_empty() {
             let sources: Vec<String> = plain.iter().map(|(s, _)| s.clone()).collect();
             let copied = context.plan_copy(&sources, &dest, &workdir, options).map_err(|r| {
-                // Point at the source the refusal names, if any.
-                let at =
-                    plain.iter().find(|(s, _)| r.message.contains(&format!("`{s}`"))).map_or(at, |(_, p)| *p);
+                // Point at the source the refusal is about, if any.
+                let at = r.source.and_then(|i| plain.get(i)).map_or(at, |(_, p)| *p);
                 self.dockerfile.refused(at, r)
             })?;
             tree.extend(copied);

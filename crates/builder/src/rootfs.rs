@@ -28,12 +28,12 @@ pub fn image_from_rootfs(store: &BlobStore, dir: &Path, epoch: u64) -> Result<Im
 /// and later names of a file, in path order, as hard links), and the number
 /// of entries walked.
 fn read_rootfs(dir: &Path) -> Result<(Tree, usize), BuildError> {
-    let io = |path: &Path, source: std::io::Error| BuildError::Io { path: path.to_path_buf(), source };
     let mut entries: Vec<(String, walkdir::DirEntry)> = Vec::new();
     for entry in WalkDir::new(dir).follow_links(false).min_depth(1) {
         let entry = entry.map_err(|e| {
             let path = e.path().unwrap_or(dir).to_path_buf();
-            io(&path, e.into_io_error().unwrap_or_else(|| std::io::Error::other("filesystem loop")))
+            let source = e.into_io_error().unwrap_or_else(|| std::io::Error::other("filesystem loop"));
+            BuildError::io("reading", path, source)
         })?;
         let rel = entry.path().strip_prefix(dir).unwrap_or(entry.path()).to_string_lossy().into_owned();
         entries.push((rel, entry));
@@ -43,13 +43,14 @@ fn read_rootfs(dir: &Path) -> Result<(Tree, usize), BuildError> {
     let mut links: BTreeMap<(u64, u64), String> = BTreeMap::new();
     let mut tree = Tree::new();
     for (path, entry) in &entries {
-        let meta = entry.metadata().map_err(|e| io(entry.path(), e.into()))?;
+        let meta = entry.metadata().map_err(|e| BuildError::io("reading", entry.path(), e.into()))?;
         let mode = meta.mode() & 0o7777;
         let ft = entry.file_type();
         let node = if ft.is_dir() {
             Node::dir(mode)
         } else if ft.is_symlink() {
-            let target = std::fs::read_link(entry.path()).map_err(|e| io(entry.path(), e))?;
+            let target = std::fs::read_link(entry.path())
+                .map_err(|e| BuildError::io("reading the link", entry.path(), e))?;
             Node::symlink(target.to_string_lossy().into_owned())
         } else if ft.is_file() {
             let identity = (meta.dev(), meta.ino());

@@ -224,10 +224,10 @@ pub enum Error {
     },
 
     /// A file operation that failed.
-    #[error("{action} {path}")]
+    #[error("{op} {}", path.display())]
     Io {
-        /// What was being done, e.g. `reading`.
-        action: &'static str,
+        /// What was being done, lowercase (`"reading"`, `"creating"`).
+        op: &'static str,
         /// On which path (or URL).
         path: PathBuf,
         /// Why.
@@ -292,7 +292,7 @@ pub enum Error {
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 impl Error {
-    pub(crate) fn io(action: &'static str, path: impl Into<PathBuf>, source: std::io::Error) -> Self {
-        Error::Io { action, path: path.into(), source }
+    pub(crate) fn io(op: &'static str, path: impl Into<PathBuf>, source: std::io::Error) -> Self {
+        Error::Io { op, path: path.into(), source }
     }
 }

@@ -27,7 +27,7 @@ pub fn descriptions(root: &Path) -> Result<Vec<String>, Error> {
     let Ok(entries) = std::fs::read_dir(&dir) else { return Ok(Vec::new()) };
     let mut names = Vec::new();
     for entry in entries {
-        let path = entry.map_err(|source| Error::Io { path: dir.clone(), source })?.path();
+        let path = entry.map_err(|source| Error::Io { op: "reading", path: dir.clone(), source })?.path();
         if path.extension().is_some_and(|e| e == "toml") {
             if let Some(stem) = path.file_stem() {
                 names.push(stem.to_string_lossy().into_owned());

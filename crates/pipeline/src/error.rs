@@ -40,10 +40,12 @@ pub enum Error {
         #[source]
         source: forge_oci::Error,
     },
-    /// A directory could not be read.
-    #[error("reading {}", path.display())]
+    /// A file or directory could not be read or written.
+    #[error("{op} {}", path.display())]
     Io {
-        /// The directory.
+        /// What was being done, lowercase (`"reading"`, `"creating"`).
+        op: &'static str,
+        /// The file or directory.
         path: PathBuf,
         /// The cause.
         #[source]
