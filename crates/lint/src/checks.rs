@@ -17,89 +17,100 @@ const LICENSE_NAMES: [&str; 4] = ["LICENSE", "LICENSE.md", "LICENSE.txt", "COPYI
 /// Runs the per-plugin rules on `root/dir`; returns the plugin's image when
 /// its `VERSION` is valid, for the repository-wide duplicate check.
 pub(crate) fn plugin(root: &Path, dir: &Path, sink: &mut Sink<'_>) -> Option<ImageRef> {
-    let abs = root.join(dir);
+    let info = plugin_info(root, dir, sink);
+    let image = version(root, dir, sink);
+    run_configs(root, dir, info.as_ref(), sink);
+    sources(root, dir, info.as_ref(), sink);
+    dockerfile_present(root, dir, sink);
+    docs(root, dir, sink);
+    forbidden::check(root, dir, sink);
+    image
+}
 
+/// `plugin_info.json`: valid, and of a known plugin type.
+fn plugin_info(root: &Path, dir: &Path, sink: &mut Sink<'_>) -> Option<PluginInfo> {
     let info_rel = dir.join(PLUGIN_INFO);
-    let info = read(root, &info_rel, rules::PLUGIN_INFO_INVALID, sink).and_then(|src| {
-        PluginInfo::parse(&src)
-            .map_err(|problems| {
-                for p in problems {
-                    sink.report(rules::PLUGIN_INFO_INVALID, Finding::from_problem(p, &info_rel, &src));
-                }
-            })
-            .ok()
-            .map(|info| (info, src))
-    });
-    if let Some((info, src)) = &info {
-        if !plugin_type::is_known(&info.plugin_type) {
-            sink.report(
-                rules::UNKNOWN_PLUGIN_TYPE,
-                Finding::new(format!("unknown plugin type `{}`", info.plugin_type))
-                    .in_file(&info_rel)
-                    .at(info.type_position, src)
-                    .help(format!("known types are {}", quoted_list(&plugin_type::KNOWN_TYPES))),
-            );
-        }
-    }
-    let info = info.map(|(info, _)| info);
-
-    let version_rel = dir.join(VERSION);
-    let image = if abs.join(VERSION).exists() {
-        read(root, &version_rel, rules::VERSION_INVALID, sink).and_then(|src| {
-            ImageRef::parse_version_file(&src)
-                .map_err(|p| {
-                    sink.report(rules::VERSION_INVALID, Finding::from_problem(p, &version_rel, &src))
-                })
-                .ok()
+    let src = read(root, &info_rel, rules::PLUGIN_INFO_INVALID, sink)?;
+    let info = PluginInfo::parse(&src)
+        .map_err(|problems| {
+            for p in problems {
+                sink.report(rules::PLUGIN_INFO_INVALID, Finding::from_problem(p, &info_rel, &src));
+            }
         })
-    } else {
+        .ok()?;
+    if !plugin_type::is_known(&info.plugin_type) {
+        sink.report(
+            rules::UNKNOWN_PLUGIN_TYPE,
+            Finding::new(format!("unknown plugin type `{}`", info.plugin_type))
+                .in_file(&info_rel)
+                .at(info.type_position, &src)
+                .help(format!("known types are {}", quoted_list(&plugin_type::KNOWN_TYPES))),
+        );
+    }
+    Some(info)
+}
+
+/// `VERSION`: present and a valid `<image>:<tag>`.
+fn version(root: &Path, dir: &Path, sink: &mut Sink<'_>) -> Option<ImageRef> {
+    let version_rel = dir.join(VERSION);
+    if !root.join(dir).join(VERSION).exists() {
         sink.report(
             rules::VERSION_MISSING,
             Finding::new("VERSION is missing")
                 .in_file(&version_rel)
                 .help("create VERSION with one line `<image>:<tag>`, for example `my-team/my-plugin:1.0.0`"),
         );
-        None
-    };
+        return None;
+    }
+    let src = read(root, &version_rel, rules::VERSION_INVALID, sink)?;
+    ImageRef::parse_version_file(&src)
+        .map_err(|p| sink.report(rules::VERSION_INVALID, Finding::from_problem(p, &version_rel, &src)))
+        .ok()
+}
 
+/// `predefined_run_configs.json` (optional): valid, and its configs fit
+/// the plugin's type.
+fn run_configs(root: &Path, dir: &Path, info: Option<&PluginInfo>, sink: &mut Sink<'_>) {
     let configs_rel = dir.join(RUN_CONFIGS);
-    if let Some(src) = read(root, &configs_rel, rules::RUN_CONFIGS_INVALID, sink) {
-        match RunConfig::parse_file(&src) {
-            Err(problems) => {
-                for p in problems {
-                    sink.report(rules::RUN_CONFIGS_INVALID, Finding::from_problem(p, &configs_rel, &src));
-                }
+    let Some(src) = read(root, &configs_rel, rules::RUN_CONFIGS_INVALID, sink) else { return };
+    match RunConfig::parse_file(&src) {
+        Err(problems) => {
+            for p in problems {
+                sink.report(rules::RUN_CONFIGS_INVALID, Finding::from_problem(p, &configs_rel, &src));
             }
-            Ok(configs) => {
-                if let Some(info) = &info {
-                    config_types(info, &configs, &configs_rel, &src, sink);
-                }
+        }
+        Ok(configs) => {
+            if let Some(info) = info {
+                config_types(info, &configs, &configs_rel, &src, sink);
             }
         }
     }
+}
 
-    if abs.join(SRC).is_dir() {
-        if let Some(info) = &info {
-            for entry in plugin_type::required_entry_points(&info.plugin_type) {
-                if !abs.join(entry.path()).is_file() {
-                    sink.report(
-                        rules::ENTRY_POINT_MISSING,
-                        missing_entry_point(dir, *entry, &info.plugin_type),
-                    );
-                }
-            }
-        }
-    } else {
+/// `src/` with the entry points the plugin's type needs.
+fn sources(root: &Path, dir: &Path, info: Option<&PluginInfo>, sink: &mut Sink<'_>) {
+    let abs = root.join(dir);
+    if !abs.join(SRC).is_dir() {
         sink.report(
             rules::SRC_MISSING,
             Finding::new("src/ is missing")
                 .in_file(&dir.join(SRC))
                 .help("put the plugin's sources in src/; the platform starts them as /workdir/src/<mode>.py"),
         );
+        return;
     }
+    let Some(info) = info else { return };
+    for entry in plugin_type::required_entry_points(&info.plugin_type) {
+        if !abs.join(entry.path()).is_file() {
+            sink.report(rules::ENTRY_POINT_MISSING, missing_entry_point(dir, *entry, &info.plugin_type));
+        }
+    }
+}
 
+/// The Dockerfile: present, then its own checks.
+fn dockerfile_present(root: &Path, dir: &Path, sink: &mut Sink<'_>) {
     let dockerfile_rel = dir.join(DOCKERFILE);
-    if abs.join(DOCKERFILE).exists() {
+    if root.join(&dockerfile_rel).exists() {
         if let Some(src) = read(root, &dockerfile_rel, rules::DOCKERFILE_SYNTAX, sink) {
             dockerfile::check(dir, &dockerfile_rel, &src, sink);
         }
@@ -111,7 +122,11 @@ pub(crate) fn plugin(root: &Path, dir: &Path, sink: &mut Sink<'_>) -> Option<Ima
             ),
         );
     }
+}
 
+/// README and LICENSE.
+fn docs(root: &Path, dir: &Path, sink: &mut Sink<'_>) {
+    let abs = root.join(dir);
     if !abs.join(README).is_file() {
         sink.report(
             rules::README_MISSING,
@@ -128,9 +143,6 @@ pub(crate) fn plugin(root: &Path, dir: &Path, sink: &mut Sink<'_>) -> Option<Ima
                 .help("add a LICENSE file with the terms the plugin may be used under"),
         );
     }
-
-    forbidden::check(root, dir, sink);
-    image
 }
 
 /// Reads `root/rel`: `None` when it does not exist or could not be read (the

@@ -118,6 +118,17 @@ pub struct PushReport {
     pub blobs_uploaded: usize,
 }
 
+/// What a mount attempt came to.
+enum Mount {
+    /// The registry mounted the blob from this repository.
+    Mounted(String),
+    /// No mount worked; a refused mount may have opened an upload session.
+    Refused {
+        /// The session's location, if one was opened.
+        session: Option<String>,
+    },
+}
+
 /// Why an upload attempt failed, and whether starting it again may help.
 struct Failure {
     error: Box<Error>,
@@ -193,6 +204,27 @@ impl Client {
         let _flight = lock.lock().unwrap_or_else(|e| e.into_inner());
         let size = store.size(digest)?;
         let notify = |n: RetryNotice| progress(PushEvent::Retrying(n));
+        if self.has_blob(reference, digest, &notify)? {
+            remember_source(store, reference, [digest.clone()]);
+            progress(PushEvent::BlobSkipped { digest: digest.clone(), size });
+            return Ok(BlobOutcome::Skipped);
+        }
+        let session = match self.mount(store, reference, digest, &notify)? {
+            Mount::Mounted(from) => {
+                remember_source(store, reference, [digest.clone()]);
+                progress(PushEvent::BlobMounted { digest: digest.clone(), size, from: from.clone() });
+                return Ok(BlobOutcome::Mounted(from));
+            }
+            Mount::Refused { session } => session,
+        };
+        self.upload_with_retries(store, digest, size, reference, session, progress)?;
+        remember_source(store, reference, [digest.clone()]);
+        progress(PushEvent::BlobUploaded { digest: digest.clone(), size });
+        Ok(BlobOutcome::Uploaded)
+    }
+
+    /// `HEAD /v2/NAME/blobs/DIGEST`: whether the repository has the blob.
+    fn has_blob(&self, reference: &Reference, digest: &Digest, notify: &dyn Fn(RetryNotice)) -> Result<bool> {
         let repository = reference.repository();
         let head = Call {
             method: "HEAD",
@@ -202,18 +234,23 @@ impl Client {
             scopes: vec![push_scope(repository)],
             retry: true,
         };
-        let response = self.call(reference, &head, &notify)?;
+        let response = self.call(reference, &head, notify)?;
         match response.status().as_u16() {
-            200 => {
-                remember_source(store, reference, [digest.clone()]);
-                progress(PushEvent::BlobSkipped { digest: digest.clone(), size });
-                return Ok(BlobOutcome::Skipped);
-            }
-            404 => {}
-            status => return Err(self.unexpected(reference, "HEAD", &head.url, status, response)),
+            200 => Ok(true),
+            404 => Ok(false),
+            status => Err(self.unexpected(reference, "HEAD", &head.url, status, response)),
         }
+    }
 
-        let mut session = None;
+    /// Tries to mount the blob from each repository known to hold it.
+    fn mount(
+        &self,
+        store: &BlobStore,
+        reference: &Reference,
+        digest: &Digest,
+        notify: &dyn Fn(RetryNotice),
+    ) -> Result<Mount> {
+        let repository = reference.repository();
         for from in mount_sources(store, reference, digest) {
             let mount = Call {
                 method: "POST",
@@ -223,23 +260,30 @@ impl Client {
                 scopes: vec![push_scope(repository), pull_scope(&from)],
                 retry: true,
             };
-            let response = self.call(reference, &mount, &notify)?;
+            let response = self.call(reference, &mount, notify)?;
             match response.status().as_u16() {
-                201 => {
-                    remember_source(store, reference, [digest.clone()]);
-                    progress(PushEvent::BlobMounted { digest: digest.clone(), size, from: from.clone() });
-                    return Ok(BlobOutcome::Mounted(from));
-                }
+                201 => return Ok(Mount::Mounted(from)),
                 // Refused, but an upload session was opened for us.
-                202 => {
-                    session = header(&response, "location");
-                    break;
-                }
-                // Refused outright (no such source, not allowed): upload.
+                202 => return Ok(Mount::Refused { session: header(&response, "location") }),
+                // Refused outright (no such source, not allowed): try the next.
                 _ => {}
             }
         }
+        Ok(Mount::Refused { session: None })
+    }
 
+    /// Uploads the blob, starting again in a new session after a transient
+    /// failure (the first attempt uses `session` if a refused mount opened one).
+    fn upload_with_retries(
+        &self,
+        store: &BlobStore,
+        digest: &Digest,
+        size: u64,
+        reference: &Reference,
+        mut session: Option<String>,
+        progress: &dyn Fn(PushEvent),
+    ) -> Result<()> {
+        let notify = |n: RetryNotice| progress(PushEvent::Retrying(n));
         self.retry_policy().run(
             || format!("upload of blob {digest}"),
             &notify,
@@ -255,10 +299,7 @@ impl Client {
                     Err(failure) => Attempt::Done(Err(*failure.error)),
                 }
             },
-        )?;
-        remember_source(store, reference, [digest.clone()]);
-        progress(PushEvent::BlobUploaded { digest: digest.clone(), size });
-        Ok(BlobOutcome::Uploaded)
+        )
     }
 
     /// One attempt at uploading a blob, in a new session unless `session`
