@@ -3,6 +3,11 @@
 //! with Docker's rules (directories copy their contents, globs, trailing-`/`
 //! destinations, several sources need a directory destination).
 //!
+//! plugin-forge's own output directory ([`crate::TARGET_DIR`]: the store,
+//! spool directories, tarballs) is never part of the context, whatever
+//! `.dockerignore` says: an image must not hold earlier builds, and a build
+//! must not read files a parallel build is writing.
+//!
 //! Sources never leave the context: absolute paths, `..` and symlinks that
 //! resolve outside are refused. Symlinks met inside a copied directory are
 //! copied as symlinks. File modes are normalised to 0644, or 0755 when any
@@ -56,9 +61,10 @@ impl Context {
         &self.root
     }
 
-    /// Whether `rel` is excluded by `.dockerignore`.
+    /// Whether `rel` is left out of the context: our own output directory,
+    /// or excluded by `.dockerignore`.
     pub fn is_excluded(&self, rel: &str) -> bool {
-        self.ignore.is_excluded(rel)
+        is_own_output(rel) || self.ignore.is_excluded(rel)
     }
 
     /// Plans `COPY sources... dest` (sources and dest already expanded),
@@ -153,6 +159,13 @@ impl Context {
             Refusal::new(format!("`{written}` not found in the build context"))
                 .help("sources are relative to the monorepo root, the build context")
         };
+        if rel != "." && is_own_output(&rel) {
+            return Err(Refusal::new(format!(
+                "`{written}` is inside {}, plugin-forge's own output, which is never part of the build context",
+                crate::TARGET_DIR
+            ))
+            .help("copy sources of the monorepo, not build outputs"));
+        }
         if rel != "." && self.ignore.is_excluded(&rel) {
             return Err(Refusal::new(format!("`{written}` is excluded by .dockerignore"))
                 .help("remove the pattern from .dockerignore or add a `!` exception"));
@@ -207,7 +220,7 @@ impl Context {
             }
             current = next;
         }
-        current.retain(|rel| !self.ignore.is_excluded(rel));
+        current.retain(|rel| !self.is_excluded(rel));
         Ok(current)
     }
 
@@ -225,6 +238,12 @@ impl Context {
             let inner = entry.path().strip_prefix(&m.abs).unwrap_or(entry.path());
             let inner = inner.to_string_lossy().into_owned();
             let context_rel = if m.rel == "." { inner.clone() } else { format!("{}/{inner}", m.rel) };
+            if is_own_output(&context_rel) {
+                if entry.file_type().is_dir() {
+                    walk.skip_current_dir();
+                }
+                continue;
+            }
             if self.ignore.is_excluded(&context_rel) {
                 if entry.file_type().is_dir() && !self.ignore.has_exceptions() {
                     walk.skip_current_dir();
@@ -305,6 +324,12 @@ fn mark_hardlinks(tree: &mut Tree, links: &Links) {
     }
 }
 
+/// Whether the context path `rel` (cleaned) is our own output directory or
+/// inside it.
+fn is_own_output(rel: &str) -> bool {
+    rel.strip_prefix(crate::TARGET_DIR).is_some_and(|rest| rest.is_empty() || rest.starts_with('/'))
+}
+
 /// `path` resolved against the absolute directory `cwd`, cleaned.
 pub(crate) fn resolve(cwd: &str, path: &str) -> String {
     if path.starts_with('/') {
@@ -324,5 +349,51 @@ fn join(dir: &str, name: &str) -> String {
         name.to_string()
     } else {
         format!("{dir}/{name}")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn context(files: &[&str]) -> (tempfile::TempDir, Context) {
+        let dir = tempfile::tempdir().unwrap();
+        for file in files {
+            let path = dir.path().join(file);
+            fs::create_dir_all(path.parent().unwrap()).unwrap();
+            fs::write(path, file).unwrap();
+        }
+        let context = Context::open(dir.path()).unwrap();
+        (dir, context)
+    }
+
+    fn copied(context: &Context, source: &str) -> Result<Vec<String>, String> {
+        let tree = context
+            .plan_copy(&[source.to_string()], "/w/", "/", CopyOptions::default())
+            .map_err(|r| r.message)?;
+        Ok(tree.iter().map(|(p, _)| p.to_string()).collect())
+    }
+
+    #[test]
+    fn own_output_is_never_in_the_context() {
+        let (_dir, context) = context(&[
+            "src/a.py",
+            "target/plugin-forge/oci/index.json",
+            "target/plugin-forge/images/x.tar",
+            "target/plugin-forge-other/kept",
+            "target/other/kept",
+            // `!` exceptions cannot bring it back.
+            ".dockerignore",
+        ]);
+        fs::write(context.root().join(".dockerignore"), "nothing\n!target/plugin-forge/oci\n").unwrap();
+        let context = Context::open(context.root()).unwrap();
+        let paths = copied(&context, ".").unwrap();
+        assert!(paths.iter().all(|p| !p.starts_with("w/target/plugin-forge/")), "{paths:?}");
+        assert!(paths.contains(&"w/target/plugin-forge-other/kept".to_string()), "{paths:?}");
+        assert!(paths.contains(&"w/target/other/kept".to_string()), "{paths:?}");
+        assert!(context.is_excluded("target/plugin-forge"));
+        let err = copied(&context, "target/plugin-forge/oci/index.json").unwrap_err();
+        assert!(err.contains("plugin-forge's own output"), "{err}");
+        assert!(copied(&context, "target/*/oci").unwrap_err().contains("no file"));
     }
 }
