@@ -36,6 +36,11 @@ use crate::Position;
 /// How deeply `${..}` may nest in a default or alternative word.
 const MAX_DEPTH: usize = 64;
 
+/// The longest value an expansion may produce, in bytes: `ENV A=$A$A`
+/// doubles a value per line, so without a bound forty lines ask for a
+/// terabyte.
+pub const MAX_EXPANDED: usize = 1 << 20;
+
 /// Whether Docker substitutes variables in the arguments of `keyword`:
 /// `ADD COPY ENV EXPOSE FROM LABEL STOPSIGNAL USER VOLUME WORKDIR` and the
 /// defaults of `ARG`. `RUN`, `CMD`, `ENTRYPOINT` and `SHELL` are left to
@@ -111,6 +116,9 @@ pub enum ExpandErrorKind {
     /// `${` nested deeper than we follow.
     #[error("substitutions nested more than {MAX_DEPTH} deep")]
     TooDeep,
+    /// The expanded value would be longer than [`MAX_EXPANDED`] bytes.
+    #[error("the expanded value is longer than {} MiB", MAX_EXPANDED >> 20)]
+    TooLong,
 }
 
 /// A word of an instruction that cannot be expanded, with its position in
@@ -196,6 +204,7 @@ impl Expander<'_> {
                 self.bump();
                 return Ok((out, true));
             }
+            let at = self.pos;
             match c {
                 '$' => out += &self.dollar()?,
                 '\'' => out += &self.single_quoted()?,
@@ -215,8 +224,18 @@ impl Expander<'_> {
                     }
                 }
             }
+            self.bounded(&out, at)?;
         }
         Ok((out, false))
+    }
+
+    /// Fails when `out`, the value being built, has outgrown
+    /// [`MAX_EXPANDED`]; `at` is the offset of what made it so.
+    fn bounded(&self, out: &str, at: usize) -> Result<(), ExpandError> {
+        if out.len() > MAX_EXPANDED {
+            return self.err(at, ExpandErrorKind::TooLong);
+        }
+        Ok(())
     }
 
     fn single_quoted(&mut self) -> Result<String, ExpandError> {
@@ -237,6 +256,8 @@ impl Expander<'_> {
         self.bump();
         let mut out = String::new();
         loop {
+            let at = self.pos;
+            self.bounded(&out, at)?;
             match self.peek() {
                 None => return self.err(start, ExpandErrorKind::UnterminatedQuote('"')),
                 Some('"') => {

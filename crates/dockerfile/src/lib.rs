@@ -22,7 +22,9 @@ mod words;
 pub use ast::{
     parse_instructions, ArgDecl, Command, Copy, Flag, From, Instr, KeyValue, RawWord, Run, Spanned,
 };
-pub use expand::{expand_word, expand_words, expands, ExpandError, ExpandErrorKind, WordExpandError};
+pub use expand::{
+    expand_word, expand_words, expands, ExpandError, ExpandErrorKind, WordExpandError, MAX_EXPANDED,
+};
 pub use keyword::Keyword;
 pub use lexer::{parse, Directive, Dockerfile, Instruction, SyntaxError, SyntaxErrorKind};
 pub use values::{parse_chmod, parse_port, split_user, validate_signal, PortSpec, Protocol, ValueError};

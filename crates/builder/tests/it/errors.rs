@@ -137,3 +137,13 @@ fn build_args_are_those_of_build_plugin_sh() {
         expect![["built"]],
     );
 }
+
+#[test]
+fn an_expansion_bomb_stops_at_its_line() {
+    let bomb: String = std::iter::repeat("ENV A=$A$A\n").take(40).collect();
+    check(
+        &format!("{FROM}ENV A=xxxxxxxxxxxxxxxx\n{bomb}COPY plugins/p /workdir\n"),
+        &[],
+        expect!["plugins/p/Dockerfile:19:9: cannot expand `$A$A`: the expanded value is longer than 1 MiB"],
+    );
+}

@@ -282,3 +282,14 @@ fn instruction_word_errors_have_file_positions() {
     check_words("WORKDIR /é/${", expect!["error 1:12: missing `}` to close `${`"]);
     check_words(r#"COPY ["${", "/d"]"#, expect!["error 1:8: missing `}` to close `${`"]);
 }
+
+#[test]
+fn expanded_values_are_bounded() {
+    let big = "x".repeat(forge_dockerfile::MAX_EXPANDED / 2 + 1);
+    let lookup = |name: &str| (name == "BIG").then(|| big.clone());
+    let err = expand_word("$BIG-$BIG", '\\', &lookup).unwrap_err();
+    assert_eq!((err.offset, err.kind), (5, forge_dockerfile::ExpandErrorKind::TooLong));
+    let err = expand_word("\"${BIG}${BIG}\"", '\\', &lookup).unwrap_err();
+    assert_eq!(err.kind, forge_dockerfile::ExpandErrorKind::TooLong);
+    assert_eq!(expand_word("$BIG", '\\', &lookup).unwrap().len(), big.len());
+}
