@@ -25,13 +25,13 @@ struct Pattern {
 }
 
 impl DockerIgnore {
-    /// Reads `root/.dockerignore`; no file means nothing is excluded.
+    /// Reads `root/.dockerignore` (bounded, a regular file); no file means
+    /// nothing is excluded.
     pub fn load(root: &Path) -> Result<DockerIgnore, BuildError> {
-        let path = root.join(".dockerignore");
-        match std::fs::read_to_string(&path) {
-            Ok(text) => DockerIgnore::parse(&text, Path::new(".dockerignore")),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(DockerIgnore::default()),
-            Err(e) => Err(BuildError::io("reading", path, e)),
+        let shown = Path::new(".dockerignore");
+        match forge_manifest::read_text(&root.join(shown), shown)? {
+            Some(text) => DockerIgnore::parse(&text, shown),
+            None => Ok(DockerIgnore::default()),
         }
     }
 

@@ -18,12 +18,9 @@ pub fn supervisely_labels(
 ) -> Result<BTreeMap<String, String>, BuildError> {
     let dir = root.join(&plugin.dir);
     let encoded = |name: &str| -> Result<String, BuildError> {
-        let path = dir.join(name);
-        match std::fs::read(&path) {
-            Ok(bytes) => Ok(base64::engine::general_purpose::STANDARD.encode(bytes)),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(String::new()),
-            Err(e) => Err(BuildError::io("reading", path, e)),
-        }
+        let bytes = forge_input::read(&dir.join(name), &plugin.dir.join(name), forge_input::TEXT_LIMIT)
+            .map_err(forge_manifest::ManifestError::from)?;
+        Ok(bytes.map(|b| base64::engine::general_purpose::STANDARD.encode(b)).unwrap_or_default())
     };
     let present: Vec<EntryPoint> = forge_manifest::entry_points(&dir);
     Ok(BTreeMap::from([

@@ -70,7 +70,7 @@ pub struct ExtraSuite {
 impl Description {
     /// Reads and checks a description file.
     pub fn load(path: &Path) -> Result<Description> {
-        let text = fs::read_to_string(path).map_err(|e| Error::io("reading", path, e))?;
+        let text = crate::error::read_toml(path)?;
         Description::parse(&text, path)
     }
 

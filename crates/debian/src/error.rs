@@ -1,11 +1,15 @@
 //! The crate's error type: one enum with a structured variant per failure.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 /// Everything that can go wrong in this crate.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum Error {
+    /// A lock or description file that is not a regular file or too large.
+    #[error(transparent)]
+    Input(#[from] forge_input::InputError),
+
     /// Control data (deb822) that cannot be read.
     #[error("{file}:{line}: {message}")]
     Deb822 {
@@ -295,4 +299,14 @@ impl Error {
     pub(crate) fn io(op: &'static str, path: impl Into<PathBuf>, source: std::io::Error) -> Self {
         Error::Io { op, path: path.into(), source }
     }
+}
+
+/// Reads the TOML file at `path` (a lock or a description): a regular file
+/// of at most [`forge_input::LOCK_LIMIT`] bytes, in UTF-8.
+pub(crate) fn read_toml(path: &Path) -> Result<String, Error> {
+    let not_found = || Error::io("reading", path, std::io::ErrorKind::NotFound.into());
+    let bytes = forge_input::read(path, path, forge_input::LOCK_LIMIT)?.ok_or_else(not_found)?;
+    String::from_utf8(bytes).map_err(|e| {
+        Error::io("reading", path, std::io::Error::new(std::io::ErrorKind::InvalidData, e.utf8_error()))
+    })
 }

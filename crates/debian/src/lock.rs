@@ -270,7 +270,7 @@ impl Lock {
 
     /// Reads and checks a lock file.
     pub fn load(path: &Path) -> Result<Lock> {
-        let text = fs::read_to_string(path).map_err(|e| Error::io("reading", path, e))?;
+        let text = crate::error::read_toml(path)?;
         Lock::parse(&text, path)
     }
 

@@ -1,5 +1,6 @@
 //! The per-plugin rules on manifest files and layout.
 
+use std::fs;
 use std::path::Path;
 
 use forge_manifest::{
@@ -127,7 +128,11 @@ fn dockerfile_present(root: &Path, dir: &Path, sink: &mut Sink<'_>) {
 /// README and LICENSE.
 fn docs(root: &Path, dir: &Path, sink: &mut Sink<'_>) {
     let abs = root.join(dir);
-    if !abs.join(README).is_file() {
+    let readme = abs.join(README);
+    if fs::symlink_metadata(&readme).is_ok() && !readme.is_file() {
+        // A FIFO, a device, a directory: say what it is, not that it is missing.
+        read(root, &dir.join(README), rules::UNREADABLE, sink);
+    } else if !readme.is_file() {
         sink.report(
             rules::README_MISSING,
             Finding::new("README.md is missing: the plugin page will be empty")
@@ -155,14 +160,14 @@ fn read(root: &Path, rel: &Path, invalid: &'static Rule, sink: &mut Sink<'_>) ->
             None
         }
         Err(err) => {
-            let message = match &err {
-                ManifestError::Read { source, .. } => format!("cannot read this file: {source}"),
-                other => other.to_string(),
+            let (message, help) = match &err {
+                ManifestError::Read { source, .. } => {
+                    (format!("cannot read this file: {source}"), "fix the file's permissions")
+                }
+                ManifestError::Input(input) => (format!("this file {}", input.reason()), input.help()),
+                other => (other.to_string(), "fix the file's permissions"),
             };
-            sink.report(
-                rules::UNREADABLE,
-                Finding::new(message).in_file(rel).help("fix the file's permissions"),
-            );
+            sink.report(rules::UNREADABLE, Finding::new(message).in_file(rel).help(help));
             None
         }
     }

@@ -100,7 +100,8 @@ pub fn lint_root(root: &Path, config: &LintConfig) -> Result<Report, ManifestErr
             let others: Vec<String> =
                 dirs.iter().filter(|d| *d != dir).map(|d| d.display().to_string()).collect();
             let version = dir.join(forge_manifest::VERSION);
-            let source = std::fs::read_to_string(root.join(&version)).unwrap_or_default();
+            let source =
+                forge_manifest::read_text(&root.join(&version), &version).ok().flatten().unwrap_or_default();
             let mut sink = Sink { config, diagnostics: Vec::new() };
             sink.report(
                 rules::DUPLICATE_IMAGE,

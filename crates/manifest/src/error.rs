@@ -17,6 +17,10 @@ pub enum ManifestError {
         #[source]
         source: io::Error,
     },
+    /// A file is not a regular file or is too large (a FIFO, a link to
+    /// `/dev/zero`, a 4 GB `VERSION`).
+    #[error(transparent)]
+    Input(#[from] forge_input::InputError),
     /// A required file is absent.
     #[error("{} is missing", path.display())]
     Missing {

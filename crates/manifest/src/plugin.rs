@@ -2,7 +2,6 @@
 //! (the builder); the linter reads the same files through the per-file
 //! parsers so that it can report every problem instead of the first.
 
-use std::io;
 use std::path::{Path, PathBuf};
 
 use crate::{EntryPoint, ImageRef, ManifestError, PluginInfo, Problem, RunConfig};
@@ -71,14 +70,12 @@ pub fn entry_points(plugin_dir: &Path) -> Vec<EntryPoint> {
     EntryPoint::ALL.into_iter().filter(|e| plugin_dir.join(e.path()).is_file()).collect()
 }
 
-/// Reads a UTF-8 text file; `Ok(None)` when it does not exist. `shown` is the
-/// path used in errors (relative to the monorepo root).
+/// Reads a UTF-8 text file of at most [`forge_input::TEXT_LIMIT`] bytes (a
+/// manifest, a Dockerfile, `.dockerignore`); `Ok(None)` when it does not
+/// exist. A FIFO, a device or a directory is refused. `shown` is the path
+/// used in errors (relative to the monorepo root).
 pub fn read_text(path: &Path, shown: &Path) -> Result<Option<String>, ManifestError> {
-    let bytes = match std::fs::read(path) {
-        Ok(bytes) => bytes,
-        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
-        Err(source) => return Err(ManifestError::Read { path: shown.to_path_buf(), source }),
-    };
+    let Some(bytes) = forge_input::read(path, shown, forge_input::TEXT_LIMIT)? else { return Ok(None) };
     String::from_utf8(bytes).map(Some).map_err(|e| {
         let valid = e.utf8_error().valid_up_to();
         let text = String::from_utf8_lossy(&e.as_bytes()[..valid]).into_owned();

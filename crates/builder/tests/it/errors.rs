@@ -140,7 +140,7 @@ fn build_args_are_those_of_build_plugin_sh() {
 
 #[test]
 fn an_expansion_bomb_stops_at_its_line() {
-    let bomb: String = std::iter::repeat("ENV A=$A$A\n").take(40).collect();
+    let bomb = "ENV A=$A$A\n".repeat(40);
     check(
         &format!("{FROM}ENV A=xxxxxxxxxxxxxxxx\n{bomb}COPY plugins/p /workdir\n"),
         &[],

@@ -188,3 +188,54 @@ fn a_hundred_plugins() {
     assert_eq!(report.plugins.len(), 100);
     assert_eq!(report.count(Severity::Error), 1);
 }
+
+/// Lints `root` in a thread: a reader that blocks on a FIFO fails the test
+/// instead of hanging it.
+fn lint_within_seconds(root: &Path) -> Report {
+    let root = root.to_path_buf();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || tx.send(lint_root(&root, &LintConfig::default()).unwrap()));
+    rx.recv_timeout(std::time::Duration::from_secs(60)).expect("lint hung on a special file")
+}
+
+fn mkfifo(path: &Path) {
+    fs::remove_file(path).ok();
+    let status = std::process::Command::new("mkfifo").arg(path).status().unwrap();
+    assert!(status.success());
+}
+
+/// Manifest files that are FIFOs, devices or huge are refused by name,
+/// without hanging or reading without end.
+#[test]
+fn special_and_huge_manifest_files_are_refused() {
+    let mut files = BTreeMap::new();
+    for p in ["zero", "fifo", "docker", "readme", "big"] {
+        valid_plugin(&mut files, &format!("plugins/{p}"), "import");
+    }
+    let dir = materialize(&files);
+    let plugins = dir.path().join("plugins");
+    fs::remove_file(plugins.join("zero/VERSION")).unwrap();
+    std::os::unix::fs::symlink("/dev/zero", plugins.join("zero/VERSION")).unwrap();
+    mkfifo(&plugins.join("fifo/plugin_info.json"));
+    mkfifo(&plugins.join("docker/Dockerfile"));
+    mkfifo(&plugins.join("readme/README.md"));
+    let big =
+        fs::File::options().write(true).truncate(true).open(plugins.join("big/plugin_info.json")).unwrap();
+    big.set_len((1 << 20) + 1).unwrap();
+    let report = lint_within_seconds(dir.path());
+    let seen: Vec<String> =
+        report.diagnostics().map(|(_, d)| format!("{:?} {}", d.file, d.message)).collect();
+    let expected = [
+        "\"plugins/big/plugin_info.json\") this file is larger than 1 MiB, the limit for this file",
+        "\"plugins/docker/Dockerfile\") this file is a FIFO (named pipe), not a regular file",
+        "\"plugins/fifo/plugin_info.json\") this file is a FIFO (named pipe), not a regular file",
+        "\"plugins/readme/README.md\") this file is a FIFO (named pipe), not a regular file",
+        "\"plugins/zero/VERSION\") this file is a character device, not a regular file",
+    ];
+    for message in expected {
+        assert!(
+            seen.iter().any(|s| s.ends_with(message) && s.starts_with("Some(")),
+            "no `{message}` in {seen:#?}"
+        );
+    }
+}

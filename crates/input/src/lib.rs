@@ -1,0 +1,207 @@
+//! Reading the small files a user gives us: manifests, Dockerfiles,
+//! `.dockerignore`, lock files.
+//!
+//! Each is read with a size limit and only when it is a regular file (a
+//! symlink to one is fine). A FIFO would block the reader forever, a link to
+//! `/dev/zero` would fill memory, a directory has no text: all are refused
+//! with an error naming the file and what it is. The open itself never
+//! blocks (`O_NONBLOCK`, checked on the opened handle, so a file swapped
+//! for a FIFO between a check and the open is refused too).
+
+use std::fs::{File, FileType, OpenOptions};
+use std::io::{self, Read};
+use std::os::unix::fs::{FileTypeExt, OpenOptionsExt};
+use std::path::{Path, PathBuf};
+
+/// The limit for manifests (`plugin_info.json`, `VERSION`,
+/// `predefined_run_configs.json`, `README.md`), Dockerfiles and
+/// `.dockerignore`: 1 MiB, far above any real one.
+pub const TEXT_LIMIT: u64 = 1 << 20;
+
+/// The limit for lock files and base-image descriptions, which list
+/// hundreds of packages: 64 MiB.
+pub const LOCK_LIMIT: u64 = 64 << 20;
+
+/// Why a file could not be read.
+#[derive(Debug, thiserror::Error)]
+pub enum InputError {
+    /// The file exists but could not be opened or read.
+    #[error("cannot read {}", path.display())]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// The cause.
+        #[source]
+        source: io::Error,
+    },
+    /// The file is not a regular file.
+    #[error("{} is {kind}, not a regular file", path.display())]
+    NotRegular {
+        /// The file.
+        path: PathBuf,
+        /// What it is instead: "a FIFO", "a directory", ...
+        kind: &'static str,
+    },
+    /// The file is larger than its limit.
+    #[error("{} is larger than {}, the limit for this file", path.display(), human(*limit))]
+    TooLarge {
+        /// The file.
+        path: PathBuf,
+        /// The limit, in bytes.
+        limit: u64,
+    },
+}
+
+impl InputError {
+    /// The file the error is about.
+    pub fn path(&self) -> &Path {
+        match self {
+            InputError::Io { path, .. }
+            | InputError::NotRegular { path, .. }
+            | InputError::TooLarge { path, .. } => path,
+        }
+    }
+
+    /// What is wrong, after the file's name: "is a FIFO (named pipe), not a
+    /// regular file" (for messages that name the file elsewhere).
+    pub fn reason(&self) -> String {
+        match self {
+            InputError::Io { source, .. } => format!("cannot be read: {source}"),
+            InputError::NotRegular { kind, .. } => format!("is {kind}, not a regular file"),
+            InputError::TooLarge { limit, .. } => {
+                format!("is larger than {}, the limit for this file", human(*limit))
+            }
+        }
+    }
+
+    /// What to do about it.
+    pub fn help(&self) -> &'static str {
+        match self {
+            InputError::Io { .. } => "fix the file's permissions",
+            InputError::NotRegular { .. } => "replace it with a regular file",
+            InputError::TooLarge { .. } => "this file is read whole; keep it small",
+        }
+    }
+}
+
+/// Reads the regular file at `path`, at most `limit` bytes; `Ok(None)` when
+/// nothing is there (a dangling symlink included). Errors name `shown`, the
+/// path as the user knows it (relative to the monorepo root, say).
+pub fn read(path: &Path, shown: &Path, limit: u64) -> Result<Option<Vec<u8>>, InputError> {
+    let io_error = |source| InputError::Io { path: shown.to_path_buf(), source };
+    let file = match OpenOptions::new().read(true).custom_flags(libc::O_NONBLOCK | libc::O_NOCTTY).open(path)
+    {
+        Ok(file) => file,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+        // A socket cannot be opened (ENXIO): say what it is rather than why
+        // the open failed.
+        Err(e) => {
+            return Err(match std::fs::metadata(path).ok().and_then(|m| kind(m.file_type())) {
+                Some(kind) => InputError::NotRegular { path: shown.to_path_buf(), kind },
+                None => io_error(e),
+            })
+        }
+    };
+    check_regular(&file, shown)?;
+    let mut bytes = Vec::new();
+    file.take(limit + 1).read_to_end(&mut bytes).map_err(io_error)?;
+    if bytes.len() as u64 > limit {
+        return Err(InputError::TooLarge { path: shown.to_path_buf(), limit });
+    }
+    Ok(Some(bytes))
+}
+
+fn check_regular(file: &File, shown: &Path) -> Result<(), InputError> {
+    let meta = file.metadata().map_err(|source| InputError::Io { path: shown.to_path_buf(), source })?;
+    match kind(meta.file_type()) {
+        None => Ok(()),
+        Some(kind) => Err(InputError::NotRegular { path: shown.to_path_buf(), kind }),
+    }
+}
+
+/// What a file is when it is not a regular one.
+fn kind(ft: FileType) -> Option<&'static str> {
+    if ft.is_dir() {
+        Some("a directory")
+    } else {
+        special_kind(ft)
+    }
+}
+
+/// What a path is when it is not a regular file, a directory or a symlink
+/// (`None` for those), in the words of [`InputError::NotRegular`]: for
+/// walkers that must refuse special files too.
+pub fn special_kind(ft: FileType) -> Option<&'static str> {
+    if ft.is_file() || ft.is_dir() || ft.is_symlink() {
+        None
+    } else if ft.is_fifo() {
+        Some("a FIFO (named pipe)")
+    } else if ft.is_char_device() {
+        Some("a character device")
+    } else if ft.is_block_device() {
+        Some("a block device")
+    } else if ft.is_socket() {
+        Some("a socket")
+    } else {
+        Some("a special file")
+    }
+}
+
+fn human(bytes: u64) -> String {
+    if bytes >= 1 << 20 && bytes.is_multiple_of(1 << 20) {
+        format!("{} MiB", bytes >> 20)
+    } else if bytes >= 1 << 10 && bytes.is_multiple_of(1 << 10) {
+        format!("{} KiB", bytes >> 10)
+    } else {
+        format!("{bytes} bytes")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::os::unix::net::UnixListener;
+
+    use super::*;
+
+    fn err(path: &Path, limit: u64) -> String {
+        read(path, Path::new("shown"), limit).unwrap_err().to_string()
+    }
+
+    #[test]
+    fn regular_files_within_the_limit_are_read() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("f");
+        std::fs::write(&file, "12345").unwrap();
+        assert_eq!(read(&file, &file, 5).unwrap().unwrap(), b"12345");
+        assert_eq!(err(&file, 4), "shown is larger than 4 bytes, the limit for this file");
+        std::os::unix::fs::symlink(&file, dir.path().join("link")).unwrap();
+        assert_eq!(read(&dir.path().join("link"), &file, 5).unwrap().unwrap(), b"12345");
+        assert!(read(&dir.path().join("missing"), &file, 5).unwrap().is_none());
+        std::os::unix::fs::symlink("nowhere", dir.path().join("dangling")).unwrap();
+        assert!(read(&dir.path().join("dangling"), &file, 5).unwrap().is_none());
+    }
+
+    #[test]
+    fn special_files_are_refused_without_blocking() {
+        let dir = tempfile::tempdir().unwrap();
+        // A symlink to /dev/zero would otherwise fill memory.
+        std::os::unix::fs::symlink("/dev/zero", dir.path().join("zero")).unwrap();
+        assert_eq!(
+            err(&dir.path().join("zero"), TEXT_LIMIT),
+            "shown is a character device, not a regular file"
+        );
+        // A FIFO nobody writes to would otherwise block forever.
+        let fifo = dir.path().join("fifo");
+        let status = std::process::Command::new("mkfifo").arg(&fifo).status().unwrap();
+        assert!(status.success());
+        assert_eq!(err(&fifo, TEXT_LIMIT), "shown is a FIFO (named pipe), not a regular file");
+        assert_eq!(err(dir.path(), TEXT_LIMIT), "shown is a directory, not a regular file");
+        let socket = dir.path().join("socket");
+        let _listener = UnixListener::bind(&socket).unwrap();
+        assert_eq!(err(&socket, TEXT_LIMIT), "shown is a socket, not a regular file");
+        assert_eq!(
+            InputError::TooLarge { path: "p".into(), limit: TEXT_LIMIT }.to_string(),
+            "p is larger than 1 MiB, the limit for this file"
+        );
+    }
+}
