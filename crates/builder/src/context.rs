@@ -179,6 +179,9 @@ impl Context {
             .help("copy only files inside the monorepo"));
         }
         let meta = fs::metadata(&abs).map_err(|_| not_found())?;
+        if let Some(kind) = forge_input::special_kind(meta.file_type()) {
+            return Err(special_file(written, kind));
+        }
         Ok(Match { rel, abs, meta })
     }
 
@@ -264,8 +267,11 @@ impl Context {
                     .metadata()
                     .map_err(|e| Refusal::new(format!("cannot read {}: {e}", entry.path().display())))?;
                 insert_file(tree, links, target, entry.path(), &meta, options);
+            } else if let Some(kind) = forge_input::special_kind(ft) {
+                // Docker copies FIFOs and devices and skips sockets; none
+                // has a place in a plugin image, and reading a FIFO blocks.
+                return Err(special_file(&context_rel, kind));
             }
-            // Sockets, FIFOs and devices have no place in a plugin image.
         }
         Ok(())
     }
@@ -278,6 +284,11 @@ struct Match {
     abs: PathBuf,
     /// Metadata, symlinks followed.
     meta: Metadata,
+}
+
+fn special_file(rel: &str, kind: &str) -> Refusal {
+    Refusal::new(format!("`{rel}` is {kind}; only regular files, directories and symlinks can be copied"))
+        .help(format!("remove it, or exclude `{rel}` in .dockerignore"))
 }
 
 fn dir_node(options: CopyOptions) -> Node {
@@ -395,5 +406,29 @@ mod tests {
         let err = copied(&context, "target/plugin-forge/oci/index.json").unwrap_err();
         assert!(err.contains("plugin-forge's own output"), "{err}");
         assert!(copied(&context, "target/*/oci").unwrap_err().contains("no file"));
+    }
+
+    #[test]
+    fn special_files_are_refused_by_name() {
+        let (dir, context) = context(&["src/a.py"]);
+        let status = std::process::Command::new("mkfifo").arg(dir.path().join("src/pipe")).status().unwrap();
+        assert!(status.success());
+        let (tx, rx) = std::sync::mpsc::channel();
+        let root = context.root().to_path_buf();
+        std::thread::spawn(move || {
+            let context = Context::open(&root).unwrap();
+            tx.send((copied(&context, "src/pipe"), copied(&context, "src"), copied(&context, "."))).unwrap();
+        });
+        let (file, inside, whole) =
+            rx.recv_timeout(std::time::Duration::from_secs(60)).expect("planning hung");
+        assert_eq!(
+            file.unwrap_err(),
+            "`src/pipe` is a FIFO (named pipe); only regular files, directories and symlinks can be copied"
+        );
+        assert!(inside.unwrap_err().starts_with("`src/pipe` is a FIFO"));
+        assert!(whole.unwrap_err().starts_with("`src/pipe` is a FIFO"));
+        fs::write(dir.path().join(".dockerignore"), "src/pipe\n").unwrap();
+        let context = Context::open(dir.path()).unwrap();
+        assert_eq!(copied(&context, "src").unwrap(), ["w", "w/a.py"]);
     }
 }
