@@ -83,7 +83,9 @@ enum Layer {
 }
 
 pub(crate) fn run(args: Args) -> anyhow::Result<ExitCode> {
+    // Absolute, as HOST_TASK_DIR, the binds and the overlay options need it.
     let root = args.common.root();
+    let root = root.canonicalize().with_context(|| format!("--root {}", root.display()))?;
     // Inputs are checked before anything is built or unpacked.
     for (dir, what) in [(&args.data, "--data"), (&args.model, "--model")] {
         if let Some(dir) = dir {

@@ -33,7 +33,7 @@ use std::fs;
 use std::io;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
-use std::process::{Command, ExitStatus, Stdio};
+use std::process::{Command, ExitStatus, Output, Stdio};
 
 use forge_oci::{BlobStore, Image};
 
@@ -138,6 +138,11 @@ impl RunLayer {
     /// Runs `spec` with the caller's stdin, stdout and stderr.
     pub fn run(&self, spec: &RunSpec, opts: &RunOptions) -> Result<ExitStatus> {
         self.command(spec, opts)?.status().map_err(|e| spawn_error(opts, e))
+    }
+
+    /// Runs `spec` with stdin from `/dev/null` and returns what it wrote.
+    pub fn run_captured(&self, spec: &RunSpec, opts: &RunOptions) -> Result<Output> {
+        self.command(spec, opts)?.stdin(Stdio::null()).output().map_err(|e| spawn_error(opts, e))
     }
 
     /// Runs `spec` with stdout read line by line into `on_line` (stdin and

@@ -11,7 +11,8 @@ use forge_oci::image::{new_config, write_image};
 use forge_oci::oci_spec::image::{Descriptor, MediaType};
 use forge_oci::{descriptor, BlobStore, Digest, Entry, Image, LayerBuilder, LayerOptions, RuntimeConfig};
 use forge_sandbox::{
-    bwrap_command, run_captured, unpack, unpack_cached, EntryError, Error, RunOptions, RunSpec,
+    bwrap_command, run_captured, unpack, unpack_cached, EntryError, Error, LayerKind, RootCache, RunOptions,
+    RunSpec,
 };
 
 const MTIME: u64 = 1_600_000_000;
@@ -551,4 +552,42 @@ fn runs_the_entry_point_under_bwrap() {
         stdout.starts_with("hello from forge in /app with args: default-arg\nUid: 0\nGid: 0\nhome=/root "),
         "{stdout}"
     );
+}
+
+#[test]
+fn each_run_writes_to_its_own_layer() {
+    if !forge_testkit::require_tool("bwrap") {
+        return;
+    }
+    let (dir, store) = store();
+    let runtime = RuntimeConfig { working_dir: Some("/made/by/run".into()), ..RuntimeConfig::default() };
+    let image = shell_image(&store, &runtime);
+    let cache = RootCache::new(dir.path().join("roots"));
+    let root = cache.root(&store, &image).unwrap();
+    let before = tree(&root);
+    let script = |s: &str| RunSpec {
+        argv: strings(&["/bin/sh", "-c", s]),
+        env: vec![("PATH".into(), "/bin".into())],
+        workdir: "/made/by/run".into(),
+        uid: 0,
+        gid: 0,
+    };
+    for kind in [LayerKind::Overlay, LayerKind::Copy] {
+        let layer = cache.layer(&root, kind).unwrap();
+        if let Some(reason) = layer.fallback_reason() {
+            eprintln!("overlay unavailable here, a copy instead: {reason}");
+        }
+        // A new file, files changed in place (appended, truncated), a directory made.
+        let write = "echo new > /app/new && echo more >> /app/run.sh && : > /etc/passwd && pwd";
+        let out = layer.run_captured(&script(write), &RunOptions::default()).unwrap();
+        assert_eq!(String::from_utf8_lossy(&out.stdout), "/made/by/run\n", "{kind:?}: {out:?}");
+        drop(layer);
+        let layer = cache.layer(&root, kind).unwrap();
+        let check = "test -e /app/new || echo no-new; read -r line < /etc/passwd && echo passwd; \
+                     while read -r line; do last=$line; done < /app/run.sh; echo \"$last\"";
+        let out = layer.run_captured(&script(check), &RunOptions::default()).unwrap();
+        assert_eq!(String::from_utf8_lossy(&out.stdout), "no-new\npasswd\nexit 3\n", "{kind:?}: {out:?}");
+    }
+    assert_eq!(tree(&root), before, "the cached root was written");
+    assert_eq!(fs::read_dir(dir.path().join("roots/.runs")).unwrap().count(), 0, "run layers left behind");
 }
