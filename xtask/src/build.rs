@@ -7,7 +7,7 @@ use std::process::ExitCode;
 
 use forge_pipeline::{discover, select, Error, Session};
 
-use crate::cli::{Common, PushFlags};
+use crate::cli::{Common, DockerFlags, PushFlags};
 use crate::progress::Progress;
 
 #[derive(Debug, clap::Args)]
@@ -18,12 +18,16 @@ pub(crate) struct BuildArgs {
     plugins: Vec<String>,
     #[command(flatten)]
     common: Common,
+    #[command(flatten)]
+    docker: DockerFlags,
 }
 
 #[derive(Debug, clap::Args)]
 pub(crate) struct BuildAllArgs {
     #[command(flatten)]
     common: Common,
+    #[command(flatten)]
+    docker: DockerFlags,
     /// Publish the images once built (as `cargo xtask publish`).
     #[arg(long)]
     push: bool,
@@ -36,10 +40,11 @@ pub(crate) fn run_build(args: BuildArgs) -> anyhow::Result<ExitCode> {
     let all = discover(&root)?;
     let selected =
         args.plugins.iter().map(|wanted| select(&root, &all, wanted)).collect::<Result<Vec<_>, _>>()?;
-    let progress = Progress::new(args.common.format, &root);
-    let session = Session::open(args.common.session(root)?, &progress)?;
+    let output = args.docker.output(args.common.format);
+    let progress = Progress::new(output.progress_format(), &root);
+    let session = Session::open(args.common.session_with(root, args.docker.extras()?)?, &progress)?;
     let outcomes = session.build(&selected, &args.common.batch(), &progress)?;
-    Ok(crate::report::builds(&outcomes, args.common.format, false))
+    Ok(crate::report::builds(&outcomes, output, false))
 }
 
 pub(crate) fn run_build_all(args: BuildAllArgs) -> anyhow::Result<ExitCode> {
@@ -48,13 +53,14 @@ pub(crate) fn run_build_all(args: BuildAllArgs) -> anyhow::Result<ExitCode> {
     if all.is_empty() {
         return Err(Error::NoPlugins { dir: root.join(forge_manifest::PLUGINS_DIR) }.into());
     }
-    let progress = Progress::new(args.common.format, &root);
-    let session = Session::open(args.common.session(root)?, &progress)?;
+    let output = args.docker.output(args.common.format);
+    let progress = Progress::new(output.progress_format(), &root);
+    let session = Session::open(args.common.session_with(root, args.docker.extras()?)?, &progress)?;
     if args.push {
         let pushed =
             session.build_and_push(&all, &args.common.batch(), &args.push_flags.options(), &progress)?;
-        return Ok(crate::report::pushes(&pushed, args.common.format));
+        return Ok(crate::report::pushes(&pushed, output));
     }
     let outcomes = session.build(&all, &args.common.batch(), &progress)?;
-    Ok(crate::report::builds(&outcomes, args.common.format, true))
+    Ok(crate::report::builds(&outcomes, output, true))
 }

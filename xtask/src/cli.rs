@@ -6,6 +6,7 @@
 use std::path::PathBuf;
 
 use clap::ValueEnum;
+use forge_builder::Extras;
 use forge_lint::{rules, Level, LintConfig};
 use forge_pipeline::{BatchOptions, PushOptions, SessionOptions, DEFAULT_REGISTRY};
 
@@ -62,7 +63,14 @@ impl Common {
 
     /// The session over the monorepo at `root`.
     pub(crate) fn session(&self, root: PathBuf) -> anyhow::Result<SessionOptions> {
+        self.session_with(root, Extras::default())
+    }
+
+    /// The session over the monorepo at `root`, with the `docker build`
+    /// flags' `extras`.
+    pub(crate) fn session_with(&self, root: PathBuf, extras: Extras) -> anyhow::Result<SessionOptions> {
         Ok(SessionOptions {
+            extras,
             root,
             registry: self.registry.clone(),
             base_images: self.base_images.clone(),
@@ -90,6 +98,66 @@ fn lint_config(allow: &[String], warn: &[String]) -> anyhow::Result<LintConfig> 
         }
     }
     Ok(config)
+}
+
+/// The flags authors know from `docker build`, on `build`, `build-all`
+/// and `publish`.
+#[derive(Debug, Clone, clap::Args)]
+pub(crate) struct DockerFlags {
+    /// Set a build arg, the value of an `ARG` (`MODULE_PATH`, `REGISTRY`
+    /// and `TAG` are set by plugin-forge); repeatable. An `ARG` without
+    /// default and without --build-arg is empty, as in Docker.
+    #[arg(long = "build-arg", value_name = "KEY=VALUE")]
+    build_args: Vec<String>,
+    /// Set a label on the image, over the Dockerfile's; repeatable.
+    #[arg(long = "label", value_name = "KEY=VALUE")]
+    labels: Vec<String>,
+    /// Another tag of the same image (`latest`, the git short SHA), stored
+    /// and pushed after the VERSION tag; repeatable.
+    #[arg(short = 't', long = "tag", value_name = "TAG")]
+    tags: Vec<String>,
+    /// Build every layer again instead of taking it from the cache (the
+    /// image is the same: builds are reproducible).
+    #[arg(long)]
+    no_cache: bool,
+    /// Print only the image names (and errors), like `docker build -q`.
+    #[arg(short = 'q', long)]
+    pub(crate) quiet: bool,
+}
+
+impl DockerFlags {
+    /// The build args, labels, tags and cache policy, checked.
+    pub(crate) fn extras(&self) -> anyhow::Result<Extras> {
+        Ok(Extras::from_flags(&self.build_args, &self.labels, &self.tags, self.no_cache)?)
+    }
+
+    /// `format`, unless `-q` says to print only names.
+    pub(crate) fn output(&self, format: Format) -> Output {
+        if self.quiet {
+            Output::Names
+        } else {
+            Output::Format(format)
+        }
+    }
+}
+
+/// What a build or publish prints on stdout.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Output {
+    /// As `--format` says.
+    Format(Format),
+    /// Only the image names (`-q`).
+    Names,
+}
+
+impl Output {
+    /// The format progress is shown for: none but errors with `-q`.
+    pub(crate) fn progress_format(self) -> Format {
+        match self {
+            Output::Format(format) => format,
+            Output::Names => Format::Json,
+        }
+    }
 }
 
 #[derive(Debug, Clone, clap::Args)]

@@ -3,13 +3,14 @@
 //! work is forge-pipeline's `Session::build_and_push`). Blobs the registry
 //! has are skipped, blobs of sibling repositories mounted, the manifest
 //! pushed last by digest and then the tag. Credentials come from Docker's
-//! `config.json`.
+//! `config.json`. `--dry-run` asks the registry which blobs it lacks and
+//! pushes nothing.
 
 use std::process::ExitCode;
 
 use forge_pipeline::{discover, select, Session};
 
-use crate::cli::{Common, PushFlags};
+use crate::cli::{Common, DockerFlags, PushFlags};
 use crate::progress::Progress;
 
 #[derive(Debug, clap::Args)]
@@ -20,7 +21,13 @@ pub(crate) struct Args {
     #[command(flatten)]
     common: Common,
     #[command(flatten)]
+    docker: DockerFlags,
+    #[command(flatten)]
     push: PushFlags,
+    /// Build, then show what would be pushed and which blobs the registry
+    /// lacks, without writing anything to it.
+    #[arg(long)]
+    dry_run: bool,
 }
 
 pub(crate) fn run(args: Args) -> anyhow::Result<ExitCode> {
@@ -31,8 +38,14 @@ pub(crate) fn run(args: Args) -> anyhow::Result<ExitCode> {
     } else {
         args.plugins.iter().map(|p| select(&root, &all, p)).collect::<Result<_, _>>()?
     };
-    let progress = Progress::new(args.common.format, &root);
-    let session = Session::open(args.common.session(root)?, &progress)?;
+    let output = args.docker.output(args.common.format);
+    let progress = Progress::new(output.progress_format(), &root);
+    let session = Session::open(args.common.session_with(root, args.docker.extras()?)?, &progress)?;
+    if args.dry_run {
+        let outcomes = session.build(&plugins, &args.common.batch(), &progress)?;
+        let planned = session.dry_run(outcomes, &args.push.options())?;
+        return Ok(crate::report::dry_run(&planned, output));
+    }
     let pushed = session.build_and_push(&plugins, &args.common.batch(), &args.push.options(), &progress)?;
-    Ok(crate::report::pushes(&pushed, args.common.format))
+    Ok(crate::report::pushes(&pushed, output))
 }

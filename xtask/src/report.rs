@@ -4,9 +4,9 @@
 
 use std::process::ExitCode;
 
-use forge_pipeline::{Outcome, Pushed};
+use forge_pipeline::{Outcome, Pushed, WouldPush};
 
-use crate::cli::Format;
+use crate::cli::{Format, Output};
 use crate::output::{chain, human_size, status_word, table};
 
 /// Exit status 1 when anything failed.
@@ -21,7 +21,20 @@ pub(crate) fn exit_code(failed: bool) -> ExitCode {
 /// The outcomes of a build. The table is shown for `build-all` and for
 /// more than one plugin; like build_plugin.sh, the last lines name the
 /// images.
-pub(crate) fn builds(outcomes: &[Outcome], format: Format, is_all: bool) -> ExitCode {
+pub(crate) fn builds(outcomes: &[Outcome], output: Output, is_all: bool) -> ExitCode {
+    let format = match output {
+        Output::Format(format) => format,
+        Output::Names => {
+            errors(outcomes.iter().map(|o| (o.plugin.as_path(), o.result.as_ref().err())));
+            for artifact in outcomes.iter().filter_map(|o| o.result.as_ref().ok()) {
+                println!("{}", artifact.built.image);
+                for tag in &artifact.built.tags {
+                    println!("{tag}");
+                }
+            }
+            return exit_code(outcomes.iter().any(|o| o.result.is_err()));
+        }
+    };
     match format {
         Format::Json => {
             for o in outcomes {
@@ -29,11 +42,7 @@ pub(crate) fn builds(outcomes: &[Outcome], format: Format, is_all: bool) -> Exit
             }
         }
         Format::Human => {
-            for o in outcomes {
-                if let Err(e) = &o.result {
-                    eprintln!("error: {}: {}", o.plugin.display(), chain(e));
-                }
-            }
+            errors(outcomes.iter().map(|o| (o.plugin.as_path(), o.result.as_ref().err())));
             if is_all || outcomes.len() > 1 {
                 build_table(outcomes);
             }
@@ -85,6 +94,7 @@ fn build_json(o: &Outcome) -> String {
             serde_json::json!({
                 "plugin": o.plugin,
                 "image": built.image,
+                "tags": built.tags,
                 "tarball": artifact.tarball,
                 "digest": built.digest().to_string(),
                 "size": built.size,
@@ -108,24 +118,115 @@ fn build_json(o: &Outcome) -> String {
     value.to_string()
 }
 
+/// Each plugin's error on stderr, with its causes.
+fn errors<'a, E: std::error::Error + 'a>(
+    results: impl Iterator<Item = (&'a std::path::Path, Option<&'a E>)>,
+) {
+    for (plugin, error) in results {
+        if let Some(e) = error {
+            eprintln!("error: {}: {}", plugin.display(), chain(e));
+        }
+    }
+}
+
 /// The results of a publish.
-pub(crate) fn pushes(pushed: &[Pushed], format: Format) -> ExitCode {
-    match format {
-        Format::Json => {
+pub(crate) fn pushes(pushed: &[Pushed], output: Output) -> ExitCode {
+    errors(pushed.iter().map(|p| (p.plugin.as_path(), p.result.as_ref().err())));
+    match output {
+        Output::Format(Format::Json) => {
             for p in pushed {
                 println!("{}", push_json(p));
             }
         }
-        Format::Human => {
-            for p in pushed {
-                if let Err(e) = &p.result {
-                    eprintln!("error: {}: {}", p.plugin.display(), chain(e));
+        Output::Format(Format::Human) => push_table(pushed),
+        Output::Names => {
+            for p in pushed.iter().filter(|p| p.result.is_ok()) {
+                for name in p.image.iter().chain(&p.tags) {
+                    println!("{name}");
                 }
             }
-            push_table(pushed);
         }
     }
     exit_code(pushed.iter().any(|p| p.result.is_err()))
+}
+
+/// What a `publish --dry-run` found: per image, the blobs the registry
+/// lacks.
+pub(crate) fn dry_run(planned: &[WouldPush], output: Output) -> ExitCode {
+    errors(planned.iter().map(|p| (p.plugin.as_path(), p.result.as_ref().err())));
+    match output {
+        Output::Format(Format::Json) => {
+            for p in planned {
+                println!("{}", dry_run_json(p));
+            }
+        }
+        Output::Format(Format::Human) => {
+            let rows: Vec<[String; 5]> = planned
+                .iter()
+                .map(|p| {
+                    let image = p.image.clone().unwrap_or_else(|| p.plugin.display().to_string());
+                    let tags = if p.tags.is_empty() { "-".into() } else { tag_names(&p.tags).join(", ") };
+                    match &p.result {
+                        Ok(m) => [
+                            image,
+                            tags,
+                            format!("{} of {}", m.missing.len(), m.missing.len() + m.present),
+                            human_size(m.bytes()),
+                            "would push".into(),
+                        ],
+                        Err(_) => [image, tags, "-".into(), "-".into(), "failed".into()],
+                    }
+                })
+                .collect();
+            table(&["IMAGE", "MORE TAGS", "BLOBS MISSING", "TO UPLOAD", "STATUS"], &rows);
+            for p in planned {
+                if let (Some(image), Ok(m)) = (&p.image, &p.result) {
+                    for (digest, size) in &m.missing {
+                        println!("{image}: missing {digest} ({})", human_size(*size));
+                    }
+                }
+            }
+            println!("dry run: nothing was pushed");
+        }
+        Output::Names => {
+            for p in planned.iter().filter(|p| p.result.is_ok()) {
+                for name in p.image.iter().chain(&p.tags) {
+                    println!("{name}");
+                }
+            }
+        }
+    }
+    exit_code(planned.iter().any(|p| p.result.is_err()))
+}
+
+/// `REGISTRY/NAME:TAG` → `TAG`.
+fn tag_names(names: &[String]) -> Vec<&str> {
+    names.iter().map(|n| n.rsplit_once(':').map_or(n.as_str(), |(_, t)| t)).collect()
+}
+
+fn dry_run_json(p: &WouldPush) -> String {
+    let value = match &p.result {
+        Ok(m) => serde_json::json!({
+            "plugin": p.plugin,
+            "image": p.image,
+            "tags": p.tags,
+            "digest": m.digest.to_string(),
+            "missing": m.missing.iter().map(|(d, size)| serde_json::json!({"digest": d.to_string(), "size": size})).collect::<Vec<_>>(),
+            "present": m.present,
+            "bytes_to_upload": m.bytes(),
+            "status": "dry-run",
+            "error": null,
+        }),
+        Err(e) => serde_json::json!({
+            "plugin": p.plugin,
+            "image": p.image,
+            "tags": p.tags,
+            "digest": null,
+            "status": "failed",
+            "error": chain(e),
+        }),
+    };
+    value.to_string()
 }
 
 fn push_table(pushed: &[Pushed]) {
@@ -161,6 +262,7 @@ fn push_json(p: &Pushed) -> String {
         Ok(report) => serde_json::json!({
             "plugin": p.plugin,
             "image": p.image,
+            "tags": p.tags,
             "digest": report.digest.to_string(),
             "bytes_uploaded": report.bytes_uploaded,
             "blobs_uploaded": report.blobs_uploaded,

@@ -83,6 +83,16 @@ pub enum BuildError {
     /// Image assembly failed.
     #[error(transparent)]
     Oci(#[from] forge_oci::Error),
+    /// A `--build-arg`, `--label` or `--tag` value is refused.
+    #[error("{flag} {value}: {why}")]
+    Flag {
+        /// The flag.
+        flag: &'static str,
+        /// Its value.
+        value: String,
+        /// Why it is refused and what to do.
+        why: String,
+    },
 }
 
 impl BuildError {

@@ -86,6 +86,28 @@ pub fn execute(
     Ok(Executed { image, layers_built: executor.built, layers_cached: executor.cached })
 }
 
+/// The layer cache of `--no-cache`: nothing is found, so every layer is
+/// built again (with the same bytes: builds are reproducible), and what is
+/// built is still remembered by the wrapped cache.
+#[derive(Clone, Copy)]
+pub struct Rebuild<'a>(pub &'a dyn LayerCache);
+
+impl std::fmt::Debug for Rebuild<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Rebuild")
+    }
+}
+
+impl LayerCache for Rebuild<'_> {
+    fn get(&self, _: &LayerKey) -> Option<Layer> {
+        None
+    }
+
+    fn put(&self, key: &LayerKey, layer: &Layer) -> forge_oci::Result<()> {
+        self.0.put(key, layer)
+    }
+}
+
 struct Executor<'a> {
     store: &'a BlobStore,
     cache: &'a dyn LayerCache,

@@ -25,6 +25,7 @@ mod context;
 mod dockerignore;
 mod error;
 pub mod execute;
+mod extras;
 mod image;
 mod labels;
 pub mod plan;
@@ -40,7 +41,8 @@ use forge_oci::{BlobStore, Digest, LayerCache};
 pub use context::{Context, CopyOptions};
 pub use dockerignore::DockerIgnore;
 pub use error::{BuildError, Refusal};
-pub use execute::{execute, Executed, LayerSlots};
+pub use execute::{execute, Executed, LayerSlots, Rebuild};
+pub use extras::{Extras, RESERVED_BUILD_ARGS, RESERVED_LABELS};
 pub use image::BaseImage;
 pub use labels::supervisely_labels;
 pub use plan::{base_reference, plan, BuildPlan, ConfigChange, ParsedDockerfile, PlanInputs, Step};
@@ -61,6 +63,8 @@ pub struct BuildOptions {
     pub revision: Option<String>,
     /// `org.opencontainers.image.source`, when known (the repository URL).
     pub source: Option<String>,
+    /// Build args, labels, tags and cache policy from the command line.
+    pub extras: Extras,
 }
 
 /// Whether a build produced anything new.
@@ -81,6 +85,8 @@ pub struct Built {
     pub image: String,
     /// `NAME:TAG` from `VERSION`.
     pub image_ref: ImageRef,
+    /// More names of the same image (`-t`), `REGISTRY/NAME:TAG` each.
+    pub tags: Vec<String>,
     /// The image in the store.
     pub stored: forge_oci::Image,
     /// Compressed size of config and layers.
@@ -144,7 +150,11 @@ impl Workspace {
         resolver: &dyn BaseResolver,
     ) -> Result<Built, BuildError> {
         let planned = self.plan(dir, options, resolver)?;
-        self.execute(&planned, &self.store)
+        if options.extras.no_cache {
+            self.execute(&planned, &Rebuild(&self.store))
+        } else {
+            self.execute(&planned, &self.store)
+        }
     }
 
     /// Plans the build of the plugin at `ROOT/dir`: its Dockerfile with the
@@ -163,7 +173,9 @@ impl Workspace {
         let text = forge_manifest::read_text(&root.join(&dockerfile_rel), &dockerfile_rel)?
             .ok_or_else(|| forge_manifest::ManifestError::Missing { path: dockerfile_rel.clone() })?;
         let dockerfile = ParsedDockerfile::parse(&text, &dockerfile_rel)?;
-        let build_args = BTreeMap::from([
+        // The command line's build args, then ours (`Extras` refused overriding them).
+        let mut build_args = options.extras.build_args.clone();
+        build_args.extend([
             ("MODULE_PATH".to_string(), dir.to_string_lossy().into_owned()),
             ("REGISTRY".to_string(), options.registry.clone()),
             ("TAG".to_string(), plugin.image.tag.clone()),
@@ -181,9 +193,25 @@ impl Workspace {
             spool_parent: self.store.root(),
         };
         let mut plan = plan(&dockerfile, base, &inputs)?;
-        plan.labels = supervisely_labels(root, &plugin, &image_name)?;
+        plan.labels = options.extras.labels.clone();
+        plan.labels.extend(supervisely_labels(root, &plugin, &image_name)?);
         plan.annotations = annotations(&plugin, &image_name, options, &plan.base);
-        Ok(PluginPlan { plugin: dir.to_path_buf(), image: image_name, image_ref: plugin.image.clone(), plan })
+        let tags = options
+            .extras
+            .tags
+            .iter()
+            .filter(|t| **t != plugin.image.tag)
+            .map(|t| {
+                ImageRef { name: plugin.image.name.clone(), tag: t.clone() }.with_registry(&options.registry)
+            })
+            .collect();
+        Ok(PluginPlan {
+            plugin: dir.to_path_buf(),
+            image: image_name,
+            image_ref: plugin.image.clone(),
+            tags,
+            plan,
+        })
     }
 
     /// Executes a plugin's plan into the store with `cache` for layers,
@@ -194,6 +222,9 @@ impl Workspace {
         let stored = executed.image;
         let previous = self.store.resolve_ref(&planned.image)?;
         self.set_ref(&planned.image, &stored)?;
+        for tag in &planned.tags {
+            self.set_ref(tag, &stored)?;
+        }
         let unchanged =
             previous.is_some_and(|d| d.digest().to_string() == stored.manifest_digest.to_string());
         let size =
@@ -202,6 +233,7 @@ impl Workspace {
             plugin: planned.plugin.clone(),
             image: planned.image.clone(),
             image_ref: planned.image_ref.clone(),
+            tags: planned.tags.clone(),
             size,
             layers_built: executed.layers_built,
             layers_cached: executed.layers_cached,
@@ -219,7 +251,9 @@ impl Workspace {
         let stamp = |p: &Path| -> Option<String> {
             let meta = std::fs::metadata(p).ok()?;
             let mtime = meta.modified().ok()?.duration_since(std::time::UNIX_EPOCH).ok()?;
-            Some(format!("{}:{}:{}", built.digest(), meta.len(), mtime.as_nanos()))
+            // The names are in the archive's index; none but the image's keeps the old stamp.
+            let tags: String = built.tags.iter().map(|t| format!(" {t}")).collect();
+            Some(format!("{}:{}:{}{tags}", built.digest(), meta.len(), mtime.as_nanos()))
         };
         if stamp(&path).is_some_and(|s| self.store.cache_get(&key).as_deref() == Some(s.as_str())) {
             return Ok(path);
@@ -227,7 +261,9 @@ impl Workspace {
         if let Some(parent) = path.parent() {
             std::fs::create_dir_all(parent).map_err(|e| BuildError::io("creating", parent, e))?;
         }
-        forge_oci::export_archive(&self.store, built.digest(), std::slice::from_ref(&built.image), &path)?;
+        let mut names = vec![built.image.clone()];
+        names.extend(built.tags.iter().cloned());
+        forge_oci::export_archive(&self.store, built.digest(), &names, &path)?;
         if let Some(s) = stamp(&path) {
             self.store.cache_put(&key, &s)?;
         }
@@ -244,6 +280,8 @@ pub struct PluginPlan {
     pub image: String,
     /// `NAME:TAG` from `VERSION`.
     pub image_ref: ImageRef,
+    /// More refs the image gets (`-t`), `REGISTRY/NAME:TAG` each.
+    pub tags: Vec<String>,
     /// The plan.
     pub plan: BuildPlan,
 }

@@ -1,5 +1,6 @@
 //! Structural checks of a plugin's Dockerfile: it parses, it has a `FROM`,
-//! its final stage copies the plugin to `/workdir` and sets `PYTHONPATH`.
+//! its final stage copies the plugin to `/workdir` and sets `PYTHONPATH`,
+//! and no `ARG` without a default is used where it would be empty.
 
 use std::path::Path;
 
@@ -28,6 +29,8 @@ pub(crate) fn check(dir: &Path, rel: &Path, src: &str, sink: &mut Sink<'_>) {
         f.help = err.kind.help();
         sink.report(rules::DOCKERFILE_SYNTAX, f);
     }
+
+    unset_args(&file, &instrs, &finding, sink);
 
     let first_stage_start = instrs.iter().find(|i| !matches!(i.node, Instr::Arg(_)));
     if let Some(first) = first_stage_start.filter(|i| !matches!(i.node, Instr::From(_))) {
@@ -134,6 +137,96 @@ pub(crate) fn check(dir: &Path, rel: &Path, src: &str, sink: &mut Sink<'_>) {
     }
 }
 
+/// The build args plugin-forge always sets.
+const SET_BY_BUILD: [&str; 3] = ["MODULE_PATH", "REGISTRY", "TAG"];
+
+/// Rule PF306: an `ARG` without default (here, or before `FROM` for a
+/// stage's `ARG NAME`) that a later instruction of its scope uses as
+/// `$NAME` or `${NAME}`, which is empty unless `--build-arg` sets it.
+fn unset_args(
+    file: &forge_dockerfile::Dockerfile,
+    instrs: &[forge_dockerfile::Spanned<Instr>],
+    finding: &dyn Fn(String, forge_dockerfile::Position) -> Finding,
+    sink: &mut Sink<'_>,
+) {
+    use std::collections::BTreeMap;
+    let text_at: BTreeMap<_, _> = file.instructions.iter().map(|i| (i.position, i.args.as_str())).collect();
+    // Global args (before the first FROM) with whether they have a default.
+    let mut global: BTreeMap<String, bool> = BTreeMap::new();
+    // Args of the current scope without a value: name → where declared.
+    let mut unset: BTreeMap<String, forge_dockerfile::Position> = BTreeMap::new();
+    let mut reported: Vec<(String, forge_dockerfile::Position)> = Vec::new();
+    let mut in_stage = false;
+    for ins in instrs {
+        let text = text_at.get(&ins.position).copied().unwrap_or_default();
+        if !matches!(ins.node, Instr::Arg(_)) {
+            for (name, declared) in &unset {
+                if uses(text, name) && !reported.contains(&(name.clone(), *declared)) {
+                    reported.push((name.clone(), *declared));
+                    sink.report(
+                        rules::ARG_WITHOUT_DEFAULT,
+                        finding(
+                            format!(
+                                "`ARG {name}` has no default: `${{{name}}}` on line {} is empty unless the build is given `--build-arg {name}=...`",
+                                ins.position.line
+                            ),
+                            *declared,
+                        )
+                        .help(format!("give it a default (`ARG {name}=...`) or pass `--build-arg {name}=VALUE`")),
+                    );
+                }
+            }
+        }
+        match &ins.node {
+            Instr::Arg(decls) => {
+                for decl in decls.iter().filter(|d| !SET_BY_BUILD.contains(&d.name.raw.as_str())) {
+                    let name = decl.name.raw.clone();
+                    let has_value = decl.default.is_some() || (in_stage && global.get(&name) == Some(&true));
+                    if !in_stage {
+                        global.insert(name.clone(), decl.default.is_some());
+                    }
+                    if has_value {
+                        unset.remove(&name);
+                    } else {
+                        unset.insert(name, ins.position);
+                    }
+                }
+            }
+            Instr::From(_) => {
+                in_stage = true;
+                unset.clear();
+            }
+            _ => {}
+        }
+    }
+}
+
+/// Whether `text` uses the variable `name` as `$name` or `${name}` (not
+/// after the escape `\$`; forms with a fallback such as `${name:-x}` are
+/// deliberate and not counted).
+fn uses(text: &str, name: &str) -> bool {
+    let bytes = text.as_bytes();
+    let mut i = 0;
+    while let Some(found) = text[i..].find('$') {
+        let at = i + found;
+        i = at + 1;
+        if at > 0 && bytes[at - 1] == b'\\' {
+            continue;
+        }
+        let rest = &text[at + 1..];
+        if let Some(inner) = rest.strip_prefix('{') {
+            if inner.strip_prefix(name).is_some_and(|after| after.starts_with('}')) {
+                return true;
+            }
+        } else if let Some(after) = rest.strip_prefix(name) {
+            if !after.starts_with(|c: char| c.is_ascii_alphanumeric() || c == '_') {
+                return true;
+            }
+        }
+    }
+    false
+}
+
 /// `path` resolved against the working directory `cwd`, normalised
 /// (`.`, `..`, repeated and trailing `/` removed).
 fn resolve(cwd: &str, path: &str) -> String {
@@ -153,7 +246,17 @@ fn resolve(cwd: &str, path: &str) -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::resolve;
+    use super::{resolve, uses};
+
+    #[test]
+    fn variable_uses() {
+        assert!(uses("${WORKER_PATH} /workdir/worker", "WORKER_PATH"));
+        assert!(uses("X=$WORKER_PATH/bin", "WORKER_PATH"));
+        assert!(!uses("X=$WORKER_PATHS", "WORKER_PATH"));
+        assert!(!uses("X=${WORKER_PATH:-/w}", "WORKER_PATH"));
+        assert!(!uses("X=\\$WORKER_PATH", "WORKER_PATH"));
+        assert!(!uses("X=WORKER_PATH", "WORKER_PATH"));
+    }
 
     #[test]
     fn paths_resolve_like_docker() {

@@ -88,6 +88,8 @@ rules! {
         "The final stage never sets `PYTHONPATH` with `ENV`, so the entry points cannot import their own modules or the shared SDK. Add `ENV PYTHONPATH=/workdir:/workdir/src:/workdir/supervisely_lib/worker_proto`.";
     PYTHONPATH_INCOMPLETE = "PF305", "pythonpath-incomplete", Warning,
         "`PYTHONPATH` is set but lacks some of `/workdir`, `/workdir/src` and `/workdir/supervisely_lib/worker_proto`, which Supervisely plugins expect on the path.";
+    ARG_WITHOUT_DEFAULT = "PF306", "arg-without-default", Warning,
+        "An `ARG` without a default is used (`$NAME` or `${NAME}`) but nothing sets it unless the build is given `--build-arg NAME=VALUE`: as in Docker, it then expands to the empty string, which silently copies or sets the wrong thing. Give it a default (`ARG WORKER_PATH=/workdir/worker`), pass `--build-arg` to `build`, `build-all` and `publish`, or write `${NAME:-fallback}` where it is used. `MODULE_PATH`, `REGISTRY` and `TAG` are always set by plugin-forge.";
     AGENT_START = "PF401", "agent-start", Error,
         "The built image lacks something the Supervisely agent's command needs. The agent ignores `ENTRYPOINT` and `CMD` and starts every plugin as `sh -c \"python -u /workdir/src/<mode>.py\"`, so the image needs `sh` (`/bin/sh`) and `python` on its `PATH` (an image with only `python3` fails: install Debian's `python-is-python3`), and the entry point file of every mode its `MODES` label lists. Checked by `build`, `build-all` and `run` on the final image (its layers, whiteouts and symlinks), not by `lint`; allow it (`-A PF401`) for images that are never started by the agent.";
 }

@@ -39,7 +39,7 @@ pub use events::{Event, Observer, Quiet};
 pub use image_check::ImageRejection;
 pub use lint_gate::{lint_gate, Rejection};
 pub use provenance::{source_date_epoch, strip_credentials};
-pub use publish::{PushOptions, Pushed};
+pub use publish::{Missing, PushOptions, Pushed, WouldPush};
 pub use registry::{client, PullingResolver};
 pub use select::{discover, select};
 pub use session::{Artifact, BatchOptions, Outcome, Session, SessionOptions};

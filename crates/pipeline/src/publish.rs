@@ -2,12 +2,15 @@
 //! `REGISTRY/NAME:TAG` without a daemon, several at once. Blobs the
 //! registry has are skipped, blobs of sibling repositories mounted, the
 //! manifest pushed last by digest and then the tag (forge-registry does
-//! that); a plugin that did not build is reported, not pushed.
+//! that), then the image's extra tags (`-t`); a plugin that did not build
+//! is reported, not pushed. [`Session::dry_run`] asks the registry which
+//! blobs it lacks and writes nothing to it.
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use forge_builder::Built;
+use forge_oci::Digest;
 use forge_registry::{Client, PushEvent, PushReport, Reference};
 use rayon::prelude::*;
 
@@ -36,6 +39,8 @@ pub struct Pushed {
     pub plugin: PathBuf,
     /// `REGISTRY/NAME:TAG`, when it built.
     pub image: Option<String>,
+    /// Its extra tags (`-t`), pushed after the main one.
+    pub tags: Vec<String>,
     /// What the push did, or why there was none.
     pub result: Result<PushReport, Error>,
     /// How long the push took.
@@ -68,6 +73,7 @@ impl Session {
                         Err(e) => Pushed {
                             plugin: outcome.plugin,
                             image: None,
+                            tags: Vec::new(),
                             result: Err(Error::NotBuilt { source: Box::new(e) }),
                             time: started.elapsed(),
                         },
@@ -94,16 +100,95 @@ impl Session {
         let started = Instant::now();
         observer.event(&Event::PushStarted { plugin, image: &built.image, size: built.size });
         let progress = |event: PushEvent| observer.event(&Event::Push { plugin, event: &event });
-        let result = Reference::parse(&built.image)
-            .map_err(forge_registry::Error::from)
-            .and_then(|reference| client.push(self.workspace().store(), &built.stored, &reference, &progress))
+        let store = self.workspace().store();
+        let push = |name: &str| {
+            Reference::parse(name)
+                .map_err(forge_registry::Error::from)
+                .and_then(|reference| client.push(store, &built.stored, &reference, &progress))
+        };
+        // The main tag first; the extra tags find every blob there already.
+        let result = push(&built.image)
+            .and_then(|report| built.tags.iter().try_for_each(|tag| push(tag).map(drop)).map(|()| report))
             .map_err(Error::from);
         observer.event(&Event::PushFinished { plugin, ok: result.is_ok() });
         Pushed {
             plugin: plugin.to_path_buf(),
             image: Some(built.image.clone()),
+            tags: built.tags.clone(),
             result,
             time: started.elapsed(),
         }
+    }
+
+    /// What [`Session::publish`] would push: for each image that built,
+    /// the blobs its repository lacks (found with `HEAD` requests; nothing
+    /// is written to the registry). Results are in the order of `outcomes`.
+    pub fn dry_run(&self, outcomes: Vec<Outcome>, options: &PushOptions) -> Result<Vec<WouldPush>, Error> {
+        let client = client(self.insecure_registries(), options.chunk_size)?;
+        Ok(outcomes
+            .into_iter()
+            .map(|outcome| match outcome.result {
+                Ok(Artifact { built, .. }) => WouldPush {
+                    plugin: outcome.plugin,
+                    image: Some(built.image.clone()),
+                    tags: built.tags.clone(),
+                    result: self.missing_blobs(&client, &built),
+                },
+                Err(e) => WouldPush {
+                    plugin: outcome.plugin,
+                    image: None,
+                    tags: Vec::new(),
+                    result: Err(Error::NotBuilt { source: Box::new(e) }),
+                },
+            })
+            .collect())
+    }
+
+    fn missing_blobs(&self, client: &Client, built: &Built) -> Result<Missing, Error> {
+        let reference = Reference::parse(&built.image).map_err(forge_registry::Error::from)?;
+        let mut blobs = vec![built.stored.manifest.config().clone()];
+        blobs.extend(built.stored.manifest.layers().iter().cloned());
+        let mut missing = Missing { digest: built.digest().clone(), missing: Vec::new(), present: 0 };
+        for descriptor in &blobs {
+            let digest = Digest::from_descriptor(descriptor).map_err(forge_registry::Error::from)?;
+            if client.has_blob(&reference, &digest, &|_| {})? {
+                missing.present += 1;
+            } else {
+                missing.missing.push((digest, descriptor.size()));
+            }
+        }
+        Ok(missing)
+    }
+}
+
+/// What [`Session::dry_run`] found for one plugin.
+#[derive(Debug)]
+pub struct WouldPush {
+    /// The plugin, relative to the root.
+    pub plugin: PathBuf,
+    /// `REGISTRY/NAME:TAG`, when it built.
+    pub image: Option<String>,
+    /// Its extra tags (`-t`).
+    pub tags: Vec<String>,
+    /// The blobs the registry lacks, or why that is not known.
+    pub result: Result<Missing, Error>,
+}
+
+/// The blobs of an image its repository lacks.
+#[derive(Debug, Clone)]
+pub struct Missing {
+    /// The manifest digest the tag would point at.
+    pub digest: Digest,
+    /// Blobs (config and layers) to upload, with their sizes.
+    pub missing: Vec<(Digest, u64)>,
+    /// Blobs the repository has already.
+    pub present: usize,
+}
+
+impl Missing {
+    /// Bytes a push would upload at most (mounts from sibling repositories
+    /// can save some).
+    pub fn bytes(&self) -> u64 {
+        self.missing.iter().map(|(_, size)| size).sum()
     }
 }

@@ -7,7 +7,7 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use forge_builder::{BuildOptions, Built, LocalResolver, Override, Workspace, TARGET_DIR};
+use forge_builder::{BuildOptions, Built, Extras, LocalResolver, Override, Workspace, TARGET_DIR};
 use forge_debian::description::Description;
 use forge_lint::LintConfig;
 use rayon::prelude::*;
@@ -35,6 +35,8 @@ pub struct SessionOptions {
     /// Severities of the lint rules, for the lint gate and the image
     /// checks (`-A`/`-W`).
     pub lint: LintConfig,
+    /// `--build-arg`, `--label`, `-t` and `--no-cache`.
+    pub extras: Extras,
 }
 
 /// How [`Session::build`] runs.
@@ -88,7 +90,7 @@ impl Session {
     /// in `ROOT/base-images` that the store lacks (unless overridden), and
     /// reads `SOURCE_DATE_EPOCH` and the git provenance.
     pub fn open(options: SessionOptions, observer: &dyn Observer) -> Result<Session, Error> {
-        let SessionOptions { root, registry, base_images, out, insecure_registries, lint } = options;
+        let SessionOptions { root, registry, base_images, out, insecure_registries, lint, extras } = options;
         let overrides = base_images
             .iter()
             .map(|o| Override::parse(o).map_err(|message| Error::BaseImageFlag { message }))
@@ -108,6 +110,7 @@ impl Session {
                 epoch,
                 revision: provenance::revision(&root),
                 source: provenance::source(&root),
+                extras,
             },
             insecure_registries,
             lint,

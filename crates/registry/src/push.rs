@@ -224,7 +224,12 @@ impl Client {
     }
 
     /// `HEAD /v2/NAME/blobs/DIGEST`: whether the repository has the blob.
-    fn has_blob(&self, reference: &Reference, digest: &Digest, notify: &dyn Fn(RetryNotice)) -> Result<bool> {
+    pub fn has_blob(
+        &self,
+        reference: &Reference,
+        digest: &Digest,
+        notify: &dyn Fn(RetryNotice),
+    ) -> Result<bool> {
         let repository = reference.repository();
         let head = Call {
             method: "HEAD",

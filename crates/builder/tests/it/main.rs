@@ -41,7 +41,13 @@ pub(crate) fn add_base(store: &BlobStore) {
 }
 
 pub(crate) fn options() -> BuildOptions {
-    BuildOptions { registry: "localhost:5000".into(), epoch: 0, revision: None, source: None }
+    BuildOptions {
+        registry: "localhost:5000".into(),
+        epoch: 0,
+        revision: None,
+        source: None,
+        extras: Default::default(),
+    }
 }
 
 /// Builds `plugin` of the monorepo at `root` into the store at `store_dir`

@@ -58,6 +58,7 @@ fn options(root: &Path) -> SessionOptions {
         out: None,
         insecure_registries: Vec::new(),
         lint: LintConfig::default(),
+        extras: Default::default(),
     }
 }
 
