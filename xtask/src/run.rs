@@ -109,8 +109,13 @@ pub(crate) fn run(args: Args) -> anyhow::Result<ExitCode> {
     let workspace = session.workspace();
     let runtime = RuntimeConfig::from_config(&built.stored.config);
     let cache = RootCache::new(root.join(TARGET_DIR).join("roots"));
-    let image_root =
-        cache.root(workspace.store(), &built.stored).with_context(|| format!("unpacking {}", built.image))?;
+    let image_root = cache
+        .root(workspace.store(), &built.stored, &built.image)
+        .with_context(|| format!("unpacking {}", built.image))?;
+    // Roots of earlier builds of this image only take space now.
+    if let Err(e) = cache.prune(&image_root, &built.image) {
+        eprintln!("note: could not remove old unpacked roots of {}: {e:#}", built.image);
+    }
     let prefer = match args.layer {
         Layer::Overlay => LayerKind::Overlay,
         Layer::Copy => LayerKind::Copy,

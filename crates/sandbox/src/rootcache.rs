@@ -27,6 +27,10 @@
 //!
 //! A hard-link farm was rejected: a program that opens an existing file
 //! for writing (not replacing it) would change the cached inode itself.
+//!
+//! Every build of a changed plugin is a new image, so [`RootCache::prune`]
+//! drops the roots of older builds of the same image name that no run is
+//! using.
 
 use std::ffi::OsString;
 use std::fs;
@@ -41,6 +45,11 @@ use crate::error::{Error, Result};
 use crate::run::{bwrap_args, prepare, spawn_error, RunOptions};
 use crate::spec::RunSpec;
 use crate::unpack::unpack_cached;
+
+/// Beside a cached root: the image reference it was unpacked for.
+const NAME_FILE: &str = "image";
+/// In a run's directory: the root it runs on.
+const LOWER_FILE: &str = "lower";
 
 /// Unpacked root filesystems, one per image manifest, under one directory.
 #[derive(Debug, Clone)]
@@ -64,8 +73,40 @@ impl RootCache {
     }
 
     /// The verified root of `image`, unpacked now if it is not there yet.
-    pub fn root(&self, store: &BlobStore, image: &Image) -> Result<PathBuf> {
-        unpack_cached(store, image, &self.dir)
+    /// `name` (the image's reference) is remembered beside it, so that
+    /// [`RootCache::prune`] can drop the roots of older builds of it.
+    pub fn root(&self, store: &BlobStore, image: &Image, name: &str) -> Result<PathBuf> {
+        let root = unpack_cached(store, image, &self.dir)?;
+        let label = self.dir.join(image.manifest_digest.hex()).join(NAME_FILE);
+        if fs::read_to_string(&label).ok().as_deref() != Some(name) {
+            fs::write(&label, name).map_err(|e| Error::io("writing", &label, e))?;
+        }
+        Ok(root)
+    }
+
+    /// Deletes the roots of other builds of image `name` than `keep`
+    /// (each is some 100 MB, and every change of a plugin makes a new
+    /// image), except those a run is using. Returns how many went.
+    pub fn prune(&self, keep: &Path, name: &str) -> Result<usize> {
+        let in_use: Vec<PathBuf> = fs::read_dir(self.dir.join(".runs"))
+            .into_iter()
+            .flatten()
+            .flatten()
+            .filter_map(|run| fs::read_to_string(run.path().join(LOWER_FILE)).ok())
+            .map(PathBuf::from)
+            .collect();
+        let mut removed = 0;
+        let entries = fs::read_dir(&self.dir).map_err(|e| Error::io("listing", &self.dir, e))?;
+        for entry in entries.flatten() {
+            let dir = entry.path();
+            let root = dir.join("rootfs");
+            let same_image = fs::read_to_string(dir.join(NAME_FILE)).is_ok_and(|n| n == name);
+            if same_image && root != keep && !in_use.contains(&root) {
+                remove_tree(&dir).map_err(|e| Error::io("removing", &dir, e))?;
+                removed += 1;
+            }
+        }
+        Ok(removed)
     }
 
     /// A fresh private writable layer over `root` (a directory of this
@@ -78,6 +119,10 @@ impl RootCache {
             .tempdir_in(&runs)
             .map_err(|e| Error::io("creating a run directory in", &runs, e))?
             .keep();
+        // Marks the root as in use for `prune`.
+        let marker = scratch.join(LOWER_FILE);
+        fs::write(&marker, root.as_os_str().as_encoded_bytes())
+            .map_err(|e| Error::io("writing", &marker, e))?;
         let mut layer =
             RunLayer { lower: root.to_owned(), scratch, kind: LayerKind::Overlay, fallback_reason: None };
         if prefer == LayerKind::Overlay {

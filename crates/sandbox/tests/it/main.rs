@@ -563,7 +563,7 @@ fn each_run_writes_to_its_own_layer() {
     let runtime = RuntimeConfig { working_dir: Some("/made/by/run".into()), ..RuntimeConfig::default() };
     let image = shell_image(&store, &runtime);
     let cache = RootCache::new(dir.path().join("roots"));
-    let root = cache.root(&store, &image).unwrap();
+    let root = cache.root(&store, &image, "shell:1").unwrap();
     let before = tree(&root);
     let script = |s: &str| RunSpec {
         argv: strings(&["/bin/sh", "-c", s]),
@@ -590,4 +590,15 @@ fn each_run_writes_to_its_own_layer() {
     }
     assert_eq!(tree(&root), before, "the cached root was written");
     assert_eq!(fs::read_dir(dir.path().join("roots/.runs")).unwrap().count(), 0, "run layers left behind");
+
+    // A new build of the same image: the old root goes, unless a run uses it.
+    let runtime = RuntimeConfig { working_dir: Some("/app".into()), ..RuntimeConfig::default() };
+    let newer = shell_image(&store, &runtime);
+    let newer_root = cache.root(&store, &newer, "shell:1").unwrap();
+    let running = cache.layer(&root, LayerKind::Copy).unwrap();
+    assert_eq!(cache.prune(&newer_root, "shell:1").unwrap(), 0);
+    drop(running);
+    assert_eq!(cache.prune(&newer_root, "other:1").unwrap(), 0);
+    assert_eq!(cache.prune(&newer_root, "shell:1").unwrap(), 1);
+    assert!(!root.exists() && newer_root.is_dir());
 }
