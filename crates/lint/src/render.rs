@@ -1,5 +1,6 @@
 //! Showing diagnostics: rustc-style text for people, JSON lines for tools.
 
+use std::borrow::Cow;
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
@@ -133,27 +134,29 @@ fn plural(n: usize, word: &str) -> String {
 
 #[derive(serde::Serialize)]
 struct JsonDiagnostic<'a> {
-    plugin: &'a Path,
+    plugin: Cow<'a, str>,
     severity: Severity,
     code: &'a str,
     name: &'a str,
     message: &'a str,
-    file: Option<&'a Path>,
+    file: Option<Cow<'a, str>>,
     line: Option<u32>,
     column: Option<u32>,
     help: Option<&'a str>,
 }
 
 /// One diagnostic as a JSON object on one line (no newline). Paths are
-/// relative to the monorepo root.
+/// relative to the monorepo root; a name that is not UTF-8 is shown with
+/// U+FFFD in place of the bad bytes (JSON strings are Unicode), so the
+/// diagnostic is never lost.
 pub fn json(plugin: &Path, d: &Diagnostic) -> String {
     let value = JsonDiagnostic {
-        plugin,
+        plugin: plugin.to_string_lossy(),
         severity: d.severity,
         code: d.rule.code,
         name: d.rule.name,
         message: &d.message,
-        file: d.file.as_deref(),
+        file: d.file.as_deref().map(Path::to_string_lossy),
         line: d.position.map(|p| p.line),
         column: d.position.map(|p| p.column),
         help: d.help.as_deref(),

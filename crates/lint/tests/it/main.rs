@@ -239,3 +239,22 @@ fn special_and_huge_manifest_files_are_refused() {
         );
     }
 }
+
+/// A path that is not UTF-8 is printed lossily in JSON, never replaced by
+/// an error object.
+#[test]
+fn non_utf8_paths_are_printed_lossily_in_json() {
+    use std::os::unix::ffi::OsStrExt;
+    let mut files = BTreeMap::new();
+    valid_plugin(&mut files, "plugins/p", "import");
+    let dir = materialize(&files);
+    let odd = dir.path().join("plugins/p/src").join(std::ffi::OsStr::from_bytes(b"c\xff"));
+    fs::create_dir_all(&odd).unwrap();
+    fs::write(odd.join(".env"), "K=v\n").unwrap();
+    let report = lint_root(dir.path(), &LintConfig::default()).unwrap();
+    let lines: Vec<String> = report.diagnostics().map(|(plugin, d)| render::json(plugin, d)).collect();
+    assert_eq!(lines.len(), 1, "{lines:?}");
+    let value: serde_json::Value = serde_json::from_str(&lines[0]).unwrap();
+    assert_eq!(value["code"], "PF206", "{value}");
+    assert_eq!(value["file"], "plugins/p/src/c\u{FFFD}/.env", "{value}");
+}
