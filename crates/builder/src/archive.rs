@@ -111,5 +111,10 @@ pub(crate) fn extract_into(
         TarError::Visit(refusal) => refusal,
         TarError::Read(e) => Refusal::new(format!("cannot read the archive {}: {e}", path.display())),
         TarError::Spool { path: spooled, source } => io_refusal(&spooled, source),
+        TarError::NonUtf8 { name } => Refusal::new(format!(
+            "archive {} has an entry named `{name}` that is not valid UTF-8",
+            path.display()
+        ))
+        .help("rename the entry: plugin-forge keeps names exactly and refuses to replace bytes"),
     })
 }

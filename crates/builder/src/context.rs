@@ -16,7 +16,9 @@
 //! executable bit).
 
 use std::collections::BTreeMap;
+use std::ffi::OsString;
 use std::fs::{self, Metadata};
+use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
@@ -212,12 +214,17 @@ impl Context {
                     }
                     Some(matcher) => {
                         let Ok(entries) = fs::read_dir(self.root.join(dir)) else { continue };
-                        let mut names: Vec<String> = entries
-                            .filter_map(|e| e.ok())
-                            .map(|e| e.file_name().to_string_lossy().into_owned())
-                            .collect();
+                        let mut names: Vec<OsString> =
+                            entries.filter_map(|e| e.ok()).map(|e| e.file_name()).collect();
                         names.sort();
-                        next.extend(names.iter().filter(|n| matcher.is_match(n)).map(|n| join(dir, n)));
+                        for name in names.iter().filter(|n| matcher.is_match(Path::new(n))) {
+                            let rel = Path::new(dir).join(name);
+                            match name.to_str() {
+                                Some(name) => next.push(join(dir, name)),
+                                None if self.is_excluded(&rel.to_string_lossy()) => {}
+                                None => return Err(non_utf8(&rel)),
+                            }
+                        }
                     }
                 }
             }
@@ -238,8 +245,8 @@ impl Context {
         let mut walk = WalkDir::new(&m.abs).follow_links(false).sort_by_file_name().min_depth(1).into_iter();
         while let Some(entry) = walk.next() {
             let entry = entry.map_err(|e| Refusal::new(format!("cannot read the build context: {e}")))?;
-            let inner = entry.path().strip_prefix(&m.abs).unwrap_or(entry.path());
-            let inner = inner.to_string_lossy().into_owned();
+            let inner_path = entry.path().strip_prefix(&m.abs).unwrap_or(entry.path());
+            let inner = inner_path.to_string_lossy().into_owned();
             let context_rel = if m.rel == "." { inner.clone() } else { format!("{}/{inner}", m.rel) };
             if is_own_output(&context_rel) {
                 if entry.file_type().is_dir() {
@@ -253,6 +260,11 @@ impl Context {
                 }
                 continue;
             }
+            if inner_path.to_str().is_none() {
+                let rel =
+                    if m.rel == "." { inner_path.to_path_buf() } else { Path::new(&m.rel).join(inner_path) };
+                return Err(non_utf8(&rel));
+            }
             let target = join(dest, &inner);
             let ft = entry.file_type();
             if ft.is_dir() {
@@ -260,8 +272,15 @@ impl Context {
             } else if ft.is_symlink() {
                 let link = fs::read_link(entry.path())
                     .map_err(|e| Refusal::new(format!("cannot read link {}: {e}", entry.path().display())))?;
+                let Some(link) = link.to_str() else {
+                    return Err(Refusal::new(format!(
+                        "the symlink `{context_rel}` points at `{}`, which is not valid UTF-8",
+                        forge_oci::escape_name(link.as_os_str().as_bytes())
+                    ))
+                    .help(NON_UTF8_HELP));
+                };
                 let (uid, gid) = options.chown.unwrap_or((0, 0));
-                tree.insert(target, Node::symlink(link.to_string_lossy().into_owned()).owned_by(uid, gid));
+                tree.insert(target, Node::symlink(link).owned_by(uid, gid));
             } else if ft.is_file() {
                 let meta = entry
                     .metadata()
@@ -284,6 +303,18 @@ struct Match {
     abs: PathBuf,
     /// Metadata, symlinks followed.
     meta: Metadata,
+}
+
+const NON_UTF8_HELP: &str =
+    "rename it, or exclude it in .dockerignore: layers keep names exactly, and replacing bytes could merge two files";
+
+/// The context path `rel` has a name that is not UTF-8.
+fn non_utf8(rel: &Path) -> Refusal {
+    Refusal::new(format!(
+        "`{}` has a name that is not valid UTF-8",
+        forge_oci::escape_name(rel.as_os_str().as_bytes())
+    ))
+    .help(NON_UTF8_HELP)
 }
 
 fn special_file(rel: &str, kind: &str) -> Refusal {
@@ -430,5 +461,27 @@ mod tests {
         fs::write(dir.path().join(".dockerignore"), "src/pipe\n").unwrap();
         let context = Context::open(dir.path()).unwrap();
         assert_eq!(copied(&context, "src").unwrap(), ["w", "w/a.py"]);
+    }
+
+    #[test]
+    fn names_that_are_not_utf8_are_refused_not_replaced() {
+        use std::ffi::OsStr;
+        let (dir, context) = context(&["src/a.py"]);
+        fs::write(dir.path().join("src").join(OsStr::from_bytes(b"c\xff")), "one").unwrap();
+        fs::write(dir.path().join("src").join(OsStr::from_bytes(b"c\xfe")), "two").unwrap();
+        let err = context.plan_copy(&["src".into()], "/w/", "/", CopyOptions::default()).unwrap_err();
+        assert_eq!(err.message, "`src/c\\xfe` has a name that is not valid UTF-8");
+        assert_eq!(
+            copied(&context, "src/c*").unwrap_err(),
+            "`src/c\\xfe` has a name that is not valid UTF-8"
+        );
+        assert_eq!(copied(&context, "src/*.py").unwrap(), ["w/a.py"]);
+        std::os::unix::fs::symlink(OsStr::from_bytes(b"x\xff"), dir.path().join("src/link")).unwrap();
+        fs::write(dir.path().join(".dockerignore"), "src/c*\n").unwrap();
+        let context = Context::open(dir.path()).unwrap();
+        assert_eq!(
+            copied(&context, "src").unwrap_err(),
+            "the symlink `src/link` points at `x\\xff`, which is not valid UTF-8"
+        );
     }
 }

@@ -17,6 +17,15 @@ pub enum BuildError {
         #[source]
         source: io::Error,
     },
+    /// A file name (or link target) of a root filesystem is not UTF-8;
+    /// layers keep names exactly, so it is refused rather than replaced.
+    #[error(
+        "`{path}` has a name that is not valid UTF-8; rename it (replacing bytes could merge two files)"
+    )]
+    NonUtf8Name {
+        /// The path, its invalid bytes as `\xNN`.
+        path: String,
+    },
     /// The plugin's manifest files are not valid.
     #[error(transparent)]
     Manifest(#[from] forge_manifest::ManifestError),

@@ -5,6 +5,7 @@
 //! tree becomes `FROM`-able.
 
 use std::collections::BTreeMap;
+use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::MetadataExt;
 use std::path::Path;
 
@@ -24,6 +25,12 @@ pub fn image_from_rootfs(store: &BlobStore, dir: &Path, epoch: u64) -> Result<Im
     Ok(write_single_layer_image(store, &layer, &runtime, epoch, &created_by, &BTreeMap::new())?)
 }
 
+/// `path` as UTF-8, or refused with its bytes shown.
+fn utf8(path: &Path) -> Result<&str, BuildError> {
+    path.to_str()
+        .ok_or_else(|| BuildError::NonUtf8Name { path: forge_oci::escape_name(path.as_os_str().as_bytes()) })
+}
+
 /// The tree at `dir` exactly as it is (modes, owners, symlinks; the second
 /// and later names of a file, in path order, as hard links), and the number
 /// of entries walked.
@@ -35,7 +42,7 @@ fn read_rootfs(dir: &Path) -> Result<(Tree, usize), BuildError> {
             let source = e.into_io_error().unwrap_or_else(|| std::io::Error::other("filesystem loop"));
             BuildError::io("reading", path, source)
         })?;
-        let rel = entry.path().strip_prefix(dir).unwrap_or(entry.path()).to_string_lossy().into_owned();
+        let rel = utf8(entry.path().strip_prefix(dir).unwrap_or(entry.path()))?.to_owned();
         entries.push((rel, entry));
     }
     // Hard links point at the first name in layer order: sort first.
@@ -51,7 +58,7 @@ fn read_rootfs(dir: &Path) -> Result<(Tree, usize), BuildError> {
         } else if ft.is_symlink() {
             let target = std::fs::read_link(entry.path())
                 .map_err(|e| BuildError::io("reading the link", entry.path(), e))?;
-            Node::symlink(target.to_string_lossy().into_owned())
+            Node::symlink(utf8(&target)?)
         } else if ft.is_file() {
             let identity = (meta.dev(), meta.ino());
             match links.get(&identity) {
@@ -70,4 +77,17 @@ fn read_rootfs(dir: &Path) -> Result<(Tree, usize), BuildError> {
         tree.insert(path.clone(), node.owned_by(u64::from(meta.uid()), u64::from(meta.gid())));
     }
     Ok((tree, entries.len()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_that_are_not_utf8_are_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join(std::ffi::OsStr::from_bytes(b"c\xff")), "one").unwrap();
+        let err = read_rootfs(dir.path()).unwrap_err();
+        assert!(matches!(&err, BuildError::NonUtf8Name { path } if path == "c\\xff"), "{err}");
+    }
 }

@@ -363,6 +363,13 @@ pub enum TarError<E> {
         #[source]
         source: io::Error,
     },
+    /// An entry's name or link target is not UTF-8: layers keep names as
+    /// given, and replacing bytes could merge two files into one.
+    #[error("the archive has an entry named `{name}` that is not valid UTF-8")]
+    NonUtf8 {
+        /// The name with its invalid bytes as `\xNN`.
+        name: String,
+    },
     /// The visitor refused an entry.
     #[error(transparent)]
     Visit(E),
@@ -373,6 +380,7 @@ impl TarError<std::convert::Infallible> {
         match self {
             TarError::Read(e) => TarError::Read(e),
             TarError::Spool { path, source } => TarError::Spool { path, source },
+            TarError::NonUtf8 { name } => TarError::NonUtf8 { name },
             TarError::Visit(never) => match never {},
         }
     }
@@ -392,17 +400,17 @@ pub fn read_tar<E>(
     let mut archive = tar::Archive::new(reader);
     for entry in archive.entries().map_err(TarError::Read)? {
         let mut entry = entry.map_err(TarError::Read)?;
-        let name = String::from_utf8_lossy(&entry.path_bytes()).into_owned();
+        let name = utf8(entry.path_bytes().into_owned())?;
         let header = entry.header();
         let mode = header.mode().map_err(TarError::Read)? & 0o7777;
         let (uid, gid) = (header.uid().map_err(TarError::Read)?, header.gid().map_err(TarError::Read)?);
-        let link = |entry: &tar::Entry<'_, _>| -> io::Result<String> {
-            Ok(entry.link_name_bytes().map(|l| String::from_utf8_lossy(&l).into_owned()).unwrap_or_default())
+        let link = |entry: &tar::Entry<'_, _>| {
+            utf8(entry.link_name_bytes().map(|l| l.into_owned()).unwrap_or_default())
         };
         let kind = match header.entry_type() {
             tar::EntryType::Directory => NodeKind::Dir,
-            tar::EntryType::Symlink => NodeKind::Symlink { target: link(&entry).map_err(TarError::Read)? },
-            tar::EntryType::Link => NodeKind::Hardlink { target: link(&entry).map_err(TarError::Read)? },
+            tar::EntryType::Symlink => NodeKind::Symlink { target: link(&entry)? },
+            tar::EntryType::Link => NodeKind::Hardlink { target: link(&entry)? },
             tar::EntryType::Regular | tar::EntryType::Continuous => {
                 let (source, size) = spool.spool(&mut entry).map_err(TarError::widen)?;
                 NodeKind::File { size, source }
@@ -414,8 +422,27 @@ pub fn read_tar<E>(
     Ok(())
 }
 
+fn utf8<E>(bytes: Vec<u8>) -> std::result::Result<String, TarError<E>> {
+    String::from_utf8(bytes).map_err(|e| TarError::NonUtf8 { name: escape_name(e.as_bytes()) })
+}
+
+/// A file name for messages: valid UTF-8 as it is, every other byte as
+/// `\xNN`, so two names that differ only in invalid bytes stay apart.
+pub fn escape_name(bytes: &[u8]) -> String {
+    let mut out = String::new();
+    for chunk in bytes.utf8_chunks() {
+        out.push_str(chunk.valid());
+        for b in chunk.invalid() {
+            out.push_str(&format!("\\x{b:02x}"));
+        }
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
+    use std::os::unix::ffi::OsStrExt;
+
     use super::*;
 
     fn paths(tree: &Tree) -> Vec<String> {
@@ -496,6 +523,16 @@ mod tests {
         assert_eq!(std::fs::read(path).unwrap(), b"hello");
         assert_eq!(*digest, Digest::of(b"hello"));
         assert_eq!(seen[1].1.kind, NodeKind::Hardlink { target: "/bin/tool".into() });
+        // Names that are not UTF-8 are refused, never replaced.
+        let mut odd = tar::Builder::new(Vec::new());
+        let mut header = tar::Header::new_gnu();
+        header.set_size(3);
+        header.set_mode(0o644);
+        header.set_cksum();
+        odd.append_data(&mut header, std::ffi::OsStr::from_bytes(b"src/c\xff"), &b"one"[..]).unwrap();
+        let odd = odd.into_inner().unwrap();
+        let err = read_tar::<()>(&odd[..], &mut spool, |_, _| Ok(())).unwrap_err();
+        assert!(matches!(&err, TarError::NonUtf8 { name } if name == "src/c\\xff"), "{err:?}");
         let refused = read_tar(&bytes[..], &mut spool, |_, _| Err("no"));
         assert!(matches!(refused, Err(TarError::Visit("no"))));
         assert!(matches!(
