@@ -161,7 +161,7 @@ fn read(root: &Path, rel: &Path, invalid: &'static Rule, sink: &mut Sink<'_>) ->
         }
         Err(err) => {
             let (message, help) = match &err {
-                ManifestError::Read { source, .. } => {
+                ManifestError::Io { source, .. } => {
                     (format!("cannot read this file: {source}"), "fix the file's permissions")
                 }
                 ManifestError::Input(input) => (format!("this file {}", input.reason()), input.help()),

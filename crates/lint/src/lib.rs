@@ -86,7 +86,7 @@ pub fn lint_root(root: &Path, config: &LintConfig) -> Result<Report, ManifestErr
     for err in found.errors {
         let mut sink = Sink { config, diagnostics: Vec::new() };
         let (dir, finding) = match err {
-            ManifestError::Read { path, source } => {
+            ManifestError::Io { path, source, .. } => {
                 (path.clone(), Finding::new(format!("cannot read this directory: {source}")).in_file(&path))
             }
             other => (PathBuf::from(forge_manifest::PLUGINS_DIR), Finding::new(other.to_string())),

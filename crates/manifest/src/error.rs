@@ -9,8 +9,10 @@ use crate::Problem;
 #[derive(Debug, thiserror::Error)]
 pub enum ManifestError {
     /// A file or directory exists but could not be read.
-    #[error("cannot read {}", path.display())]
-    Read {
+    #[error("{op} {}", path.display())]
+    Io {
+        /// What was being done, lowercase (`"reading"`).
+        op: &'static str,
         /// The path, relative to the monorepo root where known.
         path: PathBuf,
         /// The I/O error.
