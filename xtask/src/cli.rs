@@ -16,6 +16,9 @@ pub(crate) enum Format {
     Human,
     /// One JSON object per plugin per line on stdout.
     Json,
+    /// Tables as Markdown on stdout, for a release note (`publish`: what
+    /// to register); commands without a table print as `human`.
+    Markdown,
 }
 
 #[derive(Debug, clap::Args)]

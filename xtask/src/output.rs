@@ -1,4 +1,4 @@
-//! Output helpers every command may use: aligned tables, sizes, the root
+//! Output helpers every command may use: aligned and Markdown tables, sizes, the root
 //! as shown in messages, and errors with their causes on one line.
 
 use std::path::{Path, PathBuf};
@@ -14,6 +14,19 @@ pub(crate) fn table<const N: usize>(header: &[&str; N], rows: &[[String; N]]) {
     for row in std::iter::once(&header).chain(rows) {
         let line: Vec<String> = row.iter().zip(&widths).map(|(cell, w)| format!("{cell:<w$}")).collect();
         println!("{}", line.join("  ").trim_end());
+    }
+}
+
+/// Prints a Markdown table on stdout (`|` in cells escaped).
+pub(crate) fn markdown_table<const N: usize>(header: &[&str; N], rows: &[[String; N]]) {
+    let cells = |row: &[String]| {
+        let escaped: Vec<String> = row.iter().map(|c| c.replace('|', "\\|")).collect();
+        format!("| {} |", escaped.join(" | "))
+    };
+    println!("{}", cells(&header.map(String::from)));
+    println!("|{}", "---|".repeat(N));
+    for row in rows {
+        println!("{}", cells(row));
     }
 }
 

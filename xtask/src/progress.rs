@@ -1,5 +1,5 @@
 //! How the pipeline's events are shown on stderr: spinners and upload bars
-//! when stderr is a terminal and the format is human, plain lines when it
+//! when stderr is a terminal and the format is human (or markdown), plain lines when it
 //! is not, nothing but the base-image messages in JSON mode. Lint errors
 //! that stop a build are shown rustc-style in human mode.
 
@@ -32,7 +32,7 @@ pub(crate) struct Progress {
 impl Progress {
     /// Progress of a run over the monorepo at `root`.
     pub(crate) fn new(format: Format, root: &Path) -> Progress {
-        let human = format == Format::Human;
+        let human = format != Format::Json;
         Progress {
             human,
             bars: human && std::io::stderr().is_terminal(),

@@ -7,7 +7,7 @@ use std::process::ExitCode;
 use forge_pipeline::{Outcome, Pushed, WouldPush};
 
 use crate::cli::{Format, Output};
-use crate::output::{chain, human_size, status_word, table};
+use crate::output::{chain, human_size, markdown_table, status_word, table};
 
 /// Exit status 1 when anything failed.
 pub(crate) fn exit_code(failed: bool) -> ExitCode {
@@ -41,10 +41,14 @@ pub(crate) fn builds(outcomes: &[Outcome], output: Output, is_all: bool) -> Exit
                 println!("{}", build_json(o));
             }
         }
+        Format::Markdown => {
+            errors(outcomes.iter().map(|o| (o.plugin.as_path(), o.result.as_ref().err())));
+            markdown_table(&BUILD_HEADER, &build_rows(outcomes));
+        }
         Format::Human => {
             errors(outcomes.iter().map(|o| (o.plugin.as_path(), o.result.as_ref().err())));
             if is_all || outcomes.len() > 1 {
-                build_table(outcomes);
+                table(&BUILD_HEADER, &build_rows(outcomes));
             }
             for o in outcomes {
                 if let Ok(artifact) = &o.result {
@@ -56,8 +60,10 @@ pub(crate) fn builds(outcomes: &[Outcome], output: Output, is_all: bool) -> Exit
     exit_code(outcomes.iter().any(|o| o.result.is_err()))
 }
 
-fn build_table(outcomes: &[Outcome]) {
-    let rows: Vec<[String; 5]> = outcomes
+const BUILD_HEADER: [&str; 5] = ["IMAGE", "DIGEST", "SIZE", "TIME", "STATUS"];
+
+fn build_rows(outcomes: &[Outcome]) -> Vec<[String; 5]> {
+    outcomes
         .iter()
         .map(|o| match &o.result {
             Ok(artifact) => {
@@ -83,8 +89,7 @@ fn build_table(outcomes: &[Outcome]) {
                 "failed".into(),
             ],
         })
-        .collect();
-    table(&["IMAGE", "DIGEST", "SIZE", "TIME", "STATUS"], &rows);
+        .collect()
 }
 
 fn build_json(o: &Outcome) -> String {
@@ -138,7 +143,16 @@ pub(crate) fn pushes(pushed: &[Pushed], output: Output) -> ExitCode {
                 println!("{}", push_json(p));
             }
         }
-        Output::Format(Format::Human) => push_table(pushed),
+        Output::Format(Format::Human) => {
+            table(&PUSH_HEADER, &push_rows(pushed));
+            let register = register_rows(pushed);
+            if !register.is_empty() {
+                println!();
+                println!("Register on the instance (Plugins > Add plugin):");
+                table(&REGISTER_HEADER, &register);
+            }
+        }
+        Output::Format(Format::Markdown) => markdown_table(&["Title", "Image"], &register_rows(pushed)),
         Output::Names => {
             for p in pushed.iter().filter(|p| p.result.is_ok()) {
                 for name in p.image.iter().chain(&p.tags) {
@@ -160,7 +174,7 @@ pub(crate) fn dry_run(planned: &[WouldPush], output: Output) -> ExitCode {
                 println!("{}", dry_run_json(p));
             }
         }
-        Output::Format(Format::Human) => {
+        Output::Format(format @ (Format::Human | Format::Markdown)) => {
             let rows: Vec<[String; 5]> = planned
                 .iter()
                 .map(|p| {
@@ -178,7 +192,12 @@ pub(crate) fn dry_run(planned: &[WouldPush], output: Output) -> ExitCode {
                     }
                 })
                 .collect();
-            table(&["IMAGE", "MORE TAGS", "BLOBS MISSING", "TO UPLOAD", "STATUS"], &rows);
+            let header = ["IMAGE", "MORE TAGS", "BLOBS MISSING", "TO UPLOAD", "STATUS"];
+            if format == Format::Markdown {
+                markdown_table(&header, &rows);
+                return exit_code(planned.iter().any(|p| p.result.is_err()));
+            }
+            table(&header, &rows);
             for p in planned {
                 if let (Some(image), Ok(m)) = (&p.image, &p.result) {
                     for (digest, size) in &m.missing {
@@ -229,8 +248,25 @@ fn dry_run_json(p: &WouldPush) -> String {
     value.to_string()
 }
 
-fn push_table(pushed: &[Pushed]) {
-    let rows: Vec<[String; 6]> = pushed
+const PUSH_HEADER: [&str; 6] = ["IMAGE", "DIGEST", "UPLOADED", "BLOBS", "TIME", "STATUS"];
+const REGISTER_HEADER: [&str; 2] = ["TITLE", "IMAGE"];
+
+/// What the "Add plugin" dialog asks for, per plugin pushed: the title of
+/// `plugin_info.json` and the full image name (and its extra tags).
+fn register_rows(pushed: &[Pushed]) -> Vec<[String; 2]> {
+    pushed
+        .iter()
+        .filter(|p| p.result.is_ok())
+        .filter_map(|p| Some((p.title.clone()?, p.image.clone()?, &p.tags)))
+        .flat_map(|(title, image, tags)| {
+            std::iter::once([title.clone(), image])
+                .chain(tags.iter().map(move |t| [title.clone(), t.clone()]))
+        })
+        .collect()
+}
+
+fn push_rows(pushed: &[Pushed]) -> Vec<[String; 6]> {
+    pushed
         .iter()
         .map(|p| match &p.result {
             Ok(report) => [
@@ -253,14 +289,14 @@ fn push_table(pushed: &[Pushed]) {
                 "failed".into(),
             ],
         })
-        .collect();
-    table(&["IMAGE", "DIGEST", "UPLOADED", "BLOBS", "TIME", "STATUS"], &rows);
+        .collect()
 }
 
 fn push_json(p: &Pushed) -> String {
     let value = match &p.result {
         Ok(report) => serde_json::json!({
             "plugin": p.plugin,
+            "title": p.title,
             "image": p.image,
             "tags": p.tags,
             "digest": report.digest.to_string(),
@@ -274,6 +310,7 @@ fn push_json(p: &Pushed) -> String {
         }),
         Err(e) => serde_json::json!({
             "plugin": p.plugin,
+            "title": p.title,
             "image": p.image,
             "digest": null,
             "bytes_uploaded": 0,

@@ -193,7 +193,7 @@ pub(crate) fn run(args: Args) -> anyhow::Result<ExitCode> {
 
     let status = match args.common.format {
         Format::Json => layer.run(&spec, &opts)?,
-        Format::Human => {
+        Format::Human | Format::Markdown => {
             let color = std::io::stdout().is_terminal();
             let mut out = anstream::stdout().lock();
             layer.run_lines(&spec, &opts, &mut |line| {

@@ -87,6 +87,9 @@ pub struct Built {
     pub image_ref: ImageRef,
     /// More names of the same image (`-t`), `REGISTRY/NAME:TAG` each.
     pub tags: Vec<String>,
+    /// The plugin's title (`plugin_info.json`), which the instance's "Add
+    /// plugin" dialog asks for with the image.
+    pub title: String,
     /// The image in the store.
     pub stored: forge_oci::Image,
     /// Compressed size of config and layers.
@@ -210,6 +213,7 @@ impl Workspace {
             image: image_name,
             image_ref: plugin.image.clone(),
             tags,
+            title: plugin.info.title.clone(),
             plan,
         })
     }
@@ -234,6 +238,7 @@ impl Workspace {
             image: planned.image.clone(),
             image_ref: planned.image_ref.clone(),
             tags: planned.tags.clone(),
+            title: planned.title.clone(),
             size,
             layers_built: executed.layers_built,
             layers_cached: executed.layers_cached,
@@ -282,6 +287,8 @@ pub struct PluginPlan {
     pub image_ref: ImageRef,
     /// More refs the image gets (`-t`), `REGISTRY/NAME:TAG` each.
     pub tags: Vec<String>,
+    /// The plugin's title (`plugin_info.json`).
+    pub title: String,
     /// The plan.
     pub plan: BuildPlan,
 }

@@ -41,6 +41,9 @@ pub struct Pushed {
     pub image: Option<String>,
     /// Its extra tags (`-t`), pushed after the main one.
     pub tags: Vec<String>,
+    /// The plugin's title, when it built: with the image, what the
+    /// instance's "Add plugin" dialog asks for.
+    pub title: Option<String>,
     /// What the push did, or why there was none.
     pub result: Result<PushReport, Error>,
     /// How long the push took.
@@ -74,6 +77,7 @@ impl Session {
                             plugin: outcome.plugin,
                             image: None,
                             tags: Vec::new(),
+                            title: None,
                             result: Err(Error::NotBuilt { source: Box::new(e) }),
                             time: started.elapsed(),
                         },
@@ -115,6 +119,7 @@ impl Session {
             plugin: plugin.to_path_buf(),
             image: Some(built.image.clone()),
             tags: built.tags.clone(),
+            title: Some(built.title.clone()),
             result,
             time: started.elapsed(),
         }

@@ -7,6 +7,7 @@ mod e2e;
 mod lint;
 mod new;
 mod publish;
+mod register;
 mod tidy;
 
 use std::path::{Path, PathBuf};
