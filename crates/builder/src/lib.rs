@@ -31,6 +31,7 @@ mod labels;
 pub mod plan;
 mod resolve;
 mod rootfs;
+pub mod secrets;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};

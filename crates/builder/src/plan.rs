@@ -548,6 +548,13 @@ impl Planner<'_> {
             })?;
             tree.extend(copied);
         }
+        if let Some((path, what)) = crate::secrets::find(&tree, context.root()) {
+            return Err(self.error(
+                at,
+                format!("`{path}` is {what}; it must never go into an image"),
+                Some("delete it, or exclude it in .dockerignore so that no build sends it"),
+            ));
+        }
         Ok(tree)
     }
 

@@ -88,6 +88,18 @@ impl InputError {
 /// nothing is there (a dangling symlink included). Errors name `shown`, the
 /// path as the user knows it (relative to the monorepo root, say).
 pub fn read(path: &Path, shown: &Path, limit: u64) -> Result<Option<Vec<u8>>, InputError> {
+    let Some(file) = open(path, shown)? else { return Ok(None) };
+    let mut bytes = Vec::new();
+    let io_error = |source| InputError::Io { path: shown.to_path_buf(), source };
+    file.take(limit + 1).read_to_end(&mut bytes).map_err(io_error)?;
+    if bytes.len() as u64 > limit {
+        return Err(InputError::TooLarge { path: shown.to_path_buf(), limit });
+    }
+    Ok(Some(bytes))
+}
+
+/// Opens the regular file at `path` without blocking; `None` when absent.
+fn open(path: &Path, shown: &Path) -> Result<Option<File>, InputError> {
     let io_error = |source| InputError::Io { path: shown.to_path_buf(), source };
     let file = match OpenOptions::new().read(true).custom_flags(libc::O_NONBLOCK | libc::O_NOCTTY).open(path)
     {
@@ -103,12 +115,21 @@ pub fn read(path: &Path, shown: &Path, limit: u64) -> Result<Option<Vec<u8>>, In
         }
     };
     check_regular(&file, shown)?;
+    Ok(Some(file))
+}
+
+/// The first `n` bytes (or fewer) of the regular file at `path`, for
+/// sniffing content; the same checks as [`read`], and no size limit
+/// beyond `n`.
+pub fn read_head(path: &Path, n: u64) -> Result<Vec<u8>, InputError> {
+    let Some(file) = open(path, path)? else {
+        return Err(InputError::Io { path: path.to_path_buf(), source: io::ErrorKind::NotFound.into() });
+    };
     let mut bytes = Vec::new();
-    file.take(limit + 1).read_to_end(&mut bytes).map_err(io_error)?;
-    if bytes.len() as u64 > limit {
-        return Err(InputError::TooLarge { path: shown.to_path_buf(), limit });
-    }
-    Ok(Some(bytes))
+    file.take(n)
+        .read_to_end(&mut bytes)
+        .map_err(|source| InputError::Io { path: path.to_path_buf(), source })?;
+    Ok(bytes)
 }
 
 fn check_regular(file: &File, shown: &Path) -> Result<(), InputError> {

@@ -1,26 +1,23 @@
-//! Files that must never go into an image: secrets and repository metadata.
+//! Files that must never go into an image (`PF206`): secrets and
+//! repository metadata, by [`forge_builder::secrets::classify`], the list
+//! the build itself enforces. Files the build never sends are not
+//! reported: those `.dockerignore` excludes, and our own output directory.
 
-use std::io::Read;
 use std::path::Path;
 
+use forge_builder::secrets::classify;
+use forge_builder::Context;
 use walkdir::WalkDir;
 
 use crate::diagnostic::{Finding, Sink};
 use crate::rules;
 
-/// Names of private keys as ssh-keygen writes them.
-const KEY_NAMES: [&str; 4] = ["id_rsa", "id_dsa", "id_ecdsa", "id_ed25519"];
-/// Credential files of common tools.
-const CREDENTIAL_NAMES: [&str; 2] = [".netrc", ".pypirc"];
-/// Extensions of key stores.
-const KEY_EXTENSIONS: [&str; 3] = ["key", "p12", "pfx"];
-/// `.env.<suffix>` files that are templates, not secrets.
-const ENV_TEMPLATES: [&str; 4] = ["example", "sample", "template", "dist"];
-/// How much of a file is read to recognise a PEM private key.
-const HEAD: u64 = 128;
-
-/// Reports every forbidden file inside the plugin `root/dir`.
+/// Reports every forbidden file inside the plugin `root/dir` that a build
+/// would send.
 pub(crate) fn check(root: &Path, dir: &Path, sink: &mut Sink<'_>) {
+    // An invalid .dockerignore fails the build with its own error; here it
+    // excludes nothing.
+    let context = Context::open(root).ok();
     let mut walk = WalkDir::new(root.join(dir)).follow_links(false).sort_by_file_name().into_iter();
     while let Some(entry) = walk.next() {
         let entry = match entry {
@@ -33,46 +30,28 @@ pub(crate) fn check(root: &Path, dir: &Path, sink: &mut Sink<'_>) {
                 continue;
             }
         };
-        let name = entry.file_name().to_string_lossy();
         let rel = entry.path().strip_prefix(root).unwrap_or(entry.path());
-        let what = if name == ".git" {
-            if entry.file_type().is_dir() {
-                walk.skip_current_dir();
-            }
-            Some("a git repository's metadata (`.git`)")
-        } else if !entry.file_type().is_file() {
-            None
-        } else if name == ".env" || name.strip_prefix(".env.").is_some_and(|s| !ENV_TEMPLATES.contains(&s)) {
-            Some("an environment file, which usually holds secrets")
-        } else if KEY_NAMES.contains(&&*name) {
-            Some("an SSH private key")
-        } else if CREDENTIAL_NAMES.contains(&&*name) {
-            Some("a credentials file")
-        } else if rel.extension().is_some_and(|e| KEY_EXTENSIONS.iter().any(|k| e.eq_ignore_ascii_case(k))) {
-            Some("a private key or key store")
-        } else if is_pem_private_key(entry.path()) {
-            Some("a PEM private key")
-        } else {
-            None
-        };
-        if let Some(what) = what {
-            sink.report(
-                rules::FORBIDDEN_FILE,
-                Finding::new(format!("{} is {what}; it must never go into an image", name))
-                    .in_file(rel)
-                    .help("delete it, or move it out of the plugin directory"),
-            );
+        let rel_text = rel.to_string_lossy();
+        if context.as_ref().is_some_and(|c| c.is_excluded(&rel_text)) {
+            continue;
         }
+        let ft = entry.file_type();
+        if !ft.is_file() && !ft.is_dir() {
+            continue;
+        }
+        let content = ft.is_file().then(|| entry.path());
+        let Some(what) = classify(&rel_text, content) else { continue };
+        if ft.is_dir() {
+            walk.skip_current_dir();
+        }
+        sink.report(
+            rules::FORBIDDEN_FILE,
+            Finding::new(format!(
+                "{} is {what}; it must never go into an image",
+                entry.file_name().to_string_lossy()
+            ))
+            .in_file(rel)
+            .help("delete it, move it out of the plugin directory, or exclude it in .dockerignore"),
+        );
     }
-}
-
-fn is_pem_private_key(path: &Path) -> bool {
-    let mut head = Vec::with_capacity(HEAD as usize);
-    let read = std::fs::File::open(path).and_then(|f| f.take(HEAD).read_to_end(&mut head));
-    if read.is_err() {
-        return false;
-    }
-    let head = String::from_utf8_lossy(&head);
-    let head = head.trim_start();
-    head.starts_with("-----BEGIN ") && head.lines().next().is_some_and(|l| l.ends_with("PRIVATE KEY-----"))
 }

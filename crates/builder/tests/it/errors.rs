@@ -147,3 +147,34 @@ fn an_expansion_bomb_stops_at_its_line() {
         expect!["plugins/p/Dockerfile:19:9: cannot expand `$A$A`: the expanded value is longer than 1 MiB"],
     );
 }
+
+#[test]
+fn secrets_anywhere_in_the_context_never_reach_an_image() {
+    check(
+        &format!("{FROM}COPY supervisely_lib /workdir/supervisely_lib\n"),
+        &[("supervisely_lib/sdk.py", "x"), ("supervisely_lib/.env", "K=v\n")],
+        expect![[r#"
+            plugins/p/Dockerfile:2:1: `supervisely_lib/.env` is an environment file, which usually holds secrets; it must never go into an image
+              help: delete it, or exclude it in .dockerignore so that no build sends it"#]],
+    );
+    check(
+        &format!("{FROM}COPY . /workdir\n"),
+        &[("home/.docker/config.json", "{}"), (".dockerignore", "**/.env\n")],
+        expect![[r#"
+            plugins/p/Dockerfile:2:1: `home/.docker/config.json` is a credentials file; it must never go into an image
+              help: delete it, or exclude it in .dockerignore so that no build sends it"#]],
+    );
+    check(
+        &format!("{FROM}COPY plugins/p /workdir\n"),
+        &[("plugins/p/src/.ENV", "K=v\n")],
+        expect![[r#"
+            plugins/p/Dockerfile:2:1: `plugins/p/src/.ENV` is an environment file, which usually holds secrets; it must never go into an image
+              help: delete it, or exclude it in .dockerignore so that no build sends it"#]],
+    );
+    // What .dockerignore excludes is never sent, so it does not block.
+    check(
+        &format!("{FROM}COPY supervisely_lib /workdir/supervisely_lib\n"),
+        &[("supervisely_lib/sdk.py", "x"), ("supervisely_lib/.env", "K=v\n"), (".dockerignore", "**/.env\n")],
+        expect![[r#"built"#]],
+    );
+}
