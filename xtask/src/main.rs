@@ -1,4 +1,6 @@
-//! `cargo xtask`: the plugin-forge command line.
+//! `cargo xtask`: the plugin-forge command line; installed, the same
+//! commands as the standalone `plugin-forge` binary (`src/bin/`), which
+//! takes the monorepo around the working directory as its default root.
 //!
 //! A thin driver: each subcommand parses its flags and calls into the
 //! library crates, which hold the logic (forge-pipeline the orchestration
@@ -10,19 +12,21 @@
 mod base_image;
 mod bench;
 mod build;
-mod cli;
+pub(crate) mod cli;
+mod completions;
 mod image;
 mod lint;
 mod new;
-mod output;
-mod progress;
+pub(crate) mod output;
+pub(crate) mod progress;
 mod publish;
-mod report;
+pub(crate) mod report;
 mod run;
 mod test;
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::sync::OnceLock;
 
 use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
 
@@ -69,10 +73,46 @@ enum Command {
     Bench(bench::Args),
     /// Run everything CI runs: formatting, clippy and the test suite.
     Test(test::Args),
+    /// Print shell completions for the `plugin-forge` binary.
+    Completions(completions::Args),
+}
+
+/// How the tool was started.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Invocation {
+    /// `cargo xtask` in this repository.
+    Cargo,
+    /// The installed `plugin-forge` binary, in any monorepo.
+    Standalone,
+}
+
+static INVOCATION: OnceLock<Invocation> = OnceLock::new();
+
+/// The name the tool was started by, for messages (`cargo xtask lint`).
+pub(crate) fn command_name() -> &'static str {
+    match INVOCATION.get() {
+        Some(Invocation::Standalone) => STANDALONE_NAME,
+        _ => "cargo xtask",
+    }
+}
+
+/// The installed binary's name.
+pub(crate) const STANDALONE_NAME: &str = "plugin-forge";
+
+/// The command line definition, named as the tool was started.
+pub(crate) fn cli_command() -> clap::Command {
+    let name = command_name();
+    Cli::command().name(name).bin_name(name)
 }
 
 fn main() -> ExitCode {
-    let matches = Cli::command().get_matches();
+    run(Invocation::Cargo)
+}
+
+/// Parses the command line and runs the command.
+pub(crate) fn run(invocation: Invocation) -> ExitCode {
+    let _ = INVOCATION.set(invocation);
+    let matches = cli_command().get_matches();
     let cli = match Cli::from_arg_matches(&matches) {
         Ok(cli) => cli,
         Err(err) => err.exit(),
@@ -88,6 +128,7 @@ fn main() -> ExitCode {
         Command::Publish(args) => publish::run(args),
         Command::Bench(args) => bench::run(args),
         Command::Test(args) => test::run(args),
+        Command::Completions(args) => completions::run(args),
     };
     match result {
         Ok(code) => code,
@@ -98,8 +139,17 @@ fn main() -> ExitCode {
     }
 }
 
-/// The root of this repository: the default monorepo for every command.
+/// The default monorepo of every command: this repository for `cargo
+/// xtask`; for `plugin-forge`, the nearest directory at or above the
+/// working directory that holds `plugins/` (else the working directory).
 pub(crate) fn project_root() -> PathBuf {
+    if INVOCATION.get() == Some(&Invocation::Standalone) {
+        let cwd = std::env::current_dir().unwrap_or_else(|_| PathBuf::from("."));
+        return cwd
+            .ancestors()
+            .find(|dir| dir.join(forge_manifest::PLUGINS_DIR).is_dir())
+            .map_or_else(|| cwd.clone(), Path::to_path_buf);
+    }
     let manifest_dir = std::env::var_os("CARGO_MANIFEST_DIR")
         .map_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")), PathBuf::from);
     manifest_dir.parent().map(Path::to_path_buf).unwrap_or(manifest_dir)

@@ -78,9 +78,8 @@ pub(crate) fn run(args: Args) -> anyhow::Result<ExitCode> {
         println!("  {}", scaffold.dir.join(&f.path).display());
     }
     let name = scaffold.dir.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-    println!(
-        "next: cargo xtask lint, then cargo xtask run {name}, then cargo xtask publish {name} --registry REG"
-    );
+    let tool = crate::command_name();
+    println!("next: {tool} lint, then {tool} run {name}, then {tool} publish {name} --registry REG");
     Ok(ExitCode::SUCCESS)
 }
 

@@ -8,6 +8,7 @@ mod lint;
 mod new;
 mod publish;
 mod register;
+mod standalone;
 mod tidy;
 
 use std::path::{Path, PathBuf};
