@@ -14,6 +14,7 @@ mod bench;
 mod build;
 pub(crate) mod cli;
 mod completions;
+mod fuzz;
 mod image;
 mod lint;
 mod new;
@@ -75,6 +76,8 @@ enum Command {
     Test(test::Args),
     /// Print shell completions for the `plugin-forge` binary.
     Completions(completions::Args),
+    /// Run a fuzz target (or `all`) for a time and report executions and crashes.
+    Fuzz(fuzz::Args),
 }
 
 /// How the tool was started.
@@ -129,6 +132,7 @@ pub(crate) fn run(invocation: Invocation) -> ExitCode {
         Command::Bench(args) => bench::run(args),
         Command::Test(args) => test::run(args),
         Command::Completions(args) => completions::run(args),
+        Command::Fuzz(args) => fuzz::run(args),
     };
     match result {
         Ok(code) => code,
