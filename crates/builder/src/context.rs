@@ -168,7 +168,7 @@ impl Context {
             ))
             .help("copy sources of the monorepo, not build outputs"));
         }
-        if rel != "." && self.ignore.is_excluded(&rel) {
+        if rel != "." && self.ignore.is_excluded(&rel) && !self.includes_below(&path, &rel) {
             return Err(Refusal::new(format!("`{written}` is excluded by .dockerignore"))
                 .help("remove the pattern from .dockerignore or add a `!` exception"));
         }
@@ -185,6 +185,28 @@ impl Context {
             return Err(special_file(written, kind));
         }
         Ok(Match { rel, abs, meta })
+    }
+
+    /// Whether the excluded directory `path` (`rel` in the context) still
+    /// holds a path a `!` exception re-includes: Docker then sends that
+    /// path and its parents, so a `COPY` of the directory copies it.
+    fn includes_below(&self, path: &Path, rel: &str) -> bool {
+        if !self.ignore.may_include_below(rel) || !fs::symlink_metadata(path).is_ok_and(|m| m.is_dir()) {
+            return false;
+        }
+        let mut walk = WalkDir::new(path).follow_links(false).min_depth(1).into_iter();
+        while let Some(Ok(entry)) = walk.next() {
+            let inner =
+                entry.path().strip_prefix(path).unwrap_or(entry.path()).to_string_lossy().into_owned();
+            let context_rel = format!("{rel}/{inner}");
+            if !self.is_excluded(&context_rel) {
+                return true;
+            }
+            if entry.file_type().is_dir() && !self.ignore.may_include_below(&context_rel) {
+                walk.skip_current_dir();
+            }
+        }
+        false
     }
 
     /// Context paths matching a glob, one path component at a time (`*`
@@ -230,7 +252,7 @@ impl Context {
             }
             current = next;
         }
-        current.retain(|rel| !self.is_excluded(rel));
+        current.retain(|rel| !self.is_excluded(rel) || self.includes_below(&self.root.join(rel), rel));
         Ok(current)
     }
 
@@ -255,7 +277,7 @@ impl Context {
                 continue;
             }
             if self.ignore.is_excluded(&context_rel) {
-                if entry.file_type().is_dir() && !self.ignore.has_exceptions() {
+                if entry.file_type().is_dir() && !self.ignore.may_include_below(&context_rel) {
                     walk.skip_current_dir();
                 }
                 continue;
@@ -483,5 +505,40 @@ mod tests {
             copied(&context, "src").unwrap_err(),
             "the symlink `src/link` points at `x\\xff`, which is not valid UTF-8"
         );
+    }
+
+    #[test]
+    fn an_exception_inside_an_excluded_directory_is_copied() {
+        let (_dir, context) = context(&[
+            "supervisely_lib/__init__.py",
+            "supervisely_lib/api.py",
+            "supervisely_lib/sub/x.py",
+            "other/a",
+        ]);
+        fs::write(
+            context.root().join(".dockerignore"),
+            "supervisely_lib\n!supervisely_lib/__init__.py\nother\n",
+        )
+        .unwrap();
+        let context = Context::open(context.root()).unwrap();
+        // As Docker: the directory is sent with only the re-included file.
+        assert_eq!(copied(&context, "supervisely_lib").unwrap(), ["w", "w/__init__.py"]);
+        assert_eq!(copied(&context, "supervisely_*").unwrap(), ["w", "w/__init__.py"]);
+        // A directory nothing re-includes stays excluded.
+        assert!(copied(&context, "other").unwrap_err().contains("excluded by .dockerignore"));
+    }
+
+    #[test]
+    fn excluded_directories_are_entered_only_for_an_exception_written_into_them() {
+        // What Docker 20.10 sends (tests/it/docker.rs checks the table on a real engine).
+        let (_dir, context) = context(&["src/a", "src/x/keep", "src/x/y/keep", "keep", "lib/b/keep"]);
+        fs::write(context.root().join(".dockerignore"), "src/**\n!src/**/keep\nlib\n!lib/b/keep\n").unwrap();
+        let context = Context::open(context.root()).unwrap();
+        let paths = copied(&context, ".").unwrap();
+        assert!(
+            paths.contains(&"w/keep".to_string()) && paths.contains(&"w/lib/b/keep".to_string()),
+            "{paths:?}"
+        );
+        assert!(!paths.iter().any(|p| p.starts_with("w/src/x")), "{paths:?}");
     }
 }

@@ -22,6 +22,8 @@ pub struct DockerIgnore {
 struct Pattern {
     matcher: GlobMatcher,
     exception: bool,
+    /// The cleaned pattern, for [`DockerIgnore::may_include_below`].
+    text: String,
 }
 
 impl DockerIgnore {
@@ -62,7 +64,7 @@ impl DockerIgnore {
                     line: index + 1,
                     message: format!("invalid pattern `{pattern}`: {}", e.kind()),
                 })?;
-            patterns.push(Pattern { matcher: glob.compile_matcher(), exception });
+            patterns.push(Pattern { matcher: glob.compile_matcher(), exception, text: cleaned.to_string() });
         }
         Ok(DockerIgnore { patterns })
     }
@@ -87,6 +89,15 @@ impl DockerIgnore {
     /// hold included files and must be walked.
     pub fn has_exceptions(&self) -> bool {
         self.patterns.iter().any(|p| p.exception)
+    }
+
+    /// Whether the excluded directory `dir` is walked at all, as Docker
+    /// walks a context: only when some `!` pattern, as written, starts
+    /// with `dir/` (`!a/b/keep` reaches into `a` and `a/b`; `!a/**/keep`
+    /// reaches into `a` but not into `a/x`, whose files stay excluded).
+    pub fn may_include_below(&self, dir: &str) -> bool {
+        let prefix = format!("{dir}/");
+        self.patterns.iter().any(|p| p.exception && format!("{}/", p.text).starts_with(&prefix))
     }
 }
 
