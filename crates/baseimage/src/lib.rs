@@ -163,7 +163,7 @@ fn unpack_package(
         TarError::Visit(err) => err,
         TarError::Read(source) => Error::Package { package: name.to_owned(), source },
         TarError::Spool { path, source } => Error::Spool { path, source },
-        other @ TarError::NonUtf8 { .. } => Error::Package {
+        other @ (TarError::NonUtf8 { .. } | TarError::Unsupported { .. }) => Error::Package {
             package: name.to_owned(),
             source: io::Error::new(io::ErrorKind::InvalidData, other.to_string()),
         },

@@ -111,6 +111,11 @@ pub(crate) fn extract_into(
         TarError::Visit(refusal) => refusal,
         TarError::Read(e) => Refusal::new(format!("cannot read the archive {}: {e}", path.display())),
         TarError::Spool { path: spooled, source } => io_refusal(&spooled, source),
+        TarError::Unsupported { name, what } => Refusal::new(format!(
+            "archive {} has an entry `{name}` that is {what}, which ADD cannot extract",
+            path.display()
+        ))
+        .help("repack the archive without it (GNU tar 1.27 or later, or `bsdtar`)"),
         TarError::NonUtf8 { name } => Refusal::new(format!(
             "archive {} has an entry named `{name}` that is not valid UTF-8",
             path.display()

@@ -106,6 +106,9 @@ impl LayerKey {
                 }
                 NodeKind::Whiteout => field(&mut h, b"whiteout"),
                 NodeKind::Opaque => field(&mut h, b"opaque"),
+                NodeKind::Device { kind, major, minor } => {
+                    field(&mut h, format!("device {} {major} {minor}", kind.name()).as_bytes());
+                }
             }
         }
         Ok(LayerKey(Digest::from_hasher(h)))

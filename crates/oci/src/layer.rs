@@ -201,6 +201,9 @@ impl LayerBuilder {
             NodeKind::Symlink { target } => (Kind::Symlink, 0, Some(target.as_str()), path),
             NodeKind::Hardlink { target } => (Kind::Hardlink, 0, Some(target.as_str()), path),
             NodeKind::Whiteout | NodeKind::Opaque => (Kind::File, 0, None, path),
+            NodeKind::Device { kind, major, minor } => {
+                (Kind::Device(kind.typeflag(), *major, *minor), 0, None, path)
+            }
             NodeKind::File { size, source: FileSource::Bytes(content) } => {
                 if content.len() as u64 != *size {
                     return Err(Error::SizeMismatch {
@@ -246,7 +249,7 @@ impl LayerBuilder {
             Kind::Dir => {
                 self.dirs.insert(path.to_owned());
             }
-            Kind::File | Kind::Symlink | Kind::Hardlink => {
+            Kind::File | Kind::Symlink | Kind::Hardlink | Kind::Device(..) => {
                 self.linkable.insert(path.to_owned());
             }
         }
@@ -315,7 +318,7 @@ impl LayerBuilder {
                     return invalid("an opaque marker's name is `.wh..wh..opq`");
                 }
             }
-            NodeKind::Dir | NodeKind::File { .. } => {}
+            NodeKind::Dir | NodeKind::File { .. } | NodeKind::Device { .. } => {}
         }
         Ok(())
     }

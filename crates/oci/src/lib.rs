@@ -58,7 +58,7 @@ pub use import::import;
 pub use json::canonical_json;
 pub use layer::{Entry, Layer, LayerBuilder, LayerOptions};
 pub use store::{BlobStore, BlobWriter, VerifyingReader};
-pub use tree::{escape_name, read_tar, FileSource, Node, NodeKind, Spool, TarError, Tree};
+pub use tree::{escape_name, read_tar, DeviceKind, FileSource, Node, NodeKind, Spool, TarError, Tree};
 pub use validate::ValidationReport;
 
 /// The OCI image-spec types this crate speaks, re-exported so that callers

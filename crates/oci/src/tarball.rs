@@ -19,6 +19,8 @@ pub(crate) enum Kind {
     Dir,
     Symlink,
     Hardlink,
+    /// A device node or FIFO: its type flag, major and minor numbers.
+    Device(u8, u32, u32),
 }
 
 impl Kind {
@@ -28,6 +30,7 @@ impl Kind {
             Kind::Hardlink => b'1',
             Kind::Symlink => b'2',
             Kind::Dir => b'5',
+            Kind::Device(typeflag, ..) => typeflag,
         }
     }
 }
@@ -182,8 +185,12 @@ fn encode(header: &Header<'_>) -> [u8; BLOCK] {
         put_name(&mut block[LINKNAME], link);
     }
     block[MAGIC].copy_from_slice(b"ustar\x0000");
-    put_number(&mut block[DEVMAJOR], 0);
-    put_number(&mut block[DEVMINOR], 0);
+    let (major, minor) = match header.kind {
+        Kind::Device(_, major, minor) => (major, minor),
+        _ => (0, 0),
+    };
+    put_number(&mut block[DEVMAJOR], u64::from(major));
+    put_number(&mut block[DEVMINOR], u64::from(minor));
     set_checksum(&mut block);
     block
 }

@@ -71,12 +71,53 @@ pub enum NodeKind {
         /// The path of an entry that comes before this one.
         target: String,
     },
+    /// A device node or a FIFO (kept as the archive or root filesystem has
+    /// it; the runtime decides what a container may open).
+    Device {
+        /// Character or block device, or FIFO.
+        kind: DeviceKind,
+        /// The device's major number (0 for a FIFO).
+        major: u32,
+        /// The device's minor number (0 for a FIFO).
+        minor: u32,
+    },
     /// Deletes what the layers below have at the path this whiteout hides
     /// (its node's path is `dir/.wh.name`).
     Whiteout,
     /// Hides what the layers below have in its directory (its node's path
     /// is `dir/.wh..wh..opq`).
     Opaque,
+}
+
+/// The kinds of [`NodeKind::Device`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DeviceKind {
+    /// A character device (`/dev/null`).
+    Char,
+    /// A block device.
+    Block,
+    /// A FIFO (named pipe).
+    Fifo,
+}
+
+impl DeviceKind {
+    /// The tar type flag of this kind.
+    pub fn typeflag(self) -> u8 {
+        match self {
+            DeviceKind::Char => b'3',
+            DeviceKind::Block => b'4',
+            DeviceKind::Fifo => b'6',
+        }
+    }
+
+    /// A word for messages and cache keys.
+    pub fn name(self) -> &'static str {
+        match self {
+            DeviceKind::Char => "char",
+            DeviceKind::Block => "block",
+            DeviceKind::Fifo => "fifo",
+        }
+    }
 }
 
 /// The content of a regular file.
@@ -370,6 +411,15 @@ pub enum TarError<E> {
         /// The name with its invalid bytes as `\xNN`.
         name: String,
     },
+    /// An entry of a kind we cannot extract faithfully (a multi-volume
+    /// header, an old sparse format): refused rather than dropped.
+    #[error("the archive's entry `{name}` is {what}, which cannot be extracted")]
+    Unsupported {
+        /// The entry's name.
+        name: String,
+        /// What it is.
+        what: String,
+    },
     /// The visitor refused an entry.
     #[error(transparent)]
     Visit(E),
@@ -381,17 +431,20 @@ impl TarError<std::convert::Infallible> {
             TarError::Read(e) => TarError::Read(e),
             TarError::Spool { path, source } => TarError::Spool { path, source },
             TarError::NonUtf8 { name } => TarError::NonUtf8 { name },
+            TarError::Unsupported { name, what } => TarError::Unsupported { name, what },
             TarError::Visit(never) => match never {},
         }
     }
 }
 
 /// Reads the tar stream `reader` and hands each entry to `visit` as a node
-/// under its raw name (as in the archive, lossily UTF-8: callers clean and
-/// map it, and the targets of hard links). Modes keep their permission bits
-/// and owners are the archive's; regular files are spooled into `spool`
-/// (constant memory, content digest known). Device nodes, FIFOs and other
-/// special entries are left out.
+/// under its name (as in the archive: callers clean and map it, and the
+/// targets of hard links; a name that is not UTF-8 is refused). Modes keep
+/// their permission bits and owners are the archive's; regular files are
+/// spooled into `spool` (constant memory, content digest known). Sparse
+/// files (GNU, and PAX formats 0.1 and 1.0) are expanded; device nodes and
+/// FIFOs are kept; global PAX headers are skipped; any other entry type is
+/// refused ([`TarError::Unsupported`]), never dropped.
 pub fn read_tar<E>(
     reader: impl Read,
     spool: &mut Spool,
@@ -400,26 +453,226 @@ pub fn read_tar<E>(
     let mut archive = tar::Archive::new(reader);
     for entry in archive.entries().map_err(TarError::Read)? {
         let mut entry = entry.map_err(TarError::Read)?;
-        let name = utf8(entry.path_bytes().into_owned())?;
+        let sparse = pax_sparse(&mut entry).map_err(TarError::Read)?;
+        let name = match &sparse {
+            Some(PaxSparse { name: Some(real), .. }) => utf8(real.clone())?,
+            _ => utf8(entry.path_bytes().into_owned())?,
+        };
         let header = entry.header();
         let mode = header.mode().map_err(TarError::Read)? & 0o7777;
         let (uid, gid) = (header.uid().map_err(TarError::Read)?, header.gid().map_err(TarError::Read)?);
         let link = |entry: &tar::Entry<'_, _>| {
             utf8(entry.link_name_bytes().map(|l| l.into_owned()).unwrap_or_default())
         };
+        let device = |kind| -> std::result::Result<NodeKind, TarError<E>> {
+            let major = header.device_major().map_err(TarError::Read)?.unwrap_or(0);
+            let minor = header.device_minor().map_err(TarError::Read)?.unwrap_or(0);
+            Ok(NodeKind::Device { kind, major, minor })
+        };
         let kind = match header.entry_type() {
             tar::EntryType::Directory => NodeKind::Dir,
             tar::EntryType::Symlink => NodeKind::Symlink { target: link(&entry)? },
             tar::EntryType::Link => NodeKind::Hardlink { target: link(&entry)? },
-            tar::EntryType::Regular | tar::EntryType::Continuous => {
-                let (source, size) = spool.spool(&mut entry).map_err(TarError::widen)?;
+            tar::EntryType::Char => device(DeviceKind::Char)?,
+            tar::EntryType::Block => device(DeviceKind::Block)?,
+            tar::EntryType::Fifo => device(DeviceKind::Fifo)?,
+            tar::EntryType::XGlobalHeader => continue,
+            // The tar crate expands GNU sparse entries as they are read.
+            tar::EntryType::Regular | tar::EntryType::Continuous | tar::EntryType::GNUSparse => {
+                let (source, size) = match sparse {
+                    None => spool.spool(&mut entry).map_err(TarError::widen)?,
+                    Some(sparse) => {
+                        let mut expanded = sparse.reader(&mut entry, &name)?;
+                        spool.spool(&mut expanded).map_err(TarError::widen)?
+                    }
+                };
                 NodeKind::File { size, source }
             }
-            _ => continue,
+            other => {
+                let what = format!("a tar entry of type `{}`", char::from(other.as_byte()).escape_default());
+                return Err(TarError::Unsupported { name, what });
+            }
         };
         visit(name, Node { kind, mode, uid, gid }).map_err(TarError::Visit)?;
     }
     Ok(())
+}
+
+/// A PAX sparse file (GNU tar's `--sparse --format=posix`): the real name
+/// and size, and where the map of data segments is.
+struct PaxSparse {
+    /// `GNU.sparse.name`, the file's real name.
+    name: Option<Vec<u8>>,
+    /// `GNU.sparse.realsize` (or `GNU.sparse.size`), the expanded size.
+    real_size: u64,
+    /// Format 0.1's `GNU.sparse.map`; `None` for format 1.0, whose map
+    /// starts the entry's data.
+    map: Option<Vec<(u64, u64)>>,
+}
+
+/// The most segments a sparse map may list: beyond, the map is not a map.
+const MAX_SPARSE_SEGMENTS: u64 = 1 << 20;
+
+fn pax_sparse<R: Read>(entry: &mut tar::Entry<'_, R>) -> io::Result<Option<PaxSparse>> {
+    let invalid =
+        |what: &str| io::Error::new(io::ErrorKind::InvalidData, format!("invalid PAX sparse header: {what}"));
+    let Some(extensions) = entry.pax_extensions()? else { return Ok(None) };
+    let (mut major, mut minor, mut name, mut real_size, mut map, mut old_format) =
+        (None, None, None, None, None, false);
+    for extension in extensions {
+        let extension = extension?;
+        let value =
+            || std::str::from_utf8(extension.value_bytes()).map_err(|_| invalid("a value is not UTF-8"));
+        let number = || value()?.trim().parse::<u64>().map_err(|_| invalid("a number is not one"));
+        match extension.key_bytes() {
+            b"GNU.sparse.major" => major = Some(number()?),
+            b"GNU.sparse.minor" => minor = Some(number()?),
+            b"GNU.sparse.name" => name = Some(extension.value_bytes().to_vec()),
+            b"GNU.sparse.realsize" | b"GNU.sparse.size" => real_size = Some(number()?),
+            b"GNU.sparse.map" => {
+                let numbers: Vec<u64> = value()?
+                    .split(',')
+                    .map(|n| n.trim().parse::<u64>().map_err(|_| invalid("the map has a bad number")))
+                    .collect::<io::Result<_>>()?;
+                if !numbers.len().is_multiple_of(2) {
+                    return Err(invalid("the map has an odd count of numbers"));
+                }
+                map = Some(numbers.chunks(2).map(|c| (c[0], c[1])).collect());
+            }
+            b"GNU.sparse.offset" | b"GNU.sparse.numbytes" => old_format = true,
+            _ => {}
+        }
+    }
+    let Some(real_size) = real_size else { return Ok(None) };
+    if old_format {
+        return Err(invalid(
+            "format 0.0 (GNU.sparse.offset) is not supported; repack with GNU tar 1.27 or later",
+        ));
+    }
+    match (major, minor, &map) {
+        (Some(1), Some(0), None) | (None | Some(0), None | Some(1), Some(_)) => {}
+        _ => return Err(invalid("unknown format version")),
+    }
+    Ok(Some(PaxSparse { name, real_size, map }))
+}
+
+impl PaxSparse {
+    /// A reader of the expanded content of the sparse entry `data`.
+    fn reader<'r, R: Read, E>(
+        self,
+        data: &'r mut R,
+        name: &str,
+    ) -> std::result::Result<SparseReader<'r, R>, TarError<E>> {
+        let invalid = |what: String| {
+            TarError::Read(io::Error::new(
+                io::ErrorKind::InvalidData,
+                format!("sparse file `{name}`: {what}"),
+            ))
+        };
+        let mut consumed = 0u64;
+        let segments = match self.map {
+            Some(map) => map,
+            None => {
+                // Format 1.0: decimal numbers, one a line (the count, then
+                // offset and size pairs), padded to a 512-byte block.
+                let mut line = |consumed: &mut u64| -> std::result::Result<u64, TarError<E>> {
+                    let mut text = Vec::new();
+                    loop {
+                        let mut byte = [0u8];
+                        data.read_exact(&mut byte).map_err(TarError::Read)?;
+                        *consumed += 1;
+                        if byte[0] == b'\n' {
+                            break;
+                        }
+                        if text.len() >= 20 || !byte[0].is_ascii_digit() {
+                            return Err(invalid("the map is not decimal numbers".into()));
+                        }
+                        text.push(byte[0]);
+                    }
+                    String::from_utf8_lossy(&text)
+                        .parse()
+                        .map_err(|_| invalid("an empty line in the map".into()))
+                };
+                let count = line(&mut consumed)?;
+                if count > MAX_SPARSE_SEGMENTS {
+                    return Err(invalid(format!("{count} segments")));
+                }
+                let mut map = Vec::new();
+                for _ in 0..count {
+                    map.push((line(&mut consumed)?, line(&mut consumed)?));
+                }
+                let padding = (512 - consumed % 512) % 512;
+                io::copy(&mut data.take(padding), &mut io::sink()).map_err(TarError::Read)?;
+                map
+            }
+        };
+        let mut end = 0u64;
+        for &(offset, size) in &segments {
+            let segment_end =
+                offset.checked_add(size).ok_or_else(|| invalid("a segment overflows".into()))?;
+            if offset < end || segment_end > self.real_size {
+                return Err(invalid("segments overlap, are out of order or pass the end".into()));
+            }
+            end = segment_end;
+        }
+        Ok(SparseReader {
+            data,
+            segments: segments.into_iter(),
+            position: 0,
+            current: None,
+            real_size: self.real_size,
+        })
+    }
+}
+
+/// The expanded content of a sparse file: zeros between the data segments.
+struct SparseReader<'r, R> {
+    data: &'r mut R,
+    segments: std::vec::IntoIter<(u64, u64)>,
+    position: u64,
+    /// The segment being read: its offset and size.
+    current: Option<(u64, u64)>,
+    real_size: u64,
+}
+
+impl<R: Read> Read for SparseReader<'_, R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        if buf.is_empty() {
+            return Ok(0);
+        }
+        loop {
+            let (offset, size) = match self.current {
+                Some(segment) => segment,
+                None => match self.segments.next() {
+                    Some(segment) => {
+                        self.current = Some(segment);
+                        segment
+                    }
+                    // After the last segment, zeros up to the real size.
+                    None => (self.real_size, 0),
+                },
+            };
+            if self.position < offset {
+                let n = buf.len().min(usize::try_from(offset - self.position).unwrap_or(usize::MAX));
+                buf[..n].fill(0);
+                self.position += n as u64;
+                return Ok(n);
+            }
+            let end = offset + size;
+            if self.position < end {
+                let want = buf.len().min(usize::try_from(end - self.position).unwrap_or(usize::MAX));
+                let n = self.data.read(&mut buf[..want])?;
+                if n == 0 {
+                    return Err(io::Error::new(io::ErrorKind::UnexpectedEof, "sparse file data ends early"));
+                }
+                self.position += n as u64;
+                return Ok(n);
+            }
+            if self.current.take().is_none() {
+                return Ok(0);
+            }
+        }
+    }
 }
 
 fn utf8<E>(bytes: Vec<u8>) -> std::result::Result<String, TarError<E>> {
@@ -539,5 +792,135 @@ mod tests {
             read_tar::<()>(&b"not a tar at all"[..], &mut spool, |_, _| Ok(())),
             Err(TarError::Read(_))
         ));
+    }
+}
+
+#[cfg(test)]
+mod special_entries {
+    use std::process::Command;
+
+    use super::*;
+
+    fn read_all(archive: &[u8], spool: &mut Spool) -> std::result::Result<Vec<(String, Node)>, TarError<()>> {
+        let mut seen = Vec::new();
+        read_tar::<()>(archive, spool, |name, node| {
+            seen.push((name, node));
+            Ok(())
+        })?;
+        Ok(seen)
+    }
+
+    fn content(node: &Node) -> Vec<u8> {
+        let NodeKind::File { source, size } = &node.kind else { panic!("{node:?}") };
+        let bytes = std::fs::read(source.path().unwrap()).unwrap();
+        assert_eq!(bytes.len() as u64, *size);
+        bytes
+    }
+
+    /// GNU tar's sparse formats come out as the file they were made from.
+    #[test]
+    fn sparse_files_are_expanded() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut sparse = File::create(dir.path().join("s")).unwrap();
+        use std::io::{Seek, SeekFrom};
+        sparse.seek(SeekFrom::Start(1 << 20)).unwrap();
+        sparse.write_all(b"hello").unwrap();
+        sparse.seek(SeekFrom::Start(3 << 20)).unwrap();
+        sparse.write_all(b"end").unwrap();
+        drop(sparse);
+        let original = std::fs::read(dir.path().join("s")).unwrap();
+        let mut spool = Spool::new(&dir.path().join("spool")).unwrap();
+        for (archive, args) in [
+            ("gnu.tar", &["--format=gnu"][..]),
+            ("pax1.tar", &["--format=posix"][..]),
+            ("pax01.tar", &["--format=posix", "--sparse-version=0.1"][..]),
+            ("pax00.tar", &["--format=posix", "--sparse-version=0.0"][..]),
+        ] {
+            let made = Command::new("tar")
+                .current_dir(dir.path())
+                .args(["--sparse", "-cf", archive])
+                .args(args)
+                .arg("s")
+                .status();
+            if !made.is_ok_and(|s| s.success()) {
+                eprintln!("skipped {archive}: GNU tar cannot make it here");
+                continue;
+            }
+            let bytes = std::fs::read(dir.path().join(archive)).unwrap();
+            let read = read_all(&bytes, &mut spool);
+            if archive == "pax00.tar" {
+                let err = read.unwrap_err();
+                assert!(format!("{:?}", err).contains("format 0.0"), "{err:?}");
+                continue;
+            }
+            let seen = read.unwrap_or_else(|e| panic!("{archive}: {e:?}"));
+            assert_eq!(seen.len(), 1, "{archive}: {seen:?}");
+            assert_eq!(seen[0].0, "s", "{archive}");
+            assert!(content(&seen[0].1) == original, "{archive}: content differs");
+        }
+    }
+
+    #[test]
+    fn devices_and_fifos_are_kept_and_unknown_entries_refused() {
+        let mut tar = tar::Builder::new(Vec::new());
+        for (name, kind, major, minor) in [
+            ("dev/null", tar::EntryType::Char, 1, 3),
+            ("dev/sda", tar::EntryType::Block, 8, 0),
+            ("run/fifo", tar::EntryType::Fifo, 0, 0),
+        ] {
+            let mut header = tar::Header::new_ustar();
+            header.set_entry_type(kind);
+            header.set_mode(0o666);
+            header.set_size(0);
+            header.set_uid(0);
+            header.set_gid(0);
+            header.set_device_major(major).unwrap();
+            header.set_device_minor(minor).unwrap();
+            tar.append_data(&mut header, name, io::empty()).unwrap();
+        }
+        let bytes = tar.into_inner().unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let mut spool = Spool::new(&dir.path().join("spool")).unwrap();
+        let seen = read_all(&bytes, &mut spool).unwrap();
+        let kinds: Vec<(&str, &NodeKind)> = seen.iter().map(|(n, node)| (n.as_str(), &node.kind)).collect();
+        assert_eq!(
+            kinds,
+            [
+                ("dev/null", &NodeKind::Device { kind: DeviceKind::Char, major: 1, minor: 3 }),
+                ("dev/sda", &NodeKind::Device { kind: DeviceKind::Block, major: 8, minor: 0 }),
+                ("run/fifo", &NodeKind::Device { kind: DeviceKind::Fifo, major: 0, minor: 0 }),
+            ]
+        );
+
+        // Written into a layer, they read back the same.
+        let tree: Tree = seen.into_iter().collect();
+        let store = BlobStore::open_or_create(dir.path().join("store")).unwrap();
+        let layer = tree.write_layer(&store, LayerOptions { mtime: 0 }, Compression::None).unwrap();
+        let mut layer_tar = tar::Archive::new(File::open(store.path(&layer.digest)).unwrap());
+        let entries: Vec<(String, u8, Option<u32>, Option<u32>)> = layer_tar
+            .entries()
+            .unwrap()
+            .map(|e| {
+                let e = e.unwrap();
+                let h = e.header();
+                let name = String::from_utf8_lossy(&e.path_bytes()).into_owned();
+                (name, h.entry_type().as_byte(), h.device_major().unwrap(), h.device_minor().unwrap())
+            })
+            .collect();
+        assert_eq!(entries[1], ("dev/null".to_string(), b'3', Some(1), Some(3)));
+        assert_eq!(entries[2], ("dev/sda".to_string(), b'4', Some(8), Some(0)));
+        assert_eq!(entries[4], ("run/fifo".to_string(), b'6', Some(0), Some(0)));
+
+        let mut tar = tar::Builder::new(Vec::new());
+        let mut header = tar::Header::new_gnu();
+        header.set_entry_type(tar::EntryType::new(b'V'));
+        header.set_size(0);
+        header.set_uid(0);
+        header.set_gid(0);
+        header.set_mode(0o644);
+        tar.append_data(&mut header, "volume", io::empty()).unwrap();
+        let bytes = tar.into_inner().unwrap();
+        let err = read_all(&bytes, &mut spool).unwrap_err();
+        assert!(matches!(&err, TarError::Unsupported { name, .. } if name == "volume"), "{err:?}");
     }
 }
