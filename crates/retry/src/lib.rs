@@ -3,11 +3,13 @@
 //!
 //! What is transient, and so worth another try: connection failures
 //! (reset, refused, DNS, timeouts, broken HTTP framing), `5xx`, `408` and
-//! `429`. Everything else (`4xx`, a digest that does not match, a local
-//! I/O error) fails at once. The wait before retry `n` is the server's
-//! `Retry-After` (in seconds, capped by [`RetryPolicy::max_retry_after`])
-//! when it sent one, else `first_delay * 2^(n-1)`, capped at
-//! [`RetryPolicy::max_delay`].
+//! `429`. Everything else (`4xx`, among them `401` and `403`, a digest that
+//! does not match, a local I/O error) fails at once, and so does every TLS
+//! failure ([`is_tls_error`]: an unknown issuer, an expired certificate, a
+//! wrong name, a refused client certificate), which no retry can change.
+//! The wait before retry `n` is the server's `Retry-After` (seconds or an
+//! HTTP-date, capped by [`RetryPolicy::max_retry_after`]) when it sent one,
+//! else `first_delay * 2^(n-1)`, capped at [`RetryPolicy::max_delay`].
 //!
 //! The loop itself is [`RetryPolicy::run`]: the caller's attempt says
 //! whether it is [`Attempt::Done`] or [`Attempt::Transient`], and what to
@@ -116,23 +118,78 @@ pub fn is_transient_status(status: u16) -> bool {
     status >= 500 || status == 429 || status == 408
 }
 
-/// Whether a failure to get a response at all is worth another try.
+/// Whether a failure to get a response at all is worth another try. TLS
+/// failures never are.
 pub fn is_transient_error(e: &ureq::Error) -> bool {
-    matches!(
-        e,
-        ureq::Error::Io(_)
-            | ureq::Error::Timeout(_)
-            | ureq::Error::ConnectionFailed
-            | ureq::Error::Protocol(_)
-            | ureq::Error::HostNotFound
-    )
+    !is_tls_error(e)
+        && matches!(
+            e,
+            ureq::Error::Io(_)
+                | ureq::Error::Timeout(_)
+                | ureq::Error::ConnectionFailed
+                | ureq::Error::Protocol(_)
+                | ureq::Error::HostNotFound
+        )
 }
 
-/// `Retry-After` in seconds (the HTTP-date form is rare from registries and
-/// mirrors, and falls back to our backoff).
+/// The rustls error of a failed handshake, whether ureq reports it as its
+/// own variant or (as it does for errors met while reading) inside an I/O
+/// error.
+pub fn tls_error(e: &ureq::Error) -> Option<&rustls::Error> {
+    match e {
+        ureq::Error::Rustls(inner) => Some(inner),
+        ureq::Error::Io(io) => io.get_ref().and_then(|inner| inner.downcast_ref::<rustls::Error>()),
+        _ => None,
+    }
+}
+
+/// Whether `e` is a TLS failure: certificates, names, alerts, or a TLS
+/// configuration ureq refused.
+pub fn is_tls_error(e: &ureq::Error) -> bool {
+    tls_error(e).is_some() || matches!(e, ureq::Error::Tls(_))
+}
+
+/// `Retry-After` as seconds or as an HTTP-date (`Sun, 06 Nov 1994 08:49:37
+/// GMT`, the only date form RFC 9110 lets servers send); a date in the past
+/// is no wait.
 pub fn retry_after<B>(response: &Response<B>) -> Option<Duration> {
-    let value = response.headers().get("retry-after")?.to_str().ok()?;
-    value.trim().parse::<u64>().ok().map(Duration::from_secs)
+    let value = response.headers().get("retry-after")?.to_str().ok()?.trim();
+    if let Ok(seconds) = value.parse::<u64>() {
+        return Some(Duration::from_secs(seconds));
+    }
+    let at = http_date(value)?;
+    Some(at.duration_since(std::time::SystemTime::now()).unwrap_or(Duration::ZERO))
+}
+
+/// An IMF-fixdate: `Sun, 06 Nov 1994 08:49:37 GMT`.
+fn http_date(text: &str) -> Option<std::time::SystemTime> {
+    const MONTHS: [&str; 12] =
+        ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"];
+    let (_weekday, rest) = text.split_once(", ")?;
+    let parts: Vec<&str> = rest.split(' ').collect();
+    let [day, month, year, time, "GMT"] = parts[..] else { return None };
+    let day: u64 = day.parse().ok().filter(|d| (1..=31).contains(d))?;
+    let month = MONTHS.iter().position(|m| *m == month)? as u64 + 1;
+    let year: u64 = year.parse().ok().filter(|y| *y >= 1970)?;
+    let mut hms = time.split(':').map(|p| p.parse::<u64>().ok());
+    let (Some(Some(h)), Some(Some(m)), Some(Some(s)), None) =
+        (hms.next(), hms.next(), hms.next(), hms.next())
+    else {
+        return None;
+    };
+    if h > 23 || m > 59 || s > 60 {
+        return None;
+    }
+    // Days since 1970-01-01 of a proleptic Gregorian date (H. Hinnant's
+    // days_from_civil).
+    let (y, mo) = if month <= 2 { (year - 1, month + 9) } else { (year, month - 3) };
+    let era = y / 400;
+    let yoe = y - era * 400;
+    let doy = (153 * mo + 2) / 5 + day - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    let days = (era * 146_097 + doe).checked_sub(719_468)?;
+    let seconds = days * 86_400 + h * 3600 + m * 60 + s;
+    Some(std::time::UNIX_EPOCH + Duration::from_secs(seconds))
 }
 
 /// `503 Service Unavailable`, or the bare number for a status without a name.
@@ -222,6 +279,30 @@ mod tests {
         let response =
             Response::builder().status(429).header("Retry-After", "Wed, 21 Oct 2015").body(()).unwrap();
         assert_eq!(retry_after(&response), None);
+        let past = Response::builder()
+            .status(503)
+            .header("Retry-After", "Wed, 21 Oct 2015 07:28:00 GMT")
+            .body(())
+            .unwrap();
+        assert_eq!(retry_after(&past), Some(Duration::ZERO));
+    }
+
+    #[test]
+    fn http_dates() {
+        let at =
+            |text: &str| http_date(text).map(|t| t.duration_since(std::time::UNIX_EPOCH).unwrap().as_secs());
+        assert_eq!(at("Sun, 06 Nov 1994 08:49:37 GMT"), Some(784_111_777));
+        assert_eq!(at("Thu, 01 Jan 1970 00:00:00 GMT"), Some(0));
+        assert_eq!(at("Tue, 29 Feb 2000 23:59:59 GMT"), Some(951_868_799));
+        assert_eq!(at("Tue, 01 Dec 2026 10:00:00 GMT"), Some(1_796_119_200));
+        for bad in [
+            "Sun, 06 Nov 1994 08:49:37 UTC",
+            "Sun, 06 Foo 1994 08:49:37 GMT",
+            "06 Nov 1994",
+            "Sun, 06 Nov 1994 25:00:00 GMT",
+        ] {
+            assert_eq!(at(bad), None, "{bad}");
+        }
     }
 
     #[test]
@@ -235,6 +316,12 @@ mod tests {
         assert!(is_transient_error(&ureq::Error::ConnectionFailed));
         assert!(is_transient_error(&ureq::Error::Io(std::io::ErrorKind::ConnectionReset.into())));
         assert!(!is_transient_error(&ureq::Error::StatusCode(404)));
+        let unknown_issuer = rustls::Error::InvalidCertificate(rustls::CertificateError::UnknownIssuer);
+        let as_io = std::io::Error::new(std::io::ErrorKind::InvalidData, unknown_issuer.clone());
+        for tls in [ureq::Error::Io(as_io), ureq::Error::Rustls(unknown_issuer)] {
+            assert!(is_tls_error(&tls) && !is_transient_error(&tls), "{tls}");
+        }
+        assert!(!is_tls_error(&ureq::Error::Io(std::io::ErrorKind::InvalidData.into())));
         assert_eq!(status_text(503), "503 Service Unavailable");
         assert_eq!(status_text(599), "599");
     }
