@@ -66,6 +66,12 @@ impl Credentials {
 pub trait CredentialSource: fmt::Debug + Send + Sync {
     /// The credentials for `registry`, or `None` to go anonymous.
     fn credentials(&self, registry: &str) -> Result<Option<Credentials>>;
+
+    /// Which credentials [`CredentialSource::credentials`] gives for
+    /// `registry` and where they come from, for a 401 or 403 (`the
+    /// credentials of the auths entry in /root/.docker/config.json`): never
+    /// the secret.
+    fn describe(&self, registry: &str) -> String;
 }
 
 /// No credentials at all.
@@ -75,6 +81,10 @@ pub struct Anonymous;
 impl CredentialSource for Anonymous {
     fn credentials(&self, _registry: &str) -> Result<Option<Credentials>> {
         Ok(None)
+    }
+
+    fn describe(&self, _registry: &str) -> String {
+        "anonymous access (no credentials configured)".into()
     }
 }
 
@@ -95,6 +105,16 @@ impl StaticCredentials {
 impl CredentialSource for StaticCredentials {
     fn credentials(&self, registry: &str) -> Result<Option<Credentials>> {
         Ok(self.entries.get(&normalise_registry(registry)).cloned())
+    }
+
+    fn describe(&self, registry: &str) -> String {
+        match self.entries.get(&normalise_registry(registry)) {
+            Some(Credentials::Basic { username, .. }) => {
+                format!("the given credentials of user `{username}`")
+            }
+            Some(Credentials::IdentityToken(_)) => "the given identity token".into(),
+            None => "anonymous access (no credentials given for it)".into(),
+        }
     }
 }
 
@@ -226,6 +246,30 @@ impl CredentialSource for DockerConfig {
             None => Ok(None),
         }
     }
+
+    fn describe(&self, registry: &str) -> String {
+        let registry = normalise_registry(registry);
+        let file = match &self.path {
+            Some(path) => path.display().to_string(),
+            None => "Docker's config.json (there is none)".into(),
+        };
+        if let Some(helper) = self.cred_helpers.get(&registry) {
+            return format!("the credentials of docker-credential-{helper} (credHelpers in {file})");
+        }
+        match self.lookup_auths(&registry) {
+            Ok(Some(Credentials::Basic { username, .. })) => {
+                return format!("the credentials of user `{username}` (auths in {file})")
+            }
+            Ok(Some(Credentials::IdentityToken(_))) => {
+                return format!("the identity token of the auths entry in {file}")
+            }
+            Ok(None) | Err(_) => {}
+        }
+        match &self.creds_store {
+            Some(helper) => format!("the credentials of docker-credential-{helper} (credsStore in {file})"),
+            None => format!("anonymous access (no credentials for {registry} in {file})"),
+        }
+    }
 }
 
 /// Runs `docker-credential-HELPER get` with the server URL on stdin, as
@@ -353,7 +397,7 @@ pub(crate) fn push_scope(repository: &str) -> String {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
     #[test]
@@ -441,7 +485,8 @@ mod tests {
         assert!(err.contains("docker-credential-no-such-helper-xyz"), "{err}");
     }
 
-    fn with_path<T>(path: &str, f: impl FnOnce() -> T) -> T {
+    /// Runs `f` with `PATH` set to `path`, one test at a time.
+    pub(crate) fn with_path<T>(path: &str, f: impl FnOnce() -> T) -> T {
         static LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
         let _guard = LOCK.lock().unwrap_or_else(|e| e.into_inner());
         let old = std::env::var_os("PATH");

@@ -2,7 +2,9 @@
 //!
 //! Every registry request goes through [`Client::call`], which
 //! - picks the scheme: plain HTTP only for loopback hosts and the hosts the
-//!   caller listed as insecure, HTTPS with the system's roots otherwise;
+//!   caller listed as insecure, HTTPS otherwise, trusting the system's roots
+//!   and the registry's own CAs and client certificate (the `tls` module:
+//!   one agent per host that has any);
 //! - probes `GET /v2/` once per registry to learn its challenge, so that a
 //!   request with a large body is not sent first without credentials just
 //!   to be refused;
@@ -10,6 +12,9 @@
 //!   fetched from the challenge's realm for the request's scopes and kept in
 //!   a cache shared by all threads (the client is `Sync`);
 //! - on 401 refreshes the token once, then reports [`Error::Unauthorized`];
+//! - never retries a TLS failure, 401 or 403, and reports them as what they
+//!   are ([`Error::Tls`] with the certificate and the places a CA was looked
+//!   for; [`Error::Unauthorized`] with the credentials' source);
 //! - retries connection failures, 5xx, 408 and 429 (honouring
 //!   `Retry-After`) with exponential backoff, by `forge-retry`'s policy,
 //!   when the request may be repeated as it is. Blob uploads are not repeated request by request,
@@ -26,11 +31,14 @@ use ureq::http::{Response, StatusCode};
 use ureq::{Body, SendBody};
 
 pub use forge_retry::RetryNotice;
-use forge_retry::{is_transient_error, is_transient_status, retry_after, status_text, Attempt, RetryPolicy};
+use forge_retry::{
+    is_transient_error, is_transient_status, retry_after, status_text, tls_error, Attempt, RetryPolicy,
+};
 
 use crate::auth::{Challenge, CredentialSource, Credentials};
 use crate::error::{Error, RegistryErrors, Result};
 use crate::reference::{is_loopback, normalise_registry, Reference};
+use crate::tls::{authority, inspect_peer, registry_tls, system_roots, TlsOptions, TlsProblem};
 
 /// How a [`Client`] behaves.
 pub struct ClientOptions {
@@ -50,6 +58,8 @@ pub struct ClientOptions {
     pub user_agent: String,
     /// Where credentials come from.
     pub credentials: Box<dyn CredentialSource>,
+    /// CAs and client certificates.
+    pub tls: TlsOptions,
 }
 
 impl fmt::Debug for ClientOptions {
@@ -62,6 +72,7 @@ impl fmt::Debug for ClientOptions {
             .field("max_retry_after", &self.max_retry_after)
             .field("user_agent", &self.user_agent)
             .field("credentials", &self.credentials)
+            .field("tls", &self.tls)
             .finish()
     }
 }
@@ -76,13 +87,17 @@ impl Default for ClientOptions {
             max_retry_after: Duration::from_secs(60),
             user_agent: concat!("plugin-forge/", env!("CARGO_PKG_VERSION")).to_owned(),
             credentials: Box::new(crate::auth::Anonymous),
+            tls: TlsOptions::default(),
         }
     }
 }
 
 /// A registry client; cheap to share between threads by reference.
 pub struct Client {
+    /// For hosts with no CA or client certificate of their own.
     agent: ureq::Agent,
+    /// Per `host[:port]`: the agent and the places a CA was looked for.
+    hosts: Mutex<HashMap<String, (ureq::Agent, Vec<String>)>>,
     pub(crate) options: ClientOptions,
     /// Per API endpoint: what we learnt about its authentication.
     auth: Mutex<HashMap<String, HostAuth>>,
@@ -132,19 +147,103 @@ impl Client {
     /// A client with these options.
     pub fn new(options: ClientOptions) -> Client {
         let tls = ureq::tls::TlsConfig::builder().root_certs(ureq::tls::RootCerts::PlatformVerifier).build();
-        let agent = ureq::Agent::config_builder()
-            .http_status_as_error(false)
-            .tls_config(tls)
-            .timeout_connect(Some(Duration::from_secs(30)))
-            .timeout_recv_response(Some(Duration::from_secs(300)))
-            .timeout_per_read(Some(Duration::from_secs(120)))
-            .timeout_per_write(Some(Duration::from_secs(120)))
-            // Blobs are hashed as served: no transparent decompression.
-            .accept_encoding(ureq::config::AutoHeaderValue::None)
-            .user_agent(options.user_agent.as_str())
-            .build()
-            .new_agent();
-        Client { agent, options, auth: Mutex::new(HashMap::new()), blob_locks: Mutex::default() }
+        let agent = make_agent(&options, tls);
+        Client {
+            agent,
+            hosts: Mutex::default(),
+            options,
+            auth: Mutex::new(HashMap::new()),
+            blob_locks: Mutex::default(),
+        }
+    }
+
+    /// The agent for `url`'s host: the shared one, or one trusting the
+    /// host's own CAs and presenting its client certificate.
+    fn agent(&self, url: &str) -> Result<ureq::Agent> {
+        Ok(self.host_tls(url)?.0)
+    }
+
+    fn host_tls(&self, url: &str) -> Result<(ureq::Agent, Vec<String>)> {
+        let authority = authority(url);
+        if let Some(found) = self.hosts.lock().unwrap_or_else(|e| e.into_inner()).get(authority) {
+            return Ok(found.clone());
+        }
+        let found = registry_tls(&self.options.tls, authority)?;
+        let agent = if found.cas.is_empty() && found.client.is_none() {
+            self.agent.clone()
+        } else {
+            let roots = if found.cas.is_empty() {
+                ureq::tls::RootCerts::PlatformVerifier
+            } else {
+                let mut roots = system_roots()?;
+                roots.extend(found.cas);
+                ureq::tls::RootCerts::new_with_certs(&roots)
+            };
+            make_agent(
+                &self.options,
+                ureq::tls::TlsConfig::builder().root_certs(roots).client_cert(found.client).build(),
+            )
+        };
+        let entry = (agent, found.looked);
+        self.hosts.lock().unwrap_or_else(|e| e.into_inner()).insert(authority.to_owned(), entry.clone());
+        Ok(entry)
+    }
+
+    /// Which credentials go to `reference`'s registry, from where.
+    pub(crate) fn credentials_used(&self, reference: &Reference) -> String {
+        self.options.credentials.describe(reference.registry())
+    }
+
+    fn unauthorized(&self, reference: &Reference) -> Error {
+        Error::Unauthorized {
+            host: reference.registry().to_owned(),
+            source_used: self.credentials_used(reference),
+        }
+    }
+
+    /// [`http_error`], with what we know of the host for a TLS failure: the
+    /// certificate it presented and the places a CA was looked for.
+    fn transport_error(&self, reference: &Reference, url: &str, e: ureq::Error) -> Error {
+        let Some(rustls) = tls_error(&e) else { return http_error(reference, url, e) };
+        let problem = TlsProblem::of(rustls);
+        let authority = authority(url);
+        let looked = self.host_tls(url).map(|(_, looked)| looked).unwrap_or_default();
+        Error::Tls {
+            host: reference.registry().to_owned(),
+            url: url.to_owned(),
+            help: problem.help(authority),
+            problem,
+            certificate: inspect_peer(authority, &self.options.tls.resolve),
+            looked,
+            source: Box::new(e),
+        }
+    }
+
+    /// Checks that the client's credentials for `registry` are accepted:
+    /// `GET /v2/` with them, through the token server when the registry
+    /// has one (what `docker login` does).
+    pub fn check_login(&self, registry: &str, notify: &dyn Fn(RetryNotice)) -> Result<()> {
+        let reference = Reference::parse(&format!("{registry}/login/check"))?;
+        let call = Call {
+            method: "GET",
+            url: "/v2/".into(),
+            headers: Vec::new(),
+            body: None,
+            scopes: Vec::new(),
+            retry: true,
+        };
+        let response = self.call(&reference, &call, notify)?;
+        let status = response.status().as_u16();
+        match status {
+            200..=299 => Ok(()),
+            403 => Err(self.unauthorized(&reference)),
+            _ => Err(Error::Status {
+                method: "GET",
+                url: self.absolute(&reference, "/v2/"),
+                status,
+                errors: error_body(response),
+            }),
+        }
     }
 
     /// `http` for loopback and insecure registries, `https` otherwise.
@@ -198,12 +297,13 @@ impl Client {
         let endpoint = reference.endpoint();
         self.probe(reference, notify)?;
         let url = self.absolute(reference, &call.url);
+        let agent = self.agent(&url)?;
         let mut refreshed = false;
         let mut scopes = call.scopes.clone();
         loop {
             let authorization = self.authorization(reference, &scopes, refreshed, notify)?;
             let response = self.with_retries(reference, call.method, &url, call.retry, notify, || {
-                self.attempt(call, &url, authorization.as_deref())
+                self.attempt(&agent, call, &url, authorization.as_deref())
             })?;
             if response.status() != StatusCode::UNAUTHORIZED {
                 return Ok(response);
@@ -230,7 +330,7 @@ impl Client {
                 host.challenge = Some(challenge);
             }
             if !retry {
-                return Err(Error::Unauthorized { host: reference.registry().to_owned() });
+                return Err(self.unauthorized(reference));
             }
             refreshed = true;
         }
@@ -238,6 +338,7 @@ impl Client {
 
     fn attempt(
         &self,
+        agent: &ureq::Agent,
         call: &Call<'_>,
         url: &str,
         authorization: Option<&str>,
@@ -255,14 +356,14 @@ impl Client {
             }};
         }
         let sent = match call.method {
-            "GET" => with_headers!(self.agent.get(url)).call(),
-            "HEAD" => with_headers!(self.agent.head(url)).call(),
-            "DELETE" => with_headers!(self.agent.delete(url)).call(),
+            "GET" => with_headers!(agent.get(url)).call(),
+            "HEAD" => with_headers!(agent.head(url)).call(),
+            "DELETE" => with_headers!(agent.delete(url)).call(),
             method => {
                 let builder = match method {
-                    "POST" => self.agent.post(url),
-                    "PUT" => self.agent.put(url),
-                    _ => self.agent.patch(url),
+                    "POST" => agent.post(url),
+                    "PUT" => agent.put(url),
+                    _ => agent.patch(url),
                 };
                 let builder = with_headers!(builder);
                 match call.body {
@@ -306,7 +407,7 @@ impl Client {
                     retry_after: None,
                     give_up: Err(http_error(reference, url, e)),
                 },
-                Err(AttemptError::Http(e)) => Attempt::Done(Err(http_error(reference, url, e))),
+                Err(AttemptError::Http(e)) => Attempt::Done(Err(self.transport_error(reference, url, e))),
             },
         )
     }
@@ -332,8 +433,9 @@ impl Client {
             }
         }
         let url = format!("{}/v2/", self.base_url(reference));
+        let agent = self.agent(&url)?;
         let response = self.with_retries(reference, "GET", &url, true, notify, || {
-            self.agent.get(&url).call().map_err(AttemptError::Http)
+            agent.get(&url).call().map_err(AttemptError::Http)
         })?;
         let challenge = if response.status() == StatusCode::UNAUTHORIZED {
             header(&response, "www-authenticate").and_then(|h| Challenge::parse(&h))
@@ -402,6 +504,7 @@ impl Client {
         credentials: Option<&Credentials>,
         notify: &dyn Fn(RetryNotice),
     ) -> Result<String> {
+        let agent = self.agent(realm)?;
         let response = match credentials {
             Some(Credentials::IdentityToken(refresh)) => {
                 let mut form: Vec<(&str, &str)> = vec![
@@ -417,7 +520,7 @@ impl Client {
                     form.push(("scope", &joined));
                 }
                 self.with_retries(reference, "POST", realm, true, notify, || {
-                    self.agent.post(realm).send_form(form.iter().copied()).map_err(AttemptError::Http)
+                    agent.post(realm).send_form(form.iter().copied()).map_err(AttemptError::Http)
                 })?
             }
             _ => {
@@ -434,7 +537,7 @@ impl Client {
                 };
                 let basic = credentials.and_then(Credentials::basic_header);
                 self.with_retries(reference, "GET", &url, true, notify, || {
-                    let mut request = self.agent.get(&url);
+                    let mut request = agent.get(&url);
                     if let Some(basic) = &basic {
                         request = request.header("Authorization", basic.as_str());
                     }
@@ -444,7 +547,7 @@ impl Client {
         };
         let status = response.status().as_u16();
         if status == 401 || status == 403 {
-            return Err(Error::Unauthorized { host: reference.registry().to_owned() });
+            return Err(self.unauthorized(reference));
         }
         let body = read_body(response, 1 << 20).map_err(|e| http_error(reference, realm, e))?;
         if !(200..300).contains(&status) {
@@ -490,10 +593,69 @@ pub(crate) fn error_body(response: Response<Body>) -> RegistryErrors {
 }
 
 pub(crate) fn http_error(reference: &Reference, url: &str, e: ureq::Error) -> Error {
+    if let Some(rustls) = tls_error(&e) {
+        let problem = TlsProblem::of(rustls);
+        return Error::Tls {
+            host: reference.registry().to_owned(),
+            url: url.to_owned(),
+            help: problem.help(authority(url)),
+            problem,
+            certificate: None,
+            looked: Vec::new(),
+            source: Box::new(e),
+        };
+    }
     if is_transient_error(&e) {
         Error::Unreachable { host: reference.registry().to_owned(), url: url.to_owned(), source: Box::new(e) }
     } else {
         Error::Protocol { url: url.to_owned(), reason: e.to_string() }
+    }
+}
+
+/// An agent with our timeouts and `tls`, resolving names as
+/// [`TlsOptions::resolve`] says.
+fn make_agent(options: &ClientOptions, tls: ureq::tls::TlsConfig) -> ureq::Agent {
+    let config = ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .tls_config(tls)
+        .timeout_connect(Some(Duration::from_secs(30)))
+        .timeout_recv_response(Some(Duration::from_secs(300)))
+        .timeout_per_read(Some(Duration::from_secs(120)))
+        .timeout_per_write(Some(Duration::from_secs(120)))
+        // Blobs are hashed as served: no transparent decompression.
+        .accept_encoding(ureq::config::AutoHeaderValue::None)
+        .user_agent(options.user_agent.as_str())
+        .build();
+    if options.tls.resolve.is_empty() {
+        return ureq::Agent::new_with_config(config);
+    }
+    let resolver = FixedResolver { names: options.tls.resolve.clone(), fallback: Default::default() };
+    ureq::Agent::with_parts(config, ureq::unversioned::transport::DefaultConnector::new(), resolver)
+}
+
+/// `host:port` names answered from a fixed table, the others by the system.
+#[derive(Debug)]
+struct FixedResolver {
+    names: Vec<(String, std::net::SocketAddr)>,
+    fallback: ureq::unversioned::resolver::DefaultResolver,
+}
+
+impl ureq::unversioned::resolver::Resolver for FixedResolver {
+    fn resolve(
+        &self,
+        uri: &ureq::http::Uri,
+        config: &ureq::config::Config,
+        timeout: ureq::unversioned::transport::NextTimeout,
+    ) -> std::result::Result<ureq::unversioned::resolver::ResolvedSocketAddrs, ureq::Error> {
+        let authority = uri.authority().map(|a| a.as_str()).unwrap_or_default();
+        match self.names.iter().find(|(name, _)| name == authority) {
+            Some((_, address)) => {
+                let mut addresses = self.empty();
+                addresses.push(*address);
+                Ok(addresses)
+            }
+            None => self.fallback.resolve(uri, config, timeout),
+        }
     }
 }
 

@@ -85,17 +85,22 @@ pub enum Error {
     },
 
     /// The registry refused our credentials (or wants some and we have none).
-    #[error("unauthorized: check the credentials for {host} in ~/.docker/config.json or DOCKER_CONFIG")]
+    #[error("unauthorized: {host} refused {source_used}; log in with `cargo xtask login {host}` (or check DOCKER_CONFIG)")]
     Unauthorized {
         /// The registry.
         host: String,
+        /// Which credentials were sent, from where (never the secret):
+        /// [`crate::CredentialSource::describe`].
+        source_used: String,
     },
 
     /// Authenticated, but not allowed to do this.
-    #[error("denied: the credentials for {host} may not {action} {repository}: {errors}")]
+    #[error("denied: {source_used} for {host} may not {action} {repository}: {errors}")]
     Denied {
         /// The registry.
         host: String,
+        /// Which credentials were sent, from where (never the secret).
+        source_used: String,
         /// The repository.
         repository: String,
         /// `pull from`, `push to`.
@@ -114,6 +119,40 @@ pub enum Error {
         /// The cause.
         #[source]
         source: Box<ureq::Error>,
+    },
+
+    /// The TLS handshake failed: never retried, as no retry changes a
+    /// certificate.
+    #[error(
+        "TLS with registry {host} failed ({url}): {problem}{}; looked for CA certificates in {}; help: {help}",
+        certificate.as_ref().map(|c| format!(" ({c})")).unwrap_or_default(),
+        looked.join(", ")
+    )]
+    Tls {
+        /// The registry.
+        host: String,
+        /// The URL of the request (no credentials in it).
+        url: String,
+        /// What kind of failure.
+        problem: crate::tls::TlsProblem,
+        /// The certificate the server presented, when it could be read.
+        certificate: Option<crate::tls::PeerCertificate>,
+        /// Every place a CA was looked for.
+        looked: Vec<String>,
+        /// What to do.
+        help: String,
+        /// The cause.
+        #[source]
+        source: Box<ureq::Error>,
+    },
+
+    /// A CA or client certificate file we were pointed at is unusable.
+    #[error("{}: {reason}", path.display())]
+    CertificateFile {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong with it.
+        reason: String,
     },
 
     /// An unexpected HTTP status.

@@ -13,6 +13,10 @@
 //! - [`auth`]: credentials, their sources, the `WWW-Authenticate`
 //!   challenge and the token scopes.
 //! - [`client`]: the HTTP client, token cache and retries.
+//! - [`tls`](mod@tls): CAs and client certificates per registry (Docker's
+//!   `certs.d`, `--ca-cert`), and what a failed handshake is reported as.
+//! - [`login`]: `login`/`logout` into Docker's `config.json` (or its
+//!   credential helper), as `docker login` writes it.
 //! - [`pull`](mod@pull): manifests, indexes (platform choice) and blobs into the store.
 //! - [`push`](mod@push): blobs (skip, mount, upload), then manifest, then tag.
 //! - `mounts`: which repositories are known to hold a blob (noted by pulls
@@ -29,9 +33,11 @@
 pub mod auth;
 pub mod client;
 mod error;
+pub mod login;
 mod mounts;
 pub mod pull;
 pub mod push;
+pub mod tls;
 pub use forge_reference as reference;
 
 pub use auth::{Anonymous, CredentialSource, Credentials, DockerConfig, StaticCredentials};
@@ -40,3 +46,4 @@ pub use error::{Error, RegistryError, RegistryErrors, Result};
 pub use pull::{cached_image, Platform};
 pub use push::{BlobOutcome, PushEvent, PushReport};
 pub use reference::{Reference, Target};
+pub use tls::{PeerCertificate, TlsOptions, TlsProblem};

@@ -211,6 +211,7 @@ impl Client {
         if status == 403 {
             return Err(Error::Denied {
                 host: reference.registry().to_owned(),
+                source_used: self.credentials_used(reference),
                 repository: reference.repository().to_owned(),
                 action: "pull from",
                 errors: error_body(response),

@@ -423,6 +423,7 @@ impl Client {
                 403 => {
                     return Err(Error::Denied {
                         host: reference.registry().to_owned(),
+                        source_used: self.credentials_used(reference),
                         repository: reference.repository().to_owned(),
                         action: "push to",
                         errors: error_body(response),
@@ -467,6 +468,7 @@ impl Client {
         if status == 403 {
             return Error::Denied {
                 host: reference.registry().to_owned(),
+                source_used: self.credentials_used(reference),
                 repository: reference.repository().to_owned(),
                 action: "push to",
                 errors: error_body(response),
