@@ -16,7 +16,7 @@ pub(crate) struct Args {
 
 /// Programs the tests check our images with, and the Debian packages
 /// that provide them.
-const TOOLS: [(&str, &str); 9] = [
+const TOOLS: [(&str, &str); 10] = [
     ("skopeo", "skopeo"),
     ("umoci", "umoci"),
     ("python3", "python3"),
@@ -26,6 +26,7 @@ const TOOLS: [(&str, &str); 9] = [
     ("docker-registry", "docker-registry"),
     ("htpasswd", "apache2-utils"),
     ("gpgv", "gpgv"),
+    ("openssl", "openssl"),
 ];
 
 pub(crate) fn run(args: Args) -> anyhow::Result<ExitCode> {

@@ -211,9 +211,8 @@ impl Client {
         Error::Tls {
             host: reference.registry().to_owned(),
             url: url.to_owned(),
-            help: problem.help(authority),
             problem,
-            certificate: inspect_peer(authority, &self.options.tls.resolve),
+            certificate: inspect_peer(authority, &self.options.tls.resolve).map(Box::new),
             looked,
             source: Box::new(e),
         }
@@ -594,12 +593,10 @@ pub(crate) fn error_body(response: Response<Body>) -> RegistryErrors {
 
 pub(crate) fn http_error(reference: &Reference, url: &str, e: ureq::Error) -> Error {
     if let Some(rustls) = tls_error(&e) {
-        let problem = TlsProblem::of(rustls);
         return Error::Tls {
             host: reference.registry().to_owned(),
             url: url.to_owned(),
-            help: problem.help(authority(url)),
-            problem,
+            problem: TlsProblem::of(rustls),
             certificate: None,
             looked: Vec::new(),
             source: Box::new(e),

@@ -106,7 +106,7 @@ pub enum Error {
         /// `pull from`, `push to`.
         action: &'static str,
         /// What the registry said.
-        errors: RegistryErrors,
+        errors: Box<RegistryErrors>,
     },
 
     /// The registry could not be reached, after retries.
@@ -124,9 +124,10 @@ pub enum Error {
     /// The TLS handshake failed: never retried, as no retry changes a
     /// certificate.
     #[error(
-        "TLS with registry {host} failed ({url}): {problem}{}; looked for CA certificates in {}; help: {help}",
+        "TLS with registry {host} failed ({url}): {problem}{}; looked for CA certificates in {}; help: {}",
         certificate.as_ref().map(|c| format!(" ({c})")).unwrap_or_default(),
-        looked.join(", ")
+        looked.join(", "),
+        problem.help(crate::tls::authority(url))
     )]
     Tls {
         /// The registry.
@@ -136,11 +137,9 @@ pub enum Error {
         /// What kind of failure.
         problem: crate::tls::TlsProblem,
         /// The certificate the server presented, when it could be read.
-        certificate: Option<crate::tls::PeerCertificate>,
+        certificate: Option<Box<crate::tls::PeerCertificate>>,
         /// Every place a CA was looked for.
         looked: Vec<String>,
-        /// What to do.
-        help: String,
         /// The cause.
         #[source]
         source: Box<ureq::Error>,

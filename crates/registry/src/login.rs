@@ -21,7 +21,6 @@ use std::process::{Command, Stdio};
 use base64::Engine as _;
 use serde_json::{Map, Value};
 
-use crate::auth::Credentials;
 use crate::error::{Error, Result};
 use crate::reference::{normalise_registry, DOCKER_HUB};
 
@@ -192,7 +191,7 @@ fn run_helper(helper: &str, action: &str, input: &str, registry: &str) -> Result
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::auth::CredentialSource as _;
+    use crate::auth::{CredentialSource as _, Credentials};
     use crate::DockerConfig;
 
     #[test]

@@ -214,7 +214,7 @@ impl Client {
                 source_used: self.credentials_used(reference),
                 repository: reference.repository().to_owned(),
                 action: "pull from",
-                errors: error_body(response),
+                errors: Box::new(error_body(response)),
             });
         }
         if status != 200 {

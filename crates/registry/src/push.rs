@@ -426,7 +426,7 @@ impl Client {
                         source_used: self.credentials_used(reference),
                         repository: reference.repository().to_owned(),
                         action: "push to",
-                        errors: error_body(response),
+                        errors: Box::new(error_body(response)),
                     })
                 }
                 _ if (400..500).contains(&status) => {
@@ -471,7 +471,7 @@ impl Client {
                 source_used: self.credentials_used(reference),
                 repository: reference.repository().to_owned(),
                 action: "push to",
-                errors: error_body(response),
+                errors: Box::new(error_body(response)),
             };
         }
         Error::Status { method, url: self.absolute(reference, url), status, errors: error_body(response) }

@@ -247,7 +247,7 @@ impl TlsProblem {
     }
 
     /// What to do about it, for `endpoint`.
-    pub(crate) fn help(&self, endpoint: &str) -> String {
+    pub fn help(&self, endpoint: &str) -> String {
         match self {
             TlsProblem::UnknownIssuer => format!(
                 "put the CA certificate that signed it in /etc/docker/certs.d/{endpoint}/ca.crt, or pass --ca-cert FILE"
@@ -498,7 +498,7 @@ fn render_time((tag, value): &(u8, &[u8])) -> String {
 }
 
 /// `host[:port]` of an absolute URL.
-pub(crate) fn authority(url: &str) -> &str {
+pub fn authority(url: &str) -> &str {
     let rest = url.split_once("://").map_or(url, |(_, rest)| rest);
     let end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
     let authority = &rest[..end];

@@ -1,6 +1,12 @@
 //! A real OCI registry for tests: Debian's `docker-registry` on a free
 //! loopback port with a temporary storage directory (optionally with basic
-//! auth from an `htpasswd` file), killed on drop.
+//! auth from an `htpasswd` file, optionally over TLS), killed on drop.
+//!
+//! For HTTPS, [`TestCa`] makes a CA per test run with the `openssl` CLI and
+//! issues the server's certificate for [`TLS_NAME`]. That name resolves
+//! nowhere: tests point the client at 127.0.0.1 for it with the client's
+//! resolver override (`TlsOptions::resolve`, like `curl --resolve`), so no
+//! `/etc/hosts` entry is written and tests run side by side without root.
 
 use std::fs;
 use std::io::{Read, Write};
@@ -20,8 +26,138 @@ pub struct Registry {
     pub port: u16,
     pub storage: PathBuf,
     pub auth: Option<(String, String)>,
+    /// Whether it speaks HTTPS (its certificate names [`TLS_NAME`]).
+    pub tls: bool,
     log: PathBuf,
     _dir: TempDir,
+}
+
+/// The name HTTPS test registries are served as (`.test` is reserved: it
+/// never resolves on a real network).
+pub const TLS_NAME: &str = "registry.forge.test";
+
+/// How a test registry serves HTTPS.
+#[derive(Debug, Clone)]
+pub struct ServeTls {
+    /// The server's certificate and key.
+    pub cert: PathBuf,
+    pub key: PathBuf,
+    /// When set, clients must present a certificate signed by this CA.
+    pub client_ca: Option<PathBuf>,
+}
+
+/// A CA made for one test with `openssl`, with its files in a temporary
+/// directory.
+#[derive(Debug)]
+pub struct TestCa {
+    /// The CA certificate (PEM).
+    pub cert: PathBuf,
+    key: PathBuf,
+    dir: TempDir,
+}
+
+impl TestCa {
+    /// A new CA called `name`; `None` (the test skips) without `openssl`
+    /// outside CI.
+    pub fn new(name: &str) -> Option<TestCa> {
+        if !crate::require_tool("openssl") {
+            return None;
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let (cert, key) = (dir.path().join("ca.crt"), dir.path().join("ca.key"));
+        let subject = format!("/CN={name}/O=plugin-forge tests");
+        crate::run(
+            "openssl",
+            &[
+                "req",
+                "-x509",
+                "-newkey",
+                "ec",
+                "-pkeyopt",
+                "ec_paramgen_curve:prime256v1",
+                "-nodes",
+                "-keyout",
+                path(&key),
+                "-out",
+                path(&cert),
+                "-days",
+                "2",
+                "-subj",
+                &subject,
+                "-addext",
+                "basicConstraints=critical,CA:TRUE",
+                "-addext",
+                "keyUsage=critical,keyCertSign,cRLSign",
+            ],
+        );
+        Some(TestCa { cert, key, dir })
+    }
+
+    /// A certificate for `name` (a server's with `name` as its DNS
+    /// subjectAltName, or a client's), as `(cert, key)` files.
+    pub fn issue(&self, name: &str, client: bool) -> (PathBuf, PathBuf) {
+        let stem = self.dir.path().join(name);
+        let (cert, key, csr, ext) = (
+            stem.with_extension("cert"),
+            stem.with_extension("key"),
+            stem.with_extension("csr"),
+            stem.with_extension("ext"),
+        );
+        let usage = if client { "clientAuth" } else { "serverAuth" };
+        fs::write(
+            &ext,
+            format!("subjectAltName=DNS:{name}\nbasicConstraints=CA:FALSE\nextendedKeyUsage={usage}\n"),
+        )
+        .unwrap();
+        crate::run(
+            "openssl",
+            &[
+                "req",
+                "-newkey",
+                "ec",
+                "-pkeyopt",
+                "ec_paramgen_curve:prime256v1",
+                "-nodes",
+                "-keyout",
+                path(&key),
+                "-out",
+                path(&csr),
+                "-subj",
+                &format!("/CN={name}"),
+            ],
+        );
+        crate::run(
+            "openssl",
+            &[
+                "x509",
+                "-req",
+                "-in",
+                path(&csr),
+                "-CA",
+                path(&self.cert),
+                "-CAkey",
+                path(&self.key),
+                "-CAcreateserial",
+                "-days",
+                "2",
+                "-extfile",
+                path(&ext),
+                "-out",
+                path(&cert),
+            ],
+        );
+        (cert, key)
+    }
+
+    /// How a registry serves HTTPS as `name` with a certificate of this CA.
+    pub fn serve(&self, name: &str, client_ca: Option<&Path>) -> ServeTls {
+        let (cert, key) = self.issue(name, false);
+        ServeTls { cert, key, client_ca: client_ca.map(Path::to_owned) }
+    }
+}
+
+fn path(p: &Path) -> &str {
+    p.to_str().expect("temporary paths are UTF-8")
 }
 
 pub fn free_port() -> u16 {
@@ -34,15 +170,29 @@ impl Registry {
     pub fn start(auth: Option<(&str, &str)>) -> Option<Registry> {
         let dir = tempfile::tempdir().unwrap();
         let storage = dir.path().join("storage");
-        Registry::start_with(dir, storage, auth)
+        Registry::start_with(dir, storage, auth, None)
+    }
+
+    /// A registry speaking HTTPS as `tls` says; reach it as
+    /// [`Registry::tls_host`] with the client resolving that to
+    /// [`Registry::address`].
+    pub fn start_tls(tls: &ServeTls, auth: Option<(&str, &str)>) -> Option<Registry> {
+        let dir = tempfile::tempdir().unwrap();
+        let storage = dir.path().join("storage");
+        Registry::start_with(dir, storage, auth, Some(tls))
     }
 
     /// A registry serving an existing storage directory.
     pub fn start_on(storage: &Path, auth: Option<(&str, &str)>) -> Option<Registry> {
-        Registry::start_with(tempfile::tempdir().unwrap(), storage.to_owned(), auth)
+        Registry::start_with(tempfile::tempdir().unwrap(), storage.to_owned(), auth, None)
     }
 
-    fn start_with(dir: TempDir, storage: PathBuf, auth: Option<(&str, &str)>) -> Option<Registry> {
+    fn start_with(
+        dir: TempDir,
+        storage: PathBuf,
+        auth: Option<(&str, &str)>,
+        tls: Option<&ServeTls>,
+    ) -> Option<Registry> {
         if !crate::require_tool("docker-registry") {
             return None;
         }
@@ -52,6 +202,17 @@ impl Registry {
             "version: 0.1\nlog:\n  level: info\nstorage:\n  filesystem:\n    rootdirectory: {}\n  delete:\n    enabled: true\nhttp:\n  addr: 127.0.0.1:{port}\n",
             storage.display()
         );
+        // Part of the `http:` section, so before `auth:`.
+        if let Some(tls) = tls {
+            config.push_str(&format!(
+                "  tls:\n    certificate: {}\n    key: {}\n",
+                tls.cert.display(),
+                tls.key.display()
+            ));
+            if let Some(client_ca) = &tls.client_ca {
+                config.push_str(&format!("    clientcas:\n      - {}\n", client_ca.display()));
+            }
+        }
         if let Some((user, pass)) = auth {
             if !crate::require_tool("htpasswd") {
                 return None;
@@ -81,6 +242,7 @@ impl Registry {
             port,
             storage,
             auth: auth.map(|(u, p)| (u.to_owned(), p.to_owned())),
+            tls: tls.is_some(),
             log,
             _dir: dir,
         };
@@ -91,6 +253,11 @@ impl Registry {
     fn wait_ready(&self) {
         let deadline = Instant::now() + Duration::from_secs(20);
         loop {
+            // Over TLS, a listening socket is as far as this plain client
+            // can see.
+            if self.tls && TcpStream::connect(("127.0.0.1", self.port)).is_ok() {
+                return;
+            }
             if let Some((status, _)) = http(self.port, "GET", "/v2/", &[]) {
                 if status == 200 || status == 401 {
                     return;
@@ -113,6 +280,16 @@ impl Registry {
     /// `127.0.0.1:PORT`.
     pub fn host(&self) -> String {
         format!("127.0.0.1:{}", self.port)
+    }
+
+    /// `registry.forge.test:PORT`, the name of an HTTPS registry.
+    pub fn tls_host(&self) -> String {
+        format!("{TLS_NAME}:{}", self.port)
+    }
+
+    /// Where it listens.
+    pub fn address(&self) -> std::net::SocketAddr {
+        std::net::SocketAddr::from(([127, 0, 0, 1], self.port))
     }
 
     /// Kills the process (by its PID) and waits for it.

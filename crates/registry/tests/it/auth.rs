@@ -48,8 +48,10 @@ fn basic_auth_with_docker_config_and_wrong_credentials_leave_no_tag() {
     assert_eq!(
         message,
         format!(
-            "unauthorized: check the credentials for {} in ~/.docker/config.json or DOCKER_CONFIG",
-            registry.host()
+            "unauthorized: {host} refused the credentials of user `user` (auths in {}); \
+             log in with `cargo xtask login {host}` (or check DOCKER_CONFIG)",
+            wrong.path().join("config.json").display(),
+            host = registry.host()
         )
     );
     assert!(!message.contains("wrong-pass") && !format!("{err:?}").contains("wrong-pass"));

@@ -1,6 +1,8 @@
 //! Integration tests of forge-registry against Debian's `docker-registry`
 //! on 127.0.0.1, checked with `skopeo` and forge-oci's validator, with a
-//! fault-injecting proxy and a bearer-token proxy written here.
+//! fault-injecting proxy and a bearer-token proxy written here; over HTTPS
+//! with a CA made per test (forge-testkit's `TestCa`), the registry's name
+//! resolved to 127.0.0.1 by the client's resolver override.
 //!
 //! Tests that need a tool go through `require_tool` (from forge-testkit):
 //! under `CI=true` a missing tool fails the test, elsewhere it skips with a
@@ -10,6 +12,7 @@ mod auth;
 mod faults;
 mod push_pull;
 mod servers;
+mod tls;
 
 use std::collections::BTreeMap;
 use std::sync::Mutex;

@@ -22,6 +22,9 @@ pub enum Fault {
     Drop,
     /// Reads the body, then answers this status (with `Retry-After`).
     Status(u16, Option<u32>),
+    /// Reads the body, then answers this status with `Retry-After` as the
+    /// HTTP-date this many seconds from now.
+    StatusUntil(u16, u32),
 }
 
 /// Applies `fault` once, to the first request with `method` whose path
@@ -43,6 +46,9 @@ pub struct ProxyState {
     pub token_scopes: Vec<String>,
     /// The `Authorization` headers of token requests.
     pub token_auth: Vec<Option<String>>,
+    /// When set, the token server answers 401 to requests without this
+    /// `Authorization` header.
+    pub token_requires: Option<String>,
     /// Requests that came with the right token.
     pub authorized: usize,
     /// `METHOD PATH` of every request.
@@ -138,6 +144,10 @@ fn handle(mut client: TcpStream, upstream: u16, port: u16, state: &Mutex<ProxySt
                     }
                 }
                 state.token_auth.push(get("authorization"));
+                if state.token_requires.is_some() && state.token_requires != get("authorization") {
+                    drop(state);
+                    return respond(&mut client, 401, &[], r#"{"errors":[{"code":"UNAUTHORIZED"}]}"#);
+                }
                 drop(state);
                 let body = format!(r#"{{"token":"{token}","expires_in":300}}"#);
                 return respond(&mut client, 200, &[("Content-Type", "application/json")], &body);
@@ -173,6 +183,14 @@ fn handle(mut client: TcpStream, upstream: u16, port: u16, state: &Mutex<ProxySt
             // Unread data makes the kernel answer with a reset.
             drop(client);
             Ok(())
+        }
+        Some(Fault::StatusUntil(status, seconds)) => {
+            let date = forge_testkit::run(
+                "date",
+                &["-u", "-d", &format!("+{seconds} seconds"), "+%a, %d %b %Y %H:%M:%S GMT"],
+            );
+            let body = format!(r#"{{"errors":[{{"code":"INJECTED","message":"injected {status}"}}]}}"#);
+            respond(&mut client, status, &[("Retry-After", date.trim())], &body)
         }
         Some(Fault::Status(status, retry_after)) => {
             let mut have = rest.len();
