@@ -53,6 +53,9 @@ pub(crate) fn builds(outcomes: &[Outcome], output: Output, is_all: bool) -> Exit
             for o in outcomes {
                 if let Ok(artifact) = &o.result {
                     println!("{}", artifact.built.image);
+                    for tag in &artifact.built.tags {
+                        println!("{tag}");
+                    }
                 }
             }
         }
@@ -252,16 +255,12 @@ const PUSH_HEADER: [&str; 6] = ["IMAGE", "DIGEST", "UPLOADED", "BLOBS", "TIME", 
 const REGISTER_HEADER: [&str; 2] = ["TITLE", "IMAGE"];
 
 /// What the "Add plugin" dialog asks for, per plugin pushed: the title of
-/// `plugin_info.json` and the full image name (and its extra tags).
+/// `plugin_info.json` and the full image name (of its `VERSION` tag).
 fn register_rows(pushed: &[Pushed]) -> Vec<[String; 2]> {
     pushed
         .iter()
         .filter(|p| p.result.is_ok())
-        .filter_map(|p| Some((p.title.clone()?, p.image.clone()?, &p.tags)))
-        .flat_map(|(title, image, tags)| {
-            std::iter::once([title.clone(), image])
-                .chain(tags.iter().map(move |t| [title.clone(), t.clone()]))
-        })
+        .filter_map(|p| Some([p.title.clone()?, p.image.clone()?]))
         .collect()
 }
 
