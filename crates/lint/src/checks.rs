@@ -10,7 +10,7 @@ use forge_manifest::{
 
 use crate::diagnostic::{Finding, Sink};
 use crate::rules::{self, Rule};
-use crate::{dockerfile, forbidden};
+use crate::{buildable, dockerfile, forbidden};
 
 /// Files accepted as a plugin's license.
 const LICENSE_NAMES: [&str; 4] = ["LICENSE", "LICENSE.md", "LICENSE.txt", "COPYING"];
@@ -25,6 +25,7 @@ pub(crate) fn plugin(root: &Path, dir: &Path, sink: &mut Sink<'_>) -> Option<Ima
     dockerfile_present(root, dir, sink);
     docs(root, dir, sink);
     forbidden::check(root, dir, sink);
+    buildable::check(root, dir, sink);
     image
 }
 

@@ -7,6 +7,7 @@
 //! an error of the whole run. [`render`] turns diagnostics into rustc-style
 //! text or JSON lines.
 
+mod buildable;
 mod checks;
 mod diagnostic;
 mod dockerfile;

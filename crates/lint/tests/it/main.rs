@@ -84,6 +84,9 @@ fn read_fixture(text: &str) -> BTreeMap<String, String> {
 fn materialize(files: &BTreeMap<String, String>) -> tempfile::TempDir {
     let dir = tempfile::tempdir().unwrap();
     fs::create_dir_all(dir.path().join("plugins")).unwrap();
+    // The shared SDK every plugin's Dockerfile copies (lint plans the build).
+    fs::create_dir_all(dir.path().join("supervisely_lib")).unwrap();
+    fs::write(dir.path().join("supervisely_lib/__init__.py"), "").unwrap();
     for (path, content) in files {
         let path = dir.path().join(path);
         fs::create_dir_all(path.parent().unwrap()).unwrap();
