@@ -7,16 +7,8 @@ use std::path::PathBuf;
 #[derive(Debug, thiserror::Error)]
 pub enum BuildError {
     /// A file or directory could not be read or written.
-    #[error("{op} {}", path.display())]
-    Io {
-        /// What was being done, lowercase (`"reading"`, `"creating"`).
-        op: &'static str,
-        /// The path.
-        path: PathBuf,
-        /// The cause.
-        #[source]
-        source: io::Error,
-    },
+    #[error(transparent)]
+    Io(#[from] forge_input::IoError),
     /// A file name (or link target) of a root filesystem is not UTF-8;
     /// layers keep names exactly, so it is refused rather than replaced.
     #[error(
@@ -106,7 +98,7 @@ pub enum BuildError {
 
 impl BuildError {
     pub(crate) fn io(op: &'static str, path: impl Into<PathBuf>, source: io::Error) -> BuildError {
-        BuildError::Io { op, path: path.into(), source }
+        BuildError::Io(forge_input::IoError::new(op, path, source))
     }
 }
 

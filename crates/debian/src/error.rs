@@ -228,16 +228,8 @@ pub enum Error {
     },
 
     /// A file operation that failed.
-    #[error("{op} {}", path.display())]
-    Io {
-        /// What was being done, lowercase (`"reading"`, `"creating"`).
-        op: &'static str,
-        /// On which path (or URL).
-        path: PathBuf,
-        /// Why.
-        #[source]
-        source: std::io::Error,
-    },
+    #[error(transparent)]
+    Io(#[from] forge_input::IoError),
 
     /// A TOML file (description or lock) that cannot be read.
     #[error("{file}:{line}:{column}: {message}")]
@@ -297,7 +289,7 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 impl Error {
     pub(crate) fn io(op: &'static str, path: impl Into<PathBuf>, source: std::io::Error) -> Self {
-        Error::Io { op, path: path.into(), source }
+        Error::Io(forge_input::IoError::new(op, path, source))
     }
 }
 

@@ -1,5 +1,6 @@
 //! Reading the small files a user gives us: manifests, Dockerfiles,
-//! `.dockerignore`, lock files.
+//! `.dockerignore`, lock files; and the one I/O error shape, [`IoError`],
+//! that every crate's error wraps.
 //!
 //! Each is read with a size limit and only when it is a regular file (a
 //! symlink to one is fine). A FIFO would block the reader forever, a link to
@@ -22,18 +23,51 @@ pub const TEXT_LIMIT: u64 = 1 << 20;
 /// hundreds of packages: 64 MiB.
 pub const LOCK_LIMIT: u64 = 64 << 20;
 
+/// A file system operation failed: what was being done, to which path, and
+/// why. Prints as `"{op} {path}"`; the cause is its
+/// [`source`](std::error::Error::source), so a `{:#}` chain reads
+/// `"{op} {path}: {cause}"`. Every crate's error has one variant that wraps
+/// it (`#[error(transparent)] Io(#[from] IoError)`).
+#[derive(Debug, thiserror::Error)]
+#[error("{op} {}", path.display())]
+pub struct IoError {
+    /// What was being done, lowercase (`"reading"`, `"creating"`).
+    pub op: &'static str,
+    /// The file or directory it was done to (or a URL).
+    pub path: PathBuf,
+    /// The cause.
+    #[source]
+    pub source: io::Error,
+}
+
+impl IoError {
+    /// `op` on `path` failed with `source`.
+    pub fn new(op: &'static str, path: impl Into<PathBuf>, source: io::Error) -> IoError {
+        IoError { op, path: path.into(), source }
+    }
+}
+
+/// Names the operation and the path of an [`io::Result`]'s error:
+/// `fs::read(&path).io("reading", &path)?`, the `?` converting the
+/// [`IoError`] into the caller's error.
+pub trait IoResultExt<T> {
+    /// The error, if any, as an [`IoError`] of `op` on `path`.
+    fn io(self, op: &'static str, path: impl AsRef<Path>) -> Result<T, IoError>;
+}
+
+impl<T> IoResultExt<T> for io::Result<T> {
+    fn io(self, op: &'static str, path: impl AsRef<Path>) -> Result<T, IoError> {
+        self.map_err(|source| IoError::new(op, path.as_ref(), source))
+    }
+}
+
 /// Why a file could not be read.
 #[derive(Debug, thiserror::Error)]
 pub enum InputError {
-    /// The file exists but could not be opened or read.
-    #[error("cannot read {}", path.display())]
-    Io {
-        /// The file.
-        path: PathBuf,
-        /// The cause.
-        #[source]
-        source: io::Error,
-    },
+    /// The file exists but could not be opened or read (`op` is
+    /// `"cannot read"`).
+    #[error(transparent)]
+    Io(IoError),
     /// The file is not a regular file.
     #[error("{} is {kind}, not a regular file", path.display())]
     NotRegular {
@@ -56,7 +90,7 @@ impl InputError {
     /// The file the error is about.
     pub fn path(&self) -> &Path {
         match self {
-            InputError::Io { path, .. }
+            InputError::Io(IoError { path, .. })
             | InputError::NotRegular { path, .. }
             | InputError::TooLarge { path, .. } => path,
         }
@@ -66,7 +100,7 @@ impl InputError {
     /// regular file" (for messages that name the file elsewhere).
     pub fn reason(&self) -> String {
         match self {
-            InputError::Io { source, .. } => format!("cannot be read: {source}"),
+            InputError::Io(IoError { source, .. }) => format!("cannot be read: {source}"),
             InputError::NotRegular { kind, .. } => format!("is {kind}, not a regular file"),
             InputError::TooLarge { limit, .. } => {
                 format!("is larger than {}, the limit for this file", human(*limit))
@@ -77,7 +111,7 @@ impl InputError {
     /// What to do about it.
     pub fn help(&self) -> &'static str {
         match self {
-            InputError::Io { .. } => "fix the file's permissions",
+            InputError::Io(_) => "fix the file's permissions",
             InputError::NotRegular { .. } => "replace it with a regular file",
             InputError::TooLarge { .. } => "this file is read whole; keep it small",
         }
@@ -90,7 +124,7 @@ impl InputError {
 pub fn read(path: &Path, shown: &Path, limit: u64) -> Result<Option<Vec<u8>>, InputError> {
     let Some(file) = open(path, shown)? else { return Ok(None) };
     let mut bytes = Vec::new();
-    let io_error = |source| InputError::Io { path: shown.to_path_buf(), source };
+    let io_error = |source| cannot_read(shown, source);
     file.take(limit + 1).read_to_end(&mut bytes).map_err(io_error)?;
     if bytes.len() as u64 > limit {
         return Err(InputError::TooLarge { path: shown.to_path_buf(), limit });
@@ -100,7 +134,7 @@ pub fn read(path: &Path, shown: &Path, limit: u64) -> Result<Option<Vec<u8>>, In
 
 /// Opens the regular file at `path` without blocking; `None` when absent.
 fn open(path: &Path, shown: &Path) -> Result<Option<File>, InputError> {
-    let io_error = |source| InputError::Io { path: shown.to_path_buf(), source };
+    let io_error = |source| cannot_read(shown, source);
     let file = match OpenOptions::new().read(true).custom_flags(libc::O_NONBLOCK | libc::O_NOCTTY).open(path)
     {
         Ok(file) => file,
@@ -123,17 +157,20 @@ fn open(path: &Path, shown: &Path) -> Result<Option<File>, InputError> {
 /// beyond `n`.
 pub fn read_head(path: &Path, n: u64) -> Result<Vec<u8>, InputError> {
     let Some(file) = open(path, path)? else {
-        return Err(InputError::Io { path: path.to_path_buf(), source: io::ErrorKind::NotFound.into() });
+        return Err(cannot_read(path, io::ErrorKind::NotFound.into()));
     };
     let mut bytes = Vec::new();
-    file.take(n)
-        .read_to_end(&mut bytes)
-        .map_err(|source| InputError::Io { path: path.to_path_buf(), source })?;
+    file.take(n).read_to_end(&mut bytes).map_err(|source| cannot_read(path, source))?;
     Ok(bytes)
 }
 
+/// The error of a file that exists but could not be opened or read.
+fn cannot_read(path: &Path, source: io::Error) -> InputError {
+    InputError::Io(IoError::new("cannot read", path, source))
+}
+
 fn check_regular(file: &File, shown: &Path) -> Result<(), InputError> {
-    let meta = file.metadata().map_err(|source| InputError::Io { path: shown.to_path_buf(), source })?;
+    let meta = file.metadata().map_err(|source| cannot_read(shown, source))?;
     match kind(meta.file_type()) {
         None => Ok(()),
         Some(kind) => Err(InputError::NotRegular { path: shown.to_path_buf(), kind }),
@@ -200,6 +237,20 @@ mod tests {
         assert!(read(&dir.path().join("missing"), &file, 5).unwrap().is_none());
         std::os::unix::fs::symlink("nowhere", dir.path().join("dangling")).unwrap();
         assert!(read(&dir.path().join("dangling"), &file, 5).unwrap().is_none());
+    }
+
+    #[test]
+    fn io_errors_print_the_operation_and_path_and_keep_the_cause_as_source() {
+        let dir = tempfile::tempdir().unwrap();
+        let missing = dir.path().join("missing");
+        let err = std::fs::read(&missing).io("reading", &missing).unwrap_err();
+        assert_eq!(err.to_string(), format!("reading {}", missing.display()));
+        let cause = std::error::Error::source(&err).unwrap();
+        assert_eq!(cause.to_string(), err.source.to_string());
+        assert_eq!(err.source.kind(), io::ErrorKind::NotFound);
+        let unreadable = cannot_read(Path::new("shown"), io::ErrorKind::PermissionDenied.into());
+        assert_eq!(unreadable.to_string(), "cannot read shown");
+        assert_eq!(unreadable.path(), Path::new("shown"));
     }
 
     #[test]

@@ -162,8 +162,8 @@ fn read(root: &Path, rel: &Path, invalid: &'static Rule, sink: &mut Sink<'_>) ->
         }
         Err(err) => {
             let (message, help) = match &err {
-                ManifestError::Io { source, .. } => {
-                    (format!("cannot read this file: {source}"), "fix the file's permissions")
+                ManifestError::Io(io) => {
+                    (format!("cannot read this file: {}", io.source), "fix the file's permissions")
                 }
                 ManifestError::Input(input) => (format!("this file {}", input.reason()), input.help()),
                 other => (other.to_string(), "fix the file's permissions"),

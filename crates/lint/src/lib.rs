@@ -87,9 +87,10 @@ pub fn lint_root(root: &Path, config: &LintConfig) -> Result<Report, ManifestErr
     for err in found.errors {
         let mut sink = Sink { config, diagnostics: Vec::new() };
         let (dir, finding) = match err {
-            ManifestError::Io { path, source, .. } => {
-                (path.clone(), Finding::new(format!("cannot read this directory: {source}")).in_file(&path))
-            }
+            ManifestError::Io(io) => (
+                io.path.clone(),
+                Finding::new(format!("cannot read this directory: {}", io.source)).in_file(&io.path),
+            ),
             other => (PathBuf::from(forge_manifest::PLUGINS_DIR), Finding::new(other.to_string())),
         };
         sink.report(rules::UNREADABLE, finding.help("fix its permissions, or remove it"));

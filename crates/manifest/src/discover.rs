@@ -40,7 +40,7 @@ pub fn discover(root: &Path) -> Result<Discovery, ManifestError> {
                 let path = err.path().unwrap_or(&plugins_dir);
                 let path = path.strip_prefix(root).unwrap_or(path).to_path_buf();
                 let source = err.into_io_error().unwrap_or_else(|| std::io::Error::other("filesystem loop"));
-                found.errors.push(ManifestError::Io { op: "reading", path, source });
+                found.errors.push(forge_input::IoError::new("reading", path, source).into());
                 continue;
             }
         };

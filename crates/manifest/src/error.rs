@@ -1,6 +1,5 @@
 //! Errors of this crate.
 
-use std::io;
 use std::path::{Path, PathBuf};
 
 use crate::Problem;
@@ -9,16 +8,8 @@ use crate::Problem;
 #[derive(Debug, thiserror::Error)]
 pub enum ManifestError {
     /// A file or directory exists but could not be read.
-    #[error("{op} {}", path.display())]
-    Io {
-        /// What was being done, lowercase (`"reading"`).
-        op: &'static str,
-        /// The path, relative to the monorepo root where known.
-        path: PathBuf,
-        /// The I/O error.
-        #[source]
-        source: io::Error,
-    },
+    #[error(transparent)]
+    Io(#[from] forge_input::IoError),
     /// A file is not a regular file or is too large (a FIFO, a link to
     /// `/dev/zero`, a 4 GB `VERSION`).
     #[error(transparent)]

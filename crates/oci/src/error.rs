@@ -23,16 +23,8 @@ pub enum Error {
     InvalidDigest(#[from] DigestError),
 
     /// A file system operation failed.
-    #[error("{op} {}", path.display())]
-    Io {
-        /// What was being done, lowercase (`"reading"`, `"creating"`).
-        op: &'static str,
-        /// The file or directory it was done to.
-        path: PathBuf,
-        /// The cause.
-        #[source]
-        source: io::Error,
-    },
+    #[error(transparent)]
+    Io(#[from] forge_input::IoError),
 
     /// A blob that should be in the store is not there.
     #[error("blob {digest} is not in the store (expected at {})", path.display())]
@@ -298,7 +290,7 @@ impl Error {
                 found: mismatch.found.clone(),
             };
         }
-        Error::Io { op, path, source }
+        Error::Io(forge_input::IoError::new(op, path, source))
     }
 
     pub(crate) fn json(what: impl Into<String>, source: serde_json::Error) -> Error {

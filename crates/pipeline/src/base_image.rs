@@ -13,6 +13,7 @@ use forge_baseimage::build_from_lock;
 use forge_debian::description::Description;
 use forge_debian::fetch::Fetcher;
 use forge_debian::lock::Lock;
+use forge_input::IoResultExt;
 use forge_oci::{BlobStore, Image};
 
 use crate::{Error, Event, Observer};
@@ -27,7 +28,7 @@ pub fn descriptions(root: &Path) -> Result<Vec<String>, Error> {
     let Ok(entries) = std::fs::read_dir(&dir) else { return Ok(Vec::new()) };
     let mut names = Vec::new();
     for entry in entries {
-        let path = entry.map_err(|source| Error::Io { op: "reading", path: dir.clone(), source })?.path();
+        let path = entry.io("reading", &dir)?.path();
         if path.extension().is_some_and(|e| e == "toml") {
             if let Some(stem) = path.file_stem() {
                 names.push(stem.to_string_lossy().into_owned());

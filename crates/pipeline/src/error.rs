@@ -41,16 +41,8 @@ pub enum Error {
         source: forge_oci::Error,
     },
     /// A file or directory could not be read or written.
-    #[error("{op} {}", path.display())]
-    Io {
-        /// What was being done, lowercase (`"reading"`, `"creating"`).
-        op: &'static str,
-        /// The file or directory.
-        path: PathBuf,
-        /// The cause.
-        #[source]
-        source: std::io::Error,
-    },
+    #[error(transparent)]
+    Io(#[from] forge_input::IoError),
     /// `--base-image` is not `REF=SOURCE`.
     #[error("{message}")]
     BaseImageFlag {

@@ -18,6 +18,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
 use base64::Engine as _;
+use forge_input::IoError;
 
 use crate::error::{Error, Result};
 use crate::reference::{normalise_registry, DOCKER_HUB};
@@ -182,7 +183,7 @@ impl DockerConfig {
         let bytes = match std::fs::read(path) {
             Ok(bytes) => bytes,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(DockerConfig::default()),
-            Err(source) => return Err(Error::Io { op: "reading", path: path.to_owned(), source }),
+            Err(source) => return Err(IoError::new("reading", path, source).into()),
         };
         // serde_json's error could quote part of the file, which may hold a
         // secret: report the position only.

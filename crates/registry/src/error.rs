@@ -6,7 +6,6 @@
 //! missing. No variant ever holds a credential or a token.
 
 use std::fmt;
-use std::path::PathBuf;
 
 use forge_oci::Digest;
 
@@ -235,16 +234,8 @@ pub enum Error {
     },
 
     /// A file could not be read.
-    #[error("{op} {}", path.display())]
-    Io {
-        /// What was being done.
-        op: &'static str,
-        /// The file.
-        path: PathBuf,
-        /// The cause.
-        #[source]
-        source: std::io::Error,
-    },
+    #[error(transparent)]
+    Io(#[from] forge_input::IoError),
 
     /// The local store failed.
     #[error(transparent)]

@@ -23,6 +23,7 @@ use std::fs::File;
 use std::io::{self, Read, Seek, SeekFrom};
 use std::time::Duration;
 
+use forge_input::IoError;
 use forge_oci::{BlobStore, Digest, Image};
 use forge_retry::{is_transient_status, retry_after, Attempt};
 
@@ -518,7 +519,7 @@ fn blob_body<'a>(
     size: u64,
     progress: &'a dyn Fn(PushEvent),
 ) -> Result<(Box<dyn Read + 'a>, u64)> {
-    let io_error = |source| Error::Io { op: "reading", path: path.to_owned(), source };
+    let io_error = |source| Error::from(IoError::new("reading", path, source));
     let mut file = File::open(path).map_err(io_error)?;
     file.seek(SeekFrom::Start(start)).map_err(io_error)?;
     let reader = Counting { inner: file.take(len), digest, sent: start, reported: start, size, progress };

@@ -21,16 +21,8 @@ pub enum Error {
     Oci(#[from] forge_oci::Error),
 
     /// A file system operation outside any layer entry failed.
-    #[error("{op} {}", path.display())]
-    Io {
-        /// What was being done, lowercase (`"creating"`, `"renaming"`).
-        op: &'static str,
-        /// The file or directory it was done to.
-        path: PathBuf,
-        /// The cause.
-        #[source]
-        source: io::Error,
-    },
+    #[error(transparent)]
+    Io(#[from] forge_input::IoError),
 
     /// The destination of [`unpack`](crate::unpack()) is already there.
     #[error("{} already exists; unpack needs a fresh destination", path.display())]
@@ -184,7 +176,7 @@ impl From<forge_oci::DigestError> for Error {
 
 impl Error {
     pub(crate) fn io(op: &'static str, path: impl Into<PathBuf>, source: io::Error) -> Error {
-        Error::Io { op, path: path.into(), source }
+        Error::Io(forge_input::IoError::new(op, path, source))
     }
 }
 
@@ -243,20 +235,12 @@ pub enum EntryError {
     },
 
     /// Reading the tar or writing the file system failed.
-    #[error("{op} {}", path.display())]
-    Io {
-        /// What was being done.
-        op: &'static str,
-        /// The path on disk.
-        path: PathBuf,
-        /// The cause.
-        #[source]
-        source: io::Error,
-    },
+    #[error(transparent)]
+    Io(#[from] forge_input::IoError),
 }
 
 impl EntryError {
     pub(crate) fn io(op: &'static str, path: impl Into<PathBuf>, source: io::Error) -> EntryError {
-        EntryError::Io { op, path: path.into(), source }
+        EntryError::Io(forge_input::IoError::new(op, path, source))
     }
 }
