@@ -6,6 +6,7 @@
 //! missing. No variant ever holds a credential or a token.
 
 use std::fmt;
+use std::path::PathBuf;
 
 use forge_oci::Digest;
 

@@ -19,6 +19,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
 use base64::Engine as _;
+use forge_input::IoError;
 use serde_json::{Map, Value};
 
 use crate::error::{Error, Result};
@@ -97,7 +98,7 @@ fn read_config(path: &Path) -> Result<Value> {
     let bytes = match std::fs::read(path) {
         Ok(bytes) => bytes,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Value::Object(Map::new())),
-        Err(source) => return Err(Error::Io { op: "reading", path: path.to_owned(), source }),
+        Err(source) => return Err(IoError::new("reading", path, source).into()),
     };
     let bad = |reason: String| Error::Credentials { host: "any registry".into(), reason };
     // The position only: the text could hold a secret.
@@ -133,7 +134,7 @@ fn auths<'a>(config: &'a mut Value, path: &Path) -> Result<&'a mut Map<String, V
 /// Writes `config` as Docker does (tab-indented), atomically, mode 0600.
 fn write_config(path: &Path, config: &Value) -> Result<()> {
     fn io<'a>(op: &'static str, path: &'a Path) -> impl FnOnce(std::io::Error) -> Error + 'a {
-        move |source| Error::Io { op, path: path.to_owned(), source }
+        move |source| IoError::new(op, path, source).into()
     }
     let dir = path.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
     std::fs::create_dir_all(dir).map_err(io("creating the directory", dir))?;

@@ -25,6 +25,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use forge_input::{IoError, IoResultExt};
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
 use rustls::{AlertDescription, CertificateError, DigitallySignedStruct, SignatureScheme};
@@ -111,7 +112,7 @@ fn read_certs_dir(dir: &Path, found: &mut RegistryTls) -> Result<()> {
     let entries = match std::fs::read_dir(dir) {
         Ok(entries) => entries,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
-        Err(source) => return Err(Error::Io { op: "reading the directory", path: dir.to_owned(), source }),
+        Err(source) => return Err(IoError::new("reading the directory", dir, source).into()),
     };
     let mut paths: Vec<PathBuf> = entries.filter_map(|e| e.ok().map(|e| e.path())).collect();
     paths.sort();
@@ -145,11 +146,7 @@ fn read_certs_dir(dir: &Path, found: &mut RegistryTls) -> Result<()> {
 }
 
 fn read_pem(path: &Path) -> Result<Vec<PemItem<'static>>> {
-    let bytes = std::fs::read(path).map_err(|source| Error::Io {
-        op: "reading the certificate file",
-        path: path.to_owned(),
-        source,
-    })?;
+    let bytes = std::fs::read(path).io("reading the certificate file", path)?;
     ureq::tls::parse_pem(&bytes)
         .collect::<std::result::Result<Vec<_>, _>>()
         .map_err(|e| Error::CertificateFile { path: path.to_owned(), reason: format!("not valid PEM: {e}") })
