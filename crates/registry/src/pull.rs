@@ -130,8 +130,7 @@ impl Client {
                 }
             }
         }
-        let (digest, bytes, media_type) =
-            self.fetch_manifest(reference, &reference.manifest_path_part(), &quiet)?;
+        let (digest, bytes, media_type) = self.resolve_manifest(reference, &quiet)?;
         let (digest, bytes) = if is_index(&media_type, &bytes) {
             let chosen = choose_platform(reference, &bytes, platform)?;
             let (d, b, m) = self.fetch_manifest(reference, &chosen.to_string(), &quiet)?;
@@ -184,6 +183,45 @@ impl Client {
         image.manifest.layers().iter().all(|l| Digest::from_descriptor(l).is_ok_and(|d| store.contains(&d)))
     }
 
+    /// The manifest `reference` names, always by digest: a tag is resolved
+    /// first, by the `Docker-Content-Digest` the registry sends with it
+    /// (checked against the body), or, without that header, by fetching
+    /// the body's digest again, so that content is trusted only as the
+    /// registry serves it under its digest, never as one response said.
+    fn resolve_manifest(
+        &self,
+        reference: &Reference,
+        notify: &dyn Fn(RetryNotice),
+    ) -> Result<(Digest, Vec<u8>, String)> {
+        let target = reference.manifest_path_part();
+        let (found, bytes, media_type, said) = self.fetch_manifest_said(reference, &target, notify)?;
+        if reference.digest().is_some() {
+            return Ok((found, bytes, media_type));
+        }
+        match said {
+            Some(said) => {
+                let said = Digest::parse(&said).map_err(|_| Error::Protocol {
+                    url: format!("/v2/{}/manifests/{target}", reference.repository()),
+                    reason: format!("the Docker-Content-Digest header `{said}` is not a sha256 digest"),
+                })?;
+                if said != found {
+                    return Err(Error::DigestMismatch {
+                        what: format!("manifest of {reference} (the registry's Docker-Content-Digest)"),
+                        expected: said,
+                        found,
+                    });
+                }
+                Ok((found, bytes, media_type))
+            }
+            None => {
+                let (again, bytes, media_type) =
+                    self.fetch_manifest(reference, &found.to_string(), notify)?;
+                debug_assert_eq!(again, found);
+                Ok((again, bytes, media_type))
+            }
+        }
+    }
+
     /// `GET /v2/NAME/manifests/REF`: digest (verified when REF is one),
     /// bytes and media type.
     fn fetch_manifest(
@@ -192,6 +230,18 @@ impl Client {
         target: &str,
         notify: &dyn Fn(RetryNotice),
     ) -> Result<(Digest, Vec<u8>, String)> {
+        let (digest, bytes, media_type, _) = self.fetch_manifest_said(reference, target, notify)?;
+        Ok((digest, bytes, media_type))
+    }
+
+    /// [`Client::fetch_manifest`], with the `Docker-Content-Digest` header
+    /// the registry sent, if any.
+    fn fetch_manifest_said(
+        &self,
+        reference: &Reference,
+        target: &str,
+        notify: &dyn Fn(RetryNotice),
+    ) -> Result<(Digest, Vec<u8>, String, Option<String>)> {
         let url = format!("/v2/{}/manifests/{target}", reference.repository());
         let call = Call {
             method: "GET",
@@ -221,6 +271,7 @@ impl Client {
             return Err(Error::Status { method: "GET", url, status, errors: error_body(response) });
         }
         let content_type = header(&response, "content-type").unwrap_or_default();
+        let said = header(&response, "docker-content-digest");
         let bytes = read_body(response, MAX_MANIFEST).map_err(|e| http_error(reference, &url, e))?;
         let found = Digest::of(&bytes);
         if let Ok(expected) = Digest::parse(target) {
@@ -232,7 +283,7 @@ impl Client {
                 });
             }
         }
-        Ok((found, bytes, content_type))
+        Ok((found, bytes, content_type, said))
     }
 
     /// Streams one blob into the store, verifying it; a connection lost in

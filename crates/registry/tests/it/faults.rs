@@ -86,3 +86,38 @@ fn a_registry_killed_mid_push_leaves_no_tag() {
     assert_eq!(revived.manifest_status("dying/app", "1"), 404);
     assert_eq!(revived.manifest_status("dying/app", &image.manifest_digest.to_string()), 404);
 }
+
+#[test]
+fn a_tag_pull_trusts_only_what_the_registry_serves_under_its_digest() {
+    let Some(registry) = Registry::start(None) else { return };
+    let (_dir, store) = store();
+    let image = sample_image(&store, 23, 10_000);
+    let direct = Reference::parse(&format!("{}/tampered/app:1", registry.host())).unwrap();
+    let client = Client::new(options(Box::new(forge_registry::Anonymous)));
+    client.push(&store, &image, &direct, &|_| {}).unwrap();
+    for drop_digest in [false, true] {
+        // A proxy appends whitespace to the manifest of the tag: still
+        // JSON, but not the bytes the registry has under that digest.
+        let rules = vec![Rule { method: "GET", path: "/manifests/1", fault: Fault::Tamper(drop_digest) }];
+        let proxy = Proxy::start(registry.port, rules, None);
+        let reference = Reference::parse(&format!("{}/tampered/app:1", proxy.host())).unwrap();
+        let (_fresh_dir, fresh) = crate::store();
+        let err = client.pull(&reference, &forge_registry::Platform::default(), &fresh).unwrap_err();
+        assert!(proxy.state().rules.is_empty(), "the fault was not applied");
+        if drop_digest {
+            // Without the header the tag is resolved to the body's digest,
+            // which the registry does not have.
+            assert!(matches!(err, Error::ManifestNotFound { .. }), "{err:?}");
+        } else {
+            assert!(matches!(err, Error::DigestMismatch { .. }), "{err:?}");
+            assert!(err.to_string().contains(&image.manifest_digest.to_string()), "{err}");
+        }
+        assert!(fresh.refs().unwrap().is_empty(), "nothing is stored under a tampered manifest");
+    }
+    // Untampered, both ways work and give the pushed digest.
+    let proxy = Proxy::start(registry.port, Vec::new(), None);
+    let reference = Reference::parse(&format!("{}/tampered/app:1", proxy.host())).unwrap();
+    let (_fresh_dir, fresh) = crate::store();
+    let pulled = client.pull(&reference, &forge_registry::Platform::default(), &fresh).unwrap();
+    assert_eq!(pulled.manifest_digest, image.manifest_digest);
+}

@@ -25,6 +25,10 @@ pub enum Fault {
     /// Reads the body, then answers this status with `Retry-After` as the
     /// HTTP-date this many seconds from now.
     StatusUntil(u16, u32),
+    /// Forwards the request, then appends whitespace to the response body
+    /// (fixing `Content-Length`); with `true`, also removes the
+    /// `Docker-Content-Digest` header.
+    Tamper(bool),
 }
 
 /// Applies `fault` once, to the first request with `method` whose path
@@ -210,8 +214,50 @@ fn handle(mut client: TcpStream, upstream: u16, port: u16, state: &Mutex<ProxySt
             let body = format!(r#"{{"errors":[{{"code":"INJECTED","message":"injected {status}"}}]}}"#);
             respond(&mut client, status, &extra, &body)
         }
+        Some(Fault::Tamper(drop_digest)) => tamper(client, upstream, &head, &rest, drop_digest),
         None => forward(client, upstream, &head, &rest),
     }
+}
+
+fn tamper(
+    mut client: TcpStream,
+    upstream: u16,
+    head: &str,
+    rest: &[u8],
+    drop_digest: bool,
+) -> io::Result<()> {
+    let mut server = TcpStream::connect(("127.0.0.1", upstream))?;
+    let mut new_head = String::new();
+    for line in head.trim_end_matches("\r\n").split("\r\n") {
+        if !line.to_ascii_lowercase().starts_with("connection:") {
+            new_head.push_str(line);
+            new_head.push_str("\r\n");
+        }
+    }
+    new_head.push_str("Connection: close\r\n\r\n");
+    server.write_all(new_head.as_bytes())?;
+    server.write_all(rest)?;
+    let mut response = Vec::new();
+    server.read_to_end(&mut response)?;
+    let at = response.windows(4).position(|w| w == b"\r\n\r\n").map_or(response.len(), |i| i + 4);
+    let mut body = response[at..].to_vec();
+    body.extend_from_slice(b"\n  ");
+    let mut out = String::new();
+    for line in String::from_utf8_lossy(&response[..at]).trim_end().split("\r\n") {
+        let lower = line.to_ascii_lowercase();
+        if lower.starts_with("content-length:")
+            || (drop_digest && lower.starts_with("docker-content-digest:"))
+        {
+            continue;
+        }
+        out.push_str(line);
+        out.push_str("\r\n");
+    }
+    out.push_str(&format!("Content-Length: {}\r\n\r\n", body.len()));
+    client.write_all(out.as_bytes())?;
+    client.write_all(&body)?;
+    let _ = client.shutdown(Shutdown::Both);
+    Ok(())
 }
 
 fn forward(mut client: TcpStream, upstream: u16, head: &str, rest: &[u8]) -> io::Result<()> {
