@@ -47,6 +47,13 @@ pub(crate) enum Command {
         #[command(flatten)]
         root: Root,
     },
+    /// Remove the blobs no image of the store refers to (layers only the
+    /// layer cache remembers included) and every temporary killed runs
+    /// left; refused while another run uses the store.
+    Gc {
+        #[command(flatten)]
+        root: Root,
+    },
     /// Re-read an image of the store and check every digest, size and
     /// diff ID.
     Validate {
@@ -95,6 +102,15 @@ pub(crate) fn run(command: Command) -> anyhow::Result<ExitCode> {
             forge_oci::export_archive(&store, &image.manifest_digest, std::slice::from_ref(&name), &file)
                 .with_context(|| format!("writing {}", file.display()))?;
             println!("{}", file.display());
+        }
+        Command::Gc { root } => {
+            let root = root.root.clone().unwrap_or_else(crate::project_root);
+            let images = root.join(forge_builder::TARGET_DIR).join("images");
+            let collected = forge_oci::gc(&forge_pipeline::store_dir(&root), &[images])?;
+            println!(
+                "removed {} unreferenced blobs ({} bytes) and {} temporaries ({} bytes)",
+                collected.blobs, collected.blob_bytes, collected.temporaries, collected.temporary_bytes
+            );
         }
         Command::List { root } => {
             let store = root.store()?;

@@ -108,6 +108,21 @@ pub(crate) fn cli_command() -> clap::Command {
     Cli::command().name(name).bin_name(name)
 }
 
+/// On SIGINT or SIGTERM, removes the temporaries this process made (blob
+/// temp files, spool directories, tarballs being written) and exits as the
+/// signal would have (128 + its number); `kill -9` leaves them to the next
+/// run, which removes those of processes that are gone.
+fn remove_temporaries_on_signals() {
+    use signal_hook::consts::{SIGINT, SIGTERM};
+    let Ok(mut signals) = signal_hook::iterator::Signals::new([SIGINT, SIGTERM]) else { return };
+    std::thread::spawn(move || {
+        if let Some(signal) = signals.forever().next() {
+            forge_oci::temp::remove_ours();
+            std::process::exit(128 + signal);
+        }
+    });
+}
+
 fn main() -> ExitCode {
     run(Invocation::Cargo)
 }
@@ -115,6 +130,7 @@ fn main() -> ExitCode {
 /// Parses the command line and runs the command.
 pub(crate) fn run(invocation: Invocation) -> ExitCode {
     let _ = INVOCATION.set(invocation);
+    remove_temporaries_on_signals();
     let matches = cli_command().get_matches();
     let cli = match Cli::from_arg_matches(&matches) {
         Ok(cli) => cli,

@@ -75,8 +75,9 @@ pub fn build_from_lock(
         ]),
         epoch,
     };
+    forge_oci::temp::register_dir(spool_parent);
     let spool = tempfile::Builder::new()
-        .prefix("debian-spool-")
+        .prefix(&forge_oci::temp::prefix("debian-spool-"))
         .tempdir_in(spool_parent)
         .map_err(|source| Error::Spool { path: spool_parent.to_path_buf(), source })?;
     let opened = lock.packages.iter().zip(debs).map(|(locked, path)| -> Result<Package, Error> {

@@ -212,8 +212,9 @@ pub fn plan(
     inputs: &PlanInputs<'_>,
 ) -> Result<BuildPlan, BuildError> {
     let header = Header::read(dockerfile, inputs.build_args)?;
+    forge_oci::temp::register_dir(inputs.spool_parent);
     let spool_dir = tempfile::Builder::new()
-        .prefix("spool-")
+        .prefix(&forge_oci::temp::prefix("spool-"))
         .tempdir_in(inputs.spool_parent)
         .map_err(|e| BuildError::io("creating a spool directory in", inputs.spool_parent, e))?;
     let spool = Spool::new(spool_dir.path()).map_err(|e| BuildError::io("creating", spool_dir.path(), e))?;

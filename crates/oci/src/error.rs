@@ -22,6 +22,13 @@ pub enum Error {
     #[error(transparent)]
     InvalidDigest(#[from] DigestError),
 
+    /// `gc` found a build using the store.
+    #[error("another run (a build, a push) is using the store {}; run gc again when it has finished", path.display())]
+    StoreBusy {
+        /// The store.
+        path: PathBuf,
+    },
+
     /// A file system operation failed.
     #[error(transparent)]
     Io(#[from] forge_input::IoError),

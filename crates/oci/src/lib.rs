@@ -45,6 +45,7 @@ pub mod json;
 pub mod layer;
 pub mod store;
 mod tarball;
+pub mod temp;
 pub mod tree;
 pub mod validate;
 
@@ -57,7 +58,7 @@ pub use image::{write_image, Image, RuntimeConfig};
 pub use import::import;
 pub use json::canonical_json;
 pub use layer::{Entry, Layer, LayerBuilder, LayerOptions};
-pub use store::{BlobStore, BlobWriter, VerifyingReader};
+pub use store::{gc, BlobStore, BlobWriter, Collected, VerifyingReader};
 pub use tree::{escape_name, read_tar, DeviceKind, FileSource, Node, NodeKind, Spool, TarError, Tree};
 pub use validate::ValidationReport;
 

@@ -14,8 +14,9 @@
 //! Writes are atomic: a blob is written to a temp file inside `blobs/` while
 //! it is hashed, fsynced, and renamed to `blobs/sha256/<hex>` only once it is
 //! complete, so a crash or an error never leaves a half-written blob under
-//! its final name. (Temp files start with `.tmp-`; a crash may leave one
-//! behind, never a wrong blob.) `index.json` and cache entries are replaced
+//! its final name. (Temp files are `.tmp-<pid>-…`; a crash may leave one
+//! behind, never a wrong blob, and the next store opened removes it once
+//! its process is gone: see [`crate::temp`].) `index.json` and cache entries are replaced
 //! the same way. Reads verify: [`BlobStore::open`] hashes while reading and
 //! fails at the end if the content does not match its name.
 //!
@@ -28,11 +29,15 @@
 //! concurrently (the rename makes that safe, both write the same bytes).
 //! [`BlobStore::set_ref`] holds an exclusive lock on `index.lock` for its
 //! read-modify-write of `index.json`, so concurrent runs never lose a ref.
+//! Every open store holds a shared lock on `store.lock`; [`gc`] takes it
+//! exclusively (without waiting), so it never removes a blob a running
+//! build has written but not yet given a ref.
 
 use std::fmt;
 use std::fs::{self, File};
 use std::io::{self, BufReader, BufWriter, Read, Write};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use oci_spec::image::{Descriptor, ImageIndex, MediaType, ANNOTATION_REF_NAME};
 use tempfile::NamedTempFile;
@@ -40,6 +45,7 @@ use tempfile::NamedTempFile;
 use crate::compression::{Compression, UncompressedReader};
 use crate::digest::{Digest, HashingReader, HashingWriter};
 use crate::error::{Error, Result};
+use crate::temp;
 
 /// Larger JSON blobs than this are refused by [`BlobStore::read_verified`]: a
 /// manifest or config is a few kilobytes, and a hostile file must not make us
@@ -55,16 +61,29 @@ const BUFFER_SIZE: usize = 128 << 10;
 #[derive(Debug, Clone)]
 pub struct BlobStore {
     root: PathBuf,
+    /// A shared lock on `store.lock` for as long as the store is open, so
+    /// that [`gc`] (which takes it exclusively) never runs beside a build.
+    _lease: Option<Arc<File>>,
 }
+
+/// The file whose lock says who uses the store: shared by every open
+/// store, exclusive for [`gc`].
+const STORE_LOCK: &str = "store.lock";
 
 impl BlobStore {
     /// Opens the layout at `dir`, creating the directory, `oci-layout`,
     /// `index.json` and `blobs/sha256/` if they are missing.
     pub fn open_or_create(dir: impl AsRef<Path>) -> Result<BlobStore> {
         let root = dir.as_ref().to_path_buf();
-        let store = BlobStore { root };
+        let mut store = BlobStore { root, _lease: None };
         let blobs = store.blobs_dir();
         fs::create_dir_all(&blobs).map_err(|e| Error::io("creating", &blobs, e))?;
+        store._lease = Some(Arc::new(lock_store(&store.root, false)?));
+        // What killed runs left (their pid no longer runs) goes; a live
+        // build's temporaries are never touched.
+        for dir in store.temp_dirs() {
+            temp::remove(&dir, temp::Scope::Stale);
+        }
 
         let layout = store.root.join(LAYOUT_FILE);
         match fs::read(&layout) {
@@ -281,6 +300,11 @@ impl BlobStore {
         write_atomic(&self.root, &self.root.join(INDEX_FILE), &bytes)
     }
 
+    /// The directories the store makes temporaries in.
+    fn temp_dirs(&self) -> [PathBuf; 3] {
+        [self.root.clone(), self.root.join("blobs"), self.root.join("cache")]
+    }
+
     fn blobs_dir(&self) -> PathBuf {
         self.root.join("blobs").join("sha256")
     }
@@ -335,11 +359,107 @@ pub(crate) fn check_layout_file(path: &Path, bytes: &[u8]) -> Result<()> {
     Ok(())
 }
 
+/// What [`gc`] removed.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Collected {
+    /// Blobs no ref reaches, removed.
+    pub blobs: u64,
+    /// Their size in bytes.
+    pub blob_bytes: u64,
+    /// Temporaries removed (temp files, spool directories).
+    pub temporaries: u64,
+    /// Their size in bytes.
+    pub temporary_bytes: u64,
+}
+
+/// Removes every blob of the store at `dir` that no ref of `index.json`
+/// reaches (manifests, their configs and layers, nested indexes) and every
+/// temporary, in the store and below each of `tarball_dirs`, holding the
+/// store exclusively: when a build has the store
+/// open this fails with [`Error::StoreBusy`] at once, and a build that
+/// starts meanwhile waits for the collection to end. Layers only the
+/// layer cache remembered are collected too (the cache then misses).
+pub fn gc(dir: &Path, tarball_dirs: &[PathBuf]) -> Result<Collected> {
+    let _lock = lock_store(dir, true)?;
+    let store = BlobStore { root: dir.to_path_buf(), _lease: None };
+    let mut collected = Collected::default();
+    let in_store = store.temp_dirs().map(|d| temp::remove(&d, temp::Scope::All));
+    for removed in
+        in_store.into_iter().chain(tarball_dirs.iter().map(|d| temp::remove_under(d, temp::Scope::All)))
+    {
+        collected.temporaries += removed.count;
+        collected.temporary_bytes += removed.bytes;
+    }
+    let mut reachable = std::collections::HashSet::new();
+    let mut pending: Vec<Descriptor> = store.read_index()?.manifests().clone();
+    while let Some(descriptor) = pending.pop() {
+        let digest = Digest::from_descriptor(&descriptor)?;
+        if !reachable.insert(digest.hex().to_owned()) || !store.contains(&digest) {
+            continue;
+        }
+        match descriptor.media_type() {
+            MediaType::ImageManifest | MediaType::Other(_) => {
+                let bytes = store.read_verified(&digest)?;
+                let Ok(manifest) = serde_json::from_slice::<oci_spec::image::ImageManifest>(&bytes) else {
+                    continue;
+                };
+                pending.push(manifest.config().clone());
+                pending.extend(manifest.layers().iter().cloned());
+            }
+            MediaType::ImageIndex => {
+                let bytes = store.read_verified(&digest)?;
+                if let Ok(index) = serde_json::from_slice::<ImageIndex>(&bytes) {
+                    pending.extend(index.manifests().iter().cloned());
+                }
+            }
+            _ => {}
+        }
+    }
+    let blobs = store.blobs_dir();
+    let entries = fs::read_dir(&blobs).map_err(|e| Error::io("reading", &blobs, e))?;
+    for entry in entries {
+        let entry = entry.map_err(|e| Error::io("reading", &blobs, e))?;
+        let name = entry.file_name();
+        if name.to_str().is_some_and(|hex| reachable.contains(hex)) {
+            continue;
+        }
+        let size = entry.metadata().map_or(0, |m| m.len());
+        fs::remove_file(entry.path()).map_err(|e| Error::io("removing", entry.path(), e))?;
+        collected.blobs += 1;
+        collected.blob_bytes += size;
+    }
+    Ok(collected)
+}
+
+/// Locks `dir/store.lock`: shared (waiting for a collection to end), or
+/// exclusive without waiting (failing when a build has the store open).
+fn lock_store(dir: &Path, exclusive: bool) -> Result<File> {
+    let path = dir.join(STORE_LOCK);
+    let file = fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .map_err(|e| Error::io("opening", &path, e))?;
+    if !exclusive {
+        file.lock_shared().map_err(|e| Error::io("locking", &path, e))?;
+        return Ok(file);
+    }
+    match file.try_lock() {
+        Ok(()) => Ok(file),
+        Err(fs::TryLockError::WouldBlock) => Err(Error::StoreBusy { path: dir.to_path_buf() }),
+        Err(fs::TryLockError::Error(e)) => Err(Error::io("locking", &path, e)),
+    }
+}
+
 /// A temp file in `dir`, readable by others once renamed (0644 before umask),
-/// as blobs and `index.json` must be for tools running as another user.
+/// as blobs and `index.json` must be for tools running as another user;
+/// named after this process (see [`crate::temp`]).
 pub(crate) fn temp_file_in(dir: &Path) -> Result<NamedTempFile> {
     let mut builder = tempfile::Builder::new();
-    builder.prefix(".tmp-");
+    let prefix = temp::prefix(".tmp-");
+    builder.prefix(&prefix);
+    temp::register_dir(dir);
     #[cfg(unix)]
     {
         use std::os::unix::fs::PermissionsExt;
@@ -652,6 +772,60 @@ mod tests {
         store.cache_put("key", "two").unwrap();
         assert_eq!(store.cache_get("key").as_deref(), Some("two"));
         assert_eq!(store.cache_get("other"), None);
+    }
+
+    #[test]
+    fn gc_keeps_what_refs_reach_and_never_runs_beside_a_build() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = BlobStore::open_or_create(dir.path()).unwrap();
+        let (config, config_size) = store.put_bytes(b"{}").unwrap();
+        let (layer, layer_size) = store.put_bytes(b"layer").unwrap();
+        let (orphan, _) = store.put_bytes(b"orphan").unwrap();
+        let manifest = serde_json::json!({
+            "schemaVersion": 2,
+            "mediaType": "application/vnd.oci.image.manifest.v1+json",
+            "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": config.to_string(), "size": config_size},
+            "layers": [{"mediaType": "application/vnd.oci.image.layer.v1.tar", "digest": layer.to_string(), "size": layer_size}],
+        });
+        let (manifest, manifest_size) = store.put_bytes(manifest.to_string().as_bytes()).unwrap();
+        store
+            .set_ref("app:1", &crate::digest::descriptor(MediaType::ImageManifest, &manifest, manifest_size))
+            .unwrap();
+        // A temporary of a killed run, and one of an older version.
+        fs::write(dir.path().join("blobs/.tmp-legacy"), "x".repeat(100)).unwrap();
+        fs::create_dir(dir.path().join("spool-4000000-x")).unwrap();
+
+        // While a build has the store open, gc refuses at once.
+        let err = gc(dir.path(), &[]).unwrap_err();
+        assert!(matches!(err, Error::StoreBusy { .. }), "{err}");
+        drop(store);
+        let collected = gc(dir.path(), &[]).unwrap();
+        assert_eq!((collected.blobs, collected.blob_bytes), (1, 6));
+        assert_eq!(collected.temporaries, 2);
+        let store = BlobStore::open_or_create(dir.path()).unwrap();
+        assert!(!store.contains(&orphan));
+        for kept in [&manifest, &config, &layer] {
+            assert!(store.contains(kept));
+        }
+        assert!(!dir.path().join("blobs/.tmp-legacy").exists());
+    }
+
+    #[test]
+    fn opening_a_store_removes_what_killed_runs_left() {
+        let dir = tempfile::tempdir().unwrap();
+        drop(BlobStore::open_or_create(dir.path()).unwrap());
+        let mut child = std::process::Command::new("true").spawn().unwrap();
+        let dead = child.id();
+        child.wait().unwrap();
+        let stale = dir.path().join(format!("blobs/.tmp-{dead}-abc"));
+        let live = dir.path().join("blobs/.tmp-1-abc");
+        let spool = dir.path().join(format!("spool-{dead}-abc"));
+        fs::write(&stale, "x").unwrap();
+        fs::write(&live, "x").unwrap();
+        fs::create_dir(&spool).unwrap();
+        let _store = BlobStore::open_or_create(dir.path()).unwrap();
+        assert!(!stale.exists() && !spool.exists());
+        assert!(live.exists(), "a running process's temporary was removed");
     }
 
     #[test]

@@ -101,10 +101,13 @@ impl Session {
         ensure_base_images(&root, &workspace, &registry, &overrides, &base, observer)?;
         let resolver =
             PullingResolver::new(LocalResolver::new(overrides), client(&insecure_registries, u64::MAX)?);
+        let out = out.unwrap_or_else(|| root.join(TARGET_DIR).join("images"));
+        // Tarballs half-written by killed runs (the store cleans its own).
+        forge_oci::temp::remove_under(&out, forge_oci::temp::Scope::Stale);
         Ok(Session {
             workspace,
             resolver,
-            out: out.unwrap_or_else(|| root.join(TARGET_DIR).join("images")),
+            out,
             options: BuildOptions {
                 registry,
                 epoch,

@@ -9,6 +9,7 @@ mod new;
 mod publish;
 mod register;
 mod standalone;
+mod temporaries;
 mod tidy;
 
 use std::path::{Path, PathBuf};
