@@ -474,6 +474,12 @@ mod tests {
         });
         let (file, inside, whole) =
             rx.recv_timeout(std::time::Duration::from_secs(60)).expect("planning hung");
+        // A FIFO as .dockerignore is refused when the context is opened.
+        let ignore = dir.path().join(".dockerignore");
+        assert!(std::process::Command::new("mkfifo").arg(&ignore).status().unwrap().success());
+        let err = Context::open(dir.path()).unwrap_err().to_string();
+        assert_eq!(err, ".dockerignore is a FIFO (named pipe), not a regular file");
+        fs::remove_file(&ignore).unwrap();
         assert_eq!(
             file.unwrap_err(),
             "`src/pipe` is a FIFO (named pipe); only regular files, directories and symlinks can be copied"

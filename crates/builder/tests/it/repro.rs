@@ -171,3 +171,53 @@ fn layer_cache_keys_are_the_same_in_two_checkouts_and_follow_content() {
     fs::write(&changed, text).unwrap();
     assert_eq!(layer_keys(&b_root, store_b.path(), plugin), keys_a);
 }
+
+/// `COPY . /workdir` (the seed tutorial's advice) with the store and the
+/// tarballs inside the checkout, at `ROOT/target/plugin-forge`: our own
+/// output is never copied, so the second build equals the first, two
+/// checkouts agree, and ten plugins building in parallel beside it never
+/// read each other's half-written files.
+#[test]
+fn copying_the_whole_root_never_copies_our_own_output() {
+    let (a, b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let b_root = b.path().join("deeper/checkout");
+    let mut digests = Vec::new();
+    for root in [a.path(), b_root.as_path()] {
+        checkout(root, false, SystemTime::UNIX_EPOCH + Duration::from_secs(1_000_000));
+        let dockerfile =
+            "ARG REGISTRY\nARG TAG\nFROM ${REGISTRY}/base-py:${TAG}\nCOPY . /workdir\nWORKDIR /workdir\n";
+        let sample = root.join("plugins/tools/dataset-stats");
+        fs::write(sample.join("Dockerfile"), dockerfile).unwrap();
+        let mut others = Vec::new();
+        for i in 0..10 {
+            let dir = root.join(format!("plugins/extra/p{i}"));
+            fs::create_dir_all(dir.join("src")).unwrap();
+            for file in ["plugin_info.json", "Dockerfile", "README.md"] {
+                fs::copy(sample.join(file), dir.join(file)).unwrap();
+            }
+            fs::copy(sample.join("src/main.py"), dir.join("src/main.py")).unwrap();
+            fs::write(dir.join("VERSION"), format!("supervisely/extra-p{i}:0.1.0\n")).unwrap();
+            others.push(format!("plugins/extra/p{i}"));
+        }
+        let store_dir = root.join(forge_builder::TARGET_DIR).join("oci");
+        let ws = Workspace::open(root, &store_dir).unwrap();
+        add_base(ws.store());
+        let out = root.join(forge_builder::TARGET_DIR).join("images");
+        let build = |plugin: &str| {
+            let built = ws.build(Path::new(plugin), &options(), &LocalResolver::default()).unwrap();
+            ws.export(&built, &out).unwrap();
+            built.digest().to_string()
+        };
+        let first = build("plugins/tools/dataset-stats");
+        let parallel: Vec<String> = std::thread::scope(|scope| {
+            let handles: Vec<_> = others.iter().map(|p| scope.spawn(|| build(p))).collect();
+            let again = build("plugins/tools/dataset-stats");
+            assert_eq!(again, first, "the second build differs from the first");
+            handles.into_iter().map(|h| h.join().unwrap()).collect()
+        });
+        assert_eq!(parallel.len(), 10);
+        assert_eq!(build("plugins/tools/dataset-stats"), first);
+        digests.push(first);
+    }
+    assert_eq!(digests[0], digests[1], "two checkouts differ");
+}
