@@ -333,11 +333,7 @@ impl Client {
                     scopes: scopes.clone(),
                     retry: true,
                 };
-                let response = self.call(reference, &start, &notify)?;
-                let status = response.status().as_u16();
-                if status != 202 {
-                    return Err(self.failure(reference, "POST", &start.url, status, response));
-                }
+                let response = self.upload_step(reference, &start, 202, &notify)?;
                 location_of(&response, &start.url)?
             }
         };
@@ -360,11 +356,7 @@ impl Client {
                     scopes: scopes.clone(),
                     retry: false,
                 };
-                let response = self.call(reference, &patch, &notify)?;
-                let status = response.status().as_u16();
-                if status != 202 {
-                    return Err(self.failure(reference, "PATCH", &patch.url, status, response));
-                }
+                let response = self.upload_step(reference, &patch, 202, &notify)?;
                 location = location_of(&response, &patch.url)?;
                 offset += len;
             }
@@ -379,12 +371,25 @@ impl Client {
             scopes,
             retry: false,
         };
-        let response = self.call(reference, &put, &notify)?;
-        let status = response.status().as_u16();
-        if status != 201 {
-            return Err(self.failure(reference, "PUT", &put.url, status, response));
-        }
+        self.upload_step(reference, &put, 201, &notify)?;
         Ok(())
+    }
+
+    /// Sends one request of an upload session; a status other than
+    /// `expected` is a [`Failure`] (retryable as [`Client::failure`] says).
+    fn upload_step(
+        &self,
+        reference: &Reference,
+        call: &Call<'_>,
+        expected: u16,
+        notify: &dyn Fn(RetryNotice),
+    ) -> std::result::Result<ureq::http::Response<ureq::Body>, Failure> {
+        let response = self.call(reference, call, notify)?;
+        let status = response.status().as_u16();
+        if status != expected {
+            return Err(self.failure(reference, call.method, &call.url, status, response));
+        }
+        Ok(response)
     }
 
     /// Pushes the manifest by digest, then tags it (if `reference` has a

@@ -79,41 +79,51 @@ fn listing(store: &BlobStore, image: &forge_oci::Image) -> Vec<String> {
         .collect()
 }
 
+/// A package `name` whose control file is `Package: NAME` then `fields`,
+/// with a data archive of `entries` (as [`data`] takes them).
+fn package(name: &str, fields: &str, entries: &[(&str, Option<&str>)]) -> Package {
+    Package { name: name.into(), control: format!("Package: {name}\n{fields}"), data: data(entries) }
+}
+
+/// An empty store in a temporary directory (removed when the guard drops).
+fn store() -> (tempfile::TempDir, BlobStore) {
+    let dir = tempfile::tempdir().unwrap();
+    let store = BlobStore::open_or_create(dir.path()).unwrap();
+    (dir, store)
+}
+
+/// [`assemble`] with a spool directory of its own.
+fn assemble_in(
+    store: &BlobStore,
+    packages: Vec<Package>,
+    spec: &ImageSpec,
+) -> Result<forge_oci::Image, forge_baseimage::Error> {
+    let spool = tempfile::tempdir().unwrap();
+    assemble(store, packages.into_iter().map(Ok), spec, spool.path())
+}
+
 /// A `dash` package shipping `/bin/sh` as a symlink, as Debian's does.
 fn dash() -> Package {
-    Package {
-        name: "dash".into(),
-        control: "Package: dash\nVersion: 0.5.12-2\nArchitecture: amd64\nDescription: POSIX shell\n".into(),
-        data: data(&[
-            ("./", None),
-            ("./bin/", None),
-            ("./bin/dash", Some("#!dash")),
-            ("./bin/sh", Some("->dash")),
-        ]),
-    }
+    package(
+        "dash",
+        "Version: 0.5.12-2\nArchitecture: amd64\nDescription: POSIX shell\n",
+        &[("./", None), ("./bin/", None), ("./bin/dash", Some("#!dash")), ("./bin/sh", Some("->dash"))],
+    )
 }
 
 #[test]
 fn packages_are_merged_with_merged_usr_and_a_status_database() {
-    let store_dir = tempfile::tempdir().unwrap();
-    let store = BlobStore::open_or_create(store_dir.path()).unwrap();
+    let (_dir, store) = store();
     let packages = vec![
-        Ok(dash()),
-        Ok(Package {
-            name: "python3-minimal".into(),
-            control:
-                "Package: python3-minimal\nVersion: 3.11.2-1+b1\nArchitecture: amd64\nFilename: pool/x.deb\n"
-                    .into(),
-            data: data(&[
-                ("./usr/", None),
-                ("./usr/bin/", None),
-                ("./usr/bin/python3", Some("->python3.11")),
-            ]),
-        }),
+        dash(),
+        package(
+            "python3-minimal",
+            "Version: 3.11.2-1+b1\nArchitecture: amd64\nFilename: pool/x.deb\n",
+            &[("./usr/", None), ("./usr/bin/", None), ("./usr/bin/python3", Some("->python3.11"))],
+        ),
     ];
     let spec = ImageSpec { env: vec![("LANG".into(), "C.UTF-8".into())], ..ImageSpec::default() };
-    let spool = tempfile::tempdir().unwrap();
-    let image = assemble(&store, packages, &spec, spool.path()).unwrap();
+    let image = assemble_in(&store, packages, &spec).unwrap();
     forge_oci::validate::image(&store, &image.manifest_digest).unwrap();
     let entries = listing(&store, &image);
     let expected = [
@@ -139,25 +149,23 @@ fn packages_are_merged_with_merged_usr_and_a_status_database() {
     assert!(env.contains(&"LANG=C.UTF-8".to_string()) && env[0].starts_with("PATH="), "{env:?}");
 
     // The same packages again give the same bytes.
-    let one = assemble(&store, vec![Ok(dash())], &spec, spool.path()).unwrap();
-    let twice = assemble(&store, vec![Ok(dash())], &spec, spool.path()).unwrap();
+    let one = assemble_in(&store, vec![dash()], &spec).unwrap();
+    let twice = assemble_in(&store, vec![dash()], &spec).unwrap();
     assert_eq!(one.manifest_digest, twice.manifest_digest);
 }
 
 #[test]
 fn ca_certificates_get_the_bundle_update_ca_certificates_would_make() {
-    let store_dir = tempfile::tempdir().unwrap();
-    let store = BlobStore::open_or_create(store_dir.path()).unwrap();
-    let packages = vec![Ok(Package {
-        name: "ca-certificates".into(),
-        control: "Package: ca-certificates\nVersion: 20230311\n".into(),
-        data: data(&[
+    let (_dir, store) = store();
+    let certificates = package(
+        "ca-certificates",
+        "Version: 20230311\n",
+        &[
             ("./usr/share/ca-certificates/mozilla/B_Root.crt", Some("-----BEGIN B-----\n")),
             ("./usr/share/ca-certificates/mozilla/A_Root.crt", Some("-----BEGIN A-----")),
-        ]),
-    })];
-    let spool = tempfile::tempdir().unwrap();
-    let image = assemble(&store, packages, &ImageSpec::default(), spool.path()).unwrap();
+        ],
+    );
+    let image = assemble_in(&store, vec![certificates], &ImageSpec::default()).unwrap();
     let entries = listing(&store, &image);
     assert!(entries.contains(&"f 0644 etc/ssl/certs/ca-certificates.crt".to_string()), "{entries:?}");
     assert!(entries.contains(
@@ -176,15 +184,9 @@ fn ca_certificates_get_the_bundle_update_ca_certificates_would_make() {
 
 #[test]
 fn a_package_leaving_the_root_is_refused() {
-    let store_dir = tempfile::tempdir().unwrap();
-    let store = BlobStore::open_or_create(store_dir.path()).unwrap();
-    let packages = vec![Ok(Package {
-        name: "evil".into(),
-        control: "Package: evil\n".into(),
-        data: data(&[("./../../etc/x", Some("x"))]),
-    })];
-    let spool = tempfile::tempdir().unwrap();
-    let err = assemble(&store, packages, &ImageSpec::default(), spool.path()).unwrap_err();
+    let (_dir, store) = store();
+    let evil = package("evil", "", &[("./../../etc/x", Some("x"))]);
+    let err = assemble_in(&store, vec![evil], &ImageSpec::default()).unwrap_err();
     assert_eq!(err.to_string(), "evil has an entry `./../../etc/x` outside the root filesystem");
 }
 
@@ -246,8 +248,7 @@ fn a_locked_version_gone_from_the_archive_says_to_update_the_lock() {
     let (lock, description) = dash_lock(&mirror, 10);
     let cache = tempfile::tempdir().unwrap();
     let fetcher = Fetcher::new(cache.path(), &mirror).unwrap();
-    let store_dir = tempfile::tempdir().unwrap();
-    let store = BlobStore::open_or_create(store_dir.path()).unwrap();
+    let (store_dir, store) = store();
     let err = build_from_lock(&store, &description, &lock, &fetcher, 0, None, store_dir.path()).unwrap_err();
     let message = format!("{err}");
     assert!(message.starts_with("dash 0.5.12-2 is no longer in the archive"), "{message}");
@@ -261,8 +262,7 @@ fn a_deb_whose_hash_does_not_match_the_lock_is_refused_and_nothing_is_stored() {
     let (lock, description) = dash_lock(&mirror, body.len());
     let cache = tempfile::tempdir().unwrap();
     let fetcher = Fetcher::new(cache.path(), &mirror).unwrap();
-    let store_dir = tempfile::tempdir().unwrap();
-    let store = BlobStore::open_or_create(store_dir.path()).unwrap();
+    let (store_dir, store) = store();
     let err = build_from_lock(&store, &description, &lock, &fetcher, 0, None, store_dir.path()).unwrap_err();
     let message = format!("{err}");
     assert!(
