@@ -42,9 +42,8 @@ pub(crate) struct Common {
     /// Output format.
     #[arg(long, value_enum, default_value_t = Format::Human)]
     pub(crate) format: Format,
-    /// Talk plain HTTP to this registry (loopback registries always are); repeatable.
-    #[arg(long = "insecure-registry", value_name = "HOST")]
-    insecure_registries: Vec<String>,
+    #[command(flatten)]
+    pub(crate) transport: Transport,
     /// Build even plugins the linter finds errors in (by default they fail
     /// with the lint errors, as they could not be built or run correctly).
     #[arg(long)]
@@ -78,7 +77,8 @@ impl Common {
             registry: self.registry.clone(),
             base_images: self.base_images.clone(),
             out: self.out.clone(),
-            insecure_registries: self.insecure_registries.clone(),
+            insecure_registries: self.transport.insecure_registries.clone(),
+            ca_certs: self.transport.ca_certs.clone(),
             lint: lint_config(&self.allow, &self.warn)?,
         })
     }
@@ -87,6 +87,18 @@ impl Common {
     pub(crate) fn batch(&self) -> BatchOptions {
         BatchOptions { jobs: self.jobs, lint: !self.no_lint }
     }
+}
+
+/// How registries are reached: shared by the commands that talk to one.
+#[derive(Debug, Clone, clap::Args)]
+pub(crate) struct Transport {
+    /// Talk plain HTTP to this registry (loopback registries always are); repeatable.
+    #[arg(long = "insecure-registry", value_name = "HOST")]
+    pub(crate) insecure_registries: Vec<String>,
+    /// Trust the CA certificates of this PEM file for every registry, for
+    /// this run (on top of the system's and /etc/docker/certs.d/HOST:PORT/*.crt); repeatable.
+    #[arg(long = "ca-cert", value_name = "FILE")]
+    pub(crate) ca_certs: Vec<PathBuf>,
 }
 
 /// The severity overrides of `-A`/`-W` flags (codes or names); `-A` wins.

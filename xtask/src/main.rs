@@ -17,6 +17,7 @@ mod completions;
 mod fuzz;
 mod image;
 mod lint;
+mod login;
 mod new;
 pub(crate) mod output;
 pub(crate) mod progress;
@@ -66,6 +67,12 @@ enum Command {
     /// Build (cached when unchanged) and push plugin images to
     /// REGISTRY/NAME:TAG; all plugins unless some are named.
     Publish(publish::Args),
+    /// Log in to a registry as `docker login` does: check the credentials
+    /// against it, then store them in Docker's config.json (or the
+    /// credential helper it names) for publish and pulls.
+    Login(login::LoginArgs),
+    /// Remove the stored credentials for a registry.
+    Logout(login::LogoutArgs),
     /// Manage the local image store that FROM resolves through.
     #[command(subcommand)]
     Image(image::Command),
@@ -141,6 +148,8 @@ pub(crate) fn run(invocation: Invocation) -> ExitCode {
         Command::Lint(args) => lint::run(args, matches.subcommand_matches("lint").expect("lint matches")),
         Command::Build(args) => build::run_build(args),
         Command::BuildAll(args) => build::run_build_all(args),
+        Command::Login(args) => login::run_login(args),
+        Command::Logout(args) => login::run_logout(args),
         Command::Image(command) => image::run(command),
         Command::BaseImage(args) => base_image::run(args),
         Command::Run(args) => run::run(*args),

@@ -36,11 +36,12 @@ use forge_oci::BlobStore;
 pub use base_image::{descriptions, ensure, BaseImageOptions, BaseImageReport, LockReason, BASE_IMAGES_DIR};
 pub use error::Error;
 pub use events::{Event, Observer, Quiet};
+pub use forge_registry::login::Stored;
 pub use image_check::ImageRejection;
 pub use lint_gate::{lint_gate, Rejection};
 pub use provenance::{source_date_epoch, strip_credentials};
 pub use publish::{Missing, PushOptions, Pushed, WouldPush};
-pub use registry::{client, PullingResolver};
+pub use registry::{client, login, logout, LoggedIn, LoginOptions, PullingResolver};
 pub use select::{discover, select};
 pub use session::{Artifact, BatchOptions, Outcome, Session, SessionOptions};
 

@@ -59,7 +59,7 @@ impl Session {
         options: &PushOptions,
         observer: &dyn Observer,
     ) -> Result<Vec<Pushed>, Error> {
-        let client = client(self.insecure_registries(), options.chunk_size)?;
+        let client = client(self.insecure_registries(), self.ca_certs(), options.chunk_size)?;
         let pool = rayon::ThreadPoolBuilder::new()
             .num_threads(options.max_uploads.max(1))
             .build()
@@ -129,7 +129,7 @@ impl Session {
     /// the blobs its repository lacks (found with `HEAD` requests; nothing
     /// is written to the registry). Results are in the order of `outcomes`.
     pub fn dry_run(&self, outcomes: Vec<Outcome>, options: &PushOptions) -> Result<Vec<WouldPush>, Error> {
-        let client = client(self.insecure_registries(), options.chunk_size)?;
+        let client = client(self.insecure_registries(), self.ca_certs(), options.chunk_size)?;
         Ok(outcomes
             .into_iter()
             .map(|outcome| match outcome.result {

@@ -1,26 +1,106 @@
 //! The registry side of a run: the client (Docker's credentials, plain
-//! HTTP for loopback and insecure hosts) and the base resolver that pulls
+//! HTTP for loopback and insecure hosts, Docker's `certs.d` and
+//! `--ca-cert` for trust), `login`/`logout`, and the base resolver that pulls
 //! what neither the overrides nor the store have. It lives here rather than
 //! in forge-builder so the builder never talks to the network: it is handed
 //! a [`BaseResolver`] and does not know where images come from.
 
 use forge_builder::{BaseImage, BaseResolver, BuildError, LocalResolver};
 use forge_oci::BlobStore;
-use forge_registry::{Client, ClientOptions, DockerConfig, Platform, Reference};
+use std::path::PathBuf;
+
+use forge_registry::login::{docker_config_path, erase_login, store_login, Stored};
+use forge_registry::{
+    Client, ClientOptions, CredentialSource, Credentials, DockerConfig, Platform, Reference,
+    StaticCredentials, TlsOptions,
+};
 
 use crate::Error;
 
 /// A registry client: credentials from Docker's `config.json`, plain HTTP
-/// for loopback hosts and `insecure_registries`, blobs larger than
-/// `chunk_size` uploaded in chunks (`u64::MAX`: never).
-pub fn client(insecure_registries: &[String], chunk_size: u64) -> Result<Client, Error> {
+/// for loopback hosts and `insecure_registries`, the CAs of `ca_certs` (and
+/// of Docker's `certs.d`) trusted, blobs larger than `chunk_size` uploaded
+/// in chunks (`u64::MAX`: never).
+pub fn client(
+    insecure_registries: &[String],
+    ca_certs: &[PathBuf],
+    chunk_size: u64,
+) -> Result<Client, Error> {
     let credentials = DockerConfig::from_env().map_err(|source| Error::Credentials { source })?;
-    Ok(Client::new(ClientOptions {
+    Ok(client_with(insecure_registries, ca_certs, chunk_size, Box::new(credentials)))
+}
+
+fn client_with(
+    insecure_registries: &[String],
+    ca_certs: &[PathBuf],
+    chunk_size: u64,
+    credentials: Box<dyn CredentialSource>,
+) -> Client {
+    Client::new(ClientOptions {
         insecure_registries: insecure_registries.to_vec(),
         chunk_size,
-        credentials: Box::new(credentials),
+        credentials,
+        tls: TlsOptions { ca_certs: ca_certs.to_vec(), ..TlsOptions::default() },
         ..ClientOptions::default()
-    }))
+    })
+}
+
+/// What `login` is given.
+#[derive(Debug)]
+pub struct LoginOptions<'a> {
+    /// The registry, `host[:port]` (or `docker.io`).
+    pub registry: &'a str,
+    /// The user name.
+    pub username: &'a str,
+    /// The password or access token.
+    pub password: &'a str,
+    /// Registries spoken to over plain HTTP.
+    pub insecure_registries: &'a [String],
+    /// `--ca-cert` files.
+    pub ca_certs: &'a [PathBuf],
+}
+
+/// Where [`login`] stored the credentials.
+#[derive(Debug)]
+pub struct LoggedIn {
+    /// Docker's `config.json`.
+    pub config: PathBuf,
+    /// The file itself, or the credential helper it names.
+    pub stored: Stored,
+}
+
+/// `docker login`: checks the credentials against the registry (`/v2/`,
+/// through its token server if it has one), then stores them in Docker's
+/// `config.json` or its credential helper. Nothing is stored when the
+/// registry refuses them.
+pub fn login(options: &LoginOptions<'_>) -> Result<LoggedIn, Error> {
+    let config = config_path()?;
+    let credentials = StaticCredentials::default().with(
+        options.registry,
+        Credentials::Basic { username: options.username.to_owned(), password: options.password.to_owned() },
+    );
+    let client = client_with(options.insecure_registries, options.ca_certs, u64::MAX, Box::new(credentials));
+    client.check_login(options.registry, &|_| {})?;
+    let stored = store_login(&config, options.registry, options.username, options.password)?;
+    Ok(LoggedIn { config, stored })
+}
+
+/// `docker logout`: removes the credentials for `registry` from Docker's
+/// `config.json` (and its credential helper). The config file, and whether
+/// there were any.
+pub fn logout(registry: &str) -> Result<(PathBuf, bool), Error> {
+    let config = config_path()?;
+    let erased = erase_login(&config, registry)?;
+    Ok((config, erased))
+}
+
+fn config_path() -> Result<PathBuf, Error> {
+    docker_config_path().ok_or_else(|| {
+        Error::Registry(forge_registry::Error::Credentials {
+            host: "any registry".into(),
+            reason: "neither DOCKER_CONFIG nor HOME is set, so there is no config.json to use".into(),
+        })
+    })
 }
 
 /// Local first (overrides, then the store), then the registry the

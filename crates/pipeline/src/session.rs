@@ -32,6 +32,9 @@ pub struct SessionOptions {
     pub out: Option<PathBuf>,
     /// Registries spoken to over plain HTTP (loopback ones always are).
     pub insecure_registries: Vec<String>,
+    /// CA certificates (PEM files) trusted for every registry of this run
+    /// (`--ca-cert`), on top of the system's and Docker's `certs.d`.
+    pub ca_certs: Vec<PathBuf>,
     /// Severities of the lint rules, for the lint gate and the image
     /// checks (`-A`/`-W`).
     pub lint: LintConfig,
@@ -82,6 +85,7 @@ pub struct Session {
     out: PathBuf,
     options: BuildOptions,
     insecure_registries: Vec<String>,
+    ca_certs: Vec<PathBuf>,
     lint: LintConfig,
 }
 
@@ -90,7 +94,8 @@ impl Session {
     /// in `ROOT/base-images` that the store lacks (unless overridden), and
     /// reads `SOURCE_DATE_EPOCH` and the git provenance.
     pub fn open(options: SessionOptions, observer: &dyn Observer) -> Result<Session, Error> {
-        let SessionOptions { root, registry, base_images, out, insecure_registries, lint, extras } = options;
+        let SessionOptions { root, registry, base_images, out, insecure_registries, ca_certs, lint, extras } =
+            options;
         let overrides = base_images
             .iter()
             .map(|o| Override::parse(o).map_err(|message| Error::BaseImageFlag { message }))
@@ -99,8 +104,10 @@ impl Session {
         let workspace = Workspace::open(&root, &store_dir(&root))?;
         let base = BaseImageOptions { epoch, ..BaseImageOptions::default() };
         ensure_base_images(&root, &workspace, &registry, &overrides, &base, observer)?;
-        let resolver =
-            PullingResolver::new(LocalResolver::new(overrides), client(&insecure_registries, u64::MAX)?);
+        let resolver = PullingResolver::new(
+            LocalResolver::new(overrides),
+            client(&insecure_registries, &ca_certs, u64::MAX)?,
+        );
         let out = out.unwrap_or_else(|| root.join(TARGET_DIR).join("images"));
         // Tarballs half-written by killed runs (the store cleans its own).
         forge_oci::temp::remove_under(&out, forge_oci::temp::Scope::Stale);
@@ -116,6 +123,7 @@ impl Session {
                 extras,
             },
             insecure_registries,
+            ca_certs,
             lint,
         })
     }
@@ -138,6 +146,11 @@ impl Session {
     /// Registries spoken to over plain HTTP.
     pub(crate) fn insecure_registries(&self) -> &[String] {
         &self.insecure_registries
+    }
+
+    /// The `--ca-cert` files.
+    pub(crate) fn ca_certs(&self) -> &[PathBuf] {
+        &self.ca_certs
     }
 
     /// Builds the plugin at `ROOT/plugin`, checks the image and writes its

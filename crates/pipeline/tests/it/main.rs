@@ -57,6 +57,7 @@ fn options(root: &Path) -> SessionOptions {
         base_images: Vec::new(),
         out: None,
         insecure_registries: Vec::new(),
+        ca_certs: Vec::new(),
         lint: LintConfig::default(),
         extras: Default::default(),
     }
