@@ -98,6 +98,30 @@ impl Parser<'_> {
         (self.peek()? == byte).then(|| self.pos += 1)
     }
 
+    /// The members of an object or the items of an array, its opening byte
+    /// eaten, up to and including `close`: `item` reads one, and a `,` or
+    /// `close` must follow it.
+    fn list<T>(&mut self, close: u8, mut item: impl FnMut(&mut Self) -> Option<T>) -> Option<Vec<T>> {
+        let mut items = Vec::new();
+        self.skip_ws();
+        if self.peek()? == close {
+            self.pos += 1;
+            return Some(items);
+        }
+        loop {
+            items.push(item(self)?);
+            self.skip_ws();
+            match self.peek()? {
+                b',' => self.pos += 1,
+                byte if byte == close => {
+                    self.pos += 1;
+                    return Some(items);
+                }
+                _ => return None,
+            }
+        }
+    }
+
     fn value(&mut self, depth: usize) -> Option<Node> {
         if depth > MAX_DEPTH {
             return None;
@@ -107,53 +131,20 @@ impl Parser<'_> {
         let kind = match self.peek()? {
             b'{' => {
                 self.pos += 1;
-                let mut members = Vec::new();
-                self.skip_ws();
-                if self.peek()? == b'}' {
-                    self.pos += 1;
-                } else {
-                    loop {
-                        self.skip_ws();
-                        let key_start = self.pos;
-                        let key = self.string()?;
-                        let key_span = key_start..self.pos;
-                        self.eat(b':')?;
-                        let value = self.value(depth + 1)?;
-                        members.push(Member { key, key_span, value });
-                        self.skip_ws();
-                        match self.peek()? {
-                            b',' => self.pos += 1,
-                            b'}' => {
-                                self.pos += 1;
-                                break;
-                            }
-                            _ => return None,
-                        }
-                    }
-                }
+                let members = self.list(b'}', |p| {
+                    p.skip_ws();
+                    let key_start = p.pos;
+                    let key = p.string()?;
+                    let key_span = key_start..p.pos;
+                    p.eat(b':')?;
+                    let value = p.value(depth + 1)?;
+                    Some(Member { key, key_span, value })
+                })?;
                 NodeKind::Object(members)
             }
             b'[' => {
                 self.pos += 1;
-                let mut items = Vec::new();
-                self.skip_ws();
-                if self.peek()? == b']' {
-                    self.pos += 1;
-                } else {
-                    loop {
-                        items.push(self.value(depth + 1)?);
-                        self.skip_ws();
-                        match self.peek()? {
-                            b',' => self.pos += 1,
-                            b']' => {
-                                self.pos += 1;
-                                break;
-                            }
-                            _ => return None,
-                        }
-                    }
-                }
-                NodeKind::Array(items)
+                NodeKind::Array(self.list(b']', |p| p.value(depth + 1))?)
             }
             b'"' => {
                 self.string()?;

@@ -569,9 +569,13 @@ mod tests {
 
     #[test]
     fn normalize_paths() {
-        assert_eq!(normalize("./a//b/../c"), "a/c");
-        assert_eq!(normalize("/abc/layer.tar"), "abc/layer.tar");
-        assert_eq!(normalize("abc/../../x"), "x");
-        assert_eq!(normalize("manifest.json"), "manifest.json");
+        for (path, normal) in [
+            ("./a//b/../c", "a/c"),
+            ("/abc/layer.tar", "abc/layer.tar"),
+            ("abc/../../x", "x"),
+            ("manifest.json", "manifest.json"),
+        ] {
+            assert_eq!(normalize(path), normal, "{path}");
+        }
     }
 }

@@ -69,11 +69,15 @@ mod tests {
 
     #[test]
     fn credentials_are_stripped() {
-        assert_eq!(strip_credentials("https://u:t@github.com/a/b.git"), "https://github.com/a/b.git");
-        assert_eq!(strip_credentials("https://token@github.com/a/b.git"), "https://github.com/a/b.git");
-        assert_eq!(strip_credentials("git@github.com:a/b.git"), "git@github.com:a/b.git");
-        assert_eq!(strip_credentials("https://host"), "https://host");
-        assert_eq!(strip_credentials("https://u:t@host"), "https://host");
+        for (url, stripped) in [
+            ("https://u:t@github.com/a/b.git", "https://github.com/a/b.git"),
+            ("https://token@github.com/a/b.git", "https://github.com/a/b.git"),
+            ("git@github.com:a/b.git", "git@github.com:a/b.git"),
+            ("https://host", "https://host"),
+            ("https://u:t@host", "https://host"),
+        ] {
+            assert_eq!(strip_credentials(url), stripped, "{url}");
+        }
     }
 
     #[test]

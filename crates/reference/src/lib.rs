@@ -435,23 +435,35 @@ mod tests {
 
     #[test]
     fn registry_spellings() {
-        assert_eq!(normalise_registry("https://index.docker.io/v1/"), "docker.io");
-        assert_eq!(normalise_registry("Registry-1.Docker.io"), "docker.io");
-        assert_eq!(normalise_registry("https://ghcr.io"), "ghcr.io");
-        assert_eq!(normalise_registry("localhost:5000"), "localhost:5000");
+        for (spelling, registry) in [
+            ("https://index.docker.io/v1/", "docker.io"),
+            ("Registry-1.Docker.io", "docker.io"),
+            ("https://ghcr.io", "ghcr.io"),
+            ("localhost:5000", "localhost:5000"),
+        ] {
+            assert_eq!(normalise_registry(spelling), registry, "{spelling}");
+        }
     }
 
     #[test]
     fn the_tag_is_a_colon_after_the_last_slash() {
-        assert_eq!(split_tag("app:1.0"), ("app", Some("1.0")));
-        assert_eq!(split_tag("app"), ("app", None));
-        assert_eq!(split_tag("localhost:5000/team/app"), ("localhost:5000/team/app", None));
-        assert_eq!(split_tag("localhost:5000/team/app:v2"), ("localhost:5000/team/app", Some("v2")));
-        assert_eq!(split_tag("/srv/images:v1"), ("/srv/images", Some("v1")));
-        assert_eq!(untagged("localhost:5000/base-py:1.0"), "localhost:5000/base-py");
-        assert_eq!(untagged("localhost:5000/base-py"), "localhost:5000/base-py");
-        assert_eq!(untagged("base-py@sha256:00"), "base-py");
-        assert_eq!(untagged("python:3.11@sha256:00"), "python");
+        for (reference, name, tag) in [
+            ("app:1.0", "app", Some("1.0")),
+            ("app", "app", None),
+            ("localhost:5000/team/app", "localhost:5000/team/app", None),
+            ("localhost:5000/team/app:v2", "localhost:5000/team/app", Some("v2")),
+            ("/srv/images:v1", "/srv/images", Some("v1")),
+        ] {
+            assert_eq!(split_tag(reference), (name, tag), "{reference}");
+        }
+        for (reference, name) in [
+            ("localhost:5000/base-py:1.0", "localhost:5000/base-py"),
+            ("localhost:5000/base-py", "localhost:5000/base-py"),
+            ("base-py@sha256:00", "base-py"),
+            ("python:3.11@sha256:00", "python"),
+        ] {
+            assert_eq!(untagged(reference), name, "{reference}");
+        }
     }
 
     #[test]
