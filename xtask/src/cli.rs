@@ -135,6 +135,11 @@ pub(crate) struct DockerFlags {
     /// image is the same: builds are reproducible).
     #[arg(long)]
     no_cache: bool,
+    /// Keep each copied file's and directory's mode from disk (0600, 0700,
+    /// setuid, sticky), as `docker build` does, instead of 0644/0755 (any
+    /// executable bit), which gives the same image whatever the umask.
+    #[arg(long)]
+    preserve_modes: bool,
     /// Print only the image names (and errors), like `docker build -q`.
     #[arg(short = 'q', long)]
     pub(crate) quiet: bool,
@@ -143,7 +148,8 @@ pub(crate) struct DockerFlags {
 impl DockerFlags {
     /// The build args, labels, tags and cache policy, checked.
     pub(crate) fn extras(&self) -> anyhow::Result<Extras> {
-        Ok(Extras::from_flags(&self.build_args, &self.labels, &self.tags, self.no_cache)?)
+        let extras = Extras::from_flags(&self.build_args, &self.labels, &self.tags, self.no_cache)?;
+        Ok(Extras { preserve_modes: self.preserve_modes, ..extras })
     }
 
     /// `format`, unless `-q` says to print only names.

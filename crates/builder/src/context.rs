@@ -43,6 +43,10 @@ pub struct CopyOptions {
     pub chown: Option<(u64, u64)>,
     /// Mode of every file and directory copied, instead of the normalised one.
     pub chmod: Option<u32>,
+    /// `--preserve-modes`: keep each file's and directory's mode from disk
+    /// (setuid, setgid and sticky bits included), as `docker build` does,
+    /// instead of normalising to 0644/0755; `chmod` still wins.
+    pub preserve_modes: bool,
 }
 
 /// Files with several links seen while planning, by path: `(dev, ino)`.
@@ -95,7 +99,7 @@ impl Context {
         for m in matches {
             if m.meta.is_dir() {
                 if !dest_abs.is_empty() {
-                    tree.insert(dest_abs.clone(), dir_node(options));
+                    tree.insert(dest_abs.clone(), dir_node(options, &m.meta));
                 }
                 self.walk_dir(&m, &dest_abs, options, &mut tree, &mut links)?;
             } else {
@@ -290,7 +294,10 @@ impl Context {
             let target = join(dest, &inner);
             let ft = entry.file_type();
             if ft.is_dir() {
-                tree.insert(target, dir_node(options));
+                let meta = entry
+                    .metadata()
+                    .map_err(|e| Refusal::new(format!("cannot read {}: {e}", entry.path().display())))?;
+                tree.insert(target, dir_node(options, &meta));
             } else if ft.is_symlink() {
                 let link = fs::read_link(entry.path())
                     .map_err(|e| Refusal::new(format!("cannot read link {}: {e}", entry.path().display())))?;
@@ -344,13 +351,17 @@ fn special_file(rel: &str, kind: &str) -> Refusal {
         .help(format!("remove it, or exclude `{rel}` in .dockerignore"))
 }
 
-fn dir_node(options: CopyOptions) -> Node {
+/// A directory of the layer: mode 0755 (or as on disk with
+/// `--preserve-modes`) unless `--chmod`.
+fn dir_node(options: CopyOptions, meta: &Metadata) -> Node {
     let (uid, gid) = options.chown.unwrap_or((0, 0));
-    Node::dir(options.chmod.unwrap_or(0o755)).owned_by(uid, gid)
+    let mode = if options.preserve_modes { meta.mode() & 0o7777 } else { 0o755 };
+    Node::dir(options.chmod.unwrap_or(mode)).owned_by(uid, gid)
 }
 
 /// Plans the file at `path` as `target`, its mode normalised to 0644 or
-/// 0755 (any executable bit) unless `--chmod`.
+/// 0755 (any executable bit; as on disk with `--preserve-modes`) unless
+/// `--chmod`.
 fn insert_file(
     tree: &mut Tree,
     links: &mut Links,
@@ -360,7 +371,13 @@ fn insert_file(
     options: CopyOptions,
 ) {
     let (uid, gid) = options.chown.unwrap_or((0, 0));
-    let normalised = if meta.mode() & 0o111 != 0 { 0o755 } else { 0o644 };
+    let normalised = if options.preserve_modes {
+        meta.mode() & 0o7777
+    } else if meta.mode() & 0o111 != 0 {
+        0o755
+    } else {
+        0o644
+    };
     if meta.nlink() > 1 {
         links.insert(target.clone(), (meta.dev(), meta.ino()));
     } else {
@@ -546,5 +563,31 @@ mod tests {
             "{paths:?}"
         );
         assert!(!paths.iter().any(|p| p.starts_with("w/src/x")), "{paths:?}");
+    }
+
+    #[test]
+    fn modes_are_normalised_unless_preserved() {
+        use std::os::unix::fs::PermissionsExt;
+        let (dir, context) = context(&["d/secret", "d/run.sh", "d/ro", "d/tmp/x"]);
+        for (path, mode) in [("d/secret", 0o600), ("d/run.sh", 0o700), ("d/ro", 0o444), ("d/tmp", 0o1777)] {
+            fs::set_permissions(dir.path().join(path), fs::Permissions::from_mode(mode)).unwrap();
+        }
+        let modes = |preserve_modes: bool| -> Vec<(String, u32)> {
+            let options = CopyOptions { preserve_modes, ..CopyOptions::default() };
+            let tree = context.plan_copy(&["d".to_string()], "/w/", "/", options).unwrap();
+            tree.iter()
+                .filter(|(p, _)| *p != "w" && *p != "w/tmp/x")
+                .map(|(p, n)| (p.to_string(), n.mode))
+                .collect()
+        };
+        let owned = |v: &[(&str, u32)]| v.iter().map(|(p, m)| (p.to_string(), *m)).collect::<Vec<_>>();
+        assert_eq!(
+            modes(false),
+            owned(&[("w/ro", 0o644), ("w/run.sh", 0o755), ("w/secret", 0o644), ("w/tmp", 0o755)])
+        );
+        assert_eq!(
+            modes(true),
+            owned(&[("w/ro", 0o444), ("w/run.sh", 0o700), ("w/secret", 0o600), ("w/tmp", 0o1777)])
+        );
     }
 }

@@ -34,6 +34,10 @@ pub struct Extras {
     /// `--no-cache`: build every layer again (the cache is not looked up,
     /// but what is built is still stored in it).
     pub no_cache: bool,
+    /// `--preserve-modes`: files and directories keep their modes from
+    /// disk, as `docker build` does, instead of 0644/0755 (which give the
+    /// same image whatever the checkout's umask).
+    pub preserve_modes: bool,
 }
 
 impl Extras {
@@ -80,7 +84,7 @@ impl Extras {
                 checked.push(tag.clone());
             }
         }
-        Ok(Extras { build_args, labels, tags: checked, no_cache })
+        Ok(Extras { build_args, labels, tags: checked, no_cache, preserve_modes: false })
     }
 }
 

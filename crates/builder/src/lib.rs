@@ -195,6 +195,7 @@ impl Workspace {
             build_args: &build_args,
             epoch: options.epoch,
             spool_parent: self.store.root(),
+            preserve_modes: options.extras.preserve_modes,
         };
         let mut plan = plan(&dockerfile, base, &inputs)?;
         plan.labels = options.extras.labels.clone();

@@ -93,6 +93,8 @@ pub struct PlanInputs<'a> {
     /// Where the plan's spool directory (for `ADD` archives) is created;
     /// on the same file system as the store, conventionally its root.
     pub spool_parent: &'a Path,
+    /// `--preserve-modes`: copied files keep their modes from disk.
+    pub preserve_modes: bool,
 }
 
 /// The image a Dockerfile's `FROM` names, after substitution.
@@ -560,7 +562,8 @@ impl Planner<'_> {
     }
 
     fn copy_options(&self, copy: &Copy) -> Result<CopyOptions, BuildError> {
-        let mut options = CopyOptions::default();
+        let mut options =
+            CopyOptions { preserve_modes: self.inputs.preserve_modes, ..CopyOptions::default() };
         if let Some(chown) = &copy.chown {
             let value = self.expand(chown)?;
             options.chown = Some(numeric_owner(&value).ok_or_else(|| {

@@ -86,6 +86,7 @@ fn dockerfile(scratch: &mut Scratch, input: &[u8]) {
         build_args: &build_args,
         epoch: 0,
         spool_parent: &spool_parent,
+        preserve_modes: input.first().is_some_and(|b| b & 1 == 1),
     };
     let _ = forge_builder::plan(&parsed, BaseImage::scratch(), &inputs);
 }

@@ -1,4 +1,4 @@
-//! Rule PF307: the build's own planning ([`forge_builder::plan`]), run
+//! Rules PF307 and PF207: the build's own planning ([`forge_builder::plan`]), run
 //! without building, so that whatever would fail the build fails lint
 //! first, at the same Dockerfile position: expansion errors (unterminated
 //! quotes, `${X:?msg}`, bombs), what the builder does not support (a second
@@ -7,12 +7,17 @@
 //! resolved (lint needs no store): the plan runs over `scratch`, which
 //! only changes the starting config. Nothing is written but the spool
 //! directory of `ADD` archives, a temporary directory removed at the end.
+//! The plan then says which files go into the image, whose modes on disk
+//! PF207 checks.
 
 use std::collections::BTreeMap;
 use std::path::Path;
 
-use forge_builder::{BaseImage, BuildError, Context, ParsedDockerfile, PlanInputs};
+use std::os::unix::fs::MetadataExt;
+
+use forge_builder::{BaseImage, BuildError, BuildPlan, Context, ParsedDockerfile, PlanInputs};
 use forge_manifest::{ImageRef, Position, DOCKERFILE, VERSION};
+use forge_oci::{FileSource, NodeKind};
 
 use crate::diagnostic::{Finding, Sink};
 use crate::rules::{self, Severity};
@@ -44,10 +49,51 @@ pub(crate) fn check(root: &Path, dir: &Path, sink: &mut Sink<'_>) {
         ("TAG".to_string(), tag),
     ]);
     let Ok(spool) = tempfile::Builder::new().prefix("forge-lint-").tempdir() else { return };
-    let inputs =
-        PlanInputs { context: &context, build_args: &build_args, epoch: 0, spool_parent: spool.path() };
-    if let Err(err) = forge_builder::plan(&parsed, BaseImage::scratch(), &inputs) {
-        report(&err, &text, sink);
+    let inputs = PlanInputs {
+        context: &context,
+        build_args: &build_args,
+        epoch: 0,
+        spool_parent: spool.path(),
+        preserve_modes: false,
+    };
+    match forge_builder::plan(&parsed, BaseImage::scratch(), &inputs) {
+        Ok(plan) => restrictive_modes(root, &plan, &rel, &text, sink),
+        Err(err) => report(&err, &text, sink),
+    }
+}
+
+/// Rule PF207: files the plan copies whose mode on disk keeps group or
+/// others from reading them (0600, 0640, 0700); the build normalises
+/// modes to 0644/0755, so the image makes them readable by every user.
+/// One warning per `COPY`/`ADD`, naming the first such file.
+fn restrictive_modes(root: &Path, plan: &BuildPlan, rel: &Path, text: &str, sink: &mut Sink<'_>) {
+    for step in &plan.steps {
+        let Some(layer) = &step.layer else { continue };
+        let restrictive: Vec<(&Path, u32)> = layer
+            .iter()
+            .filter_map(|(_, node)| match &node.kind {
+                NodeKind::File { source: FileSource::Path(path), .. } => Some(path.as_path()),
+                _ => None,
+            })
+            .filter_map(|path| Some((path, std::fs::symlink_metadata(path).ok()?.mode() & 0o7777)))
+            .filter(|(_, mode)| mode & 0o044 != 0o044)
+            .collect();
+        let Some((first, mode)) = restrictive.first() else { continue };
+        let shown = first.strip_prefix(root).unwrap_or(first).display();
+        let others = match restrictive.len() {
+            1 => String::new(),
+            n => format!(" (and {} more)", n - 1),
+        };
+        let position = Position { line: step.position.line, column: step.position.column };
+        sink.report(
+            rules::RESTRICTIVE_MODE,
+            Finding::new(format!(
+                "`{shown}` is mode {mode:04o} on disk{others}; in the image it becomes readable by every user"
+            ))
+            .in_file(rel)
+            .at(position, text)
+            .help("builds normalise modes to 0644/0755 for reproducibility: keep secrets out of the context, `COPY --chmod=0600`, or build with --preserve-modes"),
+        );
     }
 }
 

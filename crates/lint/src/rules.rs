@@ -78,6 +78,8 @@ rules! {
         "The plugin has no `LICENSE`. Every plugin should say under which terms it may be used; see https://choosealicense.com/.";
     FORBIDDEN_FILE = "PF206", "forbidden-file", Error,
         "A file that must never go into an image sits inside the plugin: an environment file (`.env`), a private key (`id_rsa`, `*.key`, a PEM private key), a credentials file (`.netrc`, `.pypirc`) or a `.git` directory. The Dockerfile copies the plugin directory into the image, and anyone who can pull the image could read it. Delete it or move it out of the plugin.";
+    RESTRICTIVE_MODE = "PF207", "restrictive-mode", Warning,
+        "A file the build copies into the image is not readable by group or others on disk (mode 0600, 0640, 0700...). Builds normalise modes to 0644 (0755 with any executable bit) so that the image is the same whatever the checkout's umask, so in the image that file becomes readable by every user, unlike `docker build`, which keeps the disk mode. Keep secrets out of the build context, set the mode you want with `COPY --chmod=0600`, or build with `--preserve-modes` for Docker's exact modes.";
     DOCKERFILE_SYNTAX = "PF301", "dockerfile-syntax", Error,
         "A line of the `Dockerfile` is not an instruction Docker knows (a typo, or a line that should continue the previous instruction with `\\`), an instruction has no arguments, `ENV` is malformed, or a parser directive (`# escape=`) is invalid. Docker refuses to build such a file.";
     DOCKERFILE_NO_FROM = "PF302", "dockerfile-no-from", Error,

@@ -69,6 +69,10 @@ fn read_fixture(text: &str) -> BTreeMap<String, String> {
             valid_plugin(&mut files, dir, plugin_type);
         } else if let Some(path) = directive.strip_prefix("//- ") {
             current = Some((path.to_string(), String::new()));
+        } else if let Some(rest) = directive.strip_prefix("//! chmod ") {
+            // Applied by `materialize` after the files are written.
+            let (mode, path) = rest.split_once(' ').expect("`//! chmod MODE PATH`");
+            files.insert(format!("{CHMOD}{path}"), mode.to_string());
         } else if let Some(path) = directive.strip_prefix("//! rm ") {
             assert!(files.remove(path).is_some(), "`//! rm {path}`: no such file");
         } else if let Some((_, content)) = &mut current {
@@ -87,13 +91,21 @@ fn materialize(files: &BTreeMap<String, String>) -> tempfile::TempDir {
     // The shared SDK every plugin's Dockerfile copies (lint plans the build).
     fs::create_dir_all(dir.path().join("supervisely_lib")).unwrap();
     fs::write(dir.path().join("supervisely_lib/__init__.py"), "").unwrap();
-    for (path, content) in files {
+    for (path, content) in files.iter().filter(|(p, _)| !p.starts_with(CHMOD)) {
         let path = dir.path().join(path);
         fs::create_dir_all(path.parent().unwrap()).unwrap();
         fs::write(path, content).unwrap();
     }
+    for (key, mode) in files.iter().filter(|(p, _)| p.starts_with(CHMOD)) {
+        let mode = u32::from_str_radix(mode, 8).expect("an octal mode");
+        let path = dir.path().join(&key[CHMOD.len()..]);
+        fs::set_permissions(path, std::os::unix::fs::PermissionsExt::from_mode(mode)).unwrap();
+    }
     dir
 }
+
+/// Keys of a fixture's map that are `//! chmod` directives, not files.
+const CHMOD: &str = "\0chmod ";
 
 fn render_report(report: &Report) -> String {
     let options = HumanOptions { root: Path::new(""), color: false };
