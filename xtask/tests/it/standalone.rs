@@ -20,6 +20,9 @@ fn stdout(out: &Output) -> String {
 fn plugin_forge_works_in_any_monorepo_like_cargo_xtask() {
     let repo = tempfile::tempdir().unwrap();
     std::fs::create_dir_all(repo.path().join("plugins/tools")).unwrap();
+    // The shared SDK the scaffolded Dockerfile copies (lint plans the build).
+    std::fs::create_dir_all(repo.path().join("supervisely_lib")).unwrap();
+    std::fs::write(repo.path().join("supervisely_lib/__init__.py"), "").unwrap();
     let created = stdout(&plugin_forge(repo.path(), &["new", "tools/counter", "--type", "custom"]));
     assert!(
         created.starts_with("created plugins/tools/counter (custom plugin \"Counter\", image counter:0.1.0")
