@@ -96,7 +96,14 @@ impl TestCa {
     /// A certificate for `name` (a server's with `name` as its DNS
     /// subjectAltName, or a client's), as `(cert, key)` files.
     pub fn issue(&self, name: &str, client: bool) -> (PathBuf, PathBuf) {
-        let stem = self.dir.path().join(name);
+        self.issue_for_days(name, client, 2)
+    }
+
+    /// [`TestCa::issue`] valid for `days` from now; `-1` makes a
+    /// certificate that expired yesterday.
+    pub fn issue_for_days(&self, name: &str, client: bool, days: i32) -> (PathBuf, PathBuf) {
+        let stem = self.dir.path().join(format!("{name}.{days}"));
+        let days = days.to_string();
         let (cert, key, csr, ext) = (
             stem.with_extension("cert"),
             stem.with_extension("key"),
@@ -139,7 +146,7 @@ impl TestCa {
                 path(&self.key),
                 "-CAcreateserial",
                 "-days",
-                "2",
+                &days,
                 "-extfile",
                 path(&ext),
                 "-out",

@@ -1,5 +1,6 @@
 //! HTTPS registries as teams run them: a private CA found in `certs.d` or
-//! given with `--ca-cert`, an untrusted CA, a wrong name, mutual TLS, login
+//! given with `--ca-cert`, an untrusted CA, a wrong name, an expired
+//! certificate, mutual TLS, login
 //! then push (basic auth over HTTPS, and a token server), and `Retry-After`
 //! as an HTTP-date. Every failure must come at once, without a retry.
 
@@ -131,6 +132,20 @@ fn a_certificate_for_another_name_fails_at_once() {
     });
     assert!(message.contains("names other.forge.test"), "{message}");
     assert!(message.contains(&format!("`{TLS_NAME}` in its subjectAltName")), "{message}");
+}
+
+#[test]
+fn an_expired_certificate_fails_at_once() {
+    let Some(ca) = TestCa::new("forge expiry CA") else { return };
+    let (cert, key) = ca.issue_for_days(TLS_NAME, false, -1);
+    let Some(registry) = Registry::start_tls(&ServeTls { cert, key, client_ca: None }, None) else { return };
+    let client = Client::new(tls_options(&registry, Vec::new(), vec![ca.cert.clone()]));
+    let (_dir, fresh) = store();
+    let reference = Reference::parse(&format!("{}/expired/app:1", registry.tls_host())).unwrap();
+    let message = fails_fast("expired certificate", TlsProblem::Expired, |_| {
+        client.pull(&reference, &Platform::default(), &fresh).map(drop)
+    });
+    assert!(message.contains("has expired") && message.contains("renew"), "{message}");
 }
 
 #[test]
