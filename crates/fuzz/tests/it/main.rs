@@ -3,6 +3,8 @@
 //! `regressions/TARGET/` replayed. `cargo xtask fuzz TARGET --seconds N`
 //! runs the same targets for longer.
 
+mod hadolint;
+
 use std::path::Path;
 use std::time::Duration;
 
