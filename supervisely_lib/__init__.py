@@ -19,11 +19,13 @@ from supervisely_lib.task import (
     load_config,
     load_predefined_configs,
     model_dir,
+    predefined_configs_of,
+    report_runtime,
     results_dir,
     task_config_path,
 )
 
-__version__ = "0.2.0"
+from supervisely_lib.version import __version__
 
 __all__ = [
     "Annotation",
@@ -43,9 +45,11 @@ __all__ = [
     "load_predefined_configs",
     "logger",
     "model_dir",
+    "predefined_configs_of",
     "report_checkpoint_saved",
     "report_import_finished",
     "report_inference_finished",
+    "report_runtime",
     "results_dir",
     "task_config_path",
 ]

@@ -16,10 +16,12 @@ predefined_run_configs.json stands in for a missing config.
 
 import json
 import os
+import platform
 from pathlib import Path
 from typing import Any
 
 from supervisely_lib.io.fs import StrPath
+from supervisely_lib.version import __version__
 
 TASK_DIR = Path("/sly_task_data")
 TASK_CONFIG_PATH = TASK_DIR / "task_config.json"
@@ -56,6 +58,19 @@ def results_dir() -> Path:
 
 def has_task_config(path: StrPath | None = None) -> bool:
     return Path(path or task_config_path()).is_file()
+
+
+def predefined_configs_of(entry_file: StrPath) -> Path:
+    """The predefined_run_configs.json of the plugin whose entry point is `entry_file` (src/<mode>.py; pass __file__)."""
+    return Path(entry_file).resolve().parent.parent / "predefined_run_configs.json"
+
+
+def report_runtime(predefined_configs: StrPath) -> None:
+    """Prints what an entry point runs on (the interpreter, this SDK, the plugin's predefined run configs) as its first lines."""
+    print(f"python {platform.python_version()}")
+    print(f"supervisely_lib {__version__}")
+    configs = load_predefined_configs(predefined_configs)
+    print(f"predefined run configs: {len(configs)} in {predefined_configs}")
 
 
 def load_predefined_configs(path: StrPath, missing_ok: bool = False) -> list[dict[str, Any]]:

@@ -1,28 +1,17 @@
 """Entry point of the {{title}} custom plugin."""
 
 import json
-import platform
 import sys
-from pathlib import Path
 
-import supervisely_lib
 from supervisely_lib import data_dir, logger, results_dir
-from supervisely_lib.task import has_task_config, load_config, load_predefined_configs
+from supervisely_lib.task import has_task_config, load_config, predefined_configs_of, report_runtime
 from supervisely_lib.worker_proto import CUSTOM, EXIT_OK
 
-PLUGIN_DIR = Path(__file__).resolve().parent.parent
-PREDEFINED_CONFIGS = PLUGIN_DIR / "predefined_run_configs.json"
-
-
-def report_runtime() -> None:
-    print(f"python {platform.python_version()}")
-    print(f"supervisely_lib {supervisely_lib.__version__}")
-    configs = load_predefined_configs(PREDEFINED_CONFIGS)
-    print(f"predefined run configs: {len(configs)} in {PREDEFINED_CONFIGS}")
+PREDEFINED_CONFIGS = predefined_configs_of(__file__)
 
 
 def main() -> int:
-    report_runtime()
+    report_runtime(PREDEFINED_CONFIGS)
     config = load_config(fallback=PREDEFINED_CONFIGS, config_type=CUSTOM)
     logger.info("task started", config=config)
     if not has_task_config():

@@ -1,24 +1,14 @@
 """Entry point of the {{title}} DTL plugin: transforms the input projects into a result project."""
 
-import platform
 import shutil
 import sys
 from pathlib import Path
 
-import supervisely_lib
 from supervisely_lib import EventType, data_dir, logger, results_dir
-from supervisely_lib.task import has_task_config, load_config, load_predefined_configs
+from supervisely_lib.task import has_task_config, load_config, predefined_configs_of, report_runtime
 from supervisely_lib.worker_proto import DTL, EXIT_OK
 
-PLUGIN_DIR = Path(__file__).resolve().parent.parent
-PREDEFINED_CONFIGS = PLUGIN_DIR / "predefined_run_configs.json"
-
-
-def report_runtime() -> None:
-    print(f"python {platform.python_version()}")
-    print(f"supervisely_lib {supervisely_lib.__version__}")
-    configs = load_predefined_configs(PREDEFINED_CONFIGS)
-    print(f"predefined run configs: {len(configs)} in {PREDEFINED_CONFIGS}")
+PREDEFINED_CONFIGS = predefined_configs_of(__file__)
 
 
 def transform(project: Path, result: Path) -> None:
@@ -27,7 +17,7 @@ def transform(project: Path, result: Path) -> None:
 
 
 def main() -> int:
-    report_runtime()
+    report_runtime(PREDEFINED_CONFIGS)
     config = load_config(fallback=PREDEFINED_CONFIGS, config_type=DTL)
     if not has_task_config():
         logger.info("no task config; nothing to transform", config=config)

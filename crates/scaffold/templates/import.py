@@ -1,24 +1,14 @@
 """Entry point of the {{title}} import plugin: turns the uploaded files into a project in Supervisely format."""
 
 import json
-import platform
 import sys
 from pathlib import Path
 
-import supervisely_lib
 from supervisely_lib import data_dir, ensure_dir, list_files, logger, report_import_finished, results_dir
-from supervisely_lib.task import has_task_config, load_config, load_predefined_configs
+from supervisely_lib.task import has_task_config, load_config, predefined_configs_of, report_runtime
 from supervisely_lib.worker_proto import EXIT_OK, IMPORT
 
-PLUGIN_DIR = Path(__file__).resolve().parent.parent
-PREDEFINED_CONFIGS = PLUGIN_DIR / "predefined_run_configs.json"
-
-
-def report_runtime() -> None:
-    print(f"python {platform.python_version()}")
-    print(f"supervisely_lib {supervisely_lib.__version__}")
-    configs = load_predefined_configs(PREDEFINED_CONFIGS)
-    print(f"predefined run configs: {len(configs)} in {PREDEFINED_CONFIGS}")
+PREDEFINED_CONFIGS = predefined_configs_of(__file__)
 
 
 def write_project(root: Path, dataset: str, files: list[Path]) -> None:
@@ -30,7 +20,7 @@ def write_project(root: Path, dataset: str, files: list[Path]) -> None:
 
 
 def main() -> int:
-    report_runtime()
+    report_runtime(PREDEFINED_CONFIGS)
     config = load_config(fallback=PREDEFINED_CONFIGS, config_type=IMPORT)
     dataset = config.get("options", {}).get("dataset_name", "ds0")
     if not has_task_config():

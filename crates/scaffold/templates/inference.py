@@ -1,24 +1,13 @@
 """Inference entry point of the {{title}} neural network plugin: applies the model to the input data."""
 
 import json
-import platform
 import sys
-from pathlib import Path
 
-import supervisely_lib
 from supervisely_lib import data_dir, logger, model_dir, report_inference_finished, results_dir
-from supervisely_lib.task import has_task_config, load_config, load_predefined_configs
+from supervisely_lib.task import has_task_config, load_config, predefined_configs_of, report_runtime
 from supervisely_lib.worker_proto import EXIT_OK, INFERENCE
 
-PLUGIN_DIR = Path(__file__).resolve().parent.parent
-PREDEFINED_CONFIGS = PLUGIN_DIR / "predefined_run_configs.json"
-
-
-def report_runtime() -> None:
-    print(f"python {platform.python_version()}")
-    print(f"supervisely_lib {supervisely_lib.__version__}")
-    configs = load_predefined_configs(PREDEFINED_CONFIGS)
-    print(f"predefined run configs: {len(configs)} in {PREDEFINED_CONFIGS}")
+PREDEFINED_CONFIGS = predefined_configs_of(__file__)
 
 
 def predict(model: dict, inputs: list[str], config: dict) -> list[dict]:
@@ -28,7 +17,7 @@ def predict(model: dict, inputs: list[str], config: dict) -> list[dict]:
 
 
 def main() -> int:
-    report_runtime()
+    report_runtime(PREDEFINED_CONFIGS)
     config = load_config(fallback=PREDEFINED_CONFIGS, config_type=INFERENCE)
     model_path = model_dir() / "model.json"
     model = json.loads(model_path.read_text(encoding="utf-8")) if model_path.is_file() else {}

@@ -1,26 +1,16 @@
 """Train entry point of the {{title}} neural network plugin: writes a checkpoint the agent uploads."""
 
 import json
-import platform
 import sys
 from pathlib import Path
 
-import supervisely_lib
 from supervisely_lib import data_dir, ensure_dir, logger, report_checkpoint_saved, results_dir
-from supervisely_lib.task import has_task_config, load_config, load_predefined_configs
+from supervisely_lib.task import has_task_config, load_config, predefined_configs_of, report_runtime
 from supervisely_lib.worker_proto import EXIT_OK, TRAIN
 
-PLUGIN_DIR = Path(__file__).resolve().parent.parent
-PREDEFINED_CONFIGS = PLUGIN_DIR / "predefined_run_configs.json"
+PREDEFINED_CONFIGS = predefined_configs_of(__file__)
 # The agent uploads /sly_task_data/results/<subdir> when a checkpoint is reported.
 CHECKPOINT_SUBDIR = "checkpoint_000"
-
-
-def report_runtime() -> None:
-    print(f"python {platform.python_version()}")
-    print(f"supervisely_lib {supervisely_lib.__version__}")
-    configs = load_predefined_configs(PREDEFINED_CONFIGS)
-    print(f"predefined run configs: {len(configs)} in {PREDEFINED_CONFIGS}")
 
 
 def train(config: dict, data: Path) -> dict:
@@ -32,7 +22,7 @@ def train(config: dict, data: Path) -> dict:
 
 
 def main() -> int:
-    report_runtime()
+    report_runtime(PREDEFINED_CONFIGS)
     config = load_config(fallback=PREDEFINED_CONFIGS, config_type=TRAIN)
     model = train(config, data_dir())
     logger.info("training finished", **model)

@@ -1,20 +1,17 @@
 """Entry point of the CSV bounding boxes import plugin."""
 
 import io
-import platform
 import sys
 import tempfile
 from pathlib import Path
 
-import supervisely_lib
 from supervisely_lib import data_dir, list_files, logger, report_import_finished, results_dir
-from supervisely_lib.task import has_task_config, load_config, load_predefined_configs, task_config_path
+from supervisely_lib.task import has_task_config, load_config, predefined_configs_of, report_runtime, task_config_path
 from supervisely_lib.worker_proto import EXIT_BAD_CONFIG, EXIT_OK, IMPORT
 
 import converter
 
-PLUGIN_DIR = Path(__file__).resolve().parent.parent
-PREDEFINED_CONFIGS = PLUGIN_DIR / "predefined_run_configs.json"
+PREDEFINED_CONFIGS = predefined_configs_of(__file__)
 
 DEMO_CSV = """\
 image,label,x_min,y_min,x_max,y_max,width,height
@@ -22,13 +19,6 @@ street_001.jpg,car,12,40,180,150,640,480
 street_001.jpg,person,300,60,340,200,640,480
 street_002.jpg,car,0,0,99,79,320,240
 """
-
-
-def report_runtime() -> None:
-    print(f"python {platform.python_version()}")
-    print(f"supervisely_lib {supervisely_lib.__version__}")
-    configs = load_predefined_configs(PREDEFINED_CONFIGS)
-    print(f"predefined run configs: {len(configs)} in {PREDEFINED_CONFIGS}")
 
 
 def finish(conversion: converter.Conversion, result_dir: Path | None, dataset_name: str) -> list[Path]:
@@ -61,7 +51,7 @@ def run_demo(skip_invalid: bool, dataset_name: str) -> int:
 
 
 def main() -> int:
-    report_runtime()
+    report_runtime(PREDEFINED_CONFIGS)
     # The agent writes an import's "human config": res_names, preset, options, ...
     config = load_config(fallback=PREDEFINED_CONFIGS, config_type=IMPORT)
     options = config.get("options") or {}

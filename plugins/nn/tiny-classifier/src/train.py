@@ -1,29 +1,19 @@
 """Train entry point: fits one centroid per class and writes model.json."""
 
 import json
-import platform
 import sys
 import tempfile
 from pathlib import Path
 
-import supervisely_lib
 from supervisely_lib import data_dir, ensure_dir, logger, report_checkpoint_saved, results_dir
-from supervisely_lib.task import has_task_config, load_config, load_predefined_configs
+from supervisely_lib.task import has_task_config, load_config, predefined_configs_of, report_runtime
 from supervisely_lib.worker_proto import EXIT_BAD_CONFIG, EXIT_OK, TRAIN
 
 from model import DEMO_SAMPLES, NearestCentroid
 
-PLUGIN_DIR = Path(__file__).resolve().parent.parent
-PREDEFINED_CONFIGS = PLUGIN_DIR / "predefined_run_configs.json"
+PREDEFINED_CONFIGS = predefined_configs_of(__file__)
 # The agent uploads /sly_task_data/results/<subdir> when a checkpoint is reported.
 CHECKPOINT_SUBDIR = "checkpoint_000"
-
-
-def report_runtime() -> None:
-    print(f"python {platform.python_version()}")
-    print(f"supervisely_lib {supervisely_lib.__version__}")
-    configs = load_predefined_configs(PREDEFINED_CONFIGS)
-    print(f"predefined run configs: {len(configs)} in {PREDEFINED_CONFIGS}")
 
 
 def read_samples(path: Path) -> list[tuple[list[float], str]]:
@@ -31,7 +21,7 @@ def read_samples(path: Path) -> list[tuple[list[float], str]]:
 
 
 def main() -> int:
-    report_runtime()
+    report_runtime(PREDEFINED_CONFIGS)
     config = load_config(fallback=PREDEFINED_CONFIGS, config_type=TRAIN)
     metric = config.get("metric", "euclidean")
 
