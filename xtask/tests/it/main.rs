@@ -2,6 +2,7 @@
 
 mod agent;
 mod build;
+mod crash;
 mod docker_flags;
 mod e2e;
 mod lint;
