@@ -276,13 +276,50 @@ impl CredentialSource for DockerConfig {
 /// Runs `docker-credential-HELPER get` with the server URL on stdin, as
 /// Docker does. "credentials not found" is no credentials, not an error.
 fn run_helper(helper: &str, registry: &str) -> Result<Option<Credentials>> {
+    let Some(stdout) = credential_helper(helper, "get", &helper_server(registry), registry)? else {
+        return Ok(None);
+    };
+    #[derive(serde::Deserialize)]
+    struct HelperOutput {
+        #[serde(rename = "Username", default)]
+        username: String,
+        #[serde(rename = "Secret", default)]
+        secret: String,
+    }
+    let parsed: HelperOutput = serde_json::from_slice(&stdout).map_err(|_| Error::Credentials {
+        host: registry.to_owned(),
+        reason: format!("docker-credential-{helper} get did not print the expected JSON"),
+    })?;
+    if parsed.username == "<token>" {
+        Ok(Some(Credentials::IdentityToken(parsed.secret)))
+    } else {
+        Ok(Some(Credentials::Basic { username: parsed.username, password: parsed.secret }))
+    }
+}
+
+/// The server URL a credential helper files `registry` under: Docker Hub's
+/// credentials are stored under its v1 URL.
+pub(crate) fn helper_server(registry: &str) -> String {
+    if registry == DOCKER_HUB {
+        "https://index.docker.io/v1/".to_owned()
+    } else {
+        registry.to_owned()
+    }
+}
+
+/// `docker-credential-HELPER ACTION` (`get`, `store`, `erase`) with `input`
+/// on stdin, as Docker runs it: its stdout on success, `None` when it says
+/// "credentials not found", an error naming the program otherwise.
+pub(crate) fn credential_helper(
+    helper: &str,
+    action: &str,
+    input: &str,
+    registry: &str,
+) -> Result<Option<Vec<u8>>> {
     let program = format!("docker-credential-{helper}");
     let fail = |reason: String| Error::Credentials { host: registry.to_owned(), reason };
-    // Docker Hub's credentials are stored under its v1 URL.
-    let server =
-        if registry == DOCKER_HUB { "https://index.docker.io/v1/".to_owned() } else { registry.to_owned() };
     let mut child = Command::new(&program)
-        .arg("get")
+        .arg(action)
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -291,30 +328,19 @@ fn run_helper(helper: &str, registry: &str) -> Result<Option<Credentials>> {
     if let Some(mut stdin) = child.stdin.take() {
         // A helper that exits without reading gives a broken pipe; its exit
         // status says what matters.
-        let _ = stdin.write_all(server.as_bytes());
+        let _ = stdin.write_all(input.as_bytes());
     }
     let output = child.wait_with_output().map_err(|e| fail(format!("running {program}: {e}")))?;
-    if !output.status.success() {
-        let said = String::from_utf8_lossy(&output.stdout).trim().to_owned();
-        if said.contains("credentials not found") {
-            return Ok(None);
-        }
-        return Err(fail(format!("{program} get failed with {}", output.status)));
+    if output.status.success() {
+        return Ok(Some(output.stdout));
     }
-    #[derive(serde::Deserialize)]
-    struct HelperOutput {
-        #[serde(rename = "Username", default)]
-        username: String,
-        #[serde(rename = "Secret", default)]
-        secret: String,
+    let said = String::from_utf8_lossy(&output.stdout).trim().to_owned();
+    if said.contains("credentials not found") {
+        return Ok(None);
     }
-    let parsed: HelperOutput = serde_json::from_slice(&output.stdout)
-        .map_err(|_| fail(format!("{program} get did not print the expected JSON")))?;
-    if parsed.username == "<token>" {
-        Ok(Some(Credentials::IdentityToken(parsed.secret)))
-    } else {
-        Ok(Some(Credentials::Basic { username: parsed.username, password: parsed.secret }))
-    }
+    // What a helper prints on failure is its own message, not the secret
+    // we sent it on stdin.
+    Err(fail(format!("{program} {action} failed with {}: {said}", output.status)))
 }
 
 /// A parsed `WWW-Authenticate` header.

@@ -16,14 +16,14 @@
 use std::io::Write;
 use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
 
 use base64::Engine as _;
 use forge_input::IoError;
 use serde_json::{Map, Value};
 
+use crate::auth::{credential_helper, helper_server};
 use crate::error::{Error, Result};
-use crate::reference::{normalise_registry, DOCKER_HUB};
+use crate::reference::normalise_registry;
 
 /// `$DOCKER_CONFIG/config.json`, else `$HOME/.docker/config.json`.
 pub fn docker_config_path() -> Option<PathBuf> {
@@ -46,14 +46,14 @@ pub enum Stored {
 pub fn store_login(path: &Path, registry: &str, username: &str, password: &str) -> Result<Stored> {
     let registry = normalise_registry(registry);
     let mut config = read_config(path)?;
-    let server = server_key(&registry);
+    let server = helper_server(&registry);
     let helper = helper_for(&config, &registry);
     let auths = auths(&mut config, path)?;
     auths.retain(|key, _| normalise_registry(key) != registry);
     let stored = match &helper {
         Some(helper) => {
             let input = serde_json::json!({"ServerURL": server, "Username": username, "Secret": password});
-            run_helper(helper, "store", &input.to_string(), &registry)?;
+            credential_helper(helper, "store", &input.to_string(), &registry)?;
             auths.insert(server, Value::Object(Map::new()));
             Stored::Helper(helper.clone())
         }
@@ -78,20 +78,12 @@ pub fn erase_login(path: &Path, registry: &str) -> Result<bool> {
     auths.retain(|key, _| normalise_registry(key) != registry);
     let mut erased = auths.len() != before;
     if let Some(helper) = &helper {
-        erased |= run_helper(helper, "erase", &server_key(&registry), &registry)?;
+        erased |= credential_helper(helper, "erase", &helper_server(&registry), &registry)?.is_some();
     }
     if erased {
         write_config(path, &config)?;
     }
     Ok(erased)
-}
-
-fn server_key(registry: &str) -> String {
-    if registry == DOCKER_HUB {
-        "https://index.docker.io/v1/".to_owned()
-    } else {
-        registry.to_owned()
-    }
 }
 
 fn read_config(path: &Path) -> Result<Value> {
@@ -159,34 +151,6 @@ fn write_config(path: &Path, config: &Value) -> Result<()> {
         let _ = std::fs::remove_file(&temp);
     }
     written.map_err(io("writing", path))
-}
-
-/// `docker-credential-HELPER ACTION` with `input` on stdin. For `erase`,
-/// "credentials not found" is `Ok(false)`.
-fn run_helper(helper: &str, action: &str, input: &str, registry: &str) -> Result<bool> {
-    let program = format!("docker-credential-{helper}");
-    let fail = |reason: String| Error::Credentials { host: registry.to_owned(), reason };
-    let mut child = Command::new(&program)
-        .arg(action)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .map_err(|e| fail(format!("cannot run {program}: {e}")))?;
-    if let Some(mut stdin) = child.stdin.take() {
-        let _ = stdin.write_all(input.as_bytes());
-    }
-    let output = child.wait_with_output().map_err(|e| fail(format!("running {program}: {e}")))?;
-    if output.status.success() {
-        return Ok(true);
-    }
-    let said = String::from_utf8_lossy(&output.stdout).trim().to_owned();
-    if action == "erase" && said.contains("credentials not found") {
-        return Ok(false);
-    }
-    // What a helper prints on failure is its own message, not the secret
-    // we sent it on stdin.
-    Err(fail(format!("{program} {action} failed with {}: {said}", output.status)))
 }
 
 #[cfg(test)]

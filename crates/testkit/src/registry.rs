@@ -66,20 +66,11 @@ impl TestCa {
         let dir = tempfile::tempdir().unwrap();
         let (cert, key) = (dir.path().join("ca.crt"), dir.path().join("ca.key"));
         let subject = format!("/CN={name}/O=plugin-forge tests");
-        crate::run(
-            "openssl",
+        openssl_req_new_key(
+            &["-x509"],
+            &key,
+            &cert,
             &[
-                "req",
-                "-x509",
-                "-newkey",
-                "ec",
-                "-pkeyopt",
-                "ec_paramgen_curve:prime256v1",
-                "-nodes",
-                "-keyout",
-                path(&key),
-                "-out",
-                path(&cert),
                 "-days",
                 "2",
                 "-subj",
@@ -116,23 +107,7 @@ impl TestCa {
             format!("subjectAltName=DNS:{name}\nbasicConstraints=CA:FALSE\nextendedKeyUsage={usage}\n"),
         )
         .unwrap();
-        crate::run(
-            "openssl",
-            &[
-                "req",
-                "-newkey",
-                "ec",
-                "-pkeyopt",
-                "ec_paramgen_curve:prime256v1",
-                "-nodes",
-                "-keyout",
-                path(&key),
-                "-out",
-                path(&csr),
-                "-subj",
-                &format!("/CN={name}"),
-            ],
-        );
+        openssl_req_new_key(&[], &key, &csr, &["-subj", &format!("/CN={name}")]);
         crate::run(
             "openssl",
             &[
@@ -161,6 +136,17 @@ impl TestCa {
         let (cert, key) = self.issue(name, false);
         ServeTls { cert, key, client_ca: client_ca.map(Path::to_owned) }
     }
+}
+
+/// `openssl req BEFORE... -newkey ec (P-256) -nodes -keyout KEY -out OUT AFTER...`:
+/// a new key with a certificate (`-x509`) or a signing request.
+fn openssl_req_new_key(before: &[&str], key: &Path, out: &Path, after: &[&str]) {
+    let mut args = vec!["req"];
+    args.extend_from_slice(before);
+    args.extend(["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"]);
+    args.extend(["-keyout", path(key), "-out", path(out)]);
+    args.extend_from_slice(after);
+    crate::run("openssl", &args);
 }
 
 fn path(p: &Path) -> &str {
