@@ -137,6 +137,18 @@ pub enum SyntaxErrorKind {
     /// Text after a JSON (exec form) array, which Docker silently drops.
     #[error("{0}: text after the JSON array is ignored")]
     TextAfterJson(Keyword),
+    /// A heredoc (`RUN <<EOF` ... `EOF`), which this parser does not read.
+    #[error("{keyword} with a heredoc (`<<{word}`) is not supported")]
+    Heredoc {
+        /// The instruction.
+        keyword: Keyword,
+        /// The terminator word.
+        word: String,
+    },
+    /// A NUL character, which no command line, environment variable or
+    /// label can carry.
+    #[error("a NUL character is not allowed in a Dockerfile")]
+    NulCharacter,
     /// Arguments that do not have the shape the instruction needs.
     #[error("malformed {keyword}: {message}")]
     Malformed {
@@ -171,6 +183,10 @@ impl SyntaxErrorKind {
                 Some(format!("write `{k} [\"word\", \"word\"]` with every word a JSON string"))
             }
             SyntaxErrorKind::Malformed { keyword, .. } => Some(format!("write `{}`", keyword.usage())),
+            SyntaxErrorKind::Heredoc { .. } => Some(
+                "put the script or file into the build context and COPY it (or continue the lines with `\\`)".into(),
+            ),
+            SyntaxErrorKind::NulCharacter => Some("remove it (an editor or a bad copy put it there)".into()),
             _ => None,
         }
     }
@@ -194,6 +210,10 @@ pub fn parse(src: &str) -> Dockerfile {
         }
         let indent = line.len() - trimmed.len();
         let start = pos(line, line_no, indent);
+        if let Some(at) = line.find('\0') {
+            file.errors
+                .push(SyntaxError { position: pos(line, line_no, at), kind: SyntaxErrorKind::NulCharacter });
+        }
 
         // Gather the logical line.
         let mut text = String::new();
@@ -229,6 +249,25 @@ pub fn parse(src: &str) -> Dockerfile {
             continue;
         };
         let args = text[args_start..].trim_end().to_string();
+        if let Some((at, word, strip_tabs)) = heredoc(keyword, &args) {
+            // The heredoc's body runs to its terminator line; skip it whole
+            // so that its lines are not read as instructions.
+            let terminator =
+                |l: &str| if strip_tabs { l.trim_start_matches('\t') == word } else { l == word };
+            while index < lines.len() {
+                index += 1;
+                if terminator(lines[index - 1]) {
+                    break;
+                }
+            }
+            let offset = args_start + at;
+            let (piece_start, piece_pos) =
+                pieces.iter().rev().find(|(s, _)| *s <= offset).copied().unwrap_or((0, start));
+            let position =
+                Position { line: piece_pos.line, column: piece_pos.column + (offset - piece_start) as u32 };
+            file.errors.push(SyntaxError { position, kind: SyntaxErrorKind::Heredoc { keyword, word } });
+            continue;
+        }
         let instruction = Instruction { keyword, position: start, args, line: text, args_start, pieces };
         if instruction.args.is_empty() {
             file.errors
@@ -238,6 +277,35 @@ pub fn parse(src: &str) -> Dockerfile {
         file.instructions.push(instruction);
     }
     file
+}
+
+/// A heredoc in the arguments of `RUN`, `COPY` or `ADD` (BuildKit's
+/// `<<WORD`, `<<-WORD`, `<<"WORD"`): its byte offset in `args`, the
+/// terminator word and whether leading tabs are stripped (`<<-`).
+fn heredoc(keyword: Keyword, args: &str) -> Option<(usize, String, bool)> {
+    if !matches!(keyword, Keyword::Run | Keyword::Copy | Keyword::Add) {
+        return None;
+    }
+    let mut search = 0;
+    while let Some(found) = args[search..].find("<<") {
+        let at = search + found;
+        search = at + 2;
+        // `<<` inside a word (`a<<b`) is a shell operator, not a heredoc.
+        if at > 0 && !args[..at].ends_with(char::is_whitespace) {
+            continue;
+        }
+        let mut rest = &args[at + 2..];
+        let strip_tabs = rest.starts_with('-');
+        if strip_tabs {
+            rest = &rest[1..];
+        }
+        let rest = rest.trim_start_matches(['"', '\'']);
+        let word: String = rest.chars().take_while(|c| c.is_alphanumeric() || *c == '_').collect();
+        if !word.is_empty() {
+            return Some((at, word, strip_tabs));
+        }
+    }
+    None
 }
 
 /// Reads the parser directives at the top of the file and returns the index

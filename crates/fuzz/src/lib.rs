@@ -351,27 +351,48 @@ pub fn replay(target: Target, input: &[u8]) -> Result<Result<(), String>, Error>
     Ok(run_caught(|| targets::run(target, &mut scratch, input)))
 }
 
+thread_local! {
+    /// The panic message of the target running on this thread, when one
+    /// is running (the hook below records it instead of printing it).
+    static CAUGHT: std::cell::RefCell<Option<Option<String>>> = const { std::cell::RefCell::new(None) };
+}
+
+/// Installs, once, a panic hook that records the panics of targets (on
+/// the threads running one) and leaves every other panic to the hook
+/// that was there: tests running beside a fuzzer keep their messages.
+fn install_hook() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        let previous = panic::take_hook();
+        panic::set_hook(Box::new(move |info| {
+            let recorded = CAUGHT.with(|caught| {
+                let mut caught = caught.borrow_mut();
+                let Some(slot) = caught.as_mut() else { return false };
+                let text = info
+                    .payload()
+                    .downcast_ref::<&str>()
+                    .map(|s| s.to_string())
+                    .or_else(|| info.payload().downcast_ref::<String>().cloned())
+                    .unwrap_or_default();
+                let at = info.location().map(|l| format!("{}:{}", l.file(), l.line())).unwrap_or_default();
+                *slot = Some(format!("{text} at {at}"));
+                true
+            });
+            if !recorded {
+                previous(info);
+            }
+        }));
+    });
+}
+
 fn run_caught(f: impl FnOnce()) -> Result<(), String> {
-    let message = std::sync::Arc::new(std::sync::Mutex::new(None::<String>));
-    let slot = message.clone();
-    let previous = panic::take_hook();
-    panic::set_hook(Box::new(move |info| {
-        let text = info
-            .payload()
-            .downcast_ref::<&str>()
-            .map(|s| s.to_string())
-            .or_else(|| info.payload().downcast_ref::<String>().cloned())
-            .unwrap_or_default();
-        let at = info.location().map(|l| format!("{}:{}", l.file(), l.line())).unwrap_or_default();
-        if let Ok(mut slot) = slot.lock() {
-            *slot = Some(format!("{text} at {at}"));
-        }
-    }));
+    install_hook();
+    CAUGHT.with(|caught| *caught.borrow_mut() = Some(None));
     let outcome = panic::catch_unwind(AssertUnwindSafe(f));
-    panic::set_hook(previous);
+    let message = CAUGHT.with(|caught| caught.borrow_mut().take().flatten());
     match outcome {
         Ok(()) => Ok(()),
-        Err(_) => Err(message.lock().ok().and_then(|m| m.clone()).unwrap_or_else(|| "panic".to_string())),
+        Err(_) => Err(message.unwrap_or_else(|| "panic".to_string())),
     }
 }
 

@@ -142,3 +142,29 @@ fn env_forms() {
     check_env("ALONE", expect![["error at 0: `ALONE` has no value: write `ALONE=value`"]]);
     check_env("=1", expect![["error at 0: missing variable name before `=`"]]);
 }
+
+#[test]
+fn heredocs_are_refused_at_their_start_and_their_body_skipped() {
+    check(
+        "FROM scratch\nRUN <<EOF\nhello\nEOF\nCOPY <<-\"END\" /x\n\tbody\n\tEND\nRUN echo a<<b\nENV A=1\n",
+        expect![[r#"
+            FROM @1:1: "scratch"@1:6
+            RUN @8:1: "echo"@8:5 "a<<b"@8:10
+            ENV @9:1: "A=1"@9:5
+            error 2:5: RUN with a heredoc (`<<EOF`) is not supported
+            error 5:6: COPY with a heredoc (`<<END`) is not supported
+        "#]],
+    );
+}
+
+#[test]
+fn a_nul_character_is_refused_where_it_is() {
+    check(
+        "FROM scratch\nENV A=a\0b\n",
+        expect![[r#"
+            FROM @1:1: "scratch"@1:6
+            ENV @2:1: "A=a\0b"@2:5
+            error 2:8: a NUL character is not allowed in a Dockerfile
+        "#]],
+    );
+}

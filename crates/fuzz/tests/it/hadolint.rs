@@ -96,6 +96,14 @@ const KNOWN: &[Known] = &[
                 })
         },
     },
+    Known {
+        why: "a NUL character: hadolint (and BuildKit) accept it, and the image then fails to start (`nul byte found`); we refuse it at its position",
+        applies: |ours, theirs, _| theirs.is_none() && ours.is_some_and(|o| o.starts_with("a NUL character")),
+    },
+    Known {
+        why: "a heredoc (`RUN <<EOF`): hadolint and BuildKit read it; we refuse it at its `<<`, as this builder does not run RUN",
+        applies: |ours, theirs, _| theirs.is_none() && ours.is_some_and(|o| o.contains("with a heredoc")),
+    },
 ];
 
 #[test]
