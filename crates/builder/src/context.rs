@@ -176,7 +176,27 @@ impl Context {
             return Err(Refusal::new(format!("`{written}` is excluded by .dockerignore"))
                 .help("remove the pattern from .dockerignore or add a `!` exception"));
         }
-        let abs = fs::canonicalize(&path).map_err(|_| not_found())?;
+        if path.as_os_str().len() >= 4096 {
+            return Err(Refusal::new(format!(
+                "`{written}` is longer than the system allows (4096 bytes a path)"
+            ))
+            .help("shorten the path"));
+        }
+        let abs = fs::canonicalize(&path).map_err(|e| match e.raw_os_error() {
+            // ELOOP
+            Some(40) => {
+                Refusal::new(format!("`{written}` is a symlink loop (or a chain of more than 40 symlinks)"))
+                    .help("make the symlink point at a file or directory")
+            }
+            // ENAMETOOLONG
+            Some(36) => Refusal::new(format!(
+                "`{written}` is longer than the system allows (4096 bytes a path, 255 a name)"
+            ))
+            .help("shorten the path"),
+            _ if e.kind() == std::io::ErrorKind::NotFound => not_found(),
+            _ => Refusal::new(format!("cannot resolve `{written}` in the build context: {e}"))
+                .help("check the path and its permissions"),
+        })?;
         if !abs.starts_with(&self.root) {
             return Err(Refusal::new(format!(
                 "`{written}` resolves to {} through a symlink, outside the build context",
@@ -589,5 +609,15 @@ mod tests {
             modes(true),
             owned(&[("w/ro", 0o444), ("w/run.sh", 0o700), ("w/secret", 0o600), ("w/tmp", 0o1777)])
         );
+    }
+
+    #[test]
+    fn a_symlink_loop_and_an_overlong_path_say_what_they_are() {
+        let (dir, context) = context(&["src/a.py"]);
+        std::os::unix::fs::symlink("loop", dir.path().join("loop")).unwrap();
+        assert!(copied(&context, "loop").unwrap_err().starts_with("`loop` is a symlink loop"));
+        let long = format!("src/{}", "x/".repeat(2100));
+        let err = copied(&context, &long).unwrap_err();
+        assert!(err.contains("is longer than the system allows"), "{err}");
     }
 }

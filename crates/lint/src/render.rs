@@ -76,8 +76,8 @@ pub fn human(d: &Diagnostic, options: HumanOptions<'_>) -> String {
         let _ = writeln!(out, "{gutter}{acc}-->{acc:#} {location}");
     }
     if let (Some(p), Some(text)) = (d.position, &d.line_text) {
-        let text = text.replace('\t', " ");
-        let caret_pad = " ".repeat((p.column as usize).saturating_sub(1));
+        let (text, caret) = clip(&text.replace('\t', " "), (p.column as usize).saturating_sub(1));
+        let caret_pad = " ".repeat(caret);
         let _ = writeln!(out, "{gutter} {acc}|{acc:#}");
         let _ = writeln!(out, "{acc}{line_no} |{acc:#} {text}");
         let _ = writeln!(out, "{gutter} {acc}|{acc:#} {caret_pad}{sev}^{sev:#}");
@@ -87,6 +87,32 @@ pub fn human(d: &Diagnostic, options: HumanOptions<'_>) -> String {
     }
     out.push('\n');
     out
+}
+
+/// Characters of a source line shown under a diagnostic; a longer line
+/// (a minified file, a 10 MB one-line `VERSION`) is clipped around the
+/// caret with `…` on the cut sides.
+const SNIPPET_WIDTH: usize = 100;
+
+/// `text` clipped to [`SNIPPET_WIDTH`] characters around the character
+/// `caret` (0-based), and where the caret falls in what is shown.
+fn clip(text: &str, caret: usize) -> (String, usize) {
+    let len = text.chars().count();
+    if len <= SNIPPET_WIDTH {
+        return (text.to_string(), caret);
+    }
+    let start = caret.saturating_sub(SNIPPET_WIDTH / 2).min(len.saturating_sub(SNIPPET_WIDTH));
+    let end = (start + SNIPPET_WIDTH).min(len);
+    let mut shown: String = text.chars().skip(start).take(end - start).collect();
+    let mut caret = caret - start;
+    if start > 0 {
+        shown.insert(0, '…');
+        caret += 1;
+    }
+    if end < len {
+        shown.push('…');
+    }
+    (shown, caret)
 }
 
 /// The closing summary: one line per plugin, then the totals.
@@ -162,4 +188,19 @@ pub fn json(plugin: &Path, d: &Diagnostic) -> String {
         help: d.help.as_deref(),
     };
     serde_json::to_string(&value).unwrap_or_else(|e| format!("{{\"error\":\"{e}\"}}"))
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn long_lines_are_clipped_around_the_caret() {
+        let line = format!("{}X{}", "a".repeat(10_000), "b".repeat(10_000));
+        let (shown, caret) = super::clip(&line, 10_000);
+        assert_eq!(shown.chars().count(), super::SNIPPET_WIDTH + 2);
+        assert_eq!(shown.chars().nth(caret), Some('X'));
+        assert!(shown.starts_with('…') && shown.ends_with('…'));
+        assert_eq!(super::clip("short", 2), ("short".to_string(), 2));
+        let (start, caret) = super::clip(&line, 3);
+        assert!(start.starts_with("aaa") && start.ends_with('…') && caret == 3);
+    }
 }

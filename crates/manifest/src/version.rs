@@ -37,6 +37,10 @@ impl ImageRef {
     /// optional trailing newline and nothing else.
     pub fn parse_version_file(src: &str) -> Result<ImageRef, Problem> {
         let line = src.strip_suffix('\n').unwrap_or(src);
+        if line.starts_with('\u{feff}') {
+            return Err(Problem::at(Position::START, "VERSION starts with a byte order mark (U+FEFF)")
+                .with_help("save VERSION as UTF-8 without a BOM (in most editors: encoding \"UTF-8\", not \"UTF-8 with BOM\")"));
+        }
         if let Some(nl) = line.find('\n') {
             let extra = Position::of_offset(src, nl + 1);
             return Err(Problem::at(extra, "VERSION must hold exactly one line")
@@ -99,6 +103,13 @@ impl fmt::Display for ImageRef {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn a_byte_order_mark_has_its_own_message_and_help() {
+        let problem = ImageRef::parse_version_file("\u{feff}team/app:1.0\n").unwrap_err();
+        assert_eq!(problem.message, "VERSION starts with a byte order mark (U+FEFF)");
+        assert!(problem.help.unwrap().contains("without a BOM"));
+    }
+
     use expect_test::{expect, Expect};
 
     use super::*;
