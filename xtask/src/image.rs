@@ -120,11 +120,34 @@ pub(crate) fn run(command: Command) -> anyhow::Result<ExitCode> {
         }
         Command::Validate { name, root } => {
             let store = root.store()?;
-            let image =
-                Image::load_ref(&store, &name)?.with_context(|| format!("no image `{name}` in the store"))?;
-            let report = forge_oci::validate::image(&store, &image.manifest_digest)?;
-            println!("{name} {}: valid ({report:?})", image.manifest_digest);
+            let names = names_of(&store, &name)?;
+            if names.is_empty() {
+                anyhow::bail!("no image `{name}` in the store; `cargo xtask image list` lists them");
+            }
+            for name in names {
+                let image = Image::load_ref(&store, &name)?
+                    .with_context(|| format!("no image `{name}` in the store"))?;
+                let report = forge_oci::validate::image(&store, &image.manifest_digest)?;
+                let bytes: u64 = report.layers.iter().map(|l| l.size).sum();
+                let entries: u64 = report.layers.iter().map(|l| l.entries).sum();
+                println!(
+                    "{name} {}: valid ({} layers, {bytes} bytes, {entries} entries)",
+                    image.manifest_digest,
+                    report.layers.len()
+                );
+            }
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// The refs `name` stands for: itself when it has a tag (or digest), else
+/// every `name:TAG` of the store, as the README says.
+fn names_of(store: &BlobStore, name: &str) -> anyhow::Result<Vec<String>> {
+    let last = name.rsplit('/').next().unwrap_or(name);
+    if last.contains(':') || name.contains('@') {
+        return Ok(vec![name.to_string()]);
+    }
+    let prefix = format!("{name}:");
+    Ok(store.refs()?.into_iter().map(|(n, _)| n).filter(|n| n.starts_with(&prefix)).collect())
 }

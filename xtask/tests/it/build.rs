@@ -120,6 +120,15 @@ fn build_names_the_image_last_and_uses_the_store() {
     assert!(stdout.ends_with("localhost:5000/team/b:2.0.0\nlocalhost:5000/team/a:1.0.0\n"), "{stdout}");
     let out = xtask(repo.path(), &["image", "validate", "localhost:5000/team/a:1.0.0", "--root", root]);
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let said = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        said.contains(": valid (") && said.contains(" layers, ") && !said.contains("ValidationReport"),
+        "{said}"
+    );
+    // Without a tag: every tag of the name, as the README says.
+    let out = xtask(repo.path(), &["image", "validate", "localhost:5000/team/a", "--root", root]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(String::from_utf8_lossy(&out.stdout).starts_with("localhost:5000/team/a:1.0.0 sha256:"));
     let listed = String::from_utf8(xtask(repo.path(), &["image", "list", "--root", root]).stdout).unwrap();
     assert!(listed.contains("localhost:5000/team/b:2.0.0  sha256:"), "{listed}");
 
