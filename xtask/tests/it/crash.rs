@@ -75,7 +75,7 @@ fn tarballs(root: &Path) -> Vec<(String, String)> {
 
 /// Kills a `build-all` of `root` with SIGKILL once `moment` says so (or
 /// after 120 s), and waits for it; false when it ended before.
-fn kill_when(root: &Path, moment: &dyn Fn(&Path, Duration) -> bool) -> bool {
+fn kill_when(root: &Path, moment: &Moment) -> bool {
     let mut child = Command::new(env!("CARGO_BIN_EXE_xtask"))
         .args(build_all_args(root))
         .env_remove("CARGO_MANIFEST_DIR")
@@ -94,6 +94,9 @@ fn kill_when(root: &Path, moment: &dyn Fn(&Path, Duration) -> bool) -> bool {
     child.wait().unwrap();
     true
 }
+
+/// When to kill a build: given the root and the time since it started.
+type Moment<'a> = dyn Fn(&Path, Duration) -> bool + 'a;
 
 #[test]
 fn a_killed_build_all_leaves_a_consistent_store() {
@@ -114,7 +117,7 @@ fn a_killed_build_all_leaves_a_consistent_store() {
     let tarball_temp = |root: &Path| {
         !files_named(&root.join("target/plugin-forge/images"), &|n| n.starts_with(".tmp-")).is_empty()
     };
-    let moments: [(&str, &dyn Fn(&Path, Duration) -> bool); 3] = [
+    let moments: [(&str, &Moment); 3] = [
         ("early", &|_, elapsed| elapsed > Duration::from_millis(300)),
         ("in the middle of the layer blob", &|root, _| blob_temp(root)),
         ("while the tarball is written", &|root, _| tarball_temp(root)),
