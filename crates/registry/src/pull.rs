@@ -338,14 +338,28 @@ impl Client {
         // One byte more than announced shows a blob that is too long.
         let mut body = response.into_body().into_reader().take(size.saturating_add(1));
         if let Err(e) = io::copy(&mut body, &mut writer) {
-            return Attempt::Transient {
-                reason: e.to_string(),
-                retry_after: None,
-                give_up: Err(Error::Unreachable {
+            let got = writer.size();
+            // A body that ended early is not an unreachable registry: say
+            // how much came, so that a proxy cutting blobs is recognisable.
+            let give_up = if got < size {
+                Error::Protocol {
+                    url: url.to_owned(),
+                    reason: format!(
+                        "the blob ended after {got} of its {size} bytes ({e}): the connection was cut, or something between us and {} truncates responses",
+                        reference.registry()
+                    ),
+                }
+            } else {
+                Error::Unreachable {
                     host: reference.registry().to_owned(),
                     url: url.to_owned(),
                     source: Box::new(ureq::Error::Io(e)),
-                }),
+                }
+            };
+            return Attempt::Transient {
+                reason: format!("the blob ended after {got} of {size} bytes"),
+                retry_after: None,
+                give_up: Err(give_up),
             };
         }
         Attempt::Done(match writer.finish_verified(digest) {

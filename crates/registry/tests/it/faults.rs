@@ -121,3 +121,22 @@ fn a_tag_pull_trusts_only_what_the_registry_serves_under_its_digest() {
     let pulled = client.pull(&reference, &forge_registry::Platform::default(), &fresh).unwrap();
     assert_eq!(pulled.manifest_digest, image.manifest_digest);
 }
+
+#[test]
+fn a_blob_cut_short_every_time_is_named_as_such_not_as_an_unreachable_registry() {
+    let Some(registry) = Registry::start(None) else { return };
+    let (_dir, store) = store();
+    let image = sample_image(&store, 24, 200_000);
+    let direct = Reference::parse(&format!("{}/cut/app:1", registry.host())).unwrap();
+    let client = Client::new(options(Box::new(forge_registry::Anonymous)));
+    client.push(&store, &image, &direct, &|_| {}).unwrap();
+    let rules =
+        (0..10).map(|_| Rule { method: "GET", path: "/blobs/sha256:", fault: Fault::Truncate }).collect();
+    let proxy = Proxy::start(registry.port, rules, None);
+    let reference = Reference::parse(&format!("{}/cut/app:1", proxy.host())).unwrap();
+    let (_fresh_dir, fresh) = crate::store();
+    let err = client.pull(&reference, &forge_registry::Platform::default(), &fresh).unwrap_err();
+    let message = err.to_string();
+    assert!(message.contains("the blob ended after"), "{message}");
+    assert!(!message.contains("unreachable"), "{message}");
+}

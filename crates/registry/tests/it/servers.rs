@@ -29,6 +29,9 @@ pub enum Fault {
     /// (fixing `Content-Length`); with `true`, also removes the
     /// `Docker-Content-Digest` header.
     Tamper(bool),
+    /// Forwards the request, then sends only the first half of the
+    /// response body (with the full `Content-Length`).
+    Truncate,
 }
 
 /// Applies `fault` once, to the first request with `method` whose path
@@ -215,6 +218,7 @@ fn handle(mut client: TcpStream, upstream: u16, port: u16, state: &Mutex<ProxySt
             respond(&mut client, status, &extra, &body)
         }
         Some(Fault::Tamper(drop_digest)) => tamper(client, upstream, &head, &rest, drop_digest),
+        Some(Fault::Truncate) => truncate(client, upstream, &head, &rest),
         None => forward(client, upstream, &head, &rest),
     }
 }
@@ -265,6 +269,27 @@ fn send_upstream(upstream: u16, head: &str, rest: &[u8]) -> io::Result<TcpStream
     server.write_all(new_head.as_bytes())?;
     server.write_all(rest)?;
     Ok(server)
+}
+
+fn truncate(mut client: TcpStream, upstream: u16, head: &str, rest: &[u8]) -> io::Result<()> {
+    let mut server = TcpStream::connect(("127.0.0.1", upstream))?;
+    let mut new_head = String::new();
+    for line in head.trim_end_matches("\r\n").split("\r\n") {
+        if !line.to_ascii_lowercase().starts_with("connection:") {
+            new_head.push_str(line);
+            new_head.push_str("\r\n");
+        }
+    }
+    new_head.push_str("Connection: close\r\n\r\n");
+    server.write_all(new_head.as_bytes())?;
+    server.write_all(rest)?;
+    let mut response = Vec::new();
+    server.read_to_end(&mut response)?;
+    let at = response.windows(4).position(|w| w == b"\r\n\r\n").map_or(response.len(), |i| i + 4);
+    let half = at + (response.len() - at) / 2;
+    client.write_all(&response[..half])?;
+    let _ = client.shutdown(Shutdown::Both);
+    Ok(())
 }
 
 fn forward(mut client: TcpStream, upstream: u16, head: &str, rest: &[u8]) -> io::Result<()> {
