@@ -98,10 +98,10 @@ impl fmt::Display for Target {
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     /// The scratch directories of a target could not be made.
-    #[error("cannot prepare the scratch directory of the fuzz target: {0}")]
+    #[error("cannot prepare the scratch directory of the fuzz target")]
     Scratch(#[source] std::io::Error),
     /// The input in flight or a crash could not be saved.
-    #[error("cannot write {path}: {source}")]
+    #[error("cannot write {path}")]
     Save {
         /// The file.
         path: PathBuf,
