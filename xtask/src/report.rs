@@ -311,8 +311,14 @@ fn push_json(p: &Pushed) -> String {
             "plugin": p.plugin,
             "title": p.title,
             "image": p.image,
+            "tags": p.tags,
             "digest": null,
             "bytes_uploaded": 0,
+            // The same fields as a pushed line; what a failed push sent
+            // before it stopped is not counted.
+            "blobs_uploaded": null,
+            "blobs_skipped": null,
+            "blobs_mounted": null,
             "seconds": p.time.as_secs_f64(),
             "status": "failed",
             "error": chain(e),

@@ -135,6 +135,10 @@ fn wrong_credentials_fail_clearly_and_leave_no_tag() {
     let line: Value =
         serde_json::from_str(String::from_utf8_lossy(&out.stdout).lines().next().unwrap()).unwrap();
     assert_eq!(line["status"], "failed");
+    // A failed line has every field a pushed one has.
+    for field in ["tags", "blobs_uploaded", "blobs_skipped", "blobs_mounted", "bytes_uploaded", "digest"] {
+        assert!(line.get(field).is_some(), "no `{field}` in {line}");
+    }
     let error = line["error"].as_str().unwrap();
     assert!(error.contains("unauthorized"), "{error}");
     assert!(!error.contains("wrong"), "credentials never appear in messages: {error}");
