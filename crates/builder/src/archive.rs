@@ -104,7 +104,24 @@ pub(crate) fn extract_into(
         if let NodeKind::Hardlink { target } = &mut node.kind {
             *target = join(&clean(target.trim_start_matches('/')));
         }
-        tree.insert(join(&cleaned), node);
+        // A layer cannot hold an entry under a symlink or a file: say so
+        // here, at the ADD, instead of when the layer is written.
+        let target = join(&cleaned);
+        let mut ancestor = target.as_str();
+        while let Some((parent, _)) = ancestor.rsplit_once('/') {
+            if let Some(found) = tree.get(parent).filter(|n| !n.is_dir()) {
+                let what =
+                    if matches!(found.kind, NodeKind::Symlink { .. }) { "a symlink" } else { "a file" };
+                let inside = parent.strip_prefix(&format!("{base}/")).unwrap_or(parent);
+                return Err(Refusal::new(format!(
+                    "archive {} has `{name}` under `{inside}`, which is {what} in the archive",
+                    path.display()
+                ))
+                .help("rebuild the archive with a directory there, or without the entries under it"));
+            }
+            ancestor = parent;
+        }
+        tree.insert(target, node);
         Ok(())
     });
     read.map_err(|e| match e {

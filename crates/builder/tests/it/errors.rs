@@ -178,3 +178,26 @@ fn secrets_anywhere_in_the_context_never_reach_an_image() {
         expect![[r#"built"#]],
     );
 }
+
+#[test]
+fn an_archive_entry_under_a_symlink_is_refused_at_the_add() {
+    if !forge_testkit::require_tool("python3") {
+        return;
+    }
+    let text = format!("{FROM}ADD plugins/p/t.tar /x/\n");
+    let mut files = plugin_files("plugins/p", &text);
+    let files: Vec<(&str, &str)> = files.iter().map(|(p, c)| (p.as_str(), *c)).collect();
+    let repo = tree(&files);
+    let script = "import io,sys,tarfile\nt=tarfile.open(sys.argv[1],'w')\ni=tarfile.TarInfo('x/l');i.type=tarfile.SYMTYPE;i.linkname='/etc';t.addfile(i)\nd=b'y';i=tarfile.TarInfo('x/l/f');i.size=1;t.addfile(i,io.BytesIO(d))\nt.close()\n";
+    forge_testkit::run("python3", &["-c", script, repo.path().join("plugins/p/t.tar").to_str().unwrap()]);
+    let store = tempfile::tempdir().unwrap();
+    let err = match build(repo.path(), store.path(), "plugins/p") {
+        Ok(_) => "built".to_string(),
+        Err(e) => e.to_string(),
+    };
+    assert!(err.starts_with("plugins/p/Dockerfile:2:5: archive "), "{err}");
+    assert!(
+        err.contains("/plugins/p/t.tar has `x/l/f` under `x/l`, which is a symlink in the archive\n  help: "),
+        "{err}"
+    );
+}
