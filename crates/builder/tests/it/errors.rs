@@ -185,7 +185,7 @@ fn an_archive_entry_under_a_symlink_is_refused_at_the_add() {
         return;
     }
     let text = format!("{FROM}ADD plugins/p/t.tar /x/\n");
-    let mut files = plugin_files("plugins/p", &text);
+    let files = plugin_files("plugins/p", &text);
     let files: Vec<(&str, &str)> = files.iter().map(|(p, c)| (p.as_str(), *c)).collect();
     let repo = tree(&files);
     let script = "import io,sys,tarfile\nt=tarfile.open(sys.argv[1],'w')\ni=tarfile.TarInfo('x/l');i.type=tarfile.SYMTYPE;i.linkname='/etc';t.addfile(i)\nd=b'y';i=tarfile.TarInfo('x/l/f');i.size=1;t.addfile(i,io.BytesIO(d))\nt.close()\n";
