@@ -2,7 +2,8 @@
 //! on 127.0.0.1, checked with `skopeo` and forge-oci's validator, with a
 //! fault-injecting proxy and a bearer-token proxy written here; over HTTPS
 //! with a CA made per test (forge-testkit's `TestCa`), the registry's name
-//! resolved to 127.0.0.1 by the client's resolver override.
+//! resolved to 127.0.0.1 by the client's resolver override (the bearer proxy
+//! behind a rustls front for a token server over HTTPS).
 //!
 //! Tests that need a tool go through `require_tool` (from forge-testkit):
 //! under `CI=true` a missing tool fails the test, elsewhere it skips with a

@@ -5,15 +5,23 @@
 //! The proxy forces `Connection: close` on every forwarded request, so that
 //! it sees each request's head and can decide about it; it speaks just
 //! enough HTTP/1.1 for that.
+//!
+//! [`TlsProxy`] puts the proxy behind HTTPS (rustls, with a certificate of
+//! the test's `TestCa`), so that a token server can be tested over TLS too.
 
 use std::io::{self, Read, Write};
-use std::net::{Shutdown, TcpListener, TcpStream};
+use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
+use std::path::Path;
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread;
 
+use forge_testkit::registry::TLS_NAME;
 pub use forge_testkit::registry::{free_port, Registry};
+use rustls::pki_types::pem::PemObject as _;
+use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+use rustls::{ServerConfig, ServerConnection, StreamOwned};
 
 /// What the proxy does to a request.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -56,6 +64,9 @@ pub struct ProxyState {
     /// When set, the token server answers 401 to requests without this
     /// `Authorization` header.
     pub token_requires: Option<String>,
+    /// The token realm the challenges name; by default this proxy's own
+    /// `/token` over plain HTTP.
+    pub realm: Option<String>,
     /// Requests that came with the right token.
     pub authorized: usize,
     /// `METHOD PATH` of every request.
@@ -160,9 +171,9 @@ fn handle(mut client: TcpStream, upstream: u16, port: u16, state: &Mutex<ProxySt
                 return respond(&mut client, 200, &[("Content-Type", "application/json")], &body);
             }
             if get("authorization").as_deref() != Some(&format!("Bearer {token}")) {
+                let realm = state.realm.clone().unwrap_or_else(|| format!("http://127.0.0.1:{port}/token"));
                 drop(state);
-                let challenge =
-                    format!(r#"Bearer realm="http://127.0.0.1:{port}/token",service="test-registry""#);
+                let challenge = format!(r#"Bearer realm="{realm}",service="test-registry""#);
                 let body = r#"{"errors":[{"code":"UNAUTHORIZED","message":"authentication required"}]}"#;
                 return respond(&mut client, 401, &[("WWW-Authenticate", &challenge)], body);
             }
@@ -335,4 +346,132 @@ fn percent_decode(text: &str) -> String {
         i += 1;
     }
     String::from_utf8_lossy(&out).into_owned()
+}
+
+/// A [`Proxy`] behind HTTPS: a front on its own port, serving as
+/// [`TLS_NAME`] with the given certificate, relays each request, decrypted,
+/// to the plain proxy and the answer back. The proxy's challenges name its
+/// token realm on the front, so the whole bearer flow, token requests
+/// included, runs over HTTPS; the registry behind stays plain HTTP on
+/// loopback.
+///
+/// The front reads a whole request before relaying it, which is enough:
+/// our client always sends `Content-Length`, and the proxy closes each
+/// connection after one response.
+pub struct TlsProxy {
+    pub proxy: Proxy,
+    pub port: u16,
+    relayed: Arc<AtomicUsize>,
+    stop: Arc<AtomicBool>,
+}
+
+impl TlsProxy {
+    /// A [`Proxy`] demanding `bearer` tokens, served over HTTPS with the
+    /// certificate and key in PEM files `cert` and `key`.
+    pub fn start(upstream: u16, bearer: &str, cert: &Path, key: &Path) -> TlsProxy {
+        let proxy = Proxy::start(upstream, Vec::new(), Some(bearer));
+        let certs: Vec<CertificateDer<'static>> =
+            CertificateDer::pem_file_iter(cert).unwrap().collect::<Result<_, _>>().unwrap();
+        let key = PrivateKeyDer::from_pem_file(key).unwrap();
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let config = ServerConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .unwrap()
+            .with_no_client_auth()
+            .with_single_cert(certs, key)
+            .unwrap();
+        let config = Arc::new(config);
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        proxy.state().realm = Some(format!("https://{TLS_NAME}:{port}/token"));
+        let relayed = Arc::new(AtomicUsize::new(0));
+        let stop = Arc::new(AtomicBool::new(false));
+        let (relayed2, stop2, inner) = (relayed.clone(), stop.clone(), proxy.port);
+        thread::spawn(move || {
+            for stream in listener.incoming() {
+                if stop2.load(Ordering::SeqCst) {
+                    break;
+                }
+                let Ok(stream) = stream else { continue };
+                let (config, relayed) = (config.clone(), relayed2.clone());
+                thread::spawn(move || {
+                    let _ = relay(stream, config, inner, &relayed);
+                });
+            }
+        });
+        TlsProxy { proxy, port, relayed, stop }
+    }
+
+    /// `registry.forge.test:PORT`, the name its certificate is for.
+    pub fn host(&self) -> String {
+        format!("{TLS_NAME}:{}", self.port)
+    }
+
+    /// Where the front listens.
+    pub fn address(&self) -> SocketAddr {
+        SocketAddr::from(([127, 0, 0, 1], self.port))
+    }
+
+    /// How many requests came over TLS and were relayed.
+    pub fn relayed(&self) -> usize {
+        self.relayed.load(Ordering::SeqCst)
+    }
+}
+
+impl Drop for TlsProxy {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::SeqCst);
+        let _ = TcpStream::connect(("127.0.0.1", self.port));
+    }
+}
+
+/// Terminates TLS on `socket`, sends the request to the proxy on `inner`
+/// (saying it came over HTTPS) and its response back, then closes.
+fn relay(socket: TcpStream, config: Arc<ServerConfig>, inner: u16, relayed: &AtomicUsize) -> io::Result<()> {
+    let connection = ServerConnection::new(config).map_err(io::Error::other)?;
+    let mut tls = StreamOwned::new(connection, socket);
+    let Some(mut request) = read_request(&mut tls)? else { return Ok(()) };
+    relayed.fetch_add(1, Ordering::SeqCst);
+    // As TLS-terminating proxies do, so that the registry's `Location`s
+    // say `https://`.
+    let line_end = request.windows(2).position(|w| w == b"\r\n").unwrap_or(0) + 2;
+    request.splice(line_end..line_end, *b"X-Forwarded-Proto: https\r\n");
+    let mut proxy = TcpStream::connect(("127.0.0.1", inner))?;
+    proxy.write_all(&request)?;
+    io::copy(&mut proxy, &mut tls)?;
+    tls.conn.send_close_notify();
+    tls.flush()?;
+    let _ = tls.sock.shutdown(Shutdown::Both);
+    Ok(())
+}
+
+/// One request: its head and its `Content-Length` bytes of body; `None`
+/// when the connection ends before a whole head.
+fn read_request(stream: &mut impl Read) -> io::Result<Option<Vec<u8>>> {
+    let mut buf = Vec::new();
+    let mut chunk = [0u8; 16 * 1024];
+    let head_end = loop {
+        if let Some(at) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+            break at + 4;
+        }
+        let n = stream.read(&mut chunk)?;
+        if n == 0 {
+            return Ok(None);
+        }
+        buf.extend_from_slice(&chunk[..n]);
+    };
+    let head = String::from_utf8_lossy(&buf[..head_end]).to_ascii_lowercase();
+    let length: usize = head
+        .split("\r\n")
+        .find_map(|line| line.strip_prefix("content-length:"))
+        .and_then(|value| value.trim().parse().ok())
+        .unwrap_or(0);
+    while buf.len() < head_end + length {
+        let n = stream.read(&mut chunk)?;
+        if n == 0 {
+            break;
+        }
+        buf.extend_from_slice(&chunk[..n]);
+    }
+    Ok(Some(buf))
 }

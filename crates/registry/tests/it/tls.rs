@@ -1,8 +1,8 @@
 //! HTTPS registries as teams run them: a private CA found in `certs.d` or
 //! given with `--ca-cert`, an untrusted CA, a wrong name, an expired
-//! certificate, mutual TLS, login
-//! then push (basic auth over HTTPS, and a token server), and `Retry-After`
-//! as an HTTP-date. Every failure must come at once, without a retry.
+//! certificate, mutual TLS, login then push over HTTPS (with basic auth, and
+//! with a token server whose realm is HTTPS too), and `Retry-After` as an
+//! HTTP-date. Every failure must come at once, without a retry.
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -14,7 +14,7 @@ use forge_registry::{
 };
 use forge_testkit::registry::{ServeTls, TestCa, TLS_NAME};
 
-use crate::servers::{Fault, Proxy, Registry, Rule};
+use crate::servers::{Fault, Proxy, Registry, Rule, TlsProxy};
 use crate::{options, sample_image, store, Events};
 
 /// Client options for `registry` by its name: the name resolved to
@@ -214,33 +214,65 @@ fn login_over_https_then_push_with_the_stored_credentials() {
 }
 
 #[test]
-fn login_through_a_token_server_then_push() {
+fn login_over_https_through_a_token_server_then_push() {
+    let Some(ca) = TestCa::new("forge token CA") else { return };
     let Some(registry) = Registry::start(None) else { return };
-    let proxy = Proxy::start(registry.port, Vec::new(), Some("tok-login"));
+    let (cert, key) = ca.issue(TLS_NAME, false);
+    let proxy = TlsProxy::start(registry.port, "tok-login", &cert, &key);
     let basic = |user: &str, pass: &str| {
         use base64::Engine as _;
         format!("Basic {}", base64::engine::general_purpose::STANDARD.encode(format!("{user}:{pass}")))
     };
-    proxy.state().token_requires = Some(basic("robot", "pw"));
+    proxy.proxy.state().token_requires = Some(basic("robot", "pw"));
     let host = proxy.host();
+    // The CA in certs.d/HOST:PORT: the token realm is on the same host, so
+    // it is trusted for the token requests too.
+    let certs = certs_d(&host, &[("ca.crt", &ca.cert)]);
+    let tls = || TlsOptions {
+        ca_certs: Vec::new(),
+        certs_dirs: vec![certs.path().to_owned()],
+        resolve: vec![(host.clone(), proxy.address())],
+    };
     let with = |user: &str, pass: &str| {
         let credentials = StaticCredentials::default()
             .with(&host, Credentials::Basic { username: user.into(), password: pass.into() });
-        Client::new(options(Box::new(credentials)))
+        Client::new(ClientOptions { tls: tls(), ..options(Box::new(credentials)) })
     };
+
+    let started = Instant::now();
     let err = with("robot", "nope").check_login(&host, &|_| panic!("a 401 is not retried")).unwrap_err();
+    let took = started.elapsed();
+    eprintln!("login with a wrong password via an HTTPS token server failed after {took:?}: {err}");
     assert!(matches!(err, Error::Unauthorized { .. }), "{err:?}");
+    let message = err.to_string();
+    assert!(message.contains("user `robot`") && !message.contains("nope"), "{message}");
+    assert!(took < Duration::from_secs(3), "took {took:?}");
+    // The refusal came from the token server, reached over HTTPS.
+    assert_eq!(proxy.proxy.state().token_auth, vec![Some(basic("robot", "nope"))]);
     with("robot", "pw").check_login(&host, &|_| {}).unwrap();
 
     let config_dir = tempfile::tempdir().unwrap();
     let config = config_dir.path().join("config.json");
     store_login(&config, &host, "robot", "pw").unwrap();
-    let client = Client::new(options(Box::new(DockerConfig::load(&config).unwrap())));
+    let client =
+        Client::new(ClientOptions { tls: tls(), ..options(Box::new(DockerConfig::load(&config).unwrap())) });
     let (_dir, store) = store();
     let image = sample_image(&store, 46, 5_000);
     let reference = Reference::parse(&format!("{host}/tokens/login:1")).unwrap();
     client.push(&store, &image, &reference, &|_| {}).unwrap();
     assert_eq!(registry.manifest_status("tokens/login", "1"), 200);
+
+    let state = proxy.proxy.state();
+    assert!(
+        state.token_scopes.iter().any(|s| s == "repository:tokens/login:pull,push"),
+        "{:?}",
+        state.token_scopes
+    );
+    // Every token request after the refused one sent the stored password.
+    assert!(state.token_auth[1..].iter().all(|a| *a == Some(basic("robot", "pw"))), "{:?}", state.token_auth);
+    assert!(state.authorized > 0, "no request carried the token");
+    // Every request the proxy saw, token requests included, came over TLS.
+    assert_eq!(proxy.relayed(), state.log.len(), "{:?}", state.log);
 }
 
 #[test]
