@@ -101,10 +101,18 @@ pub fn remove_under(dir: &Path, scope: Scope) -> Removed {
 /// Removes the temporaries of this process in every directory it made
 /// them in; for a signal handler, before the process exits.
 pub fn remove_ours() -> Removed {
-    let dirs: Vec<PathBuf> = DIRS.lock().map(|d| d.iter().cloned().collect()).unwrap_or_default();
+    remove_ours_in(&registered())
+}
+
+/// The directories this process made temporaries in ([`register_dir`]).
+fn registered() -> Vec<PathBuf> {
+    DIRS.lock().map(|d| d.iter().cloned().collect()).unwrap_or_default()
+}
+
+fn remove_ours_in(dirs: &[PathBuf]) -> Removed {
     let mut removed = Removed::default();
     for dir in dirs {
-        removed.add(remove(&dir, Scope::Ours));
+        removed.add(remove(dir, Scope::Ours));
     }
     removed
 }
@@ -199,8 +207,11 @@ mod tests {
         let mut expected = vec![ours.clone(), ".tmp-1-c".into(), ".tmp-legacy".into(), "kept".into()];
         expected.sort();
         assert_eq!(names(), expected);
+        // `remove_ours` itself would also clear the temporaries that tests
+        // running beside this one have in their own registered directories.
         register_dir(dir.path());
-        assert_eq!(remove_ours(), Removed { count: 1, bytes: 5 });
+        assert!(registered().iter().any(|d| d.as_path() == dir.path()));
+        assert_eq!(remove_ours_in(&[dir.path().to_path_buf()]), Removed { count: 1, bytes: 5 });
         assert_eq!(names(), [".tmp-1-c", ".tmp-legacy", "kept"]);
         assert_eq!(remove(dir.path(), Scope::All).count, 2);
         assert_eq!(names(), ["kept"]);
