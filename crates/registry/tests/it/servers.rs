@@ -283,17 +283,7 @@ fn send_upstream(upstream: u16, head: &str, rest: &[u8]) -> io::Result<TcpStream
 }
 
 fn truncate(mut client: TcpStream, upstream: u16, head: &str, rest: &[u8]) -> io::Result<()> {
-    let mut server = TcpStream::connect(("127.0.0.1", upstream))?;
-    let mut new_head = String::new();
-    for line in head.trim_end_matches("\r\n").split("\r\n") {
-        if !line.to_ascii_lowercase().starts_with("connection:") {
-            new_head.push_str(line);
-            new_head.push_str("\r\n");
-        }
-    }
-    new_head.push_str("Connection: close\r\n\r\n");
-    server.write_all(new_head.as_bytes())?;
-    server.write_all(rest)?;
+    let mut server = send_upstream(upstream, head, rest)?;
     let mut response = Vec::new();
     server.read_to_end(&mut response)?;
     let at = response.windows(4).position(|w| w == b"\r\n\r\n").map_or(response.len(), |i| i + 4);
