@@ -4,12 +4,11 @@
 //! store, with skopeo, and in a real registry.
 
 use std::path::{Path, PathBuf};
-use std::process::Output;
 
 use forge_testkit::registry::Registry;
 use serde_json::Value;
 
-use crate::{base_rootfs, write_tree, xtask};
+use crate::{base_rootfs, ok, write_tree, xtask};
 
 /// Declares `WORKER_PATH` without default and uses it, as real plugin
 /// Dockerfiles do.
@@ -36,17 +35,6 @@ fn base_tarball(dir: &Path) -> PathBuf {
     let file = dir.join("base.tar");
     ok(&xtask(dir, &["image", "export", "base", file.to_str().unwrap(), "--root", root]));
     file
-}
-
-fn ok(out: &Output) -> String {
-    assert!(
-        out.status.success(),
-        "exit {:?}\nstdout:\n{}\nstderr:\n{}",
-        out.status,
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
 fn json(stdout: &str) -> Vec<Value> {

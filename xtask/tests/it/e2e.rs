@@ -7,18 +7,7 @@ use std::path::Path;
 
 use forge_testkit::{require_tool, Dockerd};
 
-use crate::{copy_dir, project_root, xtask};
-
-fn stdout_of(out: &std::process::Output) -> String {
-    assert!(
-        out.status.success(),
-        "exit {:?}\nstdout:\n{}\nstderr:\n{}",
-        out.status,
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
+use crate::{copy_dir, ok, project_root, xtask};
 
 #[test]
 fn sample_plugins_build_on_the_debian_base_and_run() {
@@ -33,7 +22,7 @@ fn sample_plugins_build_on_the_debian_base_and_run() {
 
     // build-all builds the missing base image by itself.
     let out = xtask(repo.path(), &["build-all", "--root", root, "--format", "json"]);
-    let lines = stdout_of(&out);
+    let lines = ok(&out);
     assert_eq!(lines.lines().count(), 3, "{lines}");
     assert!(lines.lines().all(|l| l.contains("\"status\":\"built\"")), "{lines}");
     let stderr = String::from_utf8_lossy(&out.stderr);
@@ -42,11 +31,11 @@ fn sample_plugins_build_on_the_debian_base_and_run() {
     // The same lock gives the same base image, byte for byte.
     let list = |dir: &Path| -> String {
         let out = xtask(dir, &["image", "list", "--root", dir.to_str().unwrap()]);
-        stdout_of(&out).lines().find(|l| l.starts_with("localhost:5000/base-py ")).unwrap().to_string()
+        ok(&out).lines().find(|l| l.starts_with("localhost:5000/base-py ")).unwrap().to_string()
     };
     let other = tempfile::tempdir().unwrap();
     copy_dir(&project_root().join("base-images"), &other.path().join("base-images"));
-    stdout_of(&xtask(other.path(), &["base-image", "--root", other.path().to_str().unwrap()]));
+    ok(&xtask(other.path(), &["base-image", "--root", other.path().to_str().unwrap()]));
     assert_eq!(list(repo.path()), list(other.path()));
 
     // As `docker run` would start them (ENTRYPOINT + CMD, no task directory).
@@ -66,7 +55,7 @@ fn sample_plugins_build_on_the_debian_base_and_run() {
             argv.push("--");
             argv.extend(args);
         }
-        let out = stdout_of(&xtask(repo.path(), &argv));
+        let out = ok(&xtask(repo.path(), &argv));
         assert!(out.starts_with("python 3.11"), "{plugin}: {out}");
         assert!(out.contains("supervisely_lib 0.2.0"), "{plugin}: {out}");
         assert!(out.contains(expected), "{plugin}: {out}");
@@ -80,7 +69,7 @@ fn sample_plugins_build_on_the_debian_base_and_run() {
     // Python's default TLS context trusts the CA bundle built for
     // ca-certificates (plugins call the web instance over HTTPS).
     let script = "import ssl; print('ca certs:', len(ssl.create_default_context().get_ca_certs()))";
-    let out = stdout_of(&xtask(
+    let out = ok(&xtask(
         repo.path(),
         &["run", "tiny-classifier", "--root", root, "--format", "json", "--", "python3", "-c", script],
     ));

@@ -32,6 +32,19 @@ pub(crate) fn xtask(cwd: &Path, args: &[&str]) -> Output {
 }
 
 /// Writes `files` (path, content) under a new temporary directory.
+/// The stdout of a command that must have succeeded; on failure, the
+/// assertion shows its exit status, stdout and stderr.
+pub(crate) fn ok(out: &Output) -> String {
+    assert!(
+        out.status.success(),
+        "exit {:?}\nstdout:\n{}\nstderr:\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
 pub(crate) fn write_tree(files: &[(&str, &str)]) -> tempfile::TempDir {
     let dir = tempfile::tempdir().unwrap();
     for (path, content) in files {

@@ -4,22 +4,11 @@
 
 use std::collections::BTreeMap;
 use std::path::Path;
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Stdio};
 
 use forge_testkit::require_tool;
 
-use crate::{copy_dir, project_root, xtask};
-
-fn ok(out: &Output) -> String {
-    assert!(
-        out.status.success(),
-        "exit {:?}\nstdout:\n{}\nstderr:\n{}",
-        out.status,
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
+use crate::{copy_dir, ok, project_root, xtask};
 
 /// Every file under `dir` with its content.
 fn snapshot(dir: &Path) -> BTreeMap<String, Vec<u8>> {

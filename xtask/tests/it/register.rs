@@ -3,23 +3,10 @@
 //! lines and as a Markdown table, for the sample plugins pushed to a real
 //! registry.
 
-use std::process::Output;
-
 use forge_testkit::registry::Registry;
 use serde_json::Value;
 
-use crate::{copy_dir, project_root};
-
-fn ok(out: &Output) -> String {
-    assert!(
-        out.status.success(),
-        "exit {:?}\nstdout:\n{}\nstderr:\n{}",
-        out.status,
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
+use crate::{copy_dir, ok, project_root};
 
 #[test]
 fn publish_says_what_to_register_for_the_samples() {
