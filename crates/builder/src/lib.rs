@@ -30,6 +30,7 @@ mod image;
 mod labels;
 pub mod plan;
 mod resolve;
+pub mod run;
 mod rootfs;
 pub mod secrets;
 
