@@ -30,8 +30,8 @@ mod image;
 mod labels;
 pub mod plan;
 mod resolve;
-pub mod run;
 mod rootfs;
+pub mod run;
 pub mod secrets;
 
 use std::collections::BTreeMap;

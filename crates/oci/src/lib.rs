@@ -9,8 +9,10 @@
 //!   layout directory (`oci-layout`, `index.json`, `blobs/sha256/`), with
 //!   atomic writes, verified reads, refs and a small keyed cache.
 //! - [`tree`]: the one description of a layer's files ([`Tree`]: sorted,
-//!   parents implied, whiteouts, links), tar archives read into it, and
-//!   the one tree-to-layer writer.
+//!   parents implied, whiteouts, links) and the one tree-to-layer writer.
+//! - [`entries`]: the one reader of tar entries ([`LayerReader`]: kinds,
+//!   names, links, whiteouts, sparse files), and archives read into trees
+//!   ([`read_tar`]).
 //! - [`layer`]: a streaming, reproducible layer builder (tar, compression
 //!   and both digests in one pass, constant memory).
 //! - [`cache`]: the layer cache seam ([`LayerCache`], implemented by the
@@ -38,6 +40,7 @@ pub mod archive;
 pub mod cache;
 pub mod compression;
 pub mod digest;
+pub mod entries;
 mod error;
 pub mod files;
 pub mod image;
@@ -54,6 +57,7 @@ pub use archive::export_archive;
 pub use cache::{FileDigests, KeyInputs, LayerCache, LayerKey};
 pub use compression::{Compression, UncompressedReader};
 pub use digest::{descriptor, Digest, DigestError, HashingReader, HashingWriter};
+pub use entries::{escape_name, read_tar, LayerReader, TarError};
 pub use error::{Error, Result};
 pub use files::{ImageFiles, Stack};
 pub use image::{write_image, Image, RuntimeConfig};
@@ -61,7 +65,7 @@ pub use import::import;
 pub use json::canonical_json;
 pub use layer::{Entry, Layer, LayerBuilder, LayerOptions};
 pub use store::{gc, BlobStore, BlobWriter, Collected, VerifyingReader};
-pub use tree::{escape_name, read_tar, DeviceKind, FileSource, Node, NodeKind, Spool, TarError, Tree};
+pub use tree::{DeviceKind, FileSource, Node, NodeKind, Spool, Tree};
 pub use validate::ValidationReport;
 
 /// The OCI image-spec types this crate speaks, re-exported so that callers

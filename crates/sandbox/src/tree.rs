@@ -3,8 +3,8 @@
 //! does `/workdir/src/main.py` exist) before anyone runs the image.
 //!
 //! Each layer is read once through the store's one layer reader
-//! ([`BlobStore::open_uncompressed`], the blob's digest verified), only the
-//! tar headers are kept, and OCI whiteouts and opaque directories
+//! ([`BlobStore::open_uncompressed`], the blob's digest verified) with
+//! forge-oci's one tar reader, only the tar headers are kept, and OCI whiteouts and opaque directories
 //! are applied as [`mod@crate::unpack`] applies them. Entry paths are taken
 //! literally; symlinks are followed when a path is looked up, inside the
 //! image (an absolute target restarts at the image's root), as a container
@@ -14,8 +14,8 @@ use std::collections::{BTreeMap, HashSet};
 use std::io::{self, Read};
 use std::ops::Bound;
 
+use forge_oci::entries::{EntryKind, LayerReader, Marker, ReadError};
 use forge_oci::{BlobStore, Digest, Image};
-use tar::EntryType;
 
 use crate::error::{Error, Result};
 
@@ -66,46 +66,39 @@ impl ImageTree {
     }
 
     fn apply_layer(&mut self, reader: impl Read) -> io::Result<()> {
-        let mut archive = tar::Archive::new(reader);
+        let mut archive = LayerReader::new(reader);
         let mut written: HashSet<String> = HashSet::new();
-        for entry in archive.entries()? {
-            let entry = entry?;
-            let path = normalise(&String::from_utf8_lossy(&entry.path_bytes()));
+        for entry in archive.entries().map_err(ReadError::into_io)? {
+            let entry = entry.map_err(ReadError::into_io)?;
+            let path = entry.path();
             if path.is_empty() {
                 continue;
             }
-            let (parent, name) = match path.rsplit_once('/') {
-                Some((parent, name)) => (parent.to_owned(), name.to_owned()),
-                None => (String::new(), path.clone()),
-            };
-            if name == ".wh..wh..opq" {
-                let below: Vec<String> =
-                    self.below(&parent).filter(|p| !written.contains(*p)).map(str::to_owned).collect();
-                for p in below {
-                    self.nodes.remove(&p);
+            let parent = path.rsplit_once('/').map_or("", |(parent, _)| parent).to_owned();
+            match entry.marker() {
+                Some(Marker::Opaque) => {
+                    let below: Vec<String> =
+                        self.below(&parent).filter(|p| !written.contains(*p)).map(str::to_owned).collect();
+                    for p in below {
+                        self.nodes.remove(&p);
+                    }
+                    continue;
                 }
-                continue;
+                Some(Marker::Whiteout(hidden)) => {
+                    let hidden =
+                        if parent.is_empty() { hidden.to_owned() } else { format!("{parent}/{hidden}") };
+                    self.remove_subtree(&hidden);
+                    continue;
+                }
+                None => {}
             }
-            if let Some(hidden) = name.strip_prefix(".wh.") {
-                let hidden = if parent.is_empty() { hidden.to_owned() } else { format!("{parent}/{hidden}") };
-                self.remove_subtree(&hidden);
-                continue;
-            }
-            let header = entry.header();
-            let node = match header.entry_type() {
-                EntryType::Directory => Node::Dir,
-                EntryType::Regular | EntryType::Continuous => {
-                    Node::File { mode: header.mode().unwrap_or(0o644) & 0o7777 }
-                }
-                EntryType::Link => {
-                    let target =
-                        normalise(&String::from_utf8_lossy(&entry.link_name_bytes().unwrap_or_default()));
-                    self.nodes.get(&target).cloned().unwrap_or(Node::Other)
-                }
-                EntryType::Symlink => Node::Symlink(
-                    String::from_utf8_lossy(&entry.link_name_bytes().unwrap_or_default()).into(),
-                ),
-                _ => Node::Other,
+            let link = || String::from_utf8_lossy(entry.link_bytes().unwrap_or_default()).into_owned();
+            let node = match entry.kind {
+                EntryKind::Dir => Node::Dir,
+                EntryKind::File { .. } => Node::File { mode: entry.mode().unwrap_or(0o644) },
+                EntryKind::Hardlink => self.nodes.get(&normalise(&link())).cloned().unwrap_or(Node::Other),
+                EntryKind::Symlink => Node::Symlink(link()),
+                EntryKind::Device { .. } | EntryKind::Other(_) => Node::Other,
             };
             if node != Node::Dir {
                 self.remove_subtree(&path);

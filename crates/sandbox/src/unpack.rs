@@ -8,9 +8,12 @@
 //! the config's diff ID, so a rootfs is never built from content the image
 //! does not declare.
 //!
-//! OCI whiteouts: `.wh.NAME` deletes `NAME` from the layers below;
-//! `.wh..wh..opq` in a directory hides everything the layers below put
-//! there (what this layer itself adds stays). Neither marker is written.
+//! Entries come from forge-oci's one tar reader
+//! ([`forge_oci::entries::LayerReader`]: kinds, link targets, whiteouts,
+//! sparse files expanded). OCI whiteouts: `.wh.NAME` deletes `NAME` from
+//! the layers below; `.wh..wh..opq` in a directory hides everything the
+//! layers below put there (what this layer itself adds stays). Neither
+//! marker is written.
 //!
 //! Safety: see [`crate::scope`]. Paths are relative without `..`, parents
 //! are resolved inside the root, the last component is never followed.
@@ -33,9 +36,8 @@ use std::os::unix::fs::{lchown, symlink, MetadataExt, OpenOptionsExt, Permission
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
 
-use forge_oci::tree::{OPAQUE_MARKER, WHITEOUT_PREFIX};
+use forge_oci::entries::{EntryKind, LayerEntry, LayerReader, Marker, ReadError};
 use forge_oci::{BlobStore, Digest, Image};
-use tar::EntryType;
 
 use crate::error::{EntryError, Error, Result};
 use crate::scope;
@@ -150,64 +152,63 @@ pub(crate) fn unsupported_layer(err: forge_oci::Error) -> Error {
 impl Unpacker<'_> {
     fn apply_layer(&mut self, layer: &Digest, reader: &mut dyn Read) -> Result<()> {
         let read_error = |source| Error::ReadLayer { layer: layer.clone(), source };
-        let mut archive = tar::Archive::new(reader);
-        for entry in archive.entries().map_err(read_error)? {
-            let mut entry = entry.map_err(read_error)?;
-            let raw = entry.path_bytes().into_owned();
-            self.apply_entry(&mut entry, &raw).map_err(|source| Error::Entry {
-                layer: layer.clone(),
-                path: String::from_utf8_lossy(&raw).into_owned(),
-                source,
+        let entry_error = |path: String, source| Error::Entry { layer: layer.clone(), path, source };
+        let mut archive = LayerReader::new(reader);
+        for entry in archive.entries().map_err(|e| read_error(e.into_io()))? {
+            let mut entry = match entry {
+                Ok(entry) => entry,
+                Err(ReadError::Header { name, source }) => {
+                    return Err(entry_error(name, EntryError::BadHeader { source }))
+                }
+                Err(e) => return Err(read_error(e.into_io())),
+            };
+            self.apply_entry(&mut entry).map_err(|source| {
+                entry_error(String::from_utf8_lossy(entry.name_bytes()).into_owned(), source)
             })?;
         }
         Ok(())
     }
 
-    fn apply_entry(
-        &mut self,
-        entry: &mut tar::Entry<'_, &mut dyn Read>,
-        raw: &[u8],
-    ) -> Result<(), EntryError> {
-        let components = scope::clean(raw)?;
-        let kind = entry.header().entry_type();
+    fn apply_entry(&mut self, entry: &mut LayerEntry<'_, &mut dyn Read>) -> Result<(), EntryError> {
+        let components = scope::clean(entry.name_bytes())?;
         let Some((name, parents)) = components.split_last() else {
             // `./`: the root itself.
-            if kind.is_dir() {
-                let meta = self.meta(entry)?;
+            if entry.kind == EntryKind::Dir {
+                let meta = meta(entry)?;
                 self.dirs.insert(self.root.to_owned(), meta);
             }
             return Ok(());
         };
 
-        if let Some(hidden) = name.to_str().and_then(|n| n.strip_prefix(WHITEOUT_PREFIX)) {
-            return self.apply_whiteout(name, hidden, parents);
+        if let Some(marker) = entry.marker() {
+            return self.apply_whiteout(marker, parents);
         }
 
         let parent = scope::resolve_dir(self.root, parents)?;
         let path = parent.join(name);
         let (uid, gid) = owner(entry)?;
-        match kind {
-            EntryType::Directory => {
+        match entry.kind {
+            EntryKind::Dir => {
                 if !fs::symlink_metadata(&path).is_ok_and(|m| m.is_dir()) {
                     remove_existing(&path)?;
                     fs::create_dir(&path).map_err(|e| EntryError::io("creating directory", &path, e))?;
                 }
                 self.chown(&path, uid, gid)?;
-                let meta = self.meta(entry)?;
+                let meta = meta(entry)?;
                 self.dirs.insert(path.clone(), meta);
             }
-            EntryType::Regular | EntryType::Continuous => self.write_file(entry, &path, (uid, gid))?,
-            EntryType::Symlink => {
+            EntryKind::File { .. } => self.write_file(entry, &path, (uid, gid))?,
+            EntryKind::Symlink => {
                 let target = entry
-                    .link_name_bytes()
+                    .link_bytes()
                     .ok_or(EntryError::UnsafePath { reason: "a symlink without a target" })?;
-                let target = PathBuf::from(OsStr::from_bytes(&target));
+                let target = PathBuf::from(OsStr::from_bytes(target));
                 remove_existing(&path)?;
                 self.forget_dirs(&path);
                 symlink(&target, &path).map_err(|e| EntryError::io("creating symlink", &path, e))?;
                 self.chown(&path, uid, gid)?;
             }
-            EntryType::Link => self.write_hardlink(entry, &path)?,
+            EntryKind::Hardlink => self.write_hardlink(entry, &path)?,
             // Device nodes, FIFOs, and anything newer than tar's basics.
             _ => return Ok(()),
         }
@@ -219,23 +220,25 @@ impl Unpacker<'_> {
     /// opaque marker) everything they put in its directory.
     fn apply_whiteout(
         &mut self,
-        name: &OsStr,
-        hidden: &str,
+        marker: Marker<'_>,
         parents: &[std::ffi::OsString],
     ) -> Result<(), EntryError> {
         let Some(parent) = scope::resolve_existing(self.root, parents)? else {
             return Ok(());
         };
-        if hidden.is_empty() || hidden == "." || hidden == ".." {
-            return Err(EntryError::UnsafePath { reason: "a whiteout without a name" });
-        }
-        if name == OPAQUE_MARKER {
-            if fs::symlink_metadata(&parent).is_ok_and(|m| m.is_dir()) {
-                self.make_opaque(&parent)?;
+        match marker {
+            Marker::Opaque => {
+                if fs::symlink_metadata(&parent).is_ok_and(|m| m.is_dir()) {
+                    self.make_opaque(&parent)?;
+                }
             }
-        } else {
-            remove_existing(&parent.join(hidden))?;
-            self.forget_dirs(&parent.join(hidden));
+            Marker::Whiteout("" | "." | "..") => {
+                return Err(EntryError::UnsafePath { reason: "a whiteout without a name" })
+            }
+            Marker::Whiteout(hidden) => {
+                remove_existing(&parent.join(hidden))?;
+                self.forget_dirs(&parent.join(hidden));
+            }
         }
         Ok(())
     }
@@ -244,7 +247,7 @@ impl Unpacker<'_> {
     /// set after the owner, since chown clears setuid and setgid bits.
     fn write_file(
         &mut self,
-        entry: &mut tar::Entry<'_, &mut dyn Read>,
+        entry: &mut LayerEntry<'_, &mut dyn Read>,
         path: &Path,
         (uid, gid): (u32, u32),
     ) -> Result<(), EntryError> {
@@ -258,7 +261,7 @@ impl Unpacker<'_> {
             .map_err(|e| EntryError::io("creating", path, e))?;
         io::copy(entry, &mut file).map_err(|e| EntryError::io("writing", path, e))?;
         self.chown(path, uid, gid)?;
-        let DirMeta { mode, mtime } = self.meta(entry)?;
+        let DirMeta { mode, mtime } = meta(entry)?;
         file.set_permissions(Permissions::from_mode(mode))
             .map_err(|e| EntryError::io("setting the mode of", path, e))?;
         file.set_times(times(mtime)).map_err(|e| EntryError::io("setting the mtime of", path, e))
@@ -267,14 +270,12 @@ impl Unpacker<'_> {
     /// A hard link to an entry already unpacked (see [`Self::hardlink_target`]).
     fn write_hardlink(
         &mut self,
-        entry: &tar::Entry<'_, &mut dyn Read>,
+        entry: &LayerEntry<'_, &mut dyn Read>,
         path: &Path,
     ) -> Result<(), EntryError> {
-        let raw_target = entry
-            .link_name_bytes()
-            .ok_or(EntryError::UnsafePath { reason: "a hardlink without a target" })?
-            .into_owned();
-        let target = self.hardlink_target(&raw_target)?;
+        let raw_target =
+            entry.link_bytes().ok_or(EntryError::UnsafePath { reason: "a hardlink without a target" })?;
+        let target = self.hardlink_target(raw_target)?;
         if target != path {
             remove_existing(path)?;
             self.forget_dirs(path);
@@ -337,12 +338,6 @@ impl Unpacker<'_> {
         Ok(())
     }
 
-    fn meta(&self, entry: &tar::Entry<'_, &mut dyn Read>) -> Result<DirMeta, EntryError> {
-        let header = entry.header();
-        let error = |source| EntryError::BadHeader { source };
-        Ok(DirMeta { mode: header.mode().map_err(error)? & 0o7777, mtime: header.mtime().map_err(error)? })
-    }
-
     /// Directory modes and mtimes, deepest first.
     fn finish_dirs(&self) -> Result<()> {
         for (dir, meta) in self.dirs.iter().rev() {
@@ -360,10 +355,16 @@ impl Unpacker<'_> {
     }
 }
 
-fn owner(entry: &tar::Entry<'_, &mut dyn Read>) -> Result<(u32, u32), EntryError> {
-    let header = entry.header();
-    let error = |source| EntryError::BadHeader { source };
-    let (uid, gid) = (header.uid().map_err(error)?, header.gid().map_err(error)?);
+fn bad_header(e: ReadError) -> EntryError {
+    EntryError::BadHeader { source: e.into_io() }
+}
+
+fn meta(entry: &LayerEntry<'_, &mut dyn Read>) -> Result<DirMeta, EntryError> {
+    Ok(DirMeta { mode: entry.mode().map_err(bad_header)?, mtime: entry.mtime().map_err(bad_header)? })
+}
+
+fn owner(entry: &LayerEntry<'_, &mut dyn Read>) -> Result<(u32, u32), EntryError> {
+    let (uid, gid) = entry.owner().map_err(bad_header)?;
     match (u32::try_from(uid), u32::try_from(gid)) {
         (Ok(u), Ok(g)) => Ok((u, g)),
         _ => Err(EntryError::BadOwner { uid, gid }),
