@@ -495,10 +495,10 @@ impl Planner<'_> {
 
     fn command(&self, command: &Command) -> Vec<String> {
         match command {
-            Command::Exec(args) => args.clone(),
+            Command::Exec(args) => args.iter().map(|a| a.raw.clone()).collect(),
             Command::Shell(text) => {
                 let mut argv = self.shell.clone();
-                argv.push(text.clone());
+                argv.push(text.raw.clone());
                 argv
             }
         }

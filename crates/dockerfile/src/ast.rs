@@ -235,10 +235,13 @@ pub struct Flag {
 /// The command of `RUN`, `CMD` or `ENTRYPOINT`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Command {
-    /// Exec form: a JSON array of strings, run without a shell.
-    Exec(Vec<String>),
-    /// Shell form: the text as written, given to the shell.
-    Shell(String),
+    /// Exec form: a JSON array of strings, run without a shell; each
+    /// decoded, with the position of its opening quote.
+    Exec(Vec<RawWord>),
+    /// Shell form: the text as written (continuation lines joined, comment
+    /// lines inside dropped), given to the shell; see
+    /// [`RawWord::position_at`] for the position of a byte of it.
+    Shell(RawWord),
 }
 
 /// Reads every instruction of `file` into its typed form. Never fails: an
@@ -542,8 +545,8 @@ impl Cx<'_> {
     /// Exec form or shell form, as BuildKit's `parseMaybeJSON`.
     fn command(&mut self, start: usize) -> Option<Command> {
         match self.json(start)? {
-            Some(words) => Some(Command::Exec(words.into_iter().map(|w| w.raw).collect())),
-            None => Some(Command::Shell(self.ins.args[start..].to_string())),
+            Some(words) => Some(Command::Exec(words)),
+            None => Some(Command::Shell(self.rest(start))),
         }
     }
 

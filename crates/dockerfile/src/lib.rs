@@ -11,11 +11,16 @@
 //!   whose values stay raw (quotes and `$` intact), each with its position.
 //! - [`expand_word`] substitutes variables in a raw word with BuildKit's
 //!   shell-word rules, at build time, when the `ARG`/`ENV` state is known.
+//!
+//! Beside them, [`shell`] reads the text of a shell-form `RUN` the way the
+//! `sh` in the container would (the POSIX subset Dockerfiles use), into
+//! simple commands, refusing with its offset whatever it does not emulate.
 
 mod ast;
 mod expand;
 mod keyword;
 mod lexer;
+pub mod shell;
 mod values;
 mod words;
 

@@ -19,8 +19,8 @@ fn opt(name: &str, word: &Option<RawWord>) -> String {
 
 fn command(c: &Command) -> String {
     match c {
-        Command::Exec(args) => format!("exec {args:?}"),
-        Command::Shell(text) => format!("shell {text:?}"),
+        Command::Exec(args) => format!("exec {:?}", args.iter().map(RawWord::as_str).collect::<Vec<_>>()),
+        Command::Shell(text) => format!("shell {:?}", text.as_str()),
     }
 }
 

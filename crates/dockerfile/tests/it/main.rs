@@ -6,6 +6,7 @@
 mod ast;
 mod expand;
 mod robustness;
+mod shell;
 
 use expect_test::{expect, Expect};
 use forge_dockerfile::{parse, parse_env, split_words};
