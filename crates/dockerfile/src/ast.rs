@@ -236,7 +236,8 @@ pub struct Flag {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Command {
     /// Exec form: a JSON array of strings, run without a shell; each
-    /// decoded, with the position of its opening quote.
+    /// decoded, with the position of its opening quote. Never empty for
+    /// `RUN`.
     Exec(Vec<RawWord>),
     /// Shell form: the text as written (continuation lines joined, comment
     /// lines inside dropped), given to the shell; see
@@ -339,7 +340,14 @@ impl Cx<'_> {
                 }
                 Instr::Stopsignal(signal)
             }
-            Keyword::Run => Instr::Run(Run { flags, command: self.command(start)? }),
+            Keyword::Run => {
+                let command = self.command(start)?;
+                if matches!(&command, Command::Exec(argv) if argv.is_empty()) {
+                    self.malformed(start, "the JSON array is empty: it names no program to run");
+                    return None;
+                }
+                Instr::Run(Run { flags, command })
+            }
             Keyword::Cmd => Instr::Cmd(self.command(start)?),
             Keyword::Entrypoint => Instr::Entrypoint(self.command(start)?),
             Keyword::Expose => Instr::Expose(self.expose(words)),

@@ -7,6 +7,7 @@ mod docker;
 mod errors;
 mod plan;
 mod repro;
+mod run;
 mod samples;
 
 use std::fs;

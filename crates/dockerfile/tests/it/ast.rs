@@ -712,6 +712,14 @@ fn commands() {
             1:1 RUN exec ["/bin/sh", "-c", "echo $HOME"]
         "#]],
     );
+    // `CMD []` clears the command; `RUN []` has nothing to run.
+    check(
+        "RUN []",
+        expect![[r#"
+        error 1:5: malformed RUN: the JSON array is empty: it names no program to run
+          help: write `RUN command` or `RUN ["executable", "arg"...]`
+    "#]],
+    );
 }
 
 #[test]

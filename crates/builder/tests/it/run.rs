@@ -1,0 +1,189 @@
+//! Recognising the installing `RUN`s, data-driven: each
+//! `test_data/run/<group>.txt` holds cases (`//- name` then a small
+//! Dockerfile); every `RUN` of a case is read with the stage's `ENV`,
+//! `ARG` defaults, `WORKDIR` and `SHELL` as the build would give them
+//! (plus `HOME` and `PATH`, which Docker sets), and the ops it is made of,
+//! or the refusal with its line:column (in the case), are compared with
+//! `test_data/run/<group>.expected` (refresh with `UPDATE_EXPECT=1`).
+
+use std::collections::BTreeMap;
+use std::fmt::Write;
+use std::path::{Path, PathBuf};
+
+use expect_test::expect_file;
+use forge_builder::run::{recognize, InstallKind, InstallOp, PipInstall};
+use forge_dockerfile::{expand_word, parse, parse_instructions, Instr};
+
+fn test_data() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("test_data/run")
+}
+
+/// The cases of a fixture: (name, Dockerfile).
+fn cases(text: &str) -> Vec<(String, String)> {
+    let mut cases: Vec<(String, String)> = Vec::new();
+    for line in text.split_inclusive('\n') {
+        if let Some(name) = line.strip_prefix("//- ") {
+            cases.push((name.trim().to_string(), String::new()));
+        } else if let Some((_, body)) = cases.last_mut() {
+            body.push_str(line);
+        } else {
+            assert!(
+                line.trim().is_empty() || line.starts_with("//"),
+                "text before the first `//- case`: {line}"
+            );
+        }
+    }
+    cases
+}
+
+fn list(items: &[String]) -> String {
+    format!("[{}]", items.join(", "))
+}
+
+fn dump_pip(p: &PipInstall) -> String {
+    let mut out = format!("pip program={}", p.program);
+    if let Some(python) = &p.python {
+        write!(out, " python={python}").unwrap();
+    }
+    if !p.requirements.is_empty() {
+        write!(out, " requirements={}", list(&p.requirements)).unwrap();
+    }
+    if !p.requirement_files.is_empty() {
+        write!(out, " -r={}", list(&p.requirement_files)).unwrap();
+    }
+    if !p.constraint_files.is_empty() {
+        write!(out, " -c={}", list(&p.constraint_files)).unwrap();
+    }
+    for (set, name) in [
+        (p.upgrade, "upgrade"),
+        (p.no_deps, "no-deps"),
+        (p.pre, "pre"),
+        (p.no_index, "no-index"),
+        (p.compile, "compile"),
+    ] {
+        if set {
+            write!(out, " {name}").unwrap();
+        }
+    }
+    if let Some(index) = &p.index_url {
+        write!(out, " index={index}").unwrap();
+    }
+    if !p.extra_index_urls.is_empty() {
+        write!(out, " extra-index={}", list(&p.extra_index_urls)).unwrap();
+    }
+    if !p.find_links.is_empty() {
+        write!(out, " find-links={}", list(&p.find_links)).unwrap();
+    }
+    out
+}
+
+fn dump_op(op: &InstallOp) -> String {
+    let kind = match &op.kind {
+        InstallKind::Pip(p) => dump_pip(p),
+        InstallKind::AptUpdate => "apt-update".to_string(),
+        InstallKind::AptInstall(a) => {
+            let packages: Vec<String> = a
+                .packages
+                .iter()
+                .map(|(name, version)| match version {
+                    Some(v) => format!("{name}={v}"),
+                    None => name.clone(),
+                })
+                .collect();
+            let recommends = if a.no_install_recommends { " no-recommends" } else { "" };
+            format!("apt-install {}{recommends}", list(&packages))
+        }
+        InstallKind::AptClean => "apt-clean".to_string(),
+        InstallKind::Remove(paths) => format!("remove {}", list(paths)),
+    };
+    let env: String = op.assignments.iter().map(|(k, v)| format!(" {k}={v:?}")).collect();
+    let env = if env.is_empty() { String::new() } else { format!(" with{env}") };
+    format!("  {} {kind}{env}\n", op.position)
+}
+
+/// Every `RUN` of `dockerfile`, recognised.
+fn run_case(dockerfile: &str) -> String {
+    let file = parse(dockerfile);
+    let (instrs, errors) = parse_instructions(&file);
+    let mut out = String::new();
+    for e in file.errors.iter().chain(&errors) {
+        writeln!(out, "  dockerfile error {e}").unwrap();
+    }
+    let mut vars: BTreeMap<String, String> =
+        [("HOME", "/root"), ("PATH", "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin")]
+            .into_iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+    let mut workdir = "/".to_string();
+    let mut shell = vec!["/bin/sh".to_string(), "-c".to_string()];
+    let lines: Vec<&str> = dockerfile.lines().collect();
+    for instr in &instrs {
+        let lookup = |name: &str| vars.get(name).cloned();
+        let expand = |raw: &str| expand_word(raw, file.escape, &lookup).expect("the fixture's values expand");
+        match &instr.node {
+            Instr::Env(pairs) => {
+                let values: Vec<(String, String)> =
+                    pairs.iter().map(|kv| (expand(&kv.key.raw), expand(&kv.value.raw))).collect();
+                vars.extend(values);
+            }
+            Instr::Arg(decls) => {
+                let values: Vec<(String, String)> = decls
+                    .iter()
+                    .filter_map(|d| d.default.as_ref().map(|v| (d.name.raw.clone(), expand(&v.raw))))
+                    .collect();
+                vars.extend(values);
+            }
+            Instr::Workdir(dir) => {
+                let dir = expand(&dir.raw);
+                workdir = if dir.starts_with('/') {
+                    dir
+                } else {
+                    format!("{}/{dir}", workdir.trim_end_matches('/'))
+                };
+            }
+            Instr::Shell(argv) => shell = argv.clone(),
+            Instr::Run(run) => {
+                let line = lines[instr.position.line as usize - 1].trim();
+                writeln!(out, "{} {line}", instr.position).unwrap();
+                match recognize(run, &shell, &workdir, &lookup) {
+                    Ok(install) if install.ops.is_empty() => out += "  (no ops)\n",
+                    Ok(install) => install.ops.iter().for_each(|op| out += &dump_op(op)),
+                    Err(e) => writeln!(out, "  error {}: {}", e.position, e.message).unwrap(),
+                }
+            }
+            _ => {}
+        }
+    }
+    out
+}
+
+fn check(group: &str) {
+    let dir = test_data();
+    let text = std::fs::read_to_string(dir.join(format!("{group}.txt"))).unwrap();
+    let mut out = String::new();
+    for (name, dockerfile) in cases(&text) {
+        writeln!(out, "//- {name}").unwrap();
+        out += &run_case(&dockerfile);
+    }
+    expect_file![dir.join(format!("{group}.expected"))].assert_eq(&out);
+}
+
+#[test]
+fn pip() {
+    check("pip");
+}
+
+#[test]
+fn apt() {
+    check("apt");
+}
+
+#[test]
+fn rm() {
+    check("rm");
+}
+
+#[test]
+fn shell() {
+    check("shell");
+}
