@@ -119,6 +119,20 @@ pub enum Error {
         other_version: String,
     },
 
+    /// An installed package that the resolution would break, and that no
+    /// version in the index can replace.
+    #[error(
+        "the installed {package} {version} would break ({reason}), and the index has no newer version of it"
+    )]
+    BreaksInstalled {
+        /// The installed package.
+        package: String,
+        /// Its version.
+        version: String,
+        /// What breaks it.
+        reason: String,
+    },
+
     /// `gpgv` could not be run at all.
     #[error("cannot run gpgv to verify {file}")]
     GpgvSpawn {

@@ -7,7 +7,9 @@
 //! computes the dependency closure ([`resolve`]); the lock file pins every
 //! `.deb` by size and SHA-256, and [`fetch::Fetcher`] downloads them into a
 //! content-addressed cache; [`deb::DebFile`] reads their control data and
-//! file trees for the image layers.
+//! file trees for the image layers. [`status`] reads and writes dpkg's
+//! status database, so that resolution can leave out what a system has
+//! ([`resolve::resolve_request`]).
 
 pub mod deb;
 pub mod deb822;
@@ -18,6 +20,7 @@ pub mod lock;
 pub mod relation;
 pub mod release;
 pub mod resolve;
+pub mod status;
 pub mod version;
 
 pub use error::{Error, Result};

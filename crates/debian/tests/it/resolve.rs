@@ -1,6 +1,6 @@
 //! The resolver over `test_data/Packages`, a hand-written index.
 
-use forge_debian::resolve::{resolve, Index};
+use forge_debian::resolve::{resolve, resolve_request, Index, Request};
 
 fn index() -> Index {
     let path = crate::test_data("Packages");
@@ -147,5 +147,149 @@ fn bad_index_paragraphs() {
     assert_eq!(
         std::error::Error::source(&err).unwrap().to_string(),
         "invalid relation `b (>= )`: invalid version ``: version string is empty"
+    );
+}
+
+/// A `Packages` paragraph of `name` at `version` with more `fields`.
+fn paragraph(name: &str, version: &str, fields: &str) -> String {
+    format!(
+        "Package: {name}\nVersion: {version}\nArchitecture: amd64\nFilename: pool/main/{name}_{version}.deb\n\
+         Size: 1\nSHA256: {}\n{fields}\n",
+        "ab".repeat(32)
+    )
+}
+
+/// What an image with apt would have: a small index and a dpkg status.
+fn apt_index() -> Index {
+    let text = [
+        paragraph("libc6", "2.36-9+deb12u10", "Depends: libgcc-s1\nPriority: optional"),
+        paragraph("libgcc-s1", "12.2.0-14", ""),
+        paragraph("libc-dev-bin", "2.36-9+deb12u10", "Depends: libc6 (= 2.36-9+deb12u10)"),
+        paragraph("jq", "1.6-2.1", "Depends: libjq1 (= 1.6-2.1), libc6 (>= 2.34)"),
+        paragraph("jq", "1.6-2.1+deb12u1", "Depends: libjq1 (= 1.6-2.1+deb12u1), libc6 (>= 2.34)"),
+        paragraph("libjq1", "1.6-2.1", "Depends: libonig5 (>= 6.1.3), libc6 (>= 2.14)"),
+        paragraph("libjq1", "1.6-2.1+deb12u1", "Depends: libonig5 (>= 6.1.3), libc6 (>= 2.14)"),
+        paragraph("libonig5", "6.9.8-1", "Depends: libc6 (>= 2.14)"),
+        paragraph("needs-new-libc", "1.0", "Depends: libc6 (>= 2.36-9+deb12u9)"),
+        paragraph(
+            "curl",
+            "7.88.1-10",
+            "Depends: libc6\nRecommends: ca-certificates, missing-thing | other-missing, gone-deps",
+        ),
+        paragraph("ca-certificates", "20230311", "Depends: openssl (>= 1.1.1)\nRecommends: cert-helper"),
+        paragraph("openssl", "3.0.17-1", ""),
+        paragraph("cert-helper", "1.0", ""),
+        paragraph("gone-deps", "1.0", "Depends: libgone"),
+        paragraph("needs-awk", "1.0", "Depends: awk"),
+        paragraph("gawk", "5.2.1-2", "Provides: awk\nPriority: optional"),
+        paragraph("newtool", "1.0", "Breaks: oldlib (<< 2)"),
+        paragraph("oldlib", "2.0", ""),
+        paragraph("breaker", "1.0", "Breaks: stuck (<< 9)"),
+        paragraph("required-thing", "1.0", "Priority: required\nEssential: yes"),
+        paragraph("rec-conflict", "1.0", "Recommends: conflicting"),
+        paragraph("conflicting", "1.0", "Conflicts: libgcc-s1"),
+    ]
+    .join("\n");
+    Index::parse(&text, "Packages", "amd64").unwrap()
+}
+
+const STATUS: &str = "Package: libc6
+Status: install ok installed
+Architecture: amd64
+Version: 2.36-9+deb12u7
+Depends: libgcc-s1
+
+Package: libgcc-s1
+Status: install ok installed
+Architecture: amd64
+Version: 12.2.0-14
+
+Package: libc-dev-bin
+Status: install ok installed
+Architecture: amd64
+Version: 2.36-9+deb12u7
+Depends: libc6 (= 2.36-9+deb12u7)
+
+Package: mawk
+Status: install ok installed
+Architecture: amd64
+Version: 1.3.4.20200120-3.1
+Provides: awk
+
+Package: oldlib
+Status: install ok installed
+Architecture: amd64
+Version: 1.0
+
+Package: stuck
+Status: install ok installed
+Architecture: amd64
+Version: 1.0
+
+Package: removed
+Status: deinstall ok config-files
+Architecture: amd64
+Version: 1.0
+";
+
+fn check_apt(wanted: &[&str], recommends: bool) -> String {
+    let status = forge_debian::status::StatusDb::parse(STATUS, "status").unwrap();
+    let installed: Vec<_> = status.installed().cloned().collect();
+    let wanted: Vec<String> = wanted.iter().map(|w| w.to_string()).collect();
+    let request = Request { wanted: &wanted, excluded: &[], installed: &installed, recommends };
+    match resolve_request(&apt_index(), &request) {
+        Ok(packages) => {
+            packages.iter().map(|p| format!("{} {}", p.name, p.version)).collect::<Vec<_>>().join(", ")
+        }
+        Err(e) => format!("error: {e}"),
+    }
+}
+
+#[test]
+fn installed_packages_and_recommends() {
+    let cases: &[(&[&str], bool, &str)] = &[
+        // The installed libc6 satisfies `libc6 (>= 2.34)`: not reinstalled,
+        // not upgraded although the index has a newer one.
+        (&["jq"], false, "jq 1.6-2.1+deb12u1, libjq1 1.6-2.1+deb12u1, libonig5 6.9.8-1"),
+        // A pin picks that version, and the `=` dependency follows it.
+        (&["jq (= 1.6-2.1)"], false, "jq 1.6-2.1, libjq1 1.6-2.1, libonig5 6.9.8-1"),
+        // A dependency the installed version fails upgrades it, and the
+        // installed package pinned to the old libc6 is upgraded with it.
+        (&["needs-new-libc"], false, "libc-dev-bin 2.36-9+deb12u10, libc6 2.36-9+deb12u10, needs-new-libc 1.0"),
+        // A requested package that is installed: upgraded when the index is
+        // newer (libc6, pulling libc-dev-bin along), left alone otherwise.
+        (&["libc6"], false, "libc-dev-bin 2.36-9+deb12u10, libc6 2.36-9+deb12u10"),
+        (&["libgcc-s1"], false, ""),
+        (&["libgcc-s1 (= 12.2.0-14)"], false, ""),
+        // A virtual package an installed package provides.
+        (&["needs-awk"], false, "needs-awk 1.0"),
+        // Recommends: followed with apt's default, recursively; one that
+        // is missing, has unsatisfiable dependencies, or conflicts with
+        // what is installed is left out.
+        (&["curl"], false, "curl 7.88.1-10"),
+        (&["curl"], true, "ca-certificates 20230311, cert-helper 1.0, curl 7.88.1-10, openssl 3.0.17-1"),
+        (&["rec-conflict"], true, "rec-conflict 1.0"),
+        // A new package that breaks an installed one upgrades it, or fails
+        // when no newer version exists.
+        (&["newtool"], false, "newtool 1.0, oldlib 2.0"),
+        (
+            &["breaker"],
+            false,
+            "error: the installed stuck 1.0 would break (breaker 1.0 breaks stuck (<< 9)), and the index has no newer version of it",
+        ),
+        // Essential or required packages nobody depends on are not pulled in.
+        (&["openssl"], true, "openssl 3.0.17-1"),
+    ];
+    for (wanted, recommends, expected) in cases {
+        assert_eq!(check_apt(wanted, *recommends), *expected, "wanted {wanted:?} recommends {recommends}");
+    }
+}
+
+#[test]
+fn a_conflict_with_an_installed_package_is_named() {
+    // `conflicting` conflicts with the installed libgcc-s1, which has no newer version.
+    assert_eq!(
+        check_apt(&["conflicting"], false),
+        "error: the installed libgcc-s1 12.2.0-14 would break (conflicting 1.0 conflicts libgcc-s1), and the index has no newer version of it"
     );
 }
