@@ -38,6 +38,12 @@ pub struct Control {
     /// The lines of `conffiles`, if present (absolute paths, possibly
     /// followed by flags such as `remove-on-upgrade`).
     pub conffiles: Vec<String>,
+    /// The other regular files of the control archive (maintainer scripts
+    /// `preinst`, `postinst`, `prerm`, `postrm`, and `triggers`, `shlibs`,
+    /// `symbols`, `templates`, ...), which dpkg keeps as
+    /// `/var/lib/dpkg/info/PACKAGE.NAME`: name, permission bits, content,
+    /// sorted by name.
+    pub others: Vec<(String, u32, Vec<u8>)>,
 }
 
 /// An opened `.deb`: its members, checked against the file's size.
@@ -158,6 +164,7 @@ impl DebFile {
         };
         let mut archive = tar::Archive::new(self.open_member(m)?);
         let (mut control, mut md5sums, mut conffiles) = (None, None, None);
+        let mut others = Vec::new();
         for entry in archive.entries().map_err(archive_err)? {
             let mut entry = entry.map_err(archive_err)?;
             let name =
@@ -166,6 +173,17 @@ impl DebFile {
                 "control" => &mut control,
                 "md5sums" => &mut md5sums,
                 "conffiles" => &mut conffiles,
+                _ if entry.header().entry_type().is_file() && !name.is_empty() && !name.contains('/') => {
+                    let mode = entry.header().mode().map_err(archive_err)? & 0o7777;
+                    let mut bytes = Vec::new();
+                    entry.read_to_end(&mut bytes).map_err(|source| Error::Archive {
+                        path: self.path.clone(),
+                        member: format!("{}/{name}", m.name),
+                        source,
+                    })?;
+                    others.push((name, mode, bytes));
+                    continue;
+                }
                 _ => continue,
             };
             let mut text = String::new();
@@ -196,7 +214,8 @@ impl DebFile {
             .filter(|l| !l.is_empty())
             .map(str::to_owned)
             .collect();
-        Ok(Control { control, md5sums, conffiles })
+        others.sort();
+        Ok(Control { control, md5sums, conffiles, others })
     }
 
     /// The data archive, decompressed as it is read.

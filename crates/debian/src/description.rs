@@ -191,8 +191,8 @@ pub fn mirror_from_apt_sources(sources: Option<&str>, list: Option<&str>) -> Opt
     None
 }
 
-/// A TOML syntax or type error, with its line and column.
-pub(crate) fn toml_error(text: &str, file: &Path, e: &toml::de::Error) -> Error {
+/// A TOML syntax or type error in `file`, with its line and column.
+pub fn toml_error(text: &str, file: &Path, e: &toml::de::Error) -> Error {
     let (line, column) = match e.span() {
         Some(span) => line_column(text, span.start),
         None => (1, 1),

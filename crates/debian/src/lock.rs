@@ -112,6 +112,40 @@ pub struct LockedPackage {
     /// (a package from an extra suite in another archive).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub mirror: Option<String>,
+    /// The suite whose index listed it, where the lock records it (an
+    /// `apt-get install` lock does; a base image lock does not).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub suite: Option<String>,
+}
+
+impl LockedPackage {
+    /// What is wrong with this entry of a lock file, if anything: its
+    /// digest, version or pool path.
+    pub fn check(&self) -> std::result::Result<(), String> {
+        if !is_sha256_hex(&self.sha256) {
+            return Err(format!("package {}: invalid sha256 `{}`", self.name, self.sha256));
+        }
+        Version::parse(&self.version).map_err(|e| format!("package {}: {e}", self.name))?;
+        if self.filename.is_empty()
+            || self.filename.starts_with('/')
+            || self.filename.split('/').any(|c| c == "..")
+        {
+            return Err(format!("package {}: invalid filename `{}`", self.name, self.filename));
+        }
+        Ok(())
+    }
+
+    /// Downloads (or finds in the cache) this package's `.deb` from
+    /// `fetcher`'s mirror (or the package's own, when it names one),
+    /// verified by size and SHA-256.
+    pub fn fetch(&self, fetcher: &Fetcher) -> Result<PathBuf> {
+        match &self.mirror {
+            Some(mirror) => {
+                fetcher.with_mirror(mirror).fetch_verified(&self.filename, &self.sha256, self.size)
+            }
+            None => fetcher.fetch_verified(&self.filename, &self.sha256, self.size),
+        }
+    }
 }
 
 impl From<&Package> for LockedPackage {
@@ -125,16 +159,18 @@ impl From<&Package> for LockedPackage {
             sha256: p.sha256.clone(),
             source: p.source.clone(),
             mirror: None,
+            suite: None,
         }
     }
 }
 
 /// One index over the packages of several archives (the main suite's
-/// first), and the archive each `.deb` (by its pool path) comes from. Equal
+/// first), and the archive each `.deb` (by its pool path) comes from (as
+/// the caller names it: a mirror URL, or a mirror and suite). Equal
 /// versions keep the first archive, so the same `.deb` in two suites is
 /// fetched from the main one.
-pub fn combine(sources: Vec<(String, Index)>, architecture: &str) -> (Index, HashMap<String, String>) {
-    let mut origins: HashMap<String, String> = HashMap::new();
+pub fn combine<O: Clone>(sources: Vec<(O, Index)>, architecture: &str) -> (Index, HashMap<String, O>) {
+    let mut origins: HashMap<String, O> = HashMap::new();
     let mut packages: Vec<Package> = Vec::new();
     for (mirror, index) in sources {
         for p in index.packages() {
@@ -251,16 +287,7 @@ impl Lock {
             return Err(invalid(format!("invalid packages-sha256 `{}`", lock.packages_sha256)));
         }
         for (i, p) in lock.packages.iter().enumerate() {
-            if !is_sha256_hex(&p.sha256) {
-                return Err(invalid(format!("package {}: invalid sha256 `{}`", p.name, p.sha256)));
-            }
-            Version::parse(&p.version).map_err(|e| invalid(format!("package {}: {e}", p.name)))?;
-            if p.filename.is_empty()
-                || p.filename.starts_with('/')
-                || p.filename.split('/').any(|c| c == "..")
-            {
-                return Err(invalid(format!("package {}: invalid filename `{}`", p.name, p.filename)));
-            }
+            p.check().map_err(invalid)?;
             if i > 0 && lock.packages[i - 1].name >= p.name {
                 return Err(invalid(format!("packages not sorted by name, or given twice, at `{}`", p.name)));
             }
@@ -295,15 +322,7 @@ impl Lock {
         self.packages
             .iter()
             .map(|p| {
-                let other;
-                let fetcher = match &p.mirror {
-                    Some(mirror) => {
-                        other = fetcher.with_mirror(mirror);
-                        &other
-                    }
-                    None => fetcher,
-                };
-                fetcher.fetch_verified(&p.filename, &p.sha256, p.size).map_err(|e| match e {
+                p.fetch(fetcher).map_err(|e| match e {
                     // Debian drops superseded versions from the archive at point releases.
                     Error::HttpStatus { url, status: 404 } => {
                         Error::Gone { package: format!("{} {}", p.name, p.version), url }
@@ -341,6 +360,7 @@ mod tests {
             sha256: "ab".repeat(32),
             source: source.map(str::to_owned),
             mirror: None,
+            suite: None,
         };
         Lock {
             version: 1,
@@ -448,7 +468,7 @@ source = \"zlib\"
     fn security_updates_win_and_remember_their_archive() {
         let main = index(&entry("1.0-1"));
         let security = index(&format!("{}\n{}", entry("1.0-1+deb12u1"), entry("1.0-1")));
-        let (combined, origins) = combine(
+        let (combined, origins) = combine::<String>(
             vec![
                 ("http://deb.debian.org/debian".into(), main),
                 ("http://deb.debian.org/debian-security".into(), security),

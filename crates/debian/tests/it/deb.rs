@@ -59,6 +59,7 @@ fn deb(control_ext: &str, data_ext: &str) -> Vec<u8> {
         ("./control", CONTROL.as_bytes()),
         ("./md5sums", b"d41d8cd98f00b204e9800998ecf8427e  usr/bin/hello\n"),
         ("./conffiles", b"/etc/hello.conf\n\n/etc/old.conf remove-on-upgrade\n"),
+        ("./postinst", b"#!/bin/sh\nexit 0\n"),
     ]);
     let data = tar_of(&[("./usr/bin/hello", b"#!/bin/sh\necho hi\n"), ("./etc/hello.conf", b"x=1\n")]);
     ar(&[
@@ -84,6 +85,7 @@ fn every_compression_reads_back() {
         assert_eq!(control.control, CONTROL);
         assert_eq!(control.md5sums.as_deref(), Some("d41d8cd98f00b204e9800998ecf8427e  usr/bin/hello\n"));
         assert_eq!(control.conffiles, ["/etc/hello.conf", "/etc/old.conf remove-on-upgrade"]);
+        assert_eq!(control.others, [("postinst".to_owned(), 0o644, b"#!/bin/sh\nexit 0\n".to_vec())]);
         let mut data = deb.data().unwrap();
         let mut seen = Vec::new();
         for entry in data.entries().unwrap() {
