@@ -12,6 +12,10 @@
 //! would build when `ca-certificates` is installed. The tree becomes a single layer: file
 //! contents are spooled to a temporary directory first, because packages
 //! must be merged before entries can be written in sorted order.
+//!
+//! The same unpacking serves `apt-get install` into an existing image
+//! ([`install`]): detection of the image's release, resolution against
+//! its archive, and one layer's tree.
 
 use std::collections::BTreeMap;
 use std::io::{self, Read};
@@ -24,6 +28,7 @@ use forge_oci::{
 };
 
 mod debian;
+pub mod install;
 
 pub use debian::{build_from_lock, BaseBuild};
 
@@ -65,6 +70,115 @@ pub enum Error {
     /// Reading, fetching or verifying Debian packages failed.
     #[error(transparent)]
     Debian(#[from] forge_debian::Error),
+    /// A file of the image could not be read.
+    #[error("reading {path} in the image")]
+    ImageRead {
+        /// The file, absolute in the image.
+        path: String,
+        /// The cause.
+        #[source]
+        source: io::Error,
+    },
+    /// `apt-get install` on an image that is not Debian or a derivative.
+    #[error(
+        "the image is not Debian-based ({found}): apt-get install needs the /etc/os-release of Debian \
+         or a derivative and dpkg's /var/lib/dpkg/status"
+    )]
+    NotDebian {
+        /// What the image has instead.
+        found: String,
+    },
+    /// A Debian image whose release cannot be told.
+    #[error(
+        "cannot tell the Debian release of the image ({found}): /etc/os-release has no VERSION_CODENAME \
+         and /etc/debian_version names no known release"
+    )]
+    UnknownRelease {
+        /// What the image has.
+        found: String,
+    },
+    /// An image architecture Debian does not build.
+    #[error("the image's architecture {architecture} is not one Debian builds")]
+    UnsupportedArchitecture {
+        /// The OCI architecture.
+        architecture: String,
+    },
+    /// The image config and the image's dpkg disagree about the architecture.
+    #[error("the image config says {oci} (dpkg {expected}), but its dpkg database is for {dpkg}")]
+    ArchitectureMismatch {
+        /// The config's architecture.
+        oci: String,
+        /// The dpkg architecture that means.
+        expected: String,
+        /// dpkg's native architecture in the image.
+        dpkg: String,
+    },
+    /// A derivative without apt sources: its archive is unknown.
+    #[error(
+        "the image ({distribution} {codename}) configures no apt sources, and only Debian's archive is \
+         known: give a mirror"
+    )]
+    NoSources {
+        /// `ID` of os-release.
+        distribution: String,
+        /// The release.
+        codename: String,
+    },
+    /// An apt source entry that cannot be used.
+    #[error("apt source {origin}: {message}")]
+    Sources {
+        /// Where it is (`/etc/apt/sources.list:3`).
+        origin: String,
+        /// What is wrong.
+        message: String,
+    },
+    /// A package request apt would take that we do not.
+    #[error("apt-get install {package}: {message}")]
+    BadRequest {
+        /// The package as written.
+        package: String,
+        /// Why.
+        message: String,
+    },
+    /// A suite the archive does not serve (an end-of-life release).
+    #[error("the archive does not serve {suite} ({url} answers 404; the source is {origin}): {help}")]
+    SuiteNotServed {
+        /// The InRelease URL.
+        url: String,
+        /// The suite.
+        suite: String,
+        /// Where the source is configured.
+        origin: String,
+        /// What to do.
+        help: String,
+    },
+    /// A suite without the image's architecture.
+    #[error("{url} lists no packages for {architecture}")]
+    NoArchitecture {
+        /// The InRelease URL.
+        url: String,
+        /// dpkg's architecture.
+        architecture: String,
+    },
+    /// An apt lock made for another release or architecture than the image's.
+    #[error("the apt lock is for {lock}, but the image is {image}: re-resolve it (--update-locks)")]
+    LockMismatch {
+        /// The lock's release and architecture.
+        lock: String,
+        /// The image's.
+        image: String,
+    },
+    /// A locked package that the archive no longer has.
+    #[error(
+        "{package} is no longer in the archive ({url} answers 404): Debian removes superseded versions; \
+         re-resolve the lock (--update-locks)"
+    )]
+    Gone {
+        /// `name version`.
+        package: String,
+        /// Where it was.
+        url: String,
+    },
 }
 
 /// One package to install.
@@ -113,7 +227,7 @@ pub fn assemble(
     let mut status = Vec::new();
     for package in packages {
         let package = package?;
-        unpack_package(&mut tree, &mut spool, package.data, &package.name)?;
+        unpack_package(&mut tree, &mut spool, package.data, &package.name, true)?;
         status.push(status_paragraph(&package.control));
     }
     status.sort();
@@ -130,18 +244,23 @@ pub fn assemble(
 
 /// Merges one package's data archive into `tree`, as unpacking it would:
 /// its files replace earlier ones, shared directories keep the first
-/// package's metadata, merged `/usr` applies.
+/// package's metadata, merged `/usr` applies when `merged`. Returns the
+/// archive's paths in its order, as dpkg lists them in `PACKAGE.list`
+/// (`/.`, `/usr`, `/usr/bin/jq`: not merged, without trailing `/`).
 fn unpack_package(
     tree: &mut Tree,
     spool: &mut Spool,
     data: tar::Archive<Box<dyn Read + Send>>,
     name: &str,
-) -> Result<(), Error> {
+    merged: bool,
+) -> Result<Vec<String>, Error> {
     let unsafe_path = |path: String| Error::UnsafePath { package: name.to_owned(), path };
+    let mut listed = Vec::new();
     let read = read_tar(data.into_inner(), spool, |raw, mut node| {
-        let Some(path) = install_path(&raw) else {
+        let Some(path) = install_path(&raw, merged) else {
             return Err(unsafe_path(raw));
         };
+        listed.push(list_path(&raw));
         if path.is_empty() {
             return Ok(());
         }
@@ -150,7 +269,7 @@ fn unpack_package(
                 tree.insert_if_absent(path, node);
                 return Ok(());
             }
-            NodeKind::Hardlink { target } => match install_path(target) {
+            NodeKind::Hardlink { target } => match install_path(target, merged) {
                 Some(t) if !t.is_empty() => *target = t,
                 _ => return Err(unsafe_path(target.clone())),
             },
@@ -167,14 +286,25 @@ fn unpack_package(
             package: name.to_owned(),
             source: io::Error::new(io::ErrorKind::InvalidData, other.to_string()),
         },
-    })
+    })?;
+    Ok(listed)
+}
+
+/// A data archive entry as dpkg's `.list` files name it: `./usr/bin/` →
+/// `/usr/bin`, `./` → `/.`.
+fn list_path(raw: &str) -> String {
+    let parts: Vec<&str> = raw.split('/').filter(|p| !p.is_empty() && *p != ".").collect();
+    if parts.is_empty() {
+        "/.".to_owned()
+    } else {
+        format!("/{}", parts.join("/"))
+    }
 }
 
 /// What debootstrap and maintainer scripts would have made: merged `/usr`
 /// links, users and groups, the dpkg status of `status` (sorted
 /// paragraphs), the CA bundle and its links, `/tmp`, `/var/tmp`, `/root`.
 fn complete_system(tree: &mut Tree, status: &[String]) -> Result<(), Error> {
-    let (bundle, certs) = (ca_bundle(tree)?, certificates(tree));
     let merged: Vec<&str> = MERGED
         .into_iter()
         .filter(|d| tree.iter().any(|(p, _)| p.starts_with(&format!("usr/{d}/"))))
@@ -191,15 +321,24 @@ fn complete_system(tree: &mut Tree, status: &[String]) -> Result<(), Error> {
     );
     tree.insert("etc/group", Node::bytes(0o644, "root:x:0:\nnogroup:x:65534:\n"));
     tree.insert("var/lib/dpkg/status", Node::bytes(0o644, status.join("\n")));
+    update_ca_certificates(tree)?;
+    for (dir, mode) in [("tmp", 0o1777), ("var/tmp", 0o1777), ("root", 0o700)] {
+        tree.insert(dir, Node::dir(mode));
+    }
+    Ok(())
+}
+
+/// What `update-ca-certificates` leaves for the certificates in `tree`:
+/// the bundle and one link per certificate in `/etc/ssl/certs`; nothing
+/// when the tree ships no certificate.
+fn update_ca_certificates(tree: &mut Tree) -> Result<(), Error> {
+    let (bundle, certs) = (ca_bundle(tree)?, certificates(tree));
     if let Some(bundle) = bundle {
         tree.insert("etc/ssl/certs/ca-certificates.crt", Node::bytes(0o644, bundle));
     }
     for path in certs {
         let name = path.rsplit('/').next().unwrap_or(&path).trim_end_matches(".crt").to_string();
         tree.insert(format!("etc/ssl/certs/{name}.pem"), Node::symlink(format!("/{path}")));
-    }
-    for (dir, mode) in [("tmp", 0o1777), ("var/tmp", 0o1777), ("root", 0o700)] {
-        tree.insert(dir, Node::dir(mode));
     }
     Ok(())
 }
@@ -239,9 +378,9 @@ fn ca_bundle(tree: &Tree) -> Result<Option<String>, Error> {
     Ok((!bundle.is_empty()).then_some(bundle))
 }
 
-/// Where a data archive entry goes: `./bin/sh` → `usr/bin/sh`; `None` when
-/// it would leave the root.
-fn install_path(raw: &str) -> Option<String> {
+/// Where a data archive entry goes: `./bin/sh` → `usr/bin/sh` (with
+/// `merged` /usr, else `bin/sh`); `None` when it would leave the root.
+fn install_path(raw: &str, merged: bool) -> Option<String> {
     let mut parts: Vec<&str> = Vec::new();
     for part in raw.split('/') {
         match part {
@@ -250,7 +389,7 @@ fn install_path(raw: &str) -> Option<String> {
             part => parts.push(part),
         }
     }
-    if parts.first().is_some_and(|first| MERGED.contains(first)) {
+    if merged && parts.first().is_some_and(|first| MERGED.contains(first)) {
         parts.insert(0, "usr");
     }
     Some(parts.join("/"))
@@ -291,12 +430,16 @@ mod tests {
 
     #[test]
     fn merged_usr_and_safety() {
-        assert_eq!(install_path("./bin/sh").as_deref(), Some("usr/bin/sh"));
-        assert_eq!(install_path("./lib64/ld.so").as_deref(), Some("usr/lib64/ld.so"));
-        assert_eq!(install_path("./usr/bin/python3").as_deref(), Some("usr/bin/python3"));
-        assert_eq!(install_path("./binaries/x").as_deref(), Some("binaries/x"));
-        assert_eq!(install_path("./").as_deref(), Some(""));
-        assert_eq!(install_path("./../etc/passwd"), None);
+        assert_eq!(install_path("./bin/sh", true).as_deref(), Some("usr/bin/sh"));
+        assert_eq!(install_path("./bin/sh", false).as_deref(), Some("bin/sh"));
+        assert_eq!(install_path("./lib64/ld.so", true).as_deref(), Some("usr/lib64/ld.so"));
+        assert_eq!(install_path("./usr/bin/python3", true).as_deref(), Some("usr/bin/python3"));
+        assert_eq!(install_path("./binaries/x", true).as_deref(), Some("binaries/x"));
+        assert_eq!(install_path("./", true).as_deref(), Some(""));
+        assert_eq!(install_path("./../etc/passwd", true), None);
+        assert_eq!(list_path("./"), "/.");
+        assert_eq!(list_path("./usr/bin/"), "/usr/bin");
+        assert_eq!(list_path("./bin/sh"), "/bin/sh");
     }
 
     #[test]
