@@ -665,7 +665,9 @@ fn fetch_indexes(
         for component in &source.components {
             // A component the release does not have (say non-free-firmware
             // before bookworm) is skipped, as apt skips it with a warning.
-            if !rel.components.is_empty() && !rel.components.iter().any(|c| c == component) {
+            // debian-security lists `updates/main` for `main`.
+            let listed = |c: &String| c == component || c.rsplit('/').next() == Some(component.as_str());
+            if !rel.components.is_empty() && !rel.components.iter().any(listed) {
                 continue;
             }
             let file = release::fetch_packages(&archive, &source.suite, &rel, component, arch)?;

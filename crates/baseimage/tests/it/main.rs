@@ -1,6 +1,8 @@
 //! Base image assembly from package data archives made in the test, and
 //! the refusal of a `.deb` that does not match its lock.
 
+mod apt;
+
 use std::io::{Read, Write};
 use std::net::TcpListener;
 use std::path::Path;
