@@ -169,28 +169,28 @@ impl DebFile {
             let mut entry = entry.map_err(archive_err)?;
             let name =
                 entry.path().map_err(archive_err)?.to_string_lossy().trim_start_matches("./").to_owned();
+            let wanted = matches!(name.as_str(), "control" | "md5sums" | "conffiles")
+                || (entry.header().entry_type().is_file() && !name.is_empty() && !name.contains('/'));
+            if !wanted {
+                continue;
+            }
+            let member = format!("{}/{name}", m.name);
+            let read_error =
+                |source| Error::Archive { path: self.path.clone(), member: member.clone(), source };
+            let mode = entry.header().mode().map_err(archive_err)? & 0o7777;
+            let mut bytes = Vec::new();
+            entry.read_to_end(&mut bytes).map_err(read_error)?;
             let slot = match name.as_str() {
                 "control" => &mut control,
                 "md5sums" => &mut md5sums,
                 "conffiles" => &mut conffiles,
-                _ if entry.header().entry_type().is_file() && !name.is_empty() && !name.contains('/') => {
-                    let mode = entry.header().mode().map_err(archive_err)? & 0o7777;
-                    let mut bytes = Vec::new();
-                    entry.read_to_end(&mut bytes).map_err(|source| Error::Archive {
-                        path: self.path.clone(),
-                        member: format!("{}/{name}", m.name),
-                        source,
-                    })?;
+                _ => {
                     others.push((name, mode, bytes));
                     continue;
                 }
-                _ => continue,
             };
-            let mut text = String::new();
-            entry.read_to_string(&mut text).map_err(|source| Error::Archive {
-                path: self.path.clone(),
-                member: format!("{}/{name}", m.name),
-                source,
+            let text = String::from_utf8(bytes).map_err(|e| {
+                read_error(std::io::Error::new(std::io::ErrorKind::InvalidData, e.utf8_error()))
             })?;
             *slot = Some(text);
         }

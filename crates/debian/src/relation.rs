@@ -114,6 +114,61 @@ impl Dependency {
     }
 }
 
+/// The relationship fields of a package (from an index, a `.deb` or
+/// dpkg's status) as written, parsed when resolution reaches them.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Relationships {
+    /// `Pre-Depends`.
+    pub pre_depends: String,
+    /// `Depends`.
+    pub depends: String,
+    /// `Recommends`.
+    pub recommends: String,
+    /// `Conflicts`.
+    pub conflicts: String,
+    /// `Breaks`.
+    pub breaks: String,
+}
+
+impl Relationships {
+    /// The fields of paragraph `p` (missing ones empty).
+    pub fn from_paragraph(p: &crate::deb822::Paragraph<'_>) -> Relationships {
+        let owned = |field: &str| p.get(field).unwrap_or("").to_owned();
+        Relationships {
+            pre_depends: owned("Pre-Depends"),
+            depends: owned("Depends"),
+            recommends: owned("Recommends"),
+            conflicts: owned("Conflicts"),
+            breaks: owned("Breaks"),
+        }
+    }
+
+    /// The clauses of `field` (`Pre-Depends`, `Depends`, `Recommends`,
+    /// `Conflicts` or `Breaks`) that apply
+    /// on `host`; `package` and `version` name the package in errors.
+    pub fn parse(
+        &self,
+        field: &'static str,
+        host: &str,
+        package: &str,
+        version: &str,
+    ) -> Result<Vec<Dependency>> {
+        let text = match field {
+            "Pre-Depends" => &self.pre_depends,
+            "Depends" => &self.depends,
+            "Recommends" => &self.recommends,
+            "Conflicts" => &self.conflicts,
+            _ => &self.breaks,
+        };
+        parse_for_host(text, host).map_err(|e| Error::PackageField {
+            package: package.to_owned(),
+            version: version.to_owned(),
+            field,
+            source: Box::new(e),
+        })
+    }
+}
+
 /// Parses a relationship field. An empty (or blank) field has no clauses.
 pub fn parse(text: &str) -> Result<Vec<Dependency>> {
     let err = |message: String| Error::Relation { text: text.trim().to_owned(), message };

@@ -32,7 +32,7 @@ use forge_digest::is_sha256_hex;
 
 use crate::deb822::{self, Paragraph};
 use crate::error::{Error, Result};
-use crate::relation::{self, Dependency, Relation};
+use crate::relation::{self, Dependency, Relation, Relationships};
 use crate::status::{parse_provides, InstalledPackage};
 use crate::version::Version;
 
@@ -62,15 +62,7 @@ pub struct Package {
     /// `Provides`: virtual package names and their optional version.
     pub provides: Vec<(String, Option<Version>)>,
     /// The relationship fields as written, parsed when resolution reaches them.
-    pub depends: String,
-    /// `Pre-Depends`, as written.
-    pub pre_depends: String,
-    /// `Conflicts`, as written.
-    pub conflicts: String,
-    /// `Breaks`, as written.
-    pub breaks: String,
-    /// `Recommends`, as written.
-    pub recommends: String,
+    pub relationships: Relationships,
 }
 
 impl Package {
@@ -95,7 +87,6 @@ impl Package {
             return Err(invalid("SHA256", sha256));
         }
         let provides = parse_provides(p.get("Provides").unwrap_or(""), &name, version_text)?;
-        let owned = |field: &str| p.get(field).unwrap_or("").to_owned();
         Ok(Package {
             architecture: required("Architecture")?.to_owned(),
             filename: required("Filename")?.to_owned(),
@@ -106,11 +97,7 @@ impl Package {
             multi_arch: p.get("Multi-Arch").map(str::to_owned),
             essential: p.get("Essential").is_some_and(|e| e.eq_ignore_ascii_case("yes")),
             provides,
-            depends: owned("Depends"),
-            pre_depends: owned("Pre-Depends"),
-            conflicts: owned("Conflicts"),
-            breaks: owned("Breaks"),
-            recommends: owned("Recommends"),
+            relationships: Relationships::from_paragraph(p),
             name,
             version,
         })
@@ -123,19 +110,7 @@ impl Package {
     }
 
     fn relations(&self, field: &'static str, host: &str) -> Result<Vec<Dependency>> {
-        let text = match field {
-            "Pre-Depends" => &self.pre_depends,
-            "Depends" => &self.depends,
-            "Conflicts" => &self.conflicts,
-            "Recommends" => &self.recommends,
-            _ => &self.breaks,
-        };
-        relation::parse_for_host(text, host).map_err(|e| Error::PackageField {
-            package: self.name.clone(),
-            version: self.version.to_string(),
-            field,
-            source: Box::new(e),
-        })
+        self.relationships.parse(field, host, &self.name, &self.version.to_string())
     }
 }
 

@@ -12,7 +12,7 @@
 
 use crate::deb822::{self, Paragraph};
 use crate::error::{Error, Result};
-use crate::relation;
+use crate::relation::{self, Dependency, Relationships};
 use crate::version::Version;
 
 /// A package the system has installed: what resolution needs of it.
@@ -30,31 +30,14 @@ pub struct InstalledPackage {
     pub essential: bool,
     /// `Provides`: virtual package names and their optional version.
     pub provides: Vec<(String, Option<Version>)>,
-    /// `Depends`, as written.
-    pub depends: String,
-    /// `Pre-Depends`, as written.
-    pub pre_depends: String,
-    /// `Conflicts`, as written.
-    pub conflicts: String,
-    /// `Breaks`, as written.
-    pub breaks: String,
+    /// The relationship fields as written.
+    pub relationships: Relationships,
 }
 
 impl InstalledPackage {
     /// The clauses of a relationship field that apply on `host`.
-    pub(crate) fn relations(&self, field: &'static str, host: &str) -> Result<Vec<relation::Dependency>> {
-        let text = match field {
-            "Pre-Depends" => &self.pre_depends,
-            "Depends" => &self.depends,
-            "Conflicts" => &self.conflicts,
-            _ => &self.breaks,
-        };
-        relation::parse_for_host(text, host).map_err(|e| Error::PackageField {
-            package: self.name.clone(),
-            version: self.version.to_string(),
-            field,
-            source: Box::new(e),
-        })
+    pub(crate) fn relations(&self, field: &'static str, host: &str) -> Result<Vec<Dependency>> {
+        self.relationships.parse(field, host, &self.name, &self.version.to_string())
     }
 }
 
@@ -117,16 +100,12 @@ impl StatusEntry {
                 field: "Version".to_owned(),
                 value: version_text.to_owned(),
             })?;
-            let owned = |field: &str| p.get(field).unwrap_or("").to_owned();
             Some(InstalledPackage {
                 provides: parse_provides(p.get("Provides").unwrap_or(""), &name, version_text)?,
                 architecture: architecture.clone().ok_or_else(|| missing("Architecture"))?,
                 multi_arch: p.get("Multi-Arch").map(str::to_owned),
                 essential: p.get("Essential").is_some_and(|e| e.eq_ignore_ascii_case("yes")),
-                depends: owned("Depends"),
-                pre_depends: owned("Pre-Depends"),
-                conflicts: owned("Conflicts"),
-                breaks: owned("Breaks"),
+                relationships: Relationships::from_paragraph(p),
                 name: name.clone(),
                 version,
             })
