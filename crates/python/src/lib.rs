@@ -7,3 +7,12 @@
 //! wheels fetched and verified by SHA-256 into a content-addressed cache;
 //! wheels are installed per the wheel specification into a layer
 //! [`forge_oci::Tree`].
+
+pub mod dist;
+pub mod record;
+pub mod tags;
+pub mod target;
+pub mod wheel;
+
+pub use target::{detect, Target, TargetError};
+pub use wheel::{install_wheel, uninstall, Installed, WheelError};

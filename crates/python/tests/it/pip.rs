@@ -1,0 +1,1 @@
+//! The comparison with the host's real pip (written next).
