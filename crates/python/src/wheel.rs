@@ -808,33 +808,43 @@ pub fn uninstall(
 
     // pip's `compress_for_rename`: a directory all of whose files go is
     // removed whole (with its empty sub-directories and caches of the
-    // same files).
-    let mut removed: BTreeSet<String> = BTreeSet::new();
-    let mut covered: Vec<String> = Vec::new();
-    let mut remaining = paths.clone();
+    // same files); a path below another removed path is not named again.
+    let goes = |path: &str| {
+        let mut at = path;
+        loop {
+            if paths.contains(at) {
+                return true;
+            }
+            match at.rsplit_once('/') {
+                Some((up, _)) => at = up,
+                None => return false,
+            }
+        }
+    };
+    let mut removed: BTreeSet<String> = paths.clone();
     let mut parents: Vec<String> =
         paths.iter().map(|p| parent_of(p).to_owned()).collect::<BTreeSet<_>>().into_iter().collect();
     parents.sort_by_key(|p| p.len());
     for dir in parents {
-        if dir.is_empty() || covered.iter().any(|c| dir == *c || dir.starts_with(&format!("{c}/"))) {
+        if dir.is_empty() || removed.iter().any(|r| dir.starts_with(&format!("{r}/"))) {
             continue;
         }
         let mut all = Vec::new();
         walk_files(&view, &dir, &mut all);
-        if all.iter().all(|f| paths.contains(f)) {
-            for f in &all {
-                remaining.remove(f);
-            }
-            covered.push(dir.clone());
+        if all.iter().all(|f| goes(f)) {
             removed.insert(dir);
         }
     }
-    removed.extend(remaining);
+    let minimal: Vec<String> = removed
+        .iter()
+        .filter(|p| !removed.iter().any(|r| p.starts_with(&format!("{r}/"))))
+        .cloned()
+        .collect();
     drop(view);
-    for path in &removed {
+    for path in &minimal {
         hide(files, tree, path);
     }
-    Ok(removed.into_iter().collect())
+    Ok(minimal)
 }
 
 fn parent_of(path: &str) -> &str {
@@ -896,8 +906,12 @@ fn listed_files(
         (format!("{}/installed-files.txt", dist.metadata_path), dist.metadata_path.clone(), false)
     };
     let text = files::read_to_string(view, &list_file, METADATA_LIMIT)
-        .map_err(|source| WheelError::Read { path: list_file.clone(), source })?
-        .ok_or_else(|| uninstallable(format!("/{list_file} not found, so its files cannot be told")))?;
+        .map_err(|source| WheelError::Read { path: list_file.clone(), source })?;
+    let text = match text {
+        Some(text) => text,
+        None if !csv => return top_level_files(view, dist, scripts, &list_file),
+        None => return Err(uninstallable(format!("/{list_file} not found, so its files cannot be told"))),
+    };
     let entries: Vec<String> = if csv {
         record::parse(&text)
             .map_err(|e| uninstallable(format!("/{list_file} {e}")))?
@@ -914,16 +928,61 @@ fn listed_files(
         paths.push(path);
     }
     if !csv {
-        paths.push(dist.metadata_path.clone());
-        let entry_points = format!("{}/entry_points.txt", dist.metadata_path);
-        let text = files::read_to_string(view, &entry_points, METADATA_LIMIT)
-            .map_err(|source| WheelError::Read { path: entry_points.clone(), source })?;
-        if let Some(text) = text {
-            let (console, gui) =
-                parse_entry_points(&text).map_err(|why| uninstallable(format!("/{entry_points}: {why}")))?;
-            paths.extend(console.iter().chain(&gui).map(|(name, _)| join(scripts, name)));
-        }
+        paths.extend(egg_info_extras(view, dist, scripts)?);
     }
+    Ok(paths)
+}
+
+/// An `.egg-info` directory itself and its entry points' scripts, which
+/// pip removes with the files it lists.
+fn egg_info_extras(
+    view: &dyn ImageFiles,
+    dist: &InstalledDist,
+    scripts: &str,
+) -> Result<Vec<String>, WheelError> {
+    let mut paths = vec![dist.metadata_path.clone()];
+    let entry_points = format!("{}/entry_points.txt", dist.metadata_path);
+    let text = files::read_to_string(view, &entry_points, METADATA_LIMIT)
+        .map_err(|source| WheelError::Read { path: entry_points.clone(), source })?;
+    if let Some(text) = text {
+        let (console, gui) = parse_entry_points(&text).map_err(|why| WheelError::Uninstall {
+            name: dist.display_name.clone(),
+            location: dist.metadata_path.clone(),
+            reason: format!("/{entry_points}: {why}"),
+        })?;
+        paths.extend(console.iter().chain(&gui).map(|(name, _)| join(scripts, name)));
+    }
+    Ok(paths)
+}
+
+/// pip's fallback for an `.egg-info` without `installed-files.txt`: the
+/// packages and modules `top_level.txt` names (less the namespace
+/// packages), with their `.pyc`/`.pyo`.
+fn top_level_files(
+    view: &dyn ImageFiles,
+    dist: &InstalledDist,
+    scripts: &str,
+    list_file: &str,
+) -> Result<Vec<String>, WheelError> {
+    let read = |name: &str| {
+        let path = format!("{}/{name}", dist.metadata_path);
+        files::read_to_string(view, &path, METADATA_LIMIT).map_err(|source| WheelError::Read { path, source })
+    };
+    let Some(top_level) = read("top_level.txt")? else {
+        return Err(WheelError::Uninstall {
+            name: dist.display_name.clone(),
+            location: dist.metadata_path.clone(),
+            reason: format!("neither /{list_file} nor top_level.txt beside it, so its files cannot be told"),
+        });
+    };
+    let namespaces = read("namespace_packages.txt")?.unwrap_or_default();
+    let namespaces: BTreeSet<&str> = namespaces.lines().collect();
+    let mut paths = Vec::new();
+    for module in top_level.lines().filter(|l| !l.is_empty() && !namespaces.contains(l)) {
+        let path = join(dist.site_dir(), module);
+        paths.extend([format!("{path}.py"), format!("{path}.pyc"), format!("{path}.pyo"), path]);
+    }
+    paths.extend(egg_info_extras(view, dist, scripts)?);
     Ok(paths)
 }
 

@@ -49,10 +49,6 @@ impl WheelSpec {
         format!("{}-{}.dist-info", self.name.replace('-', "_"), self.version)
     }
 
-    pub fn data(&self) -> String {
-        format!("{}-{}.data", self.name.replace('-', "_"), self.version)
-    }
-
     /// Writes `dir/<name>-<version>-py3-none-any.whl`.
     pub fn write(&self, dir: &Path) -> PathBuf {
         let info = self.dist_info();

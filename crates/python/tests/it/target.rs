@@ -98,7 +98,7 @@ fn venv_on_path() {
         "Name: attrs\nVersion: 23.1.0\n",
     );
     let path = format!("/opt/venv/bin:{PATH}");
-    let target = detect(&image, "pip", None, &path, "amd64").unwrap();
+    let target = detect(&image, "pip", None, &path, "arm64").unwrap();
     assert_eq!(target.executable, "/opt/venv/bin/python3");
     assert_eq!(target.interpreter, "usr/local/bin/python3.12");
     assert_eq!(target.layout, Layout::Venv);
@@ -110,7 +110,7 @@ fn venv_on_path() {
     let names: Vec<_> = target.installed.iter().map(|d| d.name.as_str()).collect();
     assert_eq!(names, ["attrs"]);
     file(&mut image, "opt/venv/pyvenv.cfg", "home = /usr/local/bin\ninclude-system-site-packages = true\n");
-    let target = detect(&image, "pip", None, &path, "amd64").unwrap();
+    let target = detect(&image, "pip", None, &path, "arm64").unwrap();
     let names: Vec<_> = target.installed.iter().map(|d| d.name.as_str()).collect();
     assert_eq!(names, ["attrs", "foo-bar", "pip"]);
 }
