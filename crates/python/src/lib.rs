@@ -9,10 +9,21 @@
 //! [`forge_oci::Tree`].
 
 pub mod dist;
+pub mod fetch;
+pub mod index;
+pub mod lock;
 pub mod record;
+pub mod resolve;
+pub mod resolve_error;
 pub mod tags;
 pub mod target;
+pub mod uv;
 pub mod wheel;
 
+pub use fetch::fetch;
+pub use lock::PipLock;
+pub use resolve::{resolve, LockedWheel, PipRequest, ResolveEnv};
+pub use resolve_error::ResolveError;
 pub use target::{detect, Target, TargetError};
+pub use uv::Uv;
 pub use wheel::{install_wheel, uninstall, Installed, WheelError};
