@@ -143,6 +143,26 @@ pub enum Algorithm {
     Sha512,
 }
 
+impl Algorithm {
+    /// The name a `RECORD` hash starts with.
+    pub fn name(self) -> &'static str {
+        match self {
+            Algorithm::Sha256 => "sha256",
+            Algorithm::Sha384 => "sha384",
+            Algorithm::Sha512 => "sha512",
+        }
+    }
+
+    /// A hasher of this algorithm.
+    pub fn hasher(self) -> Hasher {
+        match self {
+            Algorithm::Sha256 => Hasher::Sha256(sha2::Sha256::new()),
+            Algorithm::Sha384 => Hasher::Sha384(sha2::Sha384::new()),
+            Algorithm::Sha512 => Hasher::Sha512(sha2::Sha512::new()),
+        }
+    }
+}
+
 /// A parsed `RECORD` hash.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Hash {
@@ -179,13 +199,9 @@ impl Hash {
         Ok(Hash { algorithm, digest })
     }
 
-    /// A hasher for this hash's algorithm.
-    pub fn hasher(&self) -> Hasher {
-        match self.algorithm {
-            Algorithm::Sha256 => Hasher::Sha256(sha2::Sha256::new()),
-            Algorithm::Sha384 => Hasher::Sha384(sha2::Sha384::new()),
-            Algorithm::Sha512 => Hasher::Sha512(sha2::Sha512::new()),
-        }
+    /// The hash as a `RECORD` writes it.
+    pub fn field(&self) -> String {
+        hash_field(self.algorithm, &self.digest)
     }
 }
 
@@ -220,9 +236,14 @@ impl Hasher {
     }
 }
 
-/// `sha256=<urlsafe base64 without padding>` of a sha256 digest.
-pub fn sha256_field(digest: &[u8]) -> String {
-    format!("sha256={}", base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(digest))
+/// `<algorithm>=<urlsafe base64 without padding>` of a digest.
+pub fn hash_field(algorithm: Algorithm, digest: &[u8]) -> String {
+    format!("{}={}", algorithm.name(), base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(digest))
+}
+
+/// The `RECORD` hash and size of `content` (sha256, as pip writes them).
+pub fn hash_of(content: &[u8]) -> String {
+    hash_field(Algorithm::Sha256, &sha2::Sha256::digest(content))
 }
 
 #[cfg(test)]
@@ -258,7 +279,7 @@ mod tests {
     #[test]
     fn hashes() {
         let digest = sha2::Sha256::digest(b"hello").to_vec();
-        let field = sha256_field(&digest);
+        let field = hash_of(b"hello");
         assert_eq!(field, "sha256=LPJNul-wow4m6DsqxbninhsWHlwfp0JecwQzYpOLmCQ");
         assert_eq!(Hash::parse(&field).unwrap().digest, digest);
         assert!(Hash::parse("md5=XUFAKrxLKna5cZ2REBfFkg").is_err());

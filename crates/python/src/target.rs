@@ -362,7 +362,7 @@ pub fn detect(
         None
     };
     let libc = detect_libc(files, arch)?;
-    let full_version = full_version(files, &prefix, version, &libdir)?;
+    let full_version = full_version(files, &prefix, version, &libdir, debian_arch(arch).0)?;
     let installed = installed_dists(files, &site_dirs)?;
     Ok(Target {
         executable,
@@ -622,6 +622,7 @@ fn full_version(
     prefix: &str,
     version: PythonVersion,
     libdir: &str,
+    deb_arch: &str,
 ) -> Result<Option<String>, TargetError> {
     let include = if prefix.is_empty() { "include".to_owned() } else { format!("{prefix}/include") };
     for dir in [format!("{include}/{libdir}"), format!("usr/local/include/{libdir}")] {
@@ -640,9 +641,9 @@ fn full_version(
     }
     let packages = [format!("libpython{version}-minimal"), format!("python{version}-minimal")];
     for package in &packages {
-        if let Some(deb) = dpkg_version(files, package, None)? {
-            let upstream = deb.split_once(':').map_or(deb.as_str(), |(_, v)| v);
-            let upstream = upstream.split(['-', '~', '+']).next().unwrap_or(upstream);
+        if let Some(upstream) = dpkg_upstream(files, package, deb_arch)? {
+            // `3.11.2`, without a `~rc1` or `+dfsg` suffix.
+            let upstream = upstream.split(['~', '+']).next().unwrap_or(&upstream);
             if upstream.starts_with(&format!("{version}.")) {
                 return Ok(Some(upstream.to_owned()));
             }
@@ -653,37 +654,22 @@ fn full_version(
 
 const DPKG_STATUS: &str = "var/lib/dpkg/status";
 
-/// The version of an installed package in dpkg's status (of `arch` when
-/// given and the paragraph says its architecture).
-fn dpkg_version(
-    files: &dyn ImageFiles,
-    package: &str,
-    arch: Option<&str>,
-) -> Result<Option<String>, TargetError> {
+/// The upstream version of the package `name` (of `arch` or `all`) that
+/// dpkg's status has installed.
+fn dpkg_upstream(files: &dyn ImageFiles, name: &str, arch: &str) -> Result<Option<String>, TargetError> {
     let Some(text) =
         files::read_to_string(files, DPKG_STATUS, TEXT_LIMIT).map_err(read_error(DPKG_STATUS))?
     else {
         return Ok(None);
     };
-    // A status file our parser refuses is treated as having no answer: the
+    // A status file the parser refuses is treated as having no answer: the
     // other sources of the same fact are tried next.
-    let Ok(paragraphs) = forge_debian::deb822::parse(&text, DPKG_STATUS) else { return Ok(None) };
-    let version = paragraphs
-        .iter()
-        .filter(|p| p.get("Package") == Some(package))
-        .filter(|p| p.get("Status").is_some_and(|s| s.ends_with(" installed")))
-        .filter(|p| match (arch, p.get("Architecture")) {
-            (Some(want), Some(have)) => have == want || have == "all",
-            _ => true,
-        })
-        .find_map(|p| p.get("Version"))
-        .map(str::to_owned);
-    Ok(version)
+    let Ok(status) = forge_debian::status::StatusDb::parse(&text, DPKG_STATUS) else { return Ok(None) };
+    Ok(status.installed_package(name, arch).map(|p| p.version.upstream().to_owned()))
 }
 
-/// `major.minor` at the start of a version string (`2.36-9+deb12u4`).
+/// `major.minor` at the start of an upstream version (`2.36`, `1.2.4_git2023`).
 fn major_minor(version: &str) -> Option<(u32, u32)> {
-    let version = version.split_once(':').map_or(version, |(_, v)| v);
     let mut parts = version.split(|c: char| !c.is_ascii_digit());
     let major = parts.next()?.parse().ok()?;
     let minor = parts.next()?.parse().ok()?;
@@ -713,9 +699,7 @@ fn detect_libc(files: &dyn ImageFiles, arch: &str) -> Result<Libc, TargetError> 
         };
     }
     let (deb_arch, triplet) = debian_arch(arch);
-    if let Some((major, minor)) =
-        dpkg_version(files, "libc6", Some(deb_arch))?.as_deref().and_then(major_minor)
-    {
+    if let Some((major, minor)) = dpkg_upstream(files, "libc6", deb_arch)?.as_deref().and_then(major_minor) {
         return Ok(Libc::Glibc { major, minor });
     }
     let candidates = [

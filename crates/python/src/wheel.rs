@@ -4,8 +4,9 @@
 //! distribution's files (whiteouts) for an upgrade.
 //!
 //! What [`install_wheel`] does, in pip's words and order:
-//! - checks `WHEEL` (`Wheel-Version` 1.x; `Root-Is-Purelib` picks purelib
-//!   or platlib for the wheel's root) and verifies every file against the
+//! - checks `WHEEL` (`Wheel-Version` 1.x; its `Tag`s, one of which the
+//!   target must accept; `Root-Is-Purelib` picks purelib or platlib for
+//!   the wheel's root) and verifies every file against the
 //!   wheel's `RECORD` (hash and size) while streaming it into the
 //!   [`Spool`]; a file missing from `RECORD`, a `RECORD` row without its
 //!   file, a wrong hash or size, an unsafe path (`..`, absolute, `\`) or a
@@ -89,6 +90,16 @@ pub enum WheelError {
         path: PathBuf,
         /// What is wrong, naming the file.
         message: String,
+    },
+    /// The wheel is not for the target's interpreter or platform.
+    #[error("wheel {} is for {wheel_tags}, which this image's Python does not accept (its best tags: {target_tags})", path.display())]
+    Incompatible {
+        /// The wheel.
+        path: PathBuf,
+        /// The `Tag`s of its `WHEEL` file.
+        wheel_tags: String,
+        /// The target's first few tags.
+        target_tags: String,
     },
     /// A spool file could not be written.
     #[error("spooling {name} of wheel {}", path.display())]
@@ -207,8 +218,16 @@ pub fn install_wheel(
     };
     let wheel_file = format!("{info_dir}/WHEEL");
     let wheel_text = read_member(&wheel_file)?.ok_or_else(|| invalid(format!("{wheel_file} is missing")))?;
-    let root_is_purelib =
+    let (root_is_purelib, wheel_tags) =
         check_wheel_file(&wheel_text).map_err(|why| invalid(format!("{wheel_file}: {why}")))?;
+    let supported = target.tags();
+    if !wheel_tags.is_empty() && !wheel_tags.iter().any(|t| supported.contains(t)) {
+        return Err(WheelError::Incompatible {
+            path: wheel.to_owned(),
+            wheel_tags: wheel_tags.join(", "),
+            target_tags: supported.iter().take(3).cloned().collect::<Vec<_>>().join(", "),
+        });
+    }
     let metadata_file = format!("{info_dir}/METADATA");
     let metadata = parse_metadata(
         &read_member(&metadata_file)?.ok_or_else(|| invalid(format!("{metadata_file} is missing")))?,
@@ -318,43 +337,68 @@ pub fn install_wheel(
             .by_index(member.index)
             .map_err(|source| WheelError::Zip { path: wheel.to_owned(), source })?;
         let expected_hash = expected.get(&member.name);
-        let mut hashing =
-            CheckingReader { inner: entry, hasher: expected_hash.map(|(hash, _)| hash.hasher()), size: 0 };
+        // Never more than RECORD promises: a zip bomb stops at its size.
+        let mut checking = CheckingReader {
+            inner: entry,
+            hasher: expected_hash.map(|(hash, _)| hash.algorithm.hasher()),
+            size: 0,
+            limit: expected_hash.map(|(_, size)| *size),
+            exceeded: false,
+        };
+        let mut rewritten_hash = None;
         let spooled = if member.script {
-            let mut reader = BufReader::new(&mut hashing);
+            let mut reader = BufReader::new(&mut checking);
             let mut first = Vec::new();
             (&mut reader)
                 .take(SHEBANG_LIMIT)
                 .read_until(b'\n', &mut first)
                 .map_err(|source| WheelError::Io { path: wheel.to_owned(), source })?;
-            let rewritten = first.starts_with(b"#!python");
-            if rewritten {
+            if first.starts_with(b"#!python") {
+                // pip replaces the whole first line, arguments and all.
+                if !first.ends_with(b"\n") {
+                    reader
+                        .skip_until(b'\n')
+                        .map_err(|source| WheelError::Io { path: wheel.to_owned(), source })?;
+                }
                 first = format!("#!{}\n", target.executable).into_bytes();
+                let mut rewritten = CheckingReader {
+                    inner: io::Cursor::new(first).chain(&mut reader),
+                    hasher: Some(record::Algorithm::Sha256.hasher()),
+                    size: 0,
+                    limit: None,
+                    exceeded: false,
+                };
+                let result = spool.spool(&mut rewritten);
+                rewritten_hash = rewritten
+                    .hasher
+                    .take()
+                    .map(|h| record::hash_field(record::Algorithm::Sha256, &h.finish()));
+                result
+            } else {
+                spool.spool(&mut io::Cursor::new(first).chain(&mut reader))
             }
-            let result = spool.spool(&mut io::Cursor::new(first).chain(&mut reader));
-            (result, rewritten)
         } else {
-            (spool.spool(&mut hashing), false)
+            spool.spool(&mut checking)
         };
-        let ((source, size), rewritten) = match spooled {
-            (Ok(done), rewritten) => (done, rewritten),
-            (Err(forge_oci::TarError::Read(source)), _) => {
-                return Err(WheelError::Io { path: wheel.to_owned(), source })
+        let (source, size) = spooled.map_err(|error| match error {
+            forge_oci::TarError::Read(_) if checking.exceeded => invalid(format!(
+                "`{}` is larger than the {} bytes {record_file} says",
+                member.name,
+                checking.limit.unwrap_or_default()
+            )),
+            forge_oci::TarError::Read(source) => WheelError::Io { path: wheel.to_owned(), source },
+            forge_oci::TarError::Spool { source, .. } => {
+                WheelError::Spool { path: wheel.to_owned(), name: member.name.clone(), source }
             }
-            (Err(forge_oci::TarError::Spool { source, .. }), _) => {
-                return Err(WheelError::Spool { path: wheel.to_owned(), name: member.name.clone(), source })
-            }
-            (Err(other), _) => {
-                return Err(WheelError::Spool {
-                    path: wheel.to_owned(),
-                    name: member.name.clone(),
-                    source: io::Error::other(other.to_string()),
-                })
-            }
-        };
+            other => WheelError::Spool {
+                path: wheel.to_owned(),
+                name: member.name.clone(),
+                source: io::Error::other(other.to_string()),
+            },
+        })?;
         if let Some((hash, expected_size)) = expected_hash {
-            let found = hashing.hasher.take().map(|h| h.finish()).unwrap_or_default();
-            if found != hash.digest || hashing.size != *expected_size {
+            let found = checking.hasher.take().map(|h| h.finish()).unwrap_or_default();
+            if found != hash.digest || checking.size != *expected_size {
                 if let Some(path) = source.path() {
                     // The spool is the caller's temporary directory; a file
                     // that will not be used is removed at once all the same.
@@ -363,15 +407,15 @@ pub fn install_wheel(
                 return Err(invalid(format!(
                     "`{}` does not match {record_file}: {} bytes with hash {}, RECORD says {} bytes with {}",
                     member.name,
-                    hashing.size,
-                    hash_text(hash.algorithm, &found),
+                    checking.size,
+                    record::hash_field(hash.algorithm, &found),
                     expected_size,
-                    hash_text(hash.algorithm, &hash.digest),
+                    hash.field(),
                 )));
             }
         }
-        if rewritten {
-            changed.insert(member.dest.clone(), (spooled_hash(&source), size));
+        if let Some(hash) = rewritten_hash {
+            changed.insert(member.dest.clone(), (hash, size));
         }
         installed.insert(member.name.clone(), member.dest.clone());
         nodes.push((member.dest.clone(), file_node(member.mode, size, source)));
@@ -415,10 +459,9 @@ pub fn install_wheel(
         rows.push(Row { path, hash, size });
     }
     for (dest, content, _) in &generated {
-        let digest = forge_oci::Digest::of(content);
         rows.push(Row {
             path: relative(dest, &lib_dir),
-            hash: record::sha256_field(&hex_bytes(digest.hex())),
+            hash: record::hash_of(content),
             size: content.len().to_string(),
         });
     }
@@ -443,30 +486,6 @@ pub fn install_wheel(
 /// A regular-file node for spooled content.
 fn file_node(mode: u32, size: u64, source: FileSource) -> Node {
     Node { kind: NodeKind::File { size, source }, mode, uid: 0, gid: 0 }
-}
-
-/// The `RECORD` hash of spooled content (the spool hashed it as sha256).
-fn spooled_hash(source: &FileSource) -> String {
-    match source {
-        FileSource::Spooled { digest, .. } => record::sha256_field(&hex_bytes(digest.hex())),
-        // Spool::spool always gives spooled sources.
-        _ => String::new(),
-    }
-}
-
-fn hex_bytes(hex: &str) -> Vec<u8> {
-    (0..hex.len() / 2).filter_map(|i| u8::from_str_radix(&hex[2 * i..2 * i + 2], 16).ok()).collect()
-}
-
-fn hash_text(algorithm: record::Algorithm, digest: &[u8]) -> String {
-    let field = record::sha256_field(digest);
-    let encoded = field.trim_start_matches("sha256=");
-    let name = match algorithm {
-        record::Algorithm::Sha256 => "sha256",
-        record::Algorithm::Sha384 => "sha384",
-        record::Algorithm::Sha512 => "sha512",
-    };
-    format!("{name}={encoded}")
 }
 
 /// Puts `node` at `path`, undoing what an earlier [`uninstall`] in the same
@@ -496,16 +515,29 @@ fn whiteout_path(parent: &str, name: &str) -> String {
     }
 }
 
-/// Hashes and counts what passes through.
+/// Hashes and counts what passes through, failing past `limit` bytes.
 struct CheckingReader<R> {
     inner: R,
     hasher: Option<record::Hasher>,
     size: u64,
+    limit: Option<u64>,
+    /// Whether a read went past `limit`.
+    exceeded: bool,
 }
 
 impl<R: Read> Read for CheckingReader<R> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         let n = self.inner.read(buf)?;
+        if self.limit.is_some_and(|limit| self.size + n as u64 > limit) {
+            self.exceeded = true;
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                format!(
+                    "the member is larger than the {} bytes its RECORD row says",
+                    self.limit.unwrap_or_default()
+                ),
+            ));
+        }
         if let Some(hasher) = &mut self.hasher {
             hasher.update(&buf[..n]);
         }
@@ -557,10 +589,11 @@ fn dist_info_dir(names: &BTreeMap<String, (usize, u32)>) -> Result<String, Strin
     }
 }
 
-/// Checks `WHEEL`; returns `Root-Is-Purelib`.
-fn check_wheel_file(text: &str) -> Result<bool, String> {
+/// Checks `WHEEL`; returns `Root-Is-Purelib` and the `Tag`s.
+fn check_wheel_file(text: &str) -> Result<(bool, Vec<String>), String> {
     let mut version = None;
     let mut purelib = false;
+    let mut tags = Vec::new();
     for line in text.lines() {
         let Some((key, value)) = line.split_once(':') else { continue };
         let value = value.trim();
@@ -568,12 +601,14 @@ fn check_wheel_file(text: &str) -> Result<bool, String> {
             version = Some(value.to_owned());
         } else if key.eq_ignore_ascii_case("Root-Is-Purelib") {
             purelib = value.eq_ignore_ascii_case("true");
+        } else if key.eq_ignore_ascii_case("Tag") {
+            tags.push(value.to_owned());
         }
     }
     let version = version.ok_or("Wheel-Version is missing")?;
     let major = version.split('.').next().and_then(|m| m.parse::<u32>().ok());
     match major {
-        Some(1) => Ok(purelib),
+        Some(1) => Ok((purelib, tags)),
         Some(_) => Err(format!("Wheel-Version {version} is not supported (1.x is)")),
         None => Err(format!("invalid Wheel-Version `{version}`")),
     }

@@ -20,6 +20,8 @@ pub struct WheelSpec {
     pub unlisted: Vec<(String, Vec<u8>)>,
     /// Write members in reverse order.
     pub reverse: bool,
+    /// The `Tag` of `WHEEL`.
+    pub tag: String,
 }
 
 impl WheelSpec {
@@ -32,6 +34,7 @@ impl WheelSpec {
             tamper_record: None,
             unlisted: Vec::new(),
             reverse: false,
+            tag: "py3-none-any".to_owned(),
         }
     }
 
@@ -61,8 +64,8 @@ impl WheelSpec {
         members.push((
             format!("{info}/WHEEL"),
             format!(
-                "Wheel-Version: 1.0\nGenerator: forge-test\nRoot-Is-Purelib: {}\nTag: py3-none-any\n",
-                self.root_is_purelib
+                "Wheel-Version: 1.0\nGenerator: forge-test\nRoot-Is-Purelib: {}\nTag: {}\n",
+                self.root_is_purelib, self.tag
             )
             .into_bytes(),
             0o644,
@@ -84,7 +87,7 @@ impl WheelSpec {
         if self.reverse {
             members.reverse();
         }
-        let path = dir.join(format!("{}-{}-py3-none-any.whl", self.name.replace('-', "_"), self.version));
+        let path = dir.join(format!("{}-{}-{}.whl", self.name.replace('-', "_"), self.version, self.tag));
         let mut zip = zip::ZipWriter::new(std::fs::File::create(&path).unwrap());
         for (name, content, mode) in members {
             let options = zip::write::SimpleFileOptions::default()

@@ -31,10 +31,8 @@ use crate::fixture::{content, exe, file, link, WheelSpec, PATH};
 /// Whether the host's `python3 -m pip` works; panics under `CI=true`
 /// when it does not.
 fn host_pip() -> bool {
-    let works = Command::new("python3")
-        .args(["-m", "pip", "--version"])
-        .output()
-        .is_ok_and(|o| o.status.success());
+    let works =
+        Command::new("python3").args(["-m", "pip", "--version"]).output().is_ok_and(|o| o.status.success());
     if works {
         return true;
     }
@@ -195,7 +193,8 @@ print("\n".join(str(t) for t in out))
             .output()
             .unwrap();
         assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
-        let theirs: Vec<String> = String::from_utf8(output.stdout).unwrap().lines().map(str::to_owned).collect();
+        let theirs: Vec<String> =
+            String::from_utf8(output.stdout).unwrap().lines().map(str::to_owned).collect();
         let ours = forge_python::tags::cpython_tags(
             PythonVersion { major: 3, minor },
             false,
@@ -216,7 +215,10 @@ fn tree_from_disk(dir: &Path, tree: &mut Tree) {
         let kind = entry.file_type().unwrap();
         let mode = entry.metadata().unwrap().permissions().mode() & 0o7777;
         if kind.is_symlink() {
-            tree.insert(image_path, forge_oci::Node::symlink(std::fs::read_link(&path).unwrap().to_str().unwrap()));
+            tree.insert(
+                image_path,
+                forge_oci::Node::symlink(std::fs::read_link(&path).unwrap().to_str().unwrap()),
+            );
         } else if kind.is_dir() {
             tree.insert(image_path, forge_oci::Node::dir(mode));
             tree_from_disk(&path, tree);
@@ -241,7 +243,8 @@ fn listing(view: &dyn forge_oci::ImageFiles, dir: &str, out: &mut BTreeMap<Strin
             }
             _ => {
                 let text = content(view, &path);
-                let shown = if text.len() > 400 { format!("{} bytes", text.len()) } else { format!("{text:?}") };
+                let shown =
+                    if text.len() > 400 { format!("{} bytes", text.len()) } else { format!("{text:?}") };
                 out.insert(path.clone(), format!("{:o} {shown}", node.mode));
             }
         }

@@ -189,6 +189,14 @@ fn a_wheel_that_lies_is_refused() {
     bad_size.tamper_record = Some(Box::new(|r: String| r.replace(",7\n", ",8\n")));
     assert!(refused(bad_size).contains("RECORD says 8 bytes"));
 
+    let mut short = WheelSpec::new("liar", "1").file("liar.py", "honest\n");
+    short.tamper_record = Some(Box::new(|r: String| r.replace(",7\n", ",3\n")));
+    let message = refused(short);
+    assert!(
+        message.ends_with("`liar.py` is larger than the 3 bytes liar-1.dist-info/RECORD says"),
+        "{message}"
+    );
+
     let mut unlisted = WheelSpec::new("liar", "1").file("liar.py", "x");
     unlisted.unlisted.push(("sneaky.py".into(), b"import os".to_vec()));
     assert!(refused(unlisted).contains("`sneaky.py` is not in liar-1.dist-info/RECORD"));
@@ -416,4 +424,26 @@ fn egg_info_without_a_file_list_cannot_be_uninstalled() {
     let target = detect(&image, "pip", None, PATH, "arm64").unwrap();
     let removed = uninstall(&image, &target, "topper", &mut Tree::new()).unwrap();
     assert_eq!(removed, [format!("{site}/topper"), format!("{site}/topper-1.0.egg-info")]);
+}
+
+#[test]
+fn a_wheel_for_another_platform_is_refused() {
+    let mut spec = WheelSpec::new("native", "1").file("native.so", "ELF");
+    spec.tag = "cp311-cp311-manylinux_2_17_aarch64".to_owned();
+    assert_eq!(
+        refused(spec).rsplit_once(": ").map(|(_, rest)| rest.to_owned()).unwrap_or_default(),
+        "cp311-cp311-manylinux_2_36_x86_64, cp311-cp311-manylinux_2_35_x86_64, cp311-cp311-manylinux_2_34_x86_64)"
+    );
+    let mut spec = WheelSpec::new("native", "1").file("native.so", "ELF");
+    spec.tag = "cp311-cp311-manylinux_2_17_x86_64".to_owned();
+    let mut setup = setup();
+    install(&mut setup, &spec, &mut Tree::new()).unwrap();
+    let target = target();
+    assert_eq!(target.wheel_priority("native-1-cp311-cp311-manylinux_2_36_x86_64.whl"), Some(0));
+    assert!(
+        target.wheel_priority("x-1-py3-none-any.whl")
+            > target.wheel_priority("x-1-cp311-abi3-manylinux_2_17_x86_64.whl")
+    );
+    assert_eq!(target.wheel_priority("x-1-cp312-cp312-manylinux_2_17_x86_64.whl"), None);
+    assert_eq!(target.wheel_priority("x-1-cp311-cp311-musllinux_1_2_x86_64.whl"), None);
 }
