@@ -369,6 +369,8 @@ fn ca_bundle(tree: &Tree) -> Result<Option<String>, Error> {
                 std::fs::read_to_string(spooled)
                     .map_err(|source| Error::Spool { path: spooled.clone(), source })?
             }
+            // Package trees hold spooled content, never a stored layer's.
+            FileSource::Layer { .. } => continue,
         };
         bundle.push_str(&pem);
         if !pem.ends_with('\n') {

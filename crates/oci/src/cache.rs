@@ -93,6 +93,9 @@ impl LayerKey {
                         FileSource::Path(path) => content(path, *size)?,
                         FileSource::Bytes(bytes) => Digest::of(bytes),
                         FileSource::Spooled { digest, .. } => digest.clone(),
+                        FileSource::Layer { layer } => {
+                            return Err(Error::ContentInLayer { path: path.to_owned(), layer: layer.clone() })
+                        }
                     };
                     field(&mut h, format!("file {size} {digest}").as_bytes());
                 }

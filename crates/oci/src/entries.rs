@@ -281,6 +281,12 @@ impl<'a, R: Read> LayerEntry<'a, R> {
         normalize(&String::from_utf8_lossy(&self.name))
     }
 
+    /// Whether the content is stored as it reads (not a sparse file), so
+    /// that it starts at the stream's position once the entry is read.
+    pub(crate) fn is_stored_plain(&self) -> bool {
+        matches!(&self.content, Content::Plain(entry) if entry.header().entry_type() != tar::EntryType::GNUSparse)
+    }
+
     /// The permission bits, including setuid, setgid and sticky. Header
     /// fields are read when asked, so that a caller reads only those it
     /// uses.

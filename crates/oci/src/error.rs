@@ -147,6 +147,32 @@ pub enum Error {
         target: String,
     },
 
+    /// A file whose content is in a stored layer ([`crate::FileSource::Layer`])
+    /// was given to a layer builder or a cache key.
+    #[error(
+        "layer entry `{path}` is a file of the stored layer {layer}; read it with ImageFiles::open and \
+         insert its bytes (or a spooled copy) to write it into a new layer"
+    )]
+    ContentInLayer {
+        /// The entry.
+        path: String,
+        /// The layer that holds its content.
+        layer: Digest,
+    },
+
+    /// A stored layer could not be read as a file system: a read failure,
+    /// a blob that does not match its digest, or an entry no runtime would
+    /// apply (a `..` path, a whiteout without a name, a hard link to
+    /// nothing).
+    #[error("reading layer {layer}")]
+    ReadLayer {
+        /// The layer.
+        layer: Digest,
+        /// The cause.
+        #[source]
+        source: io::Error,
+    },
+
     /// A symlink target is empty or holds a NUL byte.
     #[error("symlink `{path}` has an invalid target: {reason}")]
     BadSymlink {

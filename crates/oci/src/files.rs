@@ -7,7 +7,8 @@
 //! `.dist-info` directories of a `site-packages`) and never sees layers.
 //! [`Stack`] puts planned layer [`Tree`]s over a lower view (the base
 //! image's layers), so a `RUN` sees what the `COPY`s before it added, as it
-//! would in Docker.
+//! would in Docker. [`ImageLayers`] is the view of an image in a store:
+//! its layers' headers merged, each file read from the layer that holds it.
 //!
 //! Paths are relative to the image root, without a leading `/`, with `/`
 //! between components (`etc/os-release`). A path given with a leading `/`
@@ -19,6 +20,9 @@ use std::collections::BTreeSet;
 use std::io::{self, Read};
 
 use crate::tree::{FileSource, Node, NodeKind, Tree, OPAQUE_MARKER, WHITEOUT_PREFIX};
+
+mod layers;
+pub use layers::ImageLayers;
 
 /// Linux's own limit on symlinks followed in one lookup.
 pub const MAX_SYMLINKS: usize = 40;

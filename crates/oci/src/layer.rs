@@ -215,6 +215,9 @@ impl LayerBuilder {
                 bytes = Some(content);
                 (Kind::File, *size, None, path)
             }
+            NodeKind::File { source: FileSource::Layer { layer }, .. } => {
+                return Err(Error::ContentInLayer { path: path.to_owned(), layer: layer.clone() })
+            }
             NodeKind::File {
                 size,
                 source: FileSource::Path(file_path) | FileSource::Spooled { path: file_path, .. },

@@ -59,7 +59,7 @@ pub use compression::{Compression, UncompressedReader};
 pub use digest::{descriptor, Digest, DigestError, HashingReader, HashingWriter};
 pub use entries::{escape_name, read_tar, LayerReader, TarError};
 pub use error::{Error, Result};
-pub use files::{ImageFiles, Stack};
+pub use files::{ImageFiles, ImageLayers, Stack};
 pub use image::{write_image, Image, RuntimeConfig};
 pub use import::import;
 pub use json::canonical_json;

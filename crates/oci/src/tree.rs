@@ -135,6 +135,14 @@ pub enum FileSource {
         /// The digest of its content.
         digest: Digest,
     },
+    /// A file of a stored image, as [`ImageLayers`](crate::files::ImageLayers)
+    /// lists it: its content is read with
+    /// [`ImageFiles::open`](crate::ImageFiles::open). A layer cannot be
+    /// written from it as it is (insert the bytes, or spool them, first).
+    Layer {
+        /// The digest of the layer blob that holds the content.
+        layer: Digest,
+    },
 }
 
 impl FileSource {
@@ -142,7 +150,7 @@ impl FileSource {
     pub fn path(&self) -> Option<&Path> {
         match self {
             FileSource::Path(path) | FileSource::Spooled { path, .. } => Some(path),
-            FileSource::Bytes(_) => None,
+            FileSource::Bytes(_) | FileSource::Layer { .. } => None,
         }
     }
 }

@@ -1,6 +1,6 @@
 //! The build's checks of a finished image (the `PF4xx` rules): whether the
 //! Supervisely agent's command can start it. The checks themselves are
-//! [`forge_sandbox::agent::check_image`] over the image's file tree; this
+//! [`forge_sandbox::agent::check_image`] over the image's files; this
 //! module applies the rule's severity (the session's [`LintConfig`]) and
 //! remembers images that passed, by manifest digest, in the store's cache.
 
@@ -10,7 +10,7 @@ use std::path::PathBuf;
 use forge_builder::{Built, Workspace};
 use forge_lint::{rules, Diagnostic, LintConfig, Severity};
 use forge_oci::RuntimeConfig;
-use forge_sandbox::{agent, ImageTree};
+use forge_sandbox::agent;
 
 use crate::{Error, Event, Observer};
 
@@ -58,9 +58,9 @@ pub(crate) fn check(
     if store.cache_get(&key).as_deref() == Some("ok") {
         return Ok(());
     }
-    let tree = ImageTree::read(store, &built.stored)?;
+    let files = agent::image_files(store, &built.stored)?;
     let runtime = RuntimeConfig::from_config(&built.stored.config);
-    let missing = agent::check_image(&tree, &runtime);
+    let missing = agent::check_image(&files, &runtime);
     if missing.is_empty() {
         store.cache_put(&key, "ok")?;
         return Ok(());

@@ -29,13 +29,13 @@ use std::fs;
 use std::io;
 use std::path::Path;
 
-use forge_oci::RuntimeConfig;
+use forge_oci::files::resolve;
+use forge_oci::{BlobStore, Image, ImageFiles, ImageLayers, NodeKind, RuntimeConfig};
 use serde_json::{json, Map, Value};
 
 use crate::error::{Error, Result};
 use crate::run::Bind;
 use crate::spec::{RunSpec, DEFAULT_PATH};
-use crate::tree::ImageTree;
 
 /// The task directory inside the container.
 pub const TASK_DIR: &str = "/sly_task_data";
@@ -334,27 +334,59 @@ impl Missing {
     }
 }
 
-/// What the agent's command needs that the image with file tree `tree` and
+/// The files of `image` as [`check_image`] looks at them: its layers'
+/// headers merged ([`ImageLayers`]), without unpacking.
+pub fn image_files(store: &BlobStore, image: &Image) -> Result<ImageLayers> {
+    ImageLayers::read(store, image).map_err(|err| match err {
+        forge_oci::Error::ReadLayer { layer, source } => Error::ReadLayer { layer, source },
+        other => crate::unpack::unsupported_layer(other),
+    })
+}
+
+/// What the agent's command needs that the image with files `files` and
 /// config `runtime` lacks: `sh` and `python` on the image's `PATH` (the
 /// agent does not set one), and the entry point of every mode its `MODES`
-/// label lists.
-pub fn check_image(tree: &ImageTree, runtime: &RuntimeConfig) -> Vec<Missing> {
+/// label lists. Paths are looked up as a container runtime resolves a
+/// program: symlinks followed inside the image.
+pub fn check_image(files: &dyn ImageFiles, runtime: &RuntimeConfig) -> Vec<Missing> {
     let path = runtime.env_var("PATH").unwrap_or(DEFAULT_PATH).to_owned();
     let mut missing = Vec::new();
-    if tree.which("sh", &path).is_none() {
+    if which(files, "sh", &path).is_none() {
         missing.push(Missing::Shell { path: path.clone() });
     }
-    if tree.which("python", &path).is_none() {
-        let has_python3 = tree.which("python3", &path).is_some();
+    if which(files, "python", &path).is_none() {
+        let has_python3 = which(files, "python3", &path).is_some();
         missing.push(Missing::Python { path: path.clone(), has_python3 });
     }
     for mode in modes(runtime) {
         let file = entry_file(&mode);
-        if !tree.is_file(&file) {
+        if file_mode(files, &file).is_none() {
             missing.push(Missing::EntryPoint { mode, file });
         }
     }
     missing
+}
+
+/// The permission bits of the regular file `path` names, symlinks
+/// followed (a hard link is its target's file); `None` when it is not one.
+fn file_mode(files: &dyn ImageFiles, path: &str) -> Option<u32> {
+    let node = files.node(&resolve(files, path)?)?;
+    match node.kind {
+        NodeKind::File { .. } => Some(node.mode),
+        NodeKind::Hardlink { target } => {
+            files.node(&target).filter(|n| matches!(n.kind, NodeKind::File { .. })).map(|n| n.mode)
+        }
+        _ => None,
+    }
+}
+
+/// The first `dir/program` on `path` (a `PATH` value) that is an
+/// executable file, as `execvp` looks it up.
+fn which(files: &dyn ImageFiles, program: &str, path: &str) -> Option<String> {
+    path.split(':')
+        .filter(|dir| dir.starts_with('/'))
+        .map(|dir| format!("{}/{program}", dir.trim_end_matches('/')))
+        .find(|candidate| file_mode(files, candidate).is_some_and(|mode| mode & 0o111 != 0))
 }
 
 /// The modes of the image's `MODES` label, in order.
@@ -365,28 +397,63 @@ pub fn modes(runtime: &RuntimeConfig) -> Vec<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::tree::Node;
+    use forge_oci::{Node, Tree};
+
+    fn tree<'a>(nodes: impl IntoIterator<Item = (&'a str, Node)>) -> Tree {
+        nodes.into_iter().map(|(path, node)| (path.to_owned(), node)).collect()
+    }
+
+    fn file(mode: u32) -> Node {
+        Node::bytes(mode, "")
+    }
+
+    #[test]
+    fn lookups_follow_symlinks_inside_the_image() {
+        let tree = tree([
+            ("bin", Node::symlink("usr/bin")),
+            ("usr/bin/python3.11", file(0o755)),
+            ("usr/bin/python3", Node::symlink("python3.11")),
+            ("usr/bin/python", Node::symlink("/usr/bin/python3")),
+            ("usr/bin/dash", file(0o755)),
+            ("usr/bin/sh", Node::symlink("dash")),
+            ("usr/bin/notes", file(0o644)),
+            ("usr/bin/hard", Node::hardlink(0o755, "usr/bin/notes")),
+            ("loop", Node::symlink("loop")),
+            ("workdir/src/main.py", file(0o644)),
+        ]);
+        assert!(which(&tree, "sh", "/bin").is_some());
+        assert!(which(&tree, "python", "/usr/bin").is_some());
+        assert!(which(&tree, "notes", "/usr/bin").is_none());
+        assert!(which(&tree, "hard", "/usr/bin").is_none(), "a hard link has its target's mode");
+        assert!(file_mode(&tree, "/workdir/src/main.py").is_some());
+        assert!(file_mode(&tree, "/workdir/../workdir/src/./main.py").is_some());
+        assert!(file_mode(&tree, "/workdir/src/train.py").is_none());
+        assert_eq!(resolve(&tree, "/loop/x"), None);
+        assert_eq!(resolve(&tree, "/workdir/src/main.py/x"), None);
+        assert_eq!(
+            which(&tree, "python", "/usr/local/bin:/usr/bin:/bin").as_deref(),
+            Some("/usr/bin/python")
+        );
+        assert_eq!(which(&tree, "python", "relative:/sbin"), None);
+    }
 
     #[test]
     fn a_debian_python_image_passes_and_gaps_are_named() {
         let mut runtime = RuntimeConfig::default();
         runtime.labels.insert("MODES".into(), "train inference".into());
-        let full = ImageTree::from_nodes([
-            ("bin", Node::Symlink("usr/bin".into())),
-            ("usr/bin/dash", Node::File { mode: 0o755 }),
-            ("usr/bin/sh", Node::Symlink("dash".into())),
-            ("usr/bin/python3.11", Node::File { mode: 0o755 }),
-            ("usr/bin/python3", Node::Symlink("python3.11".into())),
-            ("usr/bin/python", Node::Symlink("python3".into())),
-            ("workdir/src/train.py", Node::File { mode: 0o644 }),
-            ("workdir/src/inference.py", Node::File { mode: 0o644 }),
+        let full = tree([
+            ("bin", Node::symlink("usr/bin")),
+            ("usr/bin/dash", file(0o755)),
+            ("usr/bin/sh", Node::symlink("dash")),
+            ("usr/bin/python3.11", file(0o755)),
+            ("usr/bin/python3", Node::symlink("python3.11")),
+            ("usr/bin/python", Node::symlink("python3")),
+            ("workdir/src/train.py", file(0o644)),
+            ("workdir/src/inference.py", file(0o644)),
         ]);
         assert_eq!(check_image(&full, &runtime), []);
 
-        let bare = ImageTree::from_nodes([
-            ("usr/bin/python3", Node::File { mode: 0o755 }),
-            ("workdir/src/train.py", Node::File { mode: 0o644 }),
-        ]);
+        let bare = tree([("usr/bin/python3", file(0o755)), ("workdir/src/train.py", file(0o644))]);
         let missing = check_image(&bare, &runtime);
         let messages: Vec<String> = missing.iter().map(Missing::message).collect();
         assert_eq!(

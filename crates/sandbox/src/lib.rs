@@ -12,13 +12,13 @@
 //!   the root filesystem as `/`.
 //! - [`agent`]: how the Supervisely agent starts a plugin (command,
 //!   environment, task directory, `task_config.json`) and what an image
-//!   needs for that ([`agent::check_image`]).
+//!   needs for that ([`agent::check_image`], over the image's files merged
+//!   from its layer headers by forge-oci's `ImageLayers`, without
+//!   unpacking).
 //! - [`rootcache`]: one verified unpacked root per image and a private
 //!   writable layer per run (an overlay, or a copy), for fast starts that
 //!   never leak one run's writes into the next.
 //! - [`logs`]: the agent's JSON log lines, shown readably.
-//! - [`tree`]: an image's final file tree from its layer headers, for
-//!   those checks, without unpacking.
 //!
 //! Only the root filesystem is trusted to be ours: layer content is the
 //! image author's, so unpacking treats every path and link in it as hostile.
@@ -32,12 +32,10 @@ pub mod rootcache;
 pub mod run;
 mod scope;
 pub mod spec;
-pub mod tree;
 pub mod unpack;
 
 pub use error::{EntryError, Error, Result};
 pub use rootcache::{LayerKind, RootCache, RunLayer};
 pub use run::{bwrap_command, run, run_captured, Bind, RunOptions};
 pub use spec::RunSpec;
-pub use tree::ImageTree;
 pub use unpack::{unpack, unpack_cached};

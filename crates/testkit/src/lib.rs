@@ -95,12 +95,23 @@ pub fn skopeo_check(archive: &Path, scratch: &Path) -> (serde_json::Value, PathB
     (inspect, layout)
 }
 
-/// `umoci unpack` of `layout:tag` into a new bundle; returns its rootfs.
+/// `umoci unpack` of `layout:tag` into `scratch/bundle` (`--rootless`
+/// unless we are root); returns its rootfs.
 pub fn umoci_unpack(layout: &Path, tag: &str, scratch: &Path) -> PathBuf {
     let bundle = scratch.join("bundle");
     let image = format!("{}:{tag}", layout.display());
-    run("umoci", &["unpack", "--image", &image, bundle.to_str().expect("utf-8 path")]);
+    let mut args = vec!["unpack"];
+    if !is_root() {
+        args.push("--rootless");
+    }
+    args.extend(["--image", &image, bundle.to_str().expect("utf-8 path")]);
+    run("umoci", &args);
     bundle.join("rootfs")
+}
+
+/// Whether this process runs as root (owners are applied only then).
+pub fn is_root() -> bool {
+    std::fs::metadata("/proc/self").map(|m| std::os::unix::fs::MetadataExt::uid(&m) == 0).unwrap_or(false)
 }
 
 /// A Docker engine of our own, started for a test and stopped on drop.

@@ -7,6 +7,7 @@
 //! returns.
 
 mod archives;
+mod files;
 mod layers;
 mod stores;
 mod tools;

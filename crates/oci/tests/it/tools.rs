@@ -9,6 +9,8 @@ use std::path::Path;
 
 use forge_oci::{export_archive, import, validate, BlobStore};
 
+use forge_testkit::{is_root, umoci_unpack};
+
 use crate::{require_tool, run, sample, Expect, MTIME};
 
 const PYTHON_LIST_LAYERS: &str = r#"
@@ -128,18 +130,9 @@ fn umoci_unpacks_exactly_what_we_wrote() {
     }
     let s = sample();
     s.store.set_ref("sample", &s.image.manifest_descriptor()).unwrap();
+    let rootfs = umoci_unpack(s.store.root(), "sample", s.dir.path());
     let bundle = s.dir.path().join("bundle");
-    let root = fs::metadata("/proc/self").map(|m| m.uid() == 0).unwrap_or(false);
-    let image = format!("{}:sample", s.store.root().display());
-    let bundle_arg = bundle.display().to_string();
-    let mut args = vec!["unpack"];
-    if !root {
-        args.push("--rootless");
-    }
-    args.extend(["--image", &image, &bundle_arg]);
-    run("umoci", &args);
-
-    let rootfs = bundle.join("rootfs");
+    let root = is_root();
     let mut found = BTreeSet::new();
     walk(&rootfs, &rootfs, &mut found);
     let expected: BTreeSet<String> = s.expected.iter().map(|e| e.0.clone()).collect();

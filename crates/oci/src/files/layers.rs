@@ -1,0 +1,392 @@
+//! [`ImageLayers`]: the [`ImageFiles`] of an image in a store, its layers
+//! merged from their tar headers, without unpacking.
+//!
+//! [`ImageLayers::read`] reads every layer once, in order, through the
+//! store's one layer reader ([`BlobStore::open_uncompressed`], the blob's
+//! digest verified at its end) and the one tar reader
+//! ([`LayerReader`]), and keeps only headers: memory grows with the number
+//! of paths, never with content. Each layer is applied as a runtime's
+//! snapshotter applies it (umoci, containerd, forge-sandbox's unpack):
+//!
+//! - an entry's parent directories are looked up in what the layers below
+//!   made, following symlinks inside the image (an absolute target restarts
+//!   at the root, `..` stops there), and missing ones are implied (0755,
+//!   root); the entry's own last component is never followed;
+//! - a non-directory replaces whatever is at its path, with everything
+//!   below it; a directory over a directory only changes its metadata;
+//! - `.wh.NAME` deletes `NAME` of the layers below, with what is below it;
+//!   `.wh..wh..opq` hides what the layers below have in its directory and
+//!   keeps what this layer adds there; neither is listed;
+//! - a hard link is to the file its target is when the link is applied, and
+//!   opens as that file's content; device nodes and FIFOs are listed;
+//!   entries of other tar types are skipped, as the sandbox skips them.
+//!
+//! An entry no runtime would apply (a `..` component, a whiteout without a
+//! name, a hard link to nothing or to a directory, a parent that is a file)
+//! is refused with [`Error::ReadLayer`], naming the layer and the entry.
+//! Names that are not UTF-8 are listed with their invalid bytes replaced,
+//! as [`LayerEntry::path`](crate::entries::LayerEntry::path) gives them.
+//!
+//! [`ImageFiles::open`] re-reads the layer that holds a file up to its
+//! entry and streams the content from there; the rest of the blob is read
+//! when the content ends, so the blob's digest is checked on every open, as
+//! the store's reader checks it (a mismatch is the error of the last read).
+
+use std::collections::{BTreeMap, BTreeSet, HashSet};
+use std::io::{self, Read, Seek};
+use std::ops::Bound;
+
+use oci_spec::image::Descriptor;
+
+use super::{normalize, ImageFiles, MAX_SYMLINKS};
+use crate::compression::UncompressedReader;
+use crate::digest::Digest;
+use crate::entries::{EntryKind, LayerEntry, LayerReader, Marker, ReadError};
+use crate::error::{Error, Result};
+use crate::image::Image;
+use crate::store::BlobStore;
+use crate::tree::{FileSource, Node, NodeKind};
+
+/// The merged file system of a stored image's layers; see the
+/// [module docs](self).
+#[derive(Debug, Clone)]
+pub struct ImageLayers {
+    store: BlobStore,
+    /// Each layer's descriptor and digest, bottom first.
+    layers: Vec<(Descriptor, Digest)>,
+    /// Every path of the final tree (relative, `/`-separated) that an entry
+    /// put there; parents without an entry of their own are implied.
+    nodes: BTreeMap<String, Placed>,
+}
+
+/// A node of the merged tree and where its content is.
+#[derive(Debug, Clone)]
+struct Placed {
+    node: Node,
+    /// For a regular file, and a hard link to one: the entry that holds the
+    /// content.
+    content: Option<Located>,
+}
+
+/// An entry of a layer: the layer's index, the entry's index among the
+/// layer's entries (as [`LayerReader`] yields them) and its size.
+#[derive(Debug, Clone, Copy)]
+struct Located {
+    layer: usize,
+    entry: usize,
+    size: u64,
+}
+
+impl ImageLayers {
+    /// Lists the layers of `image` in `store`, applying each over those
+    /// below it; see the [module docs](self).
+    pub fn read(store: &BlobStore, image: &Image) -> Result<ImageLayers> {
+        let mut merged = ImageLayers { store: store.clone(), layers: Vec::new(), nodes: BTreeMap::new() };
+        for (index, desc) in image.manifest.layers().iter().enumerate() {
+            let digest = Digest::from_descriptor(desc)?;
+            let mut stream = store.open_uncompressed(desc)?;
+            let read_error = |source| Error::ReadLayer { layer: digest.clone(), source };
+            merged.layers.push((desc.clone(), digest.clone()));
+            merged.apply_layer(index, &mut stream).map_err(read_error)?;
+            // Reading to the end verifies the blob's digest.
+            stream.finish().map_err(read_error)?;
+        }
+        Ok(merged)
+    }
+
+    fn apply_layer(&mut self, layer: usize, stream: &mut UncompressedReader) -> io::Result<()> {
+        let mut archive = LayerReader::new(stream);
+        // Paths this layer put in place, which its own opaque markers keep.
+        let mut written = HashSet::new();
+        for (index, entry) in archive.entries().map_err(into_io)?.enumerate() {
+            let entry = entry.map_err(into_io)?;
+            self.apply_entry(Located { layer, entry: index, size: 0 }, &entry, &mut written).map_err(
+                |reason| {
+                    let name = String::from_utf8_lossy(entry.name_bytes()).into_owned();
+                    io::Error::new(io::ErrorKind::InvalidData, format!("entry `{name}`: {reason}"))
+                },
+            )?;
+        }
+        Ok(())
+    }
+
+    fn apply_entry<R: Read>(
+        &mut self,
+        at: Located,
+        entry: &LayerEntry<'_, R>,
+        written: &mut HashSet<String>,
+    ) -> std::result::Result<(), String> {
+        let path = entry.path();
+        let components: Vec<&str> = path.split('/').filter(|c| !c.is_empty()).collect();
+        if components.contains(&"..") {
+            return Err("`..` components are not allowed in layers".into());
+        }
+        // The root itself (`./`) keeps the runtime's directory.
+        let Some((name, parents)) = components.split_last() else { return Ok(()) };
+
+        if let Some(marker) = entry.marker() {
+            let Some(dir) = self.lookup_dir(parents)? else { return Ok(()) };
+            match marker {
+                Marker::Opaque => self.make_opaque(&dir, written),
+                Marker::Whiteout("" | "." | "..") => return Err("a whiteout without a name".into()),
+                Marker::Whiteout(hidden) => self.remove_subtree(&join(&dir, hidden)),
+            }
+            return Ok(());
+        }
+
+        let (mode, (uid, gid)) = (entry.mode().map_err(header)?, entry.owner().map_err(header)?);
+        let node = |kind| Node { kind, mode, uid, gid };
+        let link = || String::from_utf8_lossy(entry.link_bytes().unwrap_or_default()).into_owned();
+        let placed = match entry.kind {
+            EntryKind::Dir => Placed { node: node(NodeKind::Dir), content: None },
+            EntryKind::File { size } => {
+                let layer = self.layer_digest(at.layer);
+                let kind = NodeKind::File { size, source: FileSource::Layer { layer } };
+                Placed { node: node(kind), content: Some(Located { size, ..at }) }
+            }
+            EntryKind::Symlink => Placed { node: node(NodeKind::Symlink { target: link() }), content: None },
+            EntryKind::Hardlink => {
+                let (target, content) = self.hardlink_target(&link())?;
+                Placed { node: node(NodeKind::Hardlink { target }), content }
+            }
+            EntryKind::Device { kind, major, minor } => {
+                Placed { node: node(NodeKind::Device { kind, major, minor }), content: None }
+            }
+            EntryKind::Other(_) => return Ok(()),
+        };
+        let parent = self.lookup_dir(parents)?.unwrap_or_default();
+        let path = join(&parent, name);
+        if let Some(existing) = self.nodes.get(&path) {
+            if !(existing.node.is_dir() && placed.node.is_dir()) {
+                self.remove_subtree(&path);
+            }
+        } else if !placed.node.is_dir() {
+            // A file over an implied directory replaces what is below it.
+            self.remove_subtree(&path);
+        }
+        written.insert(path.clone());
+        self.nodes.insert(path, placed);
+        Ok(())
+    }
+
+    fn layer_digest(&self, index: usize) -> Digest {
+        self.layers[index].1.clone()
+    }
+
+    /// What a hard link's `target` (as stored) names: its parents followed,
+    /// the last component not; it must be an existing non-directory. A link
+    /// to a hard link is to that link's file.
+    fn hardlink_target(&self, target: &str) -> std::result::Result<(String, Option<Located>), String> {
+        let bad = || format!("hardlink target `{target}` is not an existing file");
+        let normal = normalize(target);
+        let components: Vec<&str> = normal.split('/').filter(|c| !c.is_empty()).collect();
+        let (name, parents) = components.split_last().ok_or_else(bad)?;
+        if components.contains(&"..") {
+            return Err(bad());
+        }
+        let parent = self.lookup_dir(parents)?.ok_or_else(bad)?;
+        let path = join(&parent, name);
+        match self.nodes.get(&path) {
+            Some(Placed { node, content }) if !node.is_dir() => Ok((path, *content)),
+            _ => Err(bad()),
+        }
+    }
+
+    /// The directory `components` name in the tree so far, symlinks
+    /// followed inside the image; `None` when something on the way is
+    /// missing (an implied directory counts as there when it has children).
+    /// A component that is a file is an error, as for a runtime.
+    fn lookup_dir(&self, components: &[&str]) -> std::result::Result<Option<String>, String> {
+        let mut pending: Vec<String> = components.iter().rev().map(|c| (*c).to_owned()).collect();
+        let mut done: Vec<String> = Vec::new();
+        let mut links = 0;
+        while let Some(component) = pending.pop() {
+            if component == ".." {
+                done.pop();
+                continue;
+            }
+            done.push(component);
+            let here = done.join("/");
+            match self.nodes.get(&here).map(|p| &p.node.kind) {
+                Some(NodeKind::Dir) => {}
+                Some(NodeKind::Symlink { target }) => {
+                    links += 1;
+                    if links > MAX_SYMLINKS {
+                        return Err("too many levels of symbolic links".into());
+                    }
+                    done.pop();
+                    if target.starts_with('/') {
+                        done.clear();
+                    }
+                    for part in target.split('/').rev().filter(|c| !c.is_empty() && *c != ".") {
+                        pending.push(part.to_owned());
+                    }
+                }
+                Some(_) => return Err(format!("the parent `{here}` is not a directory")),
+                None if self.has_children(&here) => {}
+                None => return Ok(None),
+            }
+        }
+        Ok(Some(done.join("/")))
+    }
+
+    /// Removes what the layers below put in `dir`, keeping what this layer
+    /// wrote there and the directories that lead to it.
+    fn make_opaque(&mut self, dir: &str, written: &HashSet<String>) {
+        let below: Vec<String> = self
+            .below(dir)
+            .filter(|p| !written.contains(*p) && !written.iter().any(|w| is_below(w, p)))
+            .map(str::to_owned)
+            .collect();
+        for path in below {
+            self.nodes.remove(&path);
+        }
+    }
+
+    /// Paths strictly below `dir` (`""` is the root), in order.
+    fn below<'a>(&'a self, dir: &str) -> impl Iterator<Item = &'a str> + 'a {
+        let prefix = if dir.is_empty() { String::new() } else { format!("{dir}/") };
+        self.nodes
+            .range::<str, _>((Bound::Included(prefix.as_str()), Bound::Unbounded))
+            .map(|(p, _)| p.as_str())
+            .take_while(move |p| p.starts_with(&prefix))
+    }
+
+    fn has_children(&self, dir: &str) -> bool {
+        self.below(dir).next().is_some()
+    }
+
+    fn remove_subtree(&mut self, path: &str) {
+        let below: Vec<String> = self.below(path).map(str::to_owned).collect();
+        for p in below {
+            self.nodes.remove(&p);
+        }
+        self.nodes.remove(path);
+    }
+
+    /// A reader of the content at `at`; see the [module docs](self).
+    fn open_content(&self, at: Located) -> io::Result<Box<dyn Read + 'static>> {
+        let (desc, digest) = &self.layers[at.layer];
+        let mut stream = self.store.open_uncompressed(desc).map_err(io::Error::other)?;
+        let spooled = {
+            let mut archive = LayerReader::new(&mut stream);
+            let mut entries = archive.entries().map_err(into_io)?;
+            let mut entry = match entries.nth(at.entry) {
+                Some(entry) => entry.map_err(into_io)?,
+                None => {
+                    return Err(io::Error::new(
+                        io::ErrorKind::InvalidData,
+                        format!("layer {digest} ended before the entry read when it was listed"),
+                    ))
+                }
+            };
+            if entry.is_stored_plain() {
+                // The stream is at the first byte of the content.
+                None
+            } else {
+                // A sparse file: expanded into a temporary file first.
+                let mut file = tempfile::tempfile()?;
+                io::copy(&mut entry, &mut file)?;
+                file.rewind()?;
+                Some(file)
+            }
+        };
+        match spooled {
+            None => Ok(Box::new(LayerFile { stream: Some(stream), left: at.size })),
+            Some(file) => {
+                stream.finish()?;
+                Ok(Box::new(file))
+            }
+        }
+    }
+}
+
+/// The content of one entry straight from its layer's stream, then the
+/// rest of the stream, so that the blob's digest is checked at the end.
+struct LayerFile {
+    stream: Option<UncompressedReader>,
+    left: u64,
+}
+
+impl Read for LayerFile {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let Some(stream) = self.stream.as_mut() else { return Ok(0) };
+        if buf.is_empty() {
+            return Ok(0);
+        }
+        if self.left > 0 {
+            let want = buf.len().min(usize::try_from(self.left).unwrap_or(usize::MAX));
+            let n = stream.read(&mut buf[..want])?;
+            if n == 0 {
+                return Err(io::Error::new(io::ErrorKind::UnexpectedEof, "the layer ends inside a file"));
+            }
+            self.left -= n as u64;
+            return Ok(n);
+        }
+        if let Some(stream) = self.stream.take() {
+            stream.finish()?;
+        }
+        Ok(0)
+    }
+}
+
+fn into_io(e: ReadError) -> io::Error {
+    match e {
+        ReadError::Read(e) => e,
+        header @ ReadError::Header { .. } => io::Error::new(io::ErrorKind::InvalidData, header),
+    }
+}
+
+fn header(e: ReadError) -> String {
+    match e {
+        ReadError::Header { source, .. } => format!("unreadable tar header: {source}"),
+        ReadError::Read(source) => source.to_string(),
+    }
+}
+
+fn join(dir: &str, name: &str) -> String {
+    if dir.is_empty() {
+        name.to_owned()
+    } else {
+        format!("{dir}/{name}")
+    }
+}
+
+/// Whether `path` is strictly below `dir`.
+fn is_below(path: &str, dir: &str) -> bool {
+    path.len() > dir.len() && path.starts_with(dir) && path.as_bytes()[dir.len()] == b'/'
+}
+
+impl ImageFiles for ImageLayers {
+    fn node(&self, path: &str) -> Option<Node> {
+        let path = normalize(path);
+        if path.is_empty() {
+            return Some(Node::dir(0o755));
+        }
+        match self.nodes.get(&path) {
+            Some(placed) => Some(placed.node.clone()),
+            None if self.has_children(&path) => Some(Node::dir(0o755)),
+            None => None,
+        }
+    }
+
+    fn list(&self, dir: &str) -> Vec<String> {
+        let dir = normalize(dir);
+        let prefix_len = if dir.is_empty() { 0 } else { dir.len() + 1 };
+        let names: BTreeSet<&str> = self
+            .below(&dir)
+            .map(|p| {
+                let rest = &p[prefix_len..];
+                rest.split('/').next().unwrap_or(rest)
+            })
+            .collect();
+        names.into_iter().map(str::to_owned).collect()
+    }
+
+    fn open(&self, path: &str) -> io::Result<Option<Box<dyn Read + '_>>> {
+        match self.nodes.get(&normalize(path)).and_then(|p| p.content) {
+            Some(at) => self.open_content(at).map(Some),
+            None => Ok(None),
+        }
+    }
+}
