@@ -14,7 +14,7 @@ use forge_fuzz::{save_crash, Fuzzer, Target};
 
 #[derive(Debug, clap::Args)]
 pub(crate) struct Args {
-    /// The target: dockerfile, manifest, dockerignore, archive, deb or unpack (`all` runs each in turn).
+    /// The target: dockerfile, manifest, dockerignore, shell, archive, deb or unpack (`all` runs each in turn).
     target: String,
     /// How long to run each target.
     #[arg(long, default_value_t = 60)]

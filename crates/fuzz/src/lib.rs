@@ -4,7 +4,8 @@
 //! Each [`Target`] takes arbitrary bytes and drives one reader the way a
 //! build does: the Dockerfile lexer, typed parser, expander and the build's
 //! own planner; the plugin manifests and the Debian control formats; the
-//! `.dockerignore` matcher; tar archives read into a layer tree and base
+//! `.dockerignore` matcher; the shell reader and installer recognition of
+//! `RUN`; tar archives read into a layer tree and base
 //! images imported from archives; `.deb` (ar) files; and the layer unpacker
 //! of the sandbox. A target *fails* when the code under it panics (an
 //! error returned for bad input is the expected outcome); allocation
@@ -44,6 +45,9 @@ pub enum Target {
     Manifest,
     /// `.dockerignore`: patterns, then (after a blank line) paths to match.
     Dockerignore,
+    /// The text of a shell-form `RUN`: the `sh` reader, and the recognition
+    /// of installer commands in it (also as a `RUN` of a Dockerfile).
+    Shell,
     /// A tar archive read into a layer tree, and the same bytes imported
     /// as an oci-archive/docker-archive base image.
     Archive,
@@ -55,10 +59,11 @@ pub enum Target {
 
 impl Target {
     /// Every target, in the order runs list them.
-    pub const ALL: [Target; 6] = [
+    pub const ALL: [Target; 7] = [
         Target::Dockerfile,
         Target::Manifest,
         Target::Dockerignore,
+        Target::Shell,
         Target::Archive,
         Target::Deb,
         Target::Unpack,
@@ -70,6 +75,7 @@ impl Target {
             Target::Dockerfile => "dockerfile",
             Target::Manifest => "manifest",
             Target::Dockerignore => "dockerignore",
+            Target::Shell => "shell",
             Target::Archive => "archive",
             Target::Deb => "deb",
             Target::Unpack => "unpack",
@@ -223,6 +229,19 @@ const DICTIONARY: &[&[u8]] = &[
     b"Depends: ",
     b" (>= ",
     b"|",
+    b"&&",
+    b";",
+    b"$(",
+    b">",
+    b"~",
+    b"=",
+    b"pip install ",
+    b"python3 -m pip ",
+    b"apt-get install -y ",
+    b"rm -rf ",
+    b"-r ",
+    b"--",
+    b"set -u; ",
     b"9999999999999999999999",
 ];
 

@@ -16,6 +16,7 @@ pub fn seeds(target: Target) -> Vec<Vec<u8>> {
         Target::Dockerfile => dockerfiles(),
         Target::Manifest => manifests(),
         Target::Dockerignore => dockerignores(),
+        Target::Shell => shell_scripts(),
         Target::Archive => return archives(),
         Target::Deb => return vec![deb(b"2.0\n"), deb(b"2.1\n")],
         Target::Unpack => return layers(),
@@ -31,6 +32,18 @@ fn dockerfiles() -> Vec<String> {
         "ARG BASE=scratch\nFROM $BASE AS build\nRUN <<EOF\necho hi\nEOF\nCOPY --from=build /a /b\nCOPY --chown=abc:def src /s\nENV X=${Y:?needs Y}\nHEALTHCHECK CMD true\nONBUILD RUN x\nMAINTAINER me\n".to_string(),
         "FROM scratch\nENV A=x\nENV A=$A$A\nENV A=$A$A\nENV A=\"abc\nCOPY [\"src\", \"/x y/\"]\nADD --chmod=755 src/sub /d\nCOPY src/*.py src/s?b /g/\n".to_string(),
     ]
+}
+
+fn shell_scripts() -> Vec<String> {
+    [
+        "apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends jq curl=7.88 \\\n    && apt-get clean && rm -rf /var/lib/apt/lists/* /tmp/*",
+        "set -eux; pip install --no-cache-dir -U pip && python3 -m pip install -r requirements.txt \"pillow<7\" 'a[b]>=1' $PKGS",
+        "X=${UNSET:-\"a b\"} && pip install ${X:+$X} \"${HOME}/x\" -i https://m/simple --extra-index-url=https://e",
+        "apt-get -o APT::Install-Recommends=0 -qqy install g++ && apt-get -y --purge autoremove # done",
+        "pip install x | tee log || true > /dev/null 2>&1 & $(id) `id` ${#A} $? ~/x { a; } (b)",
+    ]
+    .map(str::to_string)
+    .to_vec()
 }
 
 fn manifests() -> Vec<String> {

@@ -53,6 +53,7 @@ pub(crate) fn run(target: Target, scratch: &mut Scratch, input: &[u8]) {
         Target::Dockerfile => dockerfile(scratch, input),
         Target::Manifest => manifest(input),
         Target::Dockerignore => dockerignore(input),
+        Target::Shell => shell(input),
         Target::Archive => archive(scratch, input),
         Target::Deb => deb(scratch, input),
         Target::Unpack => unpack(scratch, input),
@@ -89,6 +90,47 @@ fn dockerfile(scratch: &mut Scratch, input: &[u8]) {
         preserve_modes: input.first().is_some_and(|b| b & 1 == 1),
     };
     let _ = forge_builder::plan(&parsed, BaseImage::scratch(), &inputs);
+}
+
+fn shell(input: &[u8]) {
+    use forge_dockerfile::shell::{parse_script, ShellOptions};
+    let text = String::from_utf8_lossy(input);
+    let lookup = |name: &str| match name {
+        "UNSET" => None,
+        "EMPTY" => Some(String::new()),
+        "SPACED" => Some(" a  b ".to_string()),
+        _ => Some(format!("v{}", name.len())),
+    };
+    let _ = parse_script(&text, ShellOptions::default(), &lookup);
+    let _ = parse_script(&text, ShellOptions { nounset: true, noglob: true }, &lookup);
+    // The same text as the RUN of a Dockerfile, with continuation lines
+    // and comments in it, under a few shells.
+    let file = parse(&format!("RUN {text}\nRUN [\"sh\", \"-c\", {}]\n", json_string(&text)));
+    let shells: [&[&str]; 3] =
+        [&["/bin/sh", "-c"], &["/bin/bash", "-euxo", "pipefail", "-c"], &["zsh", "-c"]];
+    for instr in parse_instructions(&file).0 {
+        if let forge_dockerfile::Instr::Run(run) = &instr.node {
+            for shell in shells {
+                let shell: Vec<String> = shell.iter().map(|s| s.to_string()).collect();
+                let _ = forge_builder::run::recognize(run, &shell, "/app", &lookup);
+            }
+        }
+    }
+}
+
+/// `text` as a JSON string literal.
+fn json_string(text: &str) -> String {
+    let mut out = String::from("\"");
+    for c in text.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            c if (c as u32) < 0x20 => out.push_str(&format!("\\u{:04x}", c as u32)),
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+    out
 }
 
 fn manifest(input: &[u8]) {

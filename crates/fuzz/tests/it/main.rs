@@ -34,6 +34,11 @@ fn dockerignore() {
 }
 
 #[test]
+fn shell() {
+    fuzz(Target::Shell, 3000);
+}
+
+#[test]
 fn archive() {
     fuzz(Target::Archive, 500);
 }
