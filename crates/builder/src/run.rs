@@ -147,10 +147,10 @@ pub fn recognize(
     workdir: &str,
     lookup: &dyn Fn(&str) -> Option<String>,
 ) -> Result<InstallRun, Unrecognized> {
-    for flag in &run.flags {
-        check_flag(flag)?;
-    }
     let workdir = if workdir.is_empty() { "/" } else { workdir };
+    for flag in &run.flags {
+        check_flag(flag, workdir)?;
+    }
     let commands = match &run.command {
         Command::Shell(text) => read_script(text, shell, lookup)?,
         Command::Exec(argv) => exec_commands(argv, lookup)?,
@@ -203,23 +203,45 @@ fn refuse(position: Position, message: impl Into<String>) -> Unrecognized {
     Unrecognized { position, message: message.into() }
 }
 
-/// `--mount=type=cache,...` never changes the layer; every other flag is refused.
-fn check_flag(flag: &Flag) -> Result<(), Unrecognized> {
-    if flag.name == "mount" {
-        let value = flag.value.as_ref().map_or("", RawWord::as_str);
-        let kind = value.split(',').find_map(|field| field.strip_prefix("type=")).unwrap_or("bind");
-        if kind == "cache" {
-            return Ok(());
-        }
+/// Where the installers write: a cache mount over (or above) one of these
+/// would keep what they install out of the layer.
+const INSTALLED_UNDER: [&str; 8] =
+    ["/usr", "/etc", "/opt", "/bin", "/sbin", "/lib", "/var/lib/dpkg", "/var/lib/apt/extended_states"];
+
+/// `--mount=type=cache,target=DIR` never changes the layer (unless `DIR`
+/// is where packages are installed); every other flag is refused.
+fn check_flag(flag: &Flag, workdir: &str) -> Result<(), Unrecognized> {
+    if flag.name != "mount" {
+        return Err(refuse(
+            flag.position,
+            format!("`RUN --{}` is not supported for a native install; {SANDBOX}", flag.name),
+        ));
+    }
+    let value = flag.value.as_ref().map_or("", RawWord::as_str);
+    let field = |names: &[&str]| {
+        value.split(',').find_map(|field| {
+            let (key, value) = field.split_once('=')?;
+            names.contains(&key.trim()).then(|| value.trim())
+        })
+    };
+    let kind = field(&["type"]).unwrap_or("bind");
+    if kind != "cache" {
         return Err(refuse(
             flag.position,
             format!("`RUN --mount=type={kind}` is not supported for a native install (only `type=cache` is, which never changes the layer); {SANDBOX}"),
         ));
     }
-    Err(refuse(
-        flag.position,
-        format!("`RUN --{}` is not supported for a native install; {SANDBOX}", flag.name),
-    ))
+    let target =
+        crate::context::resolve(workdir, field(&["target", "dst", "destination"]).unwrap_or_default());
+    let over = |dir: &str| dir == target || dir.starts_with(&format!("{}/", target.trim_end_matches('/')));
+    let under = |dir: &str| target.starts_with(&format!("{dir}/"));
+    if INSTALLED_UNDER.iter().any(|dir| over(dir) || under(dir)) {
+        return Err(refuse(
+            flag.position,
+            format!("a cache mount at `{target}` would keep what is installed there out of the layer, which a native install cannot do; {SANDBOX}"),
+        ));
+    }
+    Ok(())
 }
 
 /// The shell-form text `text` run by the shell `shell`.

@@ -381,18 +381,18 @@ impl Cx<'_> {
                 self.error_at(w.start, kind);
                 continue;
             };
-            if flags.iter().any(|f| f.name == name) {
+            if kind != FlagKind::Repeated && flags.iter().any(|f| f.name == name) {
                 self.error_at(w.start, SyntaxErrorKind::DuplicateFlag(name.to_string()));
                 continue;
             }
             let value_start = w.start + 2 + name.len() + 1;
             let value = value.map(|v| RawWord::verbatim(self.ins, value_start, value_start + v.len()));
             match (kind, &value) {
-                (FlagKind::Value, None) => {
+                (FlagKind::Value | FlagKind::Repeated, None) => {
                     self.error_at(w.start, SyntaxErrorKind::FlagWithoutValue(name.to_string()));
                     continue;
                 }
-                (FlagKind::Value, Some(v)) if v.raw.is_empty() => {
+                (FlagKind::Value | FlagKind::Repeated, Some(v)) if v.raw.is_empty() => {
                     self.flag_error(value_start, name, "", "the value is empty");
                     continue;
                 }

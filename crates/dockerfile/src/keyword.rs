@@ -93,6 +93,8 @@ impl fmt::Display for Keyword {
 pub(crate) enum FlagKind {
     /// `--name=value`, value required.
     Value,
+    /// As `Value`, and may be given more than once (`RUN --mount`).
+    Repeated,
     /// `--name` or `--name=true|false`.
     Bool,
 }
@@ -113,7 +115,7 @@ impl Keyword {
                 &[("chown", FlagKind::Value), ("chmod", FlagKind::Value), ("link", FlagKind::Bool)]
             }
             Keyword::Run => {
-                &[("mount", FlagKind::Value), ("network", FlagKind::Value), ("security", FlagKind::Value)]
+                &[("mount", FlagKind::Repeated), ("network", FlagKind::Value), ("security", FlagKind::Value)]
             }
             _ => &[],
         }

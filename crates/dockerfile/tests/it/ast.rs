@@ -785,6 +785,13 @@ fn run_flags() {
         "#]],
     );
     check(
+        "RUN --mount=type=cache,target=/a --mount=type=cache,target=/b --network=none --network=host x",
+        expect![[r#"
+            1:1 RUN --mount@1:5="type=cache,target=/a"@1:13 --mount@1:34="type=cache,target=/b"@1:42 --network@1:63="none"@1:73 shell "x"
+            error 1:78: `--network` is given twice
+        "#]],
+    );
+    check(
         "RUN --network=none --security=insecure make",
         expect![[r#"
             1:1 RUN --network@1:5="none"@1:15 --security@1:20="insecure"@1:31 shell "make"
