@@ -1,25 +1,6 @@
-//! What is said about a distribution in more than one place: its name
-//! normalised (PEP 503), and the `Name`/`Version` of its core metadata
-//! (`METADATA`, `PKG-INFO`).
-
-/// A project name normalised per PEP 503: lowercase, runs of `-`, `_` and
-/// `.` as one `-` (`Foo.Bar__baz` → `foo-bar-baz`).
-pub fn normalize_name(name: &str) -> String {
-    let mut out = String::with_capacity(name.len());
-    let mut in_separator = false;
-    for c in name.chars() {
-        if matches!(c, '-' | '_' | '.') {
-            if !in_separator {
-                out.push('-');
-            }
-            in_separator = true;
-        } else {
-            out.push(c.to_ascii_lowercase());
-            in_separator = false;
-        }
-    }
-    out
-}
+//! The `Name`/`Version` of a distribution's core metadata (`METADATA`,
+//! `PKG-INFO`), read from installed distributions and from wheels. (Names
+//! are normalised with [`crate::index::normalize_name`].)
 
 /// The fields of core metadata an installer needs.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -53,19 +34,6 @@ pub fn parse_metadata(text: &str) -> Metadata {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn names_are_normalised_as_pep_503_says() {
-        for (name, expected) in [
-            ("PyYAML", "pyyaml"),
-            ("Foo.Bar__baz", "foo-bar-baz"),
-            ("zope.interface", "zope-interface"),
-            ("a-_-b", "a-b"),
-            ("python_slugify", "python-slugify"),
-        ] {
-            assert_eq!(normalize_name(name), expected, "{name}");
-        }
-    }
 
     #[test]
     fn metadata_header_only() {

@@ -11,6 +11,8 @@
 
 use std::collections::BTreeMap;
 
+use crate::index::WheelName;
+use crate::resolve::ResolveEnv;
 use crate::target::{Libc, PythonVersion, Target};
 
 /// glibc versions with a legacy manylinux alias.
@@ -88,27 +90,6 @@ pub fn cpython_tags(version: PythonVersion, free_threaded: bool, platforms: &[St
 /// per architecture (uv 0.13: `manylinux_2_17`, `_2_28`, `_2_31` to `_2_40`).
 const UV_MANYLINUX: [u32; 12] = [17, 28, 31, 32, 33, 34, 35, 36, 37, 38, 39, 40];
 
-/// The tags of a wheel file name (`name-version[-build]-py-abi-plat.whl`),
-/// compressed tag sets expanded (`py2.py3-none-any` is two tags); `None`
-/// when the name is not a wheel's.
-pub fn wheel_filename_tags(filename: &str) -> Option<Vec<String>> {
-    let stem = filename.rsplit('/').next()?.strip_suffix(".whl")?;
-    let parts: Vec<&str> = stem.split('-').collect();
-    if !(5..=6).contains(&parts.len()) {
-        return None;
-    }
-    let [python, abi, platform] = [parts[parts.len() - 3], parts[parts.len() - 2], parts[parts.len() - 1]];
-    let mut tags = Vec::new();
-    for python in python.split('.') {
-        for abi in abi.split('.') {
-            for platform in platform.split('.') {
-                tags.push(format!("{python}-{abi}-{platform}"));
-            }
-        }
-    }
-    Some(tags)
-}
-
 impl Target {
     /// The wheel tags this target accepts, best first; see the
     /// [module docs](self).
@@ -121,8 +102,18 @@ impl Target {
     /// target cannot use it (or the name is not a wheel's). Pick the
     /// wheel with the lowest priority, as pip does.
     pub fn wheel_priority(&self, filename: &str) -> Option<usize> {
-        let wheel = wheel_filename_tags(filename)?;
-        self.tags().iter().position(|tag| wheel.contains(tag))
+        WheelName::parse(filename)?.rank(&self.tags())
+    }
+
+    /// What [`crate::resolve`] needs of this target: the version, uv's
+    /// platform name and the tags; `None` where uv has no name for the
+    /// platform (see [`Target::uv_python_platform`]).
+    pub fn resolve_env(&self) -> Option<ResolveEnv> {
+        Some(ResolveEnv {
+            python_version: self.full_version.clone().unwrap_or_else(|| self.version.to_string()),
+            python_platform: self.uv_python_platform()?,
+            tags: self.tags(),
+        })
     }
 
     /// The best platform tag (`manylinux_2_36_x86_64`).
@@ -232,21 +223,6 @@ mod tests {
         expected.push("py3-none-any".into());
         expected.extend((0..=10).rev().map(|m| format!("py3{m}-none-any")));
         assert_eq!(tags, expected);
-    }
-
-    #[test]
-    fn wheel_file_names() {
-        assert_eq!(
-            wheel_filename_tags("six-1.16.0-py2.py3-none-any.whl").unwrap(),
-            ["py2-none-any", "py3-none-any"]
-        );
-        assert_eq!(
-            wheel_filename_tags("PyYAML-6.0.1-1-cp311-cp311-manylinux_2_17_x86_64.manylinux2014_x86_64.whl")
-                .unwrap(),
-            ["cp311-cp311-manylinux_2_17_x86_64", "cp311-cp311-manylinux2014_x86_64"]
-        );
-        assert_eq!(wheel_filename_tags("pkg-1.0.tar.gz"), None);
-        assert_eq!(wheel_filename_tags("pkg-py3-none-any.whl"), None);
     }
 
     #[test]

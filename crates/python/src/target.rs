@@ -16,7 +16,8 @@ use std::io;
 use forge_oci::files::{self, ImageFiles};
 use forge_oci::NodeKind;
 
-use crate::dist::{normalize_name, parse_metadata};
+use crate::dist::parse_metadata;
+use crate::index::normalize_name;
 
 /// The largest text file read for detection (a `METADATA`, a dpkg
 /// `status`, a `pyvenv.cfg`).

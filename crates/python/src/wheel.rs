@@ -46,7 +46,8 @@ use std::path::{Path, PathBuf};
 use forge_oci::files::{self, ImageFiles};
 use forge_oci::{FileSource, Node, NodeKind, Spool, Stack, Tree};
 
-use crate::dist::{normalize_name, parse_metadata};
+use crate::dist::parse_metadata;
+use crate::index::normalize_name;
 use crate::record::{self, Hash, Row};
 use crate::target::{installed_dists, InstalledDist, Target};
 

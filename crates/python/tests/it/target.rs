@@ -39,6 +39,12 @@ fn debian_system_python() {
     assert_eq!(target.uv_python_platform().as_deref(), Some("x86_64-manylinux_2_36"));
     assert_eq!(target.marker_env()["python_full_version"], "3.11.2");
     assert_eq!(target.marker_env()["platform_machine"], "x86_64");
+    let env = target.resolve_env().unwrap();
+    assert_eq!(
+        (env.python_version.as_str(), env.python_platform.as_str()),
+        ("3.11.2", "x86_64-manylinux_2_36")
+    );
+    assert_eq!(env.tags, target.tags());
 }
 
 #[test]
@@ -165,4 +171,43 @@ fn errors_say_what_was_looked_for() {
         error.to_string().starts_with("no C library in the image: looked for /lib/ld-musl-x86_64.so.1"),
         "{error}"
     );
+}
+
+#[test]
+fn pip_shebangs_of_every_form() {
+    // `#!/usr/bin/env python3`: the name then, looked up on PATH.
+    let mut image = python_org();
+    exe(&mut image, "usr/local/bin/pip", "#!/usr/bin/env python3\n");
+    let target = detect(&image, "pip", None, PATH, "arm64").unwrap();
+    assert_eq!(target.executable, "/usr/local/bin/python3");
+    // distlib's /bin/sh trampoline for a long or spaced interpreter path.
+    let long = format!("/opt/{}/bin/python3.12", "p".repeat(120));
+    exe(&mut image, long.trim_start_matches('/'), "\x7fELF");
+    file(&mut image, &format!("opt/{}/lib/python3.12/os.py", "p".repeat(120)), "");
+    exe(&mut image, "usr/local/bin/pip", &format!("#!/bin/sh\n'''exec' {long} \"$0\" \"$@\"\n' '''\n"));
+    let target = detect(&image, "pip", None, PATH, "arm64").unwrap();
+    assert_eq!(target.executable, long);
+    assert_eq!(target.layout, Layout::Prefix);
+    // pip3.12 without a pip script: python3.12 on PATH.
+    let target = detect(&python_org(), "pip3.12", None, PATH, "arm64").unwrap();
+    assert_eq!(target.executable, "/usr/local/bin/python3.12");
+}
+
+#[test]
+fn glibc_from_symbol_versions() {
+    let mut image = python_org();
+    // 2.3.4 counts as 2.3; the highest wins, in any order.
+    file(
+        &mut image,
+        "usr/lib/aarch64-linux-gnu/libc.so.6",
+        "GLIBC_2.3.4\0GLIBC_2.28\0GLIBC_2.17\0GLIBC_2.\0",
+    );
+    let target = detect(&image, "pip", None, PATH, "arm64").unwrap();
+    assert_eq!(target.libc, Libc::Glibc { major: 2, minor: 28 });
+    assert_eq!(target.uv_python_platform().as_deref(), Some("aarch64-manylinux_2_28"));
+    // glibc older than any manylinux uv names: no uv platform, tags still.
+    file(&mut image, "usr/lib/aarch64-linux-gnu/libc.so.6", "GLIBC_2.12\0");
+    let target = detect(&image, "pip", None, PATH, "arm64").unwrap();
+    assert_eq!(target.uv_python_platform(), None);
+    assert_eq!(target.tags()[0], "cp312-cp312-linux_aarch64");
 }
