@@ -631,39 +631,23 @@ mod tests {
             Err(TarError::Read(_))
         ));
     }
-    /// One entry of a hand-made tar, its name written as is.
-    fn raw_tar(entries: &[(&str, tar::EntryType, &str, &[u8])]) -> Vec<u8> {
-        let mut tar = tar::Builder::new(Vec::new());
-        for &(name, kind, link, data) in entries {
-            let mut header = tar::Header::new_gnu();
-            header.as_old_mut().name[..name.len()].copy_from_slice(name.as_bytes());
-            header.as_old_mut().linkname[..link.len()].copy_from_slice(link.as_bytes());
-            header.set_entry_type(kind);
-            header.set_mode(0o100644);
-            header.set_size(data.len() as u64);
-            header.set_uid(3);
-            header.set_gid(4);
-            header.set_mtime(7);
-            header.set_cksum();
-            tar.append(&header, data).unwrap();
-        }
-        tar.into_inner().unwrap()
-    }
-
     #[test]
     fn layer_entries_name_kinds_links_and_whiteouts() {
         use tar::EntryType as T;
-        let bytes = raw_tar(&[
-            ("pax_global_header", T::XGlobalHeader, "", b"6 a=b\n"),
-            ("./usr//bin/", T::Directory, "", b""),
-            ("./usr/bin/tool", T::Regular, "", b"hello"),
-            ("usr/bin/again", T::Link, "./usr/bin/tool", b""),
-            ("usr/sbin", T::Symlink, "bin", b""),
-            ("etc/.wh.gone", T::Regular, "", b""),
-            ("opt/.wh..wh..opq", T::Regular, "", b""),
-            ("var/.wh./", T::Directory, "", b""),
-            ("vol", T::new(b'V'), "", b""),
-        ]);
+        let bytes = forge_testkit::raw_tar(
+            &[
+                ("pax_global_header", T::XGlobalHeader, "", b"6 a=b\n"),
+                ("./usr//bin/", T::Directory, "", b""),
+                ("./usr/bin/tool", T::Regular, "", b"hello"),
+                ("usr/bin/again", T::Link, "./usr/bin/tool", b""),
+                ("usr/sbin", T::Symlink, "bin", b""),
+                ("etc/.wh.gone", T::Regular, "", b""),
+                ("opt/.wh..wh..opq", T::Regular, "", b""),
+                ("var/.wh./", T::Directory, "", b""),
+                ("vol", T::new(b'V'), "", b""),
+            ],
+            7,
+        );
         let mut reader = LayerReader::new(&bytes[..]);
         let mut seen = Vec::new();
         for entry in reader.entries().unwrap() {
@@ -673,7 +657,7 @@ mod tests {
             let link = entry.link_bytes().map(|l| String::from_utf8_lossy(l).into_owned());
             assert_eq!(
                 (entry.mode().unwrap(), entry.owner().unwrap(), entry.mtime().unwrap()),
-                (0o644, (3, 4), 7)
+                (if entry.kind == EntryKind::Dir { 0o755 } else { 0o644 }, (0, 0), 7)
             );
             seen.push((entry.path(), entry.kind, link, format!("{:?}", entry.marker()), content));
         }

@@ -55,8 +55,36 @@ pub fn normalize(path: &str) -> String {
 /// [module docs](self)); `None` when a component is missing or the links
 /// loop. The final path exists (as something other than a symlink).
 pub fn resolve(files: &dyn ImageFiles, path: &str) -> Option<String> {
-    let mut pending: Vec<String> =
-        normalize(path).split('/').filter(|c| !c.is_empty()).map(str::to_owned).collect();
+    let path = normalize(path);
+    match walk(files, path.split('/').filter(|c| !c.is_empty()), false) {
+        Walk::Found(found) => Some(found),
+        Walk::Missing | Walk::Loop | Walk::NotADirectory(_) => None,
+    }
+}
+
+/// Where [`walk`] ended.
+pub(crate) enum Walk {
+    /// At this path (its last component is not a symlink).
+    Found(String),
+    /// A component is not there.
+    Missing,
+    /// More than [`MAX_SYMLINKS`] links.
+    Loop,
+    /// This path, met before the last component, is neither a directory
+    /// nor a symlink.
+    NotADirectory(String),
+}
+
+/// Follows `components` through `files`, every symlink followed inside the
+/// image (an absolute target restarts at the root, `..` stops there). With
+/// `imply`, missing components are taken as the directories a runtime
+/// would create, so the walk finds where an entry would land.
+pub(crate) fn walk<'c>(
+    files: &dyn ImageFiles,
+    components: impl Iterator<Item = &'c str>,
+    imply: bool,
+) -> Walk {
+    let mut pending: Vec<String> = components.map(str::to_owned).collect();
     pending.reverse();
     let mut done: Vec<String> = Vec::new();
     let mut links = 0;
@@ -65,23 +93,33 @@ pub fn resolve(files: &dyn ImageFiles, path: &str) -> Option<String> {
             done.pop();
             continue;
         }
+        if component == "." {
+            continue;
+        }
         done.push(component);
         let here = done.join("/");
-        if let NodeKind::Symlink { target } = files.node(&here)?.kind {
-            links += 1;
-            if links > MAX_SYMLINKS {
-                return None;
+        match files.node(&here).map(|node| node.kind) {
+            Some(NodeKind::Symlink { target }) => {
+                links += 1;
+                if links > MAX_SYMLINKS {
+                    return Walk::Loop;
+                }
+                done.pop();
+                if target.starts_with('/') {
+                    done.clear();
+                }
+                for part in target.split('/').rev().filter(|c| !c.is_empty() && *c != ".") {
+                    pending.push(part.to_owned());
+                }
             }
-            done.pop();
-            if target.starts_with('/') {
-                done.clear();
-            }
-            for part in target.split('/').rev().filter(|c| !c.is_empty() && *c != ".") {
-                pending.push(part.to_owned());
-            }
+            Some(NodeKind::Dir) => {}
+            Some(_) if pending.is_empty() => {}
+            Some(_) => return Walk::NotADirectory(here),
+            None if imply => {}
+            None => return Walk::Missing,
         }
     }
-    Some(done.join("/"))
+    Walk::Found(done.join("/"))
 }
 
 /// Reads the regular file at `path` (symlinks followed), refusing more

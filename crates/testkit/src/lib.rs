@@ -200,3 +200,29 @@ impl Drop for Dockerd {
         let _ = self.child.wait();
     }
 }
+
+/// One entry of a hand-made tar: name, type, link target, content.
+pub type RawEntry<'a> = (&'a str, tar::EntryType, &'a str, &'a [u8]);
+
+/// A tar of `entries` with their names and link targets written straight
+/// into the header fields, as an attacker (or an odd tool) writes them:
+/// `..`, absolute paths, no parents, whiteouts of any kind. Directories are
+/// 0755, everything else 0644, owned by 0:0, with `mtime`.
+pub fn raw_tar(entries: &[RawEntry<'_>], mtime: u64) -> Vec<u8> {
+    let mut builder = tar::Builder::new(Vec::new());
+    for &(name, kind, link, data) in entries {
+        let mut header = tar::Header::new_gnu();
+        // `set_path` would refuse what these tests are about.
+        header.as_old_mut().name[..name.len()].copy_from_slice(name.as_bytes());
+        header.as_old_mut().linkname[..link.len()].copy_from_slice(link.as_bytes());
+        header.set_entry_type(kind);
+        header.set_mode(if kind.is_dir() { 0o755 } else { 0o644 });
+        header.set_size(data.len() as u64);
+        header.set_mtime(mtime);
+        header.set_uid(0);
+        header.set_gid(0);
+        header.set_cksum();
+        builder.append(&header, data).expect("appending to a Vec");
+    }
+    builder.into_inner().expect("finishing a Vec")
+}

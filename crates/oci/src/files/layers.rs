@@ -38,7 +38,7 @@ use std::ops::Bound;
 
 use oci_spec::image::Descriptor;
 
-use super::{normalize, ImageFiles, MAX_SYMLINKS};
+use super::{normalize, walk, ImageFiles, Walk};
 use crate::compression::UncompressedReader;
 use crate::digest::Digest;
 use crate::entries::{EntryKind, LayerEntry, LayerReader, Marker, ReadError};
@@ -125,7 +125,7 @@ impl ImageLayers {
         let Some((name, parents)) = components.split_last() else { return Ok(()) };
 
         if let Some(marker) = entry.marker() {
-            let Some(dir) = self.lookup_dir(parents)? else { return Ok(()) };
+            let Some(dir) = self.lookup_dir(parents, false)? else { return Ok(()) };
             match marker {
                 Marker::Opaque => self.make_opaque(&dir, written),
                 Marker::Whiteout("" | "." | "..") => return Err("a whiteout without a name".into()),
@@ -154,7 +154,7 @@ impl ImageLayers {
             }
             EntryKind::Other(_) => return Ok(()),
         };
-        let parent = self.lookup_dir(parents)?.unwrap_or_default();
+        let parent = self.lookup_dir(parents, true)?.unwrap_or_default();
         let path = join(&parent, name);
         if let Some(existing) = self.nodes.get(&path) {
             if !(existing.node.is_dir() && placed.node.is_dir()) {
@@ -184,7 +184,7 @@ impl ImageLayers {
         if components.contains(&"..") {
             return Err(bad());
         }
-        let parent = self.lookup_dir(parents)?.ok_or_else(bad)?;
+        let parent = self.lookup_dir(parents, false)?.ok_or_else(bad)?;
         let path = join(&parent, name);
         match self.nodes.get(&path) {
             Some(Placed { node, content }) if !node.is_dir() => Ok((path, *content)),
@@ -193,41 +193,18 @@ impl ImageLayers {
     }
 
     /// The directory `components` name in the tree so far, symlinks
-    /// followed inside the image; `None` when something on the way is
-    /// missing (an implied directory counts as there when it has children).
-    /// A component that is a file is an error, as for a runtime.
-    fn lookup_dir(&self, components: &[&str]) -> std::result::Result<Option<String>, String> {
-        let mut pending: Vec<String> = components.iter().rev().map(|c| (*c).to_owned()).collect();
-        let mut done: Vec<String> = Vec::new();
-        let mut links = 0;
-        while let Some(component) = pending.pop() {
-            if component == ".." {
-                done.pop();
-                continue;
-            }
-            done.push(component);
-            let here = done.join("/");
-            match self.nodes.get(&here).map(|p| &p.node.kind) {
-                Some(NodeKind::Dir) => {}
-                Some(NodeKind::Symlink { target }) => {
-                    links += 1;
-                    if links > MAX_SYMLINKS {
-                        return Err("too many levels of symbolic links".into());
-                    }
-                    done.pop();
-                    if target.starts_with('/') {
-                        done.clear();
-                    }
-                    for part in target.split('/').rev().filter(|c| !c.is_empty() && *c != ".") {
-                        pending.push(part.to_owned());
-                    }
-                }
-                Some(_) => return Err(format!("the parent `{here}` is not a directory")),
-                None if self.has_children(&here) => {}
-                None => return Ok(None),
-            }
+    /// followed inside the image ([`walk`]); with `imply`, missing
+    /// directories are taken as created, else a missing one is `None`. A
+    /// component that is not a directory is an error, as for a runtime.
+    fn lookup_dir(&self, components: &[&str], imply: bool) -> std::result::Result<Option<String>, String> {
+        let not_a_dir = |path: &str| format!("the parent `{path}` is not a directory");
+        match walk(self, components.iter().copied(), imply) {
+            Walk::Found(dir) if dir.is_empty() || imply && self.node(&dir).is_none() => Ok(Some(dir)),
+            Walk::Found(dir) if self.node(&dir).is_some_and(|n| n.is_dir()) => Ok(Some(dir)),
+            Walk::Found(file) | Walk::NotADirectory(file) => Err(not_a_dir(&file)),
+            Walk::Missing => Ok(None),
+            Walk::Loop => Err("too many levels of symbolic links".into()),
         }
-        Ok(Some(done.join("/")))
     }
 
     /// Removes what the layers below put in `dir`, keeping what this layer

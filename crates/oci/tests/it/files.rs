@@ -1,8 +1,8 @@
 //! `ImageLayers`, the merged view of a stored image, against `umoci
 //! unpack` of the same image: whiteouts, opaque directories, hard links
 //! (to files replaced or deleted later), symlinks, a directory over a
-//! symlink, a file over a directory, entries under a symlinked parent, long
-//! names.
+//! symlink, a file over a directory, entries under a symlinked parent or
+//! under parents no entry made, long names.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs;
@@ -17,7 +17,7 @@ use forge_oci::{
     descriptor, BlobStore, Compression, Digest, Error, FileSource, Image, ImageFiles, ImageLayers,
     LayerOptions, Node, NodeKind, RuntimeConfig, Tree,
 };
-use forge_testkit::{require_tool, umoci_unpack};
+use forge_testkit::{raw_tar, require_tool, umoci_unpack, RawEntry};
 
 use crate::{long_dir, MTIME};
 
@@ -25,25 +25,9 @@ fn file(mode: u32, content: &str) -> Node {
     Node::bytes(mode, content)
 }
 
-/// A layer of hand-made tar entries, names written as they are (no
-/// parents, no checks); its diff ID is its digest.
-fn raw_layer(store: &BlobStore, entries: &[(&str, tar::EntryType, &str, &[u8])]) -> (Descriptor, Digest) {
-    let mut builder = tar::Builder::new(Vec::new());
-    for &(name, kind, link, data) in entries {
-        let mut header = tar::Header::new_gnu();
-        header.as_old_mut().name[..name.len()].copy_from_slice(name.as_bytes());
-        header.as_old_mut().linkname[..link.len()].copy_from_slice(link.as_bytes());
-        header.set_entry_type(kind);
-        header.set_mode(if kind.is_dir() { 0o755 } else { 0o644 });
-        header.set_size(data.len() as u64);
-        header.set_mtime(MTIME);
-        header.set_uid(0);
-        header.set_gid(0);
-        header.set_cksum();
-        builder.append(&header, data).unwrap();
-    }
-    let bytes = builder.into_inner().unwrap();
-    let (digest, size) = store.put_bytes(&bytes).unwrap();
+/// A stored layer of hand-made entries; its diff ID is its digest.
+fn raw_layer(store: &BlobStore, entries: &[RawEntry<'_>]) -> (Descriptor, Digest) {
+    let (digest, size) = store.put_bytes(&raw_tar(entries, MTIME)).unwrap();
     (descriptor(MediaType::ImageLayer, &digest, size), digest)
 }
 
@@ -94,6 +78,7 @@ fn layered(store: &BlobStore) -> Image {
         &[
             ("lib/python3/dist-packages/c.py", tar::EntryType::Regular, "", b"c"),
             ("etc/config-link", tar::EntryType::Link, "etc/config", b""),
+            ("new/dir/x", tar::EntryType::Regular, "", b"x"),
         ],
     );
     descs.push(desc);
@@ -162,6 +147,9 @@ fn image_layers_merge_as_umoci_unpacks() {
         "f 0644 etc/config-link = v2".into(),
         "l etc/keep -> config".into(),
         "l lib -> usr/lib".into(),
+        "d 0755 new".into(),
+        "d 0755 new/dir".into(),
+        "f 0644 new/dir/x = x".into(),
     ];
     let mut path = String::new();
     for part in long.split('/') {

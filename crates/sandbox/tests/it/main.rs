@@ -14,6 +14,7 @@ use forge_sandbox::{
     bwrap_command, run_captured, unpack, unpack_cached, EntryError, Error, LayerKind, RootCache, RunOptions,
     RunSpec,
 };
+use forge_testkit::{raw_tar, RawEntry};
 
 const MTIME: u64 = 1_600_000_000;
 
@@ -60,29 +61,16 @@ enum Raw<'a> {
 /// An uncompressed layer of raw entries, stored; returns its descriptor
 /// (its diff ID is its digest).
 fn raw_layer(store: &BlobStore, entries: &[Raw<'_>]) -> (Descriptor, Digest) {
-    let mut builder = tar::Builder::new(Vec::new());
-    for entry in entries {
-        let (name, kind, link, data): (&str, tar::EntryType, &str, &[u8]) = match entry {
+    let entries: Vec<RawEntry<'_>> = entries
+        .iter()
+        .map(|entry| match *entry {
             Raw::File(name, data) => (name, tar::EntryType::Regular, "", data),
-            Raw::Dir(name) => (name, tar::EntryType::Directory, "", b""),
-            Raw::Symlink(name, target) => (name, tar::EntryType::Symlink, target, b""),
-            Raw::Hardlink(name, target) => (name, tar::EntryType::Link, target, b""),
-        };
-        let mut header = tar::Header::new_gnu();
-        // Straight into the fields: `set_path` would refuse what we test.
-        header.as_old_mut().name[..name.len()].copy_from_slice(name.as_bytes());
-        header.as_old_mut().linkname[..link.len()].copy_from_slice(link.as_bytes());
-        header.set_entry_type(kind);
-        header.set_mode(if kind.is_dir() { 0o755 } else { 0o644 });
-        header.set_size(data.len() as u64);
-        header.set_mtime(MTIME);
-        header.set_uid(0);
-        header.set_gid(0);
-        header.set_cksum();
-        builder.append(&header, data).unwrap();
-    }
-    let bytes = builder.into_inner().unwrap();
-    let (digest, size) = store.put_bytes(&bytes).unwrap();
+            Raw::Dir(name) => (name, tar::EntryType::Directory, "", &b""[..]),
+            Raw::Symlink(name, target) => (name, tar::EntryType::Symlink, target, &b""[..]),
+            Raw::Hardlink(name, target) => (name, tar::EntryType::Link, target, &b""[..]),
+        })
+        .collect();
+    let (digest, size) = store.put_bytes(&raw_tar(&entries, MTIME)).unwrap();
     (descriptor(MediaType::ImageLayer, &digest, size), digest)
 }
 
