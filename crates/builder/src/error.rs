@@ -35,6 +35,23 @@ pub enum BuildError {
         /// What to do.
         help: Option<String>,
     },
+    /// An installing `RUN` could not be installed (resolution, download,
+    /// a stale lock); points at the command it is about.
+    #[error("{}:{line}:{column}: {message}{}", file.display(), help.as_ref().map(|h| format!("\n  help: {h}")).unwrap_or_default())]
+    Install {
+        /// The Dockerfile, relative to the monorepo root.
+        file: PathBuf,
+        /// Line, from 1.
+        line: u32,
+        /// Column, from 1.
+        column: u32,
+        /// The `RUN` instruction.
+        instruction: String,
+        /// What went wrong, with its causes.
+        message: String,
+        /// What to do.
+        help: Option<String>,
+    },
     /// A planned layer could not be built (a file changed or went away
     /// since the plan was made, say); points at its instruction.
     #[error("{}:{line}:{column}: building the layer of `{instruction}`", file.display())]

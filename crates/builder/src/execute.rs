@@ -1,18 +1,22 @@
 //! Executing a [`BuildPlan`]: each planned tree becomes a layer (or is
-//! found in the layer cache by its content key), each config change is
-//! applied, and the config and manifest are written to the store. Nothing
-//! here reads the Dockerfile: what to do was decided by [`crate::plan`].
+//! found in the layer cache by its content key), each installing `RUN` is
+//! resolved and, on a cache miss, materialised by the [`Installer`] over
+//! the files of the image below it, each config change is applied, and the
+//! config and manifest are written to the store. Nothing here reads the
+//! Dockerfile: what to do was decided by [`crate::plan`].
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
+use forge_oci::files::{Empty, ImageLayers};
 use forge_oci::{
-    BlobStore, Compression, Digest, FileDigests, Image, KeyInputs, Layer, LayerCache, LayerKey, LayerOptions,
-    Tree,
+    BlobStore, Compression, Digest, FileDigests, Image, ImageFiles, KeyInputs, Layer, LayerCache, LayerKey,
+    LayerOptions, Stack, Tree,
 };
 
 use crate::error::BuildError;
 use crate::image::ImageState;
+use crate::install::{InstallError, InstallRequest, Installer, Platform};
 use crate::plan::{BuildPlan, Step};
 
 /// The outcome of [`execute`]: the image and how its layers were obtained.
@@ -41,13 +45,15 @@ impl LayerSlots {
     }
 }
 
-/// Executes `plan` into `store`, with `cache` for finished layers and
-/// `slots` shared by the executions of one run.
+/// Executes `plan` into `store`, with `cache` for finished layers,
+/// `slots` shared by the executions of one run, and `installer` for the
+/// installing `RUN`s.
 pub fn execute(
     plan: &BuildPlan,
     store: &BlobStore,
     cache: &dyn LayerCache,
     slots: &LayerSlots,
+    installer: &dyn Installer,
 ) -> Result<Executed, BuildError> {
     let mut state = ImageState::from_base(&plan.base, plan.epoch);
     let mut parents = match &plan.base.image {
@@ -63,19 +69,30 @@ pub fn execute(
         built: 0,
         cached: 0,
     };
-    for step in &plan.steps {
+    let mut installs = Installs::new(plan, store)?;
+    for (index, step) in plan.steps.iter().enumerate() {
         if let Some(change) = &step.change {
             change.apply(&mut state.runtime, &mut state.author);
         }
-        match &step.layer {
-            Some(tree) => {
-                let layer = executor.layer(tree, step, &parents).map_err(|source| BuildError::Layer {
-                    file: plan.dockerfile.clone(),
-                    line: step.position.line,
-                    column: step.position.column,
-                    instruction: step.created_by.clone(),
-                    source: Box::new(source),
-                })?;
+        let layer = match (&step.layer, &step.install) {
+            (Some(tree), _) => {
+                Some(executor.layer(tree, step, &parents).map_err(|e| layer_error(plan, step, e))?)
+            }
+            (None, Some(_)) => {
+                let env: Vec<(String, String)> = state
+                    .runtime
+                    .env
+                    .iter()
+                    .map(|e| {
+                        e.split_once('=').map_or((e.clone(), String::new()), |(k, v)| (k.into(), v.into()))
+                    })
+                    .collect();
+                Some(installs.layer(plan, index, &env, &mut executor, installer)?)
+            }
+            (None, None) => None,
+        };
+        match layer {
+            Some(layer) => {
                 parents.push(layer.diff_id.clone());
                 state.push_layer(layer, &step.created_by);
             }
@@ -84,6 +101,126 @@ pub fn execute(
     }
     let image = state.assemble(store, plan.labels.clone(), &plan.annotations)?;
     Ok(Executed { image, layers_built: executor.built, layers_cached: executor.cached })
+}
+
+fn layer_error(plan: &BuildPlan, step: &Step, source: forge_oci::Error) -> BuildError {
+    BuildError::Layer {
+        file: plan.dockerfile.clone(),
+        line: step.position.line,
+        column: step.position.column,
+        instruction: step.created_by.clone(),
+        source: Box::new(source),
+    }
+}
+
+/// What the installing steps of one execution share: the base image's
+/// files (read once, when the first `RUN` needs them), the trees of the
+/// steps so far (what a `RUN` sees of the `COPY`s and `RUN`s before it),
+/// and the spool their files live in until the layers are written.
+struct Installs {
+    base: Option<Box<dyn ImageFiles + Send + Sync>>,
+    /// The trees of the steps so far, by step index; `None` for a step
+    /// without a layer, or an install found in the cache and not needed by
+    /// a later `RUN`.
+    trees: Vec<Option<Tree>>,
+    platform: Platform,
+    spool: Option<tempfile::TempDir>,
+    /// The index of the last installing step: after it, no tree is kept.
+    last_install: Option<usize>,
+}
+
+impl Installs {
+    fn new(plan: &BuildPlan, store: &BlobStore) -> Result<Installs, BuildError> {
+        let last_install = plan.steps.iter().rposition(|s| s.install.is_some());
+        let platform = match &plan.base.image {
+            Some(image) => Platform {
+                os: image.config.os().to_string(),
+                architecture: image.config.architecture().to_string(),
+                variant: image.config.variant().clone().unwrap_or_default(),
+            },
+            None => Platform::linux_amd64(),
+        };
+        let spool = match last_install {
+            Some(_) => {
+                forge_oci::temp::register_dir(store.root());
+                Some(
+                    tempfile::Builder::new()
+                        .prefix(&forge_oci::temp::prefix("install-"))
+                        .tempdir_in(store.root())
+                        .map_err(|e| BuildError::io("creating a spool directory in", store.root(), e))?,
+                )
+            }
+            None => None,
+        };
+        Ok(Installs { base: None, trees: Vec::new(), platform, spool, last_install })
+    }
+
+    /// The layer of the installing step `index`.
+    fn layer(
+        &mut self,
+        plan: &BuildPlan,
+        index: usize,
+        env: &[(String, String)],
+        executor: &mut Executor<'_>,
+        installer: &dyn Installer,
+    ) -> Result<Layer, BuildError> {
+        let step = &plan.steps[index];
+        let run = step.install.as_ref().expect("an installing step");
+        // The trees of the steps before this one that have layers.
+        while self.trees.len() < index {
+            let at = self.trees.len();
+            self.trees.push(plan.steps[at].layer.clone());
+        }
+        if self.base.is_none() {
+            self.base = Some(match &plan.base.image {
+                Some(image) => Box::new(ImageLayers::read(executor.store, image)?),
+                None => Box::new(Empty),
+            });
+        }
+        let base = self.base.as_deref().expect("read above");
+        let files = Stack::new(base, self.trees.iter().flatten());
+        let request = InstallRequest {
+            dockerfile: &plan.dockerfile,
+            position: step.position,
+            instruction: &step.created_by,
+            run,
+            files: &files,
+            platform: &self.platform,
+            env,
+        };
+        let install_error = |e: InstallError| {
+            let at = e.position.unwrap_or(step.position);
+            BuildError::Install {
+                file: plan.dockerfile.clone(),
+                line: at.line,
+                column: at.column,
+                instruction: step.created_by.clone(),
+                message: e.message,
+                help: e.help,
+            }
+        };
+        let resolution = installer.resolve(&request).map_err(install_error)?;
+        let options = LayerOptions { mtime: executor.epoch };
+        let compression = Compression::default();
+        let inputs = KeyInputs { instruction: &step.created_by, parents: &[], options, compression };
+        let key = LayerKey::of_resolution(&resolution, &inputs);
+        let spool = self.spool.as_ref().expect("made when the plan installs").path();
+        let needed_later = self.last_install.is_some_and(|last| last > index);
+        let mut tree = None;
+        let store = executor.store;
+        let layer = executor.cached_or(&key, || {
+            let made = installer.materialize(&request, &resolution, spool).map_err(install_error)?;
+            let layer =
+                made.write_layer(store, options, compression).map_err(|e| layer_error(plan, step, e))?;
+            tree = Some(made);
+            Ok::<_, BuildError>(layer)
+        })?;
+        if needed_later && tree.is_none() {
+            tree = Some(installer.materialize(&request, &resolution, spool).map_err(install_error)?);
+        }
+        self.trees.push(if needed_later { tree } else { None });
+        Ok(layer)
+    }
 }
 
 /// The layer cache of `--no-cache`: nothing is found, so every layer is
@@ -126,16 +263,27 @@ impl Executor<'_> {
         let inputs = KeyInputs { instruction: &step.created_by, parents, options, compression };
         let digests = self.digests;
         let key = LayerKey::new(tree, &inputs, &mut |path, size| digests.digest(path, size))?;
-        let slot = self.slots.slot(&key);
+        let store = self.store;
+        self.cached_or(&key, || tree.write_layer(store, options, compression))
+    }
+
+    /// The layer under `key`: from this run's slots, the cache, or `build`
+    /// (then remembered in both).
+    fn cached_or<E: From<forge_oci::Error>>(
+        &mut self,
+        key: &LayerKey,
+        build: impl FnOnce() -> Result<Layer, E>,
+    ) -> Result<Layer, E> {
+        let slot = self.slots.slot(key);
         let mut slot = slot.lock().unwrap_or_else(|e| e.into_inner());
-        let layer = match slot.clone().or_else(|| self.cache.get(&key)) {
+        let layer = match slot.clone().or_else(|| self.cache.get(key)) {
             Some(layer) => {
                 self.cached += 1;
                 layer
             }
             None => {
-                let layer = tree.write_layer(self.store, options, compression)?;
-                self.cache.put(&key, &layer)?;
+                let layer = build()?;
+                self.cache.put(key, &layer)?;
                 self.built += 1;
                 layer
             }

@@ -27,6 +27,7 @@ mod error;
 pub mod execute;
 mod extras;
 mod image;
+pub mod install;
 mod labels;
 pub mod plan;
 mod resolve;
@@ -46,6 +47,7 @@ pub use error::{BuildError, Refusal};
 pub use execute::{execute, Executed, LayerSlots, Rebuild};
 pub use extras::{Extras, RESERVED_BUILD_ARGS, RESERVED_LABELS};
 pub use image::BaseImage;
+pub use install::{InstallError, InstallRequest, Installer, NoInstaller, Platform};
 pub use labels::supervisely_labels;
 pub use plan::{base_reference, plan, BuildPlan, ConfigChange, ParsedDockerfile, PlanInputs, Step};
 pub use resolve::{split_source, BaseResolver, LocalResolver, Override};
@@ -147,18 +149,20 @@ impl Workspace {
     }
 
     /// Builds the plugin at `ROOT/dir`: [`Workspace::plan`], then
-    /// [`Workspace::execute`] with the store as layer cache.
+    /// [`Workspace::execute`] with the store as layer cache and `installer`
+    /// for the installing `RUN`s.
     pub fn build(
         &self,
         dir: &Path,
         options: &BuildOptions,
         resolver: &dyn BaseResolver,
+        installer: &dyn Installer,
     ) -> Result<Built, BuildError> {
         let planned = self.plan(dir, options, resolver)?;
         if options.extras.no_cache {
-            self.execute(&planned, &Rebuild(&self.store))
+            self.execute(&planned, &Rebuild(&self.store), installer)
         } else {
-            self.execute(&planned, &self.store)
+            self.execute(&planned, &self.store, installer)
         }
     }
 
@@ -221,11 +225,16 @@ impl Workspace {
         })
     }
 
-    /// Executes a plugin's plan into the store with `cache` for layers,
-    /// single flight with the other builds of this workspace, and points
+    /// Executes a plugin's plan into the store with `cache` for layers and
+    /// `installer` for the installing `RUN`s, single flight with the other builds of this workspace, and points
     /// the image's ref at the result.
-    pub fn execute(&self, planned: &PluginPlan, cache: &dyn LayerCache) -> Result<Built, BuildError> {
-        let executed = execute(&planned.plan, &self.store, cache, &self.layers)?;
+    pub fn execute(
+        &self,
+        planned: &PluginPlan,
+        cache: &dyn LayerCache,
+        installer: &dyn Installer,
+    ) -> Result<Built, BuildError> {
+        let executed = execute(&planned.plan, &self.store, cache, &self.layers, installer)?;
         let stored = executed.image;
         let previous = self.store.resolve_ref(&planned.image)?;
         self.set_ref(&planned.image, &stored)?;

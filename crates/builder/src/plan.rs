@@ -28,6 +28,7 @@ use crate::archive;
 use crate::context::{resolve, Context, CopyOptions};
 use crate::error::{BuildError, Refusal};
 use crate::image::BaseImage;
+use crate::run::InstallRun;
 
 /// A Dockerfile parsed into instructions, with its path for errors.
 #[derive(Debug)]
@@ -174,8 +175,11 @@ pub struct Step {
     /// The configuration it changes, if any.
     pub change: Option<ConfigChange>,
     /// The layer it adds, if any; otherwise it leaves an empty-layer
-    /// history entry.
+    /// history entry (unless it installs).
     pub layer: Option<Tree>,
+    /// The installing `RUN` whose layer the [`crate::Installer`] makes at
+    /// execute time.
+    pub install: Option<InstallRun>,
 }
 
 /// Everything a build will do; see the [module docs](self).
@@ -371,7 +375,7 @@ impl Planner<'_> {
             }
         }
         let created_by = self.texts.get(&at).cloned().unwrap_or_default();
-        self.steps.push(Step { position: at, created_by, change, layer });
+        self.steps.push(Step { position: at, created_by, change, layer, install: None });
     }
 
     fn instruction(&mut self, at: Position, node: &Instr) -> Result<(), BuildError> {
@@ -395,12 +399,16 @@ impl Planner<'_> {
                 });
                 self.push(at, Some(ConfigChange::Workdir(dir)), layer);
             }
-            Instr::Run(_) => {
-                return Err(self.error(
-                    at,
-                    "RUN is not supported yet: this builder does not execute commands".into(),
-                    Some("put what RUN installs into the base image, or copy prebuilt files with COPY"),
-                ));
+            Instr::Run(run) => {
+                let install = self.run(at, run)?;
+                let created_by = self.texts.get(&at).cloned().unwrap_or_default();
+                self.steps.push(Step {
+                    position: at,
+                    created_by,
+                    change: None,
+                    layer: None,
+                    install: Some(install),
+                });
             }
             Instr::Healthcheck(_) | Instr::Onbuild(_) => {
                 return Err(self.error(
@@ -502,6 +510,34 @@ impl Planner<'_> {
                 argv
             }
         }
+    }
+
+    /// The commands of an installing `RUN`, or the first word no native
+    /// installer takes.
+    fn run(&self, at: Position, run: &forge_dockerfile::Run) -> Result<InstallRun, BuildError> {
+        if let Some(user) = self.runtime.user.as_deref().filter(|u| !matches!(*u, "" | "root" | "0" | "0:0"))
+        {
+            return Err(self.error(
+                at,
+                format!("RUN as USER `{user}` is not supported: packages are installed as root"),
+                Some("install packages before the USER instruction"),
+            ));
+        }
+        let workdir =
+            self.runtime.working_dir.clone().filter(|d| !d.is_empty()).unwrap_or_else(|| "/".into());
+        let lookup = |name: &str| -> Option<String> {
+            self.runtime
+                .env_var(name)
+                .map(str::to_string)
+                .or_else(|| self.stage_args.get(name).cloned().flatten())
+        };
+        crate::run::recognize(run, &self.shell, &workdir, &lookup).map_err(|u| {
+            self.error(
+                u.position,
+                u.message,
+                Some("plugin-forge installs pip and apt packages natively; other commands need a sandbox, which this build does not have yet"),
+            )
+        })
     }
 
     /// The tree of a `COPY` (or `ADD`, which also extracts local archives).

@@ -117,6 +117,27 @@ impl LayerKey {
         Ok(LayerKey(Digest::from_hasher(h)))
     }
 
+    /// The key of a layer a native installer makes: `resolution` is the
+    /// installer's canonical text of everything that decides the layer's
+    /// content (see forge-builder's `install` module). Neither the parents
+    /// nor the instruction's spelling are part of it (`inputs.parents` and
+    /// `inputs.instruction` are ignored): the same packages over the same
+    /// base make one layer whatever was copied before and however the
+    /// `RUN` was written.
+    pub fn of_resolution(resolution: &str, inputs: &KeyInputs<'_>) -> LayerKey {
+        let mut h = Sha256::new();
+        for bytes in [
+            b"forge-install-key-v1".as_slice(),
+            inputs.options.mtime.to_string().as_bytes(),
+            inputs.compression.name().as_bytes(),
+            resolution.as_bytes(),
+        ] {
+            h.update((bytes.len() as u64).to_le_bytes());
+            h.update(bytes);
+        }
+        LayerKey(Digest::from_hasher(h))
+    }
+
     /// The digest the key is.
     pub fn digest(&self) -> &Digest {
         &self.0

@@ -22,6 +22,7 @@ mod error;
 mod events;
 mod image_check;
 mod lint_gate;
+pub mod locks;
 mod provenance;
 mod publish;
 mod registry;

@@ -156,7 +156,8 @@ impl Session {
     /// Builds the plugin at `ROOT/plugin`, checks the image and writes its
     /// tarball; no lint gate.
     pub fn build_one(&self, plugin: &Path, observer: &dyn Observer) -> Result<Artifact, Error> {
-        let built = self.workspace.build(plugin, &self.options, &self.resolver)?;
+        let built =
+            self.workspace.build(plugin, &self.options, &self.resolver, &forge_builder::NoInstaller)?;
         image_check::check(&self.workspace, &built, &self.lint, observer)?;
         let tarball = self.workspace.export(&built, &self.out)?;
         Ok(Artifact { built, tarball })
@@ -217,15 +218,16 @@ impl Session {
     fn build_observed(&self, plugin: &Path, observer: &dyn Observer) -> Outcome {
         observer.event(&Event::BuildStarted { plugin });
         let started = Instant::now();
-        let result =
-            self.workspace.build(plugin, &self.options, &self.resolver).map_err(Error::from).and_then(
-                |built| {
-                    image_check::check(&self.workspace, &built, &self.lint, observer)?;
-                    observer.event(&Event::Exporting { plugin });
-                    let tarball = self.workspace.export(&built, &self.out)?;
-                    Ok(Artifact { built, tarball })
-                },
-            );
+        let result = self
+            .workspace
+            .build(plugin, &self.options, &self.resolver, &forge_builder::NoInstaller)
+            .map_err(Error::from)
+            .and_then(|built| {
+                image_check::check(&self.workspace, &built, &self.lint, observer)?;
+                observer.event(&Event::Exporting { plugin });
+                let tarball = self.workspace.export(&built, &self.out)?;
+                Ok(Artifact { built, tarball })
+            });
         let time = started.elapsed();
         observer.event(&Event::BuildFinished { plugin, result: result.as_ref().map(|a| &a.built), time });
         Outcome { plugin: plugin.to_path_buf(), result, time }

@@ -62,7 +62,8 @@ pub(crate) fn build(
     if ws.store().resolve_ref(BASE).unwrap().is_none() {
         add_base(ws.store());
     }
-    let built = ws.build(Path::new(plugin), &options(), &LocalResolver::default())?;
+    let built =
+        ws.build(Path::new(plugin), &options(), &LocalResolver::default(), &forge_builder::NoInstaller)?;
     Ok((ws, built))
 }
 

@@ -89,7 +89,7 @@ fn a_plan_has_every_step_and_writes_nothing() {
         assert_eq!(*digest, Digest::of(content.as_bytes()));
     }
 
-    let built = ws.execute(&planned, ws.store()).unwrap();
+    let built = ws.execute(&planned, ws.store(), &forge_builder::NoInstaller).unwrap();
     assert_eq!(built.layers_built, 3);
     forge_oci::validate::image(ws.store(), built.digest()).unwrap();
 }
@@ -107,7 +107,7 @@ fn a_file_gone_between_plan_and_execute_points_at_its_instruction() {
     add_base(ws.store());
     let planned = ws.plan(Path::new("plugins/p"), &options(), &LocalResolver::default()).unwrap();
     fs::remove_file(repo.path().join("plugins/p/src/main.py")).unwrap();
-    let err = ws.execute(&planned, ws.store()).unwrap_err();
+    let err = ws.execute(&planned, ws.store(), &forge_builder::NoInstaller).unwrap_err();
     assert!(matches!(&err, BuildError::Layer { line: 3, column: 1, .. }), "{err:?}");
     assert_eq!(
         err.to_string(),

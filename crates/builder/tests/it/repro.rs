@@ -67,7 +67,9 @@ fn two_checkouts_give_identical_images() {
         for plugin in
             ["plugins/import/csv-bboxes", "plugins/nn/tiny-classifier", "plugins/tools/dataset-stats"]
         {
-            let built = ws.build(Path::new(plugin), &options(), &LocalResolver::default()).unwrap();
+            let built = ws
+                .build(Path::new(plugin), &options(), &LocalResolver::default(), &forge_builder::NoInstaller)
+                .unwrap();
             per_plugin.push(built.digest().to_string());
         }
         digests.push(per_plugin);
@@ -89,7 +91,10 @@ fn unchanged_plugins_rebuild_nothing_and_a_change_rebuilds_one_layer() {
         }
         plugins
             .iter()
-            .map(|p| ws.build(Path::new(p), &options(), &LocalResolver::default()).unwrap())
+            .map(|p| {
+                ws.build(Path::new(p), &options(), &LocalResolver::default(), &forge_builder::NoInstaller)
+                    .unwrap()
+            })
             .collect::<Vec<_>>()
     };
     let first = build_all();
@@ -136,7 +141,7 @@ fn layer_keys(root: &Path, store: &Path, plugin: &str) -> Vec<LayerKey> {
     }
     let planned = ws.plan(Path::new(plugin), &options(), &LocalResolver::default()).unwrap();
     let recording = Recording { store: ws.store(), keys: Mutex::new(Vec::new()) };
-    ws.execute(&planned, &recording).unwrap();
+    ws.execute(&planned, &recording, &forge_builder::NoInstaller).unwrap();
     recording.keys.into_inner().unwrap()
 }
 
@@ -204,7 +209,9 @@ fn copying_the_whole_root_never_copies_our_own_output() {
         add_base(ws.store());
         let out = root.join(forge_builder::TARGET_DIR).join("images");
         let build = |plugin: &str| {
-            let built = ws.build(Path::new(plugin), &options(), &LocalResolver::default()).unwrap();
+            let built = ws
+                .build(Path::new(plugin), &options(), &LocalResolver::default(), &forge_builder::NoInstaller)
+                .unwrap();
             ws.export(&built, &out).unwrap();
             built.digest().to_string()
         };
