@@ -11,12 +11,12 @@ use std::sync::{Arc, Mutex};
 use forge_oci::files::{Empty, ImageLayers};
 use forge_oci::{
     BlobStore, Compression, Digest, FileDigests, Image, ImageFiles, KeyInputs, Layer, LayerCache, LayerKey,
-    LayerOptions, Stack, Tree,
+    LayerOptions, Platform, Stack, Tree,
 };
 
 use crate::error::BuildError;
 use crate::image::ImageState;
-use crate::install::{InstallError, InstallRequest, Installer, Platform};
+use crate::install::{InstallError, InstallRequest, Installer};
 use crate::plan::{BuildPlan, Step};
 
 /// The outcome of [`execute`]: the image and how its layers were obtained.
@@ -132,14 +132,7 @@ struct Installs {
 impl Installs {
     fn new(plan: &BuildPlan, store: &BlobStore) -> Result<Installs, BuildError> {
         let last_install = plan.steps.iter().rposition(|s| s.install.is_some());
-        let platform = match &plan.base.image {
-            Some(image) => Platform {
-                os: image.config.os().to_string(),
-                architecture: image.config.architecture().to_string(),
-                variant: image.config.variant().clone().unwrap_or_default(),
-            },
-            None => Platform::linux_amd64(),
-        };
+        let platform = plan.base.image.as_ref().map(|i| Platform::of_config(&i.config)).unwrap_or_default();
         let spool = match last_install {
             Some(_) => {
                 forge_oci::temp::register_dir(store.root());

@@ -22,7 +22,7 @@
 use std::path::Path;
 
 use forge_dockerfile::Position;
-use forge_oci::{ImageFiles, Tree};
+use forge_oci::{ImageFiles, Platform, Tree};
 
 use crate::run::InstallRun;
 
@@ -39,8 +39,7 @@ pub struct InstallRequest<'a> {
     pub run: &'a InstallRun,
     /// The image below the `RUN`.
     pub files: &'a dyn ImageFiles,
-    /// The image's platform: `os`, `architecture` as in the OCI config
-    /// (`amd64`, `arm64`), and `variant` if any.
+    /// The image's platform (its base's).
     pub platform: &'a Platform,
     /// The image's environment at the `RUN` (`PATH` decides which `python3`).
     pub env: &'a [(String, String)],
@@ -61,46 +60,6 @@ impl InstallRequest<'_> {
     /// The value of `name` in the image's environment at the `RUN`.
     pub fn env_var(&self, name: &str) -> Option<&str> {
         self.env.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str())
-    }
-}
-
-/// An OCI platform.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct Platform {
-    /// `linux`.
-    pub os: String,
-    /// `amd64`, `arm64`, ...
-    pub architecture: String,
-    /// `v8` for some arm64 images, `v7` for arm; empty when none.
-    pub variant: String,
-}
-
-impl Platform {
-    /// `linux/amd64`.
-    pub fn linux_amd64() -> Platform {
-        Platform { os: "linux".into(), architecture: "amd64".into(), variant: String::new() }
-    }
-
-    /// Parses `os/arch[/variant]` (`linux/arm64`, `linux/arm/v7`).
-    pub fn parse(text: &str) -> Option<Platform> {
-        let mut parts = text.split('/');
-        let os = parts.next().filter(|s| !s.is_empty())?.to_string();
-        let architecture = parts.next().filter(|s| !s.is_empty())?.to_string();
-        let variant = parts.next().unwrap_or_default().to_string();
-        if parts.next().is_some() {
-            return None;
-        }
-        Some(Platform { os, architecture, variant })
-    }
-}
-
-impl std::fmt::Display for Platform {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{}/{}", self.os, self.architecture)?;
-        if !self.variant.is_empty() {
-            write!(f, "/{}", self.variant)?;
-        }
-        Ok(())
     }
 }
 

@@ -47,7 +47,7 @@ pub use error::{BuildError, Refusal};
 pub use execute::{execute, Executed, LayerSlots, Rebuild};
 pub use extras::{Extras, RESERVED_BUILD_ARGS, RESERVED_LABELS};
 pub use image::BaseImage;
-pub use install::{InstallError, InstallRequest, Installer, NoInstaller, Platform};
+pub use install::{InstallError, InstallRequest, Installer, NoInstaller};
 pub use labels::supervisely_labels;
 pub use plan::{base_reference, plan, BuildPlan, ConfigChange, ParsedDockerfile, PlanInputs, Step};
 pub use resolve::{split_source, BaseResolver, LocalResolver, Override};

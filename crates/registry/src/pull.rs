@@ -9,10 +9,9 @@
 //! the pulled image gets a ref in the store named after the reference, so
 //! that [`cached_image`] finds it again without a network.
 
-use std::fmt;
 use std::io::{self, Read};
 
-use forge_oci::{BlobStore, Digest, Image};
+use forge_oci::{BlobStore, Digest, Image, Platform};
 use forge_retry::Attempt;
 
 use crate::auth::pull_scope;
@@ -28,60 +27,22 @@ const DOCKER_LIST: &str = "application/vnd.docker.distribution.manifest.list.v2+
 /// Manifests larger than this are refused: they are a few kilobytes.
 const MAX_MANIFEST: u64 = 4 << 20;
 
-/// An OS and architecture (and variant) of an image.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub struct Platform {
-    /// `linux`.
-    pub os: String,
-    /// `amd64`, `arm64`.
-    pub architecture: String,
-    /// `v8`, `v7`; `None` matches any.
-    pub variant: Option<String>,
-}
-
-impl Platform {
-    /// Parses `os/arch[/variant]`.
-    pub fn parse(text: &str) -> Option<Platform> {
-        let mut parts = text.split('/');
-        let os = parts.next().filter(|s| !s.is_empty())?.to_owned();
-        let architecture = parts.next().filter(|s| !s.is_empty())?.to_owned();
-        let variant = parts.next().map(str::to_owned);
-        if parts.next().is_some() {
-            return None;
-        }
-        Some(Platform { os, architecture, variant })
-    }
-
-    fn matches(&self, other: &IndexPlatform) -> bool {
-        self.os == other.os
-            && self.architecture == other.architecture
-            && (self.variant.is_none() || self.variant == other.variant)
-    }
-}
-
-impl Default for Platform {
-    /// `linux/amd64`, what plugins are built for.
-    fn default() -> Platform {
-        Platform { os: "linux".into(), architecture: "amd64".into(), variant: None }
-    }
-}
-
-impl fmt::Display for Platform {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}/{}", self.os, self.architecture)?;
-        if let Some(variant) = &self.variant {
-            write!(f, "/{variant}")?;
-        }
-        Ok(())
-    }
-}
-
 #[derive(serde::Deserialize)]
 struct IndexPlatform {
     os: String,
     architecture: String,
     #[serde(default)]
     variant: Option<String>,
+}
+
+impl IndexPlatform {
+    fn platform(&self) -> Platform {
+        Platform {
+            os: self.os.clone(),
+            architecture: self.architecture.clone(),
+            variant: self.variant.clone(),
+        }
+    }
 }
 
 #[derive(serde::Deserialize)]
@@ -399,7 +360,7 @@ fn choose_platform(reference: &Reference, bytes: &[u8], platform: &Platform) -> 
         let Some(p) = &entry.platform else { continue };
         // Attestations (`unknown/unknown`) and nested indexes are no images.
         let nested = entry.media_type.as_deref().is_some_and(|m| m == OCI_INDEX || m == DOCKER_LIST);
-        if platform.matches(p) && !nested {
+        if platform.accepts(&p.platform()) && !nested {
             return Ok(Digest::parse(&entry.digest)?);
         }
         let mut name = format!("{}/{}", p.os, p.architecture);
