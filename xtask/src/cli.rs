@@ -8,7 +8,7 @@ use std::path::PathBuf;
 use clap::ValueEnum;
 use forge_builder::Extras;
 use forge_lint::{rules, Level, LintConfig};
-use forge_pipeline::{BatchOptions, PushOptions, SessionOptions, DEFAULT_REGISTRY};
+use forge_pipeline::{BatchOptions, LockMode, PushOptions, SessionOptions, DEFAULT_REGISTRY};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub(crate) enum Format {
@@ -55,6 +55,17 @@ pub(crate) struct Common {
     /// Report this rule as a warning only; repeatable.
     #[arg(short = 'W', long = "warn", value_name = "RULE")]
     warn: Vec<String>,
+    /// Fail when a `RUN` that installs packages has no entry in its
+    /// plugin's Dockerfile.lock, or one made from other inputs (for CI).
+    #[arg(long, conflicts_with = "update_locks")]
+    locked: bool,
+    /// Resolve every installing `RUN` again and rewrite Dockerfile.lock.
+    #[arg(long)]
+    update_locks: bool,
+    /// The Debian mirror for `RUN apt-get install` in images that name none
+    /// in /etc/apt [default: http://deb.debian.org/debian].
+    #[arg(long, value_name = "URL")]
+    debian_mirror: Option<String>,
 }
 
 impl Common {
@@ -80,6 +91,14 @@ impl Common {
             insecure_registries: self.transport.insecure_registries.clone(),
             ca_certs: self.transport.ca_certs.clone(),
             lint: lint_config(&self.allow, &self.warn)?,
+            locks: if self.locked {
+                LockMode::Locked
+            } else if self.update_locks {
+                LockMode::Update
+            } else {
+                LockMode::Normal
+            },
+            debian_mirror: self.debian_mirror.clone(),
         })
     }
 

@@ -117,6 +117,7 @@ impl Observer for Progress {
             Event::LockWritten { path, packages } => {
                 eprintln!("wrote {} ({packages} packages)", path.display());
             }
+            Event::RunLockWritten { path } => eprintln!("wrote {}", path.display()),
             Event::BaseImageReady(report) => eprintln!(
                 "{} {} {}: {} packages, {:.1} MiB of .debs, {:.1} MiB compressed, {:.1}s",
                 if report.cached { "cached" } else { "built" },

@@ -159,7 +159,7 @@ pub fn ensure(
 
 /// Downloaded `.deb` files and indexes: `$PLUGIN_FORGE_CACHE/debian`, else
 /// `$XDG_CACHE_HOME/plugin-forge/debian`, else `~/.cache/plugin-forge/debian`.
-fn cache_dir() -> Result<PathBuf, Error> {
+pub(crate) fn cache_dir() -> Result<PathBuf, Error> {
     cache_dir_from(|name| std::env::var_os(name))
 }
 

@@ -12,6 +12,9 @@ pub enum Error {
     /// A build failed.
     #[error(transparent)]
     Build(#[from] BuildError),
+    /// A `Dockerfile.lock` could not be read or written.
+    #[error(transparent)]
+    Lock(#[from] crate::locks::LockError),
     /// The monorepo or a plugin's manifest could not be read.
     #[error(transparent)]
     Manifest(#[from] forge_manifest::ManifestError),

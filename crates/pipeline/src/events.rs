@@ -39,6 +39,12 @@ pub enum Event<'a> {
         /// Packages it pins.
         packages: usize,
     },
+    /// A plugin's `Dockerfile.lock` was written (new or changed
+    /// resolutions of its installing `RUN`s).
+    RunLockWritten {
+        /// The lock file, relative to the root.
+        path: &'a Path,
+    },
     /// A base image is in the store, built or reused.
     BaseImageReady(&'a BaseImageReport),
     /// The linter found errors in a plugin, which is not built.

@@ -14,6 +14,8 @@ use rayon::prelude::*;
 
 use crate::base_image::description_path;
 use crate::image_check;
+use crate::install::NativeInstaller;
+use crate::locks::LockMode;
 use crate::{
     client, descriptions, ensure, lint_gate, provenance, store_dir, BaseImageOptions, Error, Event, Observer,
     PullingResolver,
@@ -40,6 +42,11 @@ pub struct SessionOptions {
     pub lint: LintConfig,
     /// `--build-arg`, `--label`, `-t` and `--no-cache`.
     pub extras: Extras,
+    /// What builds do with `Dockerfile.lock` (`--locked`, `--update-locks`).
+    pub locks: LockMode,
+    /// `--debian-mirror`: the mirror `apt-get install` resolves against in
+    /// Debian images that do not name one [default: deb.debian.org].
+    pub debian_mirror: Option<String>,
 }
 
 /// How [`Session::build`] runs.
@@ -87,6 +94,7 @@ pub struct Session {
     insecure_registries: Vec<String>,
     ca_certs: Vec<PathBuf>,
     lint: LintConfig,
+    installer: NativeInstaller,
 }
 
 impl Session {
@@ -94,14 +102,25 @@ impl Session {
     /// in `ROOT/base-images` that the store lacks (unless overridden), and
     /// reads `SOURCE_DATE_EPOCH` and the git provenance.
     pub fn open(options: SessionOptions, observer: &dyn Observer) -> Result<Session, Error> {
-        let SessionOptions { root, registry, base_images, out, insecure_registries, ca_certs, lint, extras } =
-            options;
+        let SessionOptions {
+            root,
+            registry,
+            base_images,
+            out,
+            insecure_registries,
+            ca_certs,
+            lint,
+            extras,
+            locks,
+            debian_mirror,
+        } = options;
         let overrides = base_images
             .iter()
             .map(|o| Override::parse(o).map_err(|message| Error::BaseImageFlag { message }))
             .collect::<Result<Vec<_>, _>>()?;
         let epoch = provenance::source_date_epoch()?;
         let workspace = Workspace::open(&root, &store_dir(&root))?;
+        let installer = NativeInstaller::new(workspace.root(), locks, tool_cache()?, debian_mirror);
         let base = BaseImageOptions { epoch, ..BaseImageOptions::default() };
         ensure_base_images(&root, &workspace, &registry, &overrides, &base, observer)?;
         let resolver = PullingResolver::new(
@@ -125,6 +144,7 @@ impl Session {
             insecure_registries,
             ca_certs,
             lint,
+            installer,
         })
     }
 
@@ -180,11 +200,11 @@ impl Session {
         };
         let buildable: Vec<PathBuf> =
             plugins.iter().filter(|p| !rejected.contains_key(*p)).cloned().collect();
-        let mut built: HashMap<PathBuf, Outcome> = self
-            .build_in_parallel(&buildable, batch.jobs, observer)?
-            .into_iter()
-            .map(|o| (o.plugin.clone(), o))
-            .collect();
+        let outcomes = self.build_in_parallel(&buildable, batch.jobs, observer);
+        // What resolved is kept even when a build failed later.
+        self.write_locks(observer)?;
+        let mut built: HashMap<PathBuf, Outcome> =
+            outcomes?.into_iter().map(|o| (o.plugin.clone(), o)).collect();
         let mut rejected = rejected;
         Ok(plugins
             .iter()
@@ -197,6 +217,14 @@ impl Session {
                 None => built.remove(p),
             })
             .collect())
+    }
+
+    /// Writes the `Dockerfile.lock`s the builds so far changed.
+    fn write_locks(&self, observer: &dyn Observer) -> Result<(), Error> {
+        for path in self.installer.locks().write()? {
+            observer.event(&Event::RunLockWritten { path: &path });
+        }
+        Ok(())
     }
 
     fn build_in_parallel(
@@ -232,6 +260,12 @@ impl Session {
         observer.event(&Event::BuildFinished { plugin, result: result.as_ref().map(|a| &a.built), time });
         Outcome { plugin: plugin.to_path_buf(), result, time }
     }
+}
+
+/// The tool cache: `$XDG_CACHE_HOME/plugin-forge`, else
+/// `~/.cache/plugin-forge` (uv, wheels, `.deb`s, indexes).
+fn tool_cache() -> Result<PathBuf, Error> {
+    Ok(crate::base_image::cache_dir()?.parent().map(Path::to_path_buf).unwrap_or_default())
 }
 
 /// Builds the base images described in `ROOT/base-images` that are

@@ -60,6 +60,8 @@ fn options(root: &Path) -> SessionOptions {
         ca_certs: Vec::new(),
         lint: LintConfig::default(),
         extras: Default::default(),
+        locks: Default::default(),
+        debian_mirror: None,
     }
 }
 
