@@ -535,7 +535,7 @@ impl Planner<'_> {
             self.error(
                 u.position,
                 u.message,
-                Some("plugin-forge installs pip and apt packages natively; other commands need a sandbox, which this build does not have yet"),
+                Some("a RUN may hold only `pip install`, `apt-get` and `rm -rf` commands (README: RUN pip install and RUN apt-get install); do the rest in the base image, or COPY what it makes"),
             )
         })
     }

@@ -98,6 +98,10 @@ pub struct PipInstall {
     /// `--compile`: write `.pyc` files (the default here, as for
     /// `--no-compile`, is to write none; see the README).
     pub compile: bool,
+    /// `--break-system-packages` (or `PIP_BREAK_SYSTEM_PACKAGES`): install
+    /// into an interpreter marked externally managed (PEP 668), as pip
+    /// then does.
+    pub break_system_packages: bool,
 }
 
 /// `apt-get install` / `apt install`.
@@ -506,7 +510,6 @@ const PIP_GENERAL_IGNORED: &[&str] = &[
 /// default; see [`PipInstall::compile`]).
 const PIP_INSTALL_IGNORED: &[&str] = &[
     "--no-compile",
-    "--break-system-packages",
     "--no-warn-script-location",
     "--no-warn-conflicts",
     "--prefer-binary",
@@ -619,6 +622,7 @@ impl Cx<'_> {
                     }
                     "-U" | "--upgrade" => pip.upgrade = true,
                     "--no-deps" => pip.no_deps = true,
+                    "--break-system-packages" => pip.break_system_packages = true,
                     "--pre" => pip.pre = true,
                     "--no-index" => pip.no_index = true,
                     "--compile" => pip.compile = true,
@@ -689,6 +693,7 @@ impl Cx<'_> {
         };
         pip.upgrade = flag("PIP_UPGRADE")?;
         pip.no_deps = flag("PIP_NO_DEPS")?;
+        pip.break_system_packages = flag("PIP_BREAK_SYSTEM_PACKAGES")?;
         pip.pre = flag("PIP_PRE")?;
         pip.no_index = flag("PIP_NO_INDEX")?;
         pip.compile = flag("PIP_COMPILE")? && !flag("PIP_NO_COMPILE")?;

@@ -19,9 +19,13 @@
 
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
+use std::time::SystemTime;
 
+use forge_baseimage::install as apt;
 use forge_builder::run::{InstallKind, InstallOp, PipInstall};
 use forge_builder::{InstallError, InstallRequest, Installer};
+use forge_debian::fetch::Fetcher;
+use forge_debian::release::ReleaseOptions;
 use forge_oci::files::{self, ImageFiles, Stack};
 use forge_oci::{Digest, NodeKind, Spool, Tree};
 use serde::{Deserialize, Serialize};
@@ -124,34 +128,37 @@ impl NativeInstaller {
         for (index, op) in ops.iter().enumerate() {
             let view = Stack::new(request.files, outputs.iter());
             let table = match &op.kind {
-                InstallKind::AptInstall(apt) => {
+                InstallKind::AptInstall(wanted) => {
                     let target = self.apt_target(&view, request, op)?;
-                    let wanted = forge_baseimage::install::AptRequest {
-                        packages: apt.packages.clone(),
-                        recommends: !apt.no_install_recommends,
+                    let wanted = apt::AptRequest {
+                        packages: wanted.packages.clone(),
+                        recommends: !wanted.no_install_recommends,
                     };
-                    let lock = forge_baseimage::install::resolve(&target, &wanted, &self.debian_cache())
+                    let fetcher = self.fetcher()?;
+                    // As `apt-get update`: the suites' current indexes.
+                    let options = ReleaseOptions { update: true, ..ReleaseOptions::default() };
+                    let lock = apt::resolve(&target, &wanted, &fetcher, &options, SystemTime::now())
                         .map_err(|e| InstallError::new(chain(&e)).at(op.position))?;
                     // A later command sees what this one installs.
                     if ops[index + 1..].iter().any(needs_files) {
-                        let tree = forge_baseimage::install::materialize(
-                            &view,
-                            &target,
-                            &lock,
-                            &self.debian_cache(),
-                            &mut spool,
-                        )
-                        .map_err(|e| InstallError::new(chain(&e)).at(op.position))?;
+                        let tree = apt::materialize(&view, &target, &lock, &fetcher, &mut spool)
+                            .map_err(|e| InstallError::new(chain(&e)).at(op.position))?;
                         outputs.push(tree);
                     }
-                    Some(tagged("apt", lock.to_toml_table()))
+                    Some(tagged("apt", to_table(&lock)?))
                 }
                 InstallKind::Pip(pip) => {
                     let target = self.pip_target(&view, request, op, pip)?;
                     let wanted = self.pip_request(&view, op, pip, &target)?;
                     let env = forge_python::resolve::ResolveEnv {
-                        python_version: target.python_version(),
-                        python_platform: target.uv_python_platform(),
+                        python_version: target.version.to_string(),
+                        python_platform: target.uv_python_platform().ok_or_else(|| {
+                            InstallError::new(format!(
+                                "uv cannot resolve for {} on {} ({:?})",
+                                target.executable, target.arch, target.libc
+                            ))
+                            .at(op.position)
+                        })?,
                         tags: target.tags(),
                     };
                     let wheels =
@@ -163,7 +170,11 @@ impl NativeInstaller {
                         self.install_wheels(&view, &target, &lock, &mut tree, &mut spool, op)?;
                         outputs.push(tree);
                     }
-                    Some(tagged("pip", lock.to_toml_table()))
+                    let table = match lock.to_toml_value() {
+                        toml::Value::Table(table) => table,
+                        _ => toml::Table::new(),
+                    };
+                    Some(tagged("pip", table))
                 }
                 InstallKind::AptUpdate | InstallKind::AptClean | InstallKind::Remove(_) => None,
             };
@@ -187,8 +198,10 @@ impl NativeInstaller {
         })
     }
 
-    fn debian_cache(&self) -> PathBuf {
-        self.cache.join("debian")
+    /// The Debian download cache (shared with base images).
+    fn fetcher(&self) -> Result<Fetcher, InstallError> {
+        let mirror = self.debian_mirror.as_deref().unwrap_or(apt::DEBIAN_ARCHIVE);
+        Fetcher::new(self.cache.join("debian"), mirror).map_err(|e| InstallError::new(chain(&e)))
     }
 
     fn apt_target(
@@ -196,9 +209,11 @@ impl NativeInstaller {
         view: &dyn ImageFiles,
         request: &InstallRequest<'_>,
         op: &InstallOp,
-    ) -> Result<forge_baseimage::install::AptTarget, InstallError> {
-        forge_baseimage::install::detect(view, &request.platform.architecture, self.debian_mirror.as_deref())
-            .map_err(|e| InstallError::new(chain(&e)).at(op.position))
+    ) -> Result<apt::AptTarget, InstallError> {
+        let mut target = apt::detect(view, &oci_arch(request))
+            .map_err(|e| InstallError::new(chain(&e)).at(op.position))?;
+        target.override_mirrors(self.debian_mirror.as_deref(), None);
+        Ok(target)
     }
 
     fn pip_target(
@@ -214,19 +229,17 @@ impl NativeInstaller {
             &pip.program,
             pip.python.as_deref(),
             &path,
-            &request.platform.architecture,
+            &oci_arch(request),
         )
         .map_err(|e| InstallError::new(chain(&e)).at(op.position))?;
         // PEP 668: pip refuses an externally managed interpreter (Debian's
         // python3) unless told, and so do we: the Dockerfile must build
         // with `docker build` too.
-        let allowed = pip.break_system_packages
-            || op_env(request, op, "PIP_BREAK_SYSTEM_PACKAGES").is_some_and(|v| truthy(&v));
-        if let Some(marker) = target.externally_managed() {
-            if !allowed {
+        if let Some(marker) = &target.externally_managed {
+            if !pip.break_system_packages {
                 return Err(InstallError::new(format!(
                     "{} is externally managed (/{marker} exists): pip refuses to install into it (PEP 668)",
-                    target.interpreter()
+                    target.executable
                 ))
                 .at(op.position)
                 .help("add --break-system-packages (or ENV PIP_BREAK_SYSTEM_PACKAGES=1), or install into a virtual environment"));
@@ -256,7 +269,7 @@ impl NativeInstaller {
             pre: pip.pre,
             no_deps: pip.no_deps,
             upgrade: pip.upgrade,
-            installed: target.installed().iter().map(|d| (d.name.clone(), d.version.clone())).collect(),
+            installed: target.installed.iter().map(|d| (d.name.clone(), d.version.clone())).collect(),
         })
     }
 
@@ -275,7 +288,7 @@ impl NativeInstaller {
         let paths =
             forge_python::fetch::fetch(&lock.packages, &self.cache.join("python")).map_err(|e| at(&e))?;
         for (wheel, path) in lock.packages.iter().zip(paths) {
-            if target.installed().iter().any(|d| d.name == wheel.name) {
+            if target.installed(&wheel.name).is_some() {
                 forge_python::wheel::uninstall(view, target, &wheel.name, tree).map_err(|e| at(&e))?;
             }
             forge_python::wheel::install_wheel(&path, target, tree, spool, wheel.requested)
@@ -299,11 +312,6 @@ fn op_env(request: &InstallRequest<'_>, op: &InstallOp, name: &str) -> Option<St
         .or_else(|| request.env_var(name).map(str::to_string))
 }
 
-/// pip's reading of a boolean environment variable.
-fn truthy(value: &str) -> bool {
-    matches!(value.to_ascii_lowercase().as_str(), "1" | "true" | "yes" | "on")
-}
-
 /// Whether a command reads the image's files (so the commands before it
 /// in the same `RUN` must be materialised while resolving).
 fn needs_files(op: &InstallOp) -> bool {
@@ -313,6 +321,33 @@ fn needs_files(op: &InstallOp) -> bool {
 fn tagged(kind: &str, mut table: toml::Table) -> toml::Table {
     table.insert("kind".into(), kind.into());
     table
+}
+
+/// An installer's lock as a table of the lock file.
+fn to_table<T: Serialize>(lock: &T) -> Result<toml::Table, InstallError> {
+    toml::Table::try_from(lock).map_err(|e| InstallError::new(format!("writing a lock entry: {e}")))
+}
+
+/// The next command's table of a lock entry, of `kind`, as the installer's
+/// lock type.
+fn from_table<T: serde::de::DeserializeOwned>(
+    table: Option<&toml::Table>,
+    kind: &str,
+    op: &InstallOp,
+) -> Result<T, InstallError> {
+    let mut table = table.cloned().ok_or_else(|| stale_resolution(op))?;
+    if table.remove("kind").and_then(|k| k.as_str().map(str::to_owned)).as_deref() != Some(kind) {
+        return Err(stale_resolution(op));
+    }
+    table.try_into().map_err(|e| stale_resolution(op).help(format!("{e}; build with --update-locks")))
+}
+
+/// The image's architecture as OCI spells it with its variant (`arm/v7`).
+fn oci_arch(request: &InstallRequest<'_>) -> String {
+    match &request.platform.variant {
+        Some(variant) if request.platform.architecture == "arm" => format!("arm/{variant}"),
+        _ => request.platform.architecture.clone(),
+    }
 }
 
 /// An error and its causes on one line, as `{:#}` of anyhow would print.
@@ -386,23 +421,18 @@ impl Installer for NativeInstaller {
                 let view = Stack::new(request.files, [&layer]);
                 match &op.kind {
                     InstallKind::AptInstall(_) => {
-                        let table = locked.next().ok_or_else(|| stale_resolution(op))?;
-                        let lock = forge_baseimage::install::AptLock::from_toml_table(table)
-                            .map_err(|e| InstallError::new(chain(&e)).at(op.position))?;
+                        let lock: apt::AptLock = from_table(locked.next(), "apt", op)?;
+                        lock.check().map_err(|e| stale_resolution(op).help(e))?;
                         let target = self.apt_target(&view, request, op)?;
-                        out = forge_baseimage::install::materialize(
-                            &view,
-                            &target,
-                            &lock,
-                            &self.debian_cache(),
-                            &mut spool,
-                        )
-                        .map_err(|e| InstallError::new(chain(&e)).at(op.position))?;
+                        out = apt::materialize(&view, &target, &lock, &self.fetcher()?, &mut spool)
+                            .map_err(|e| InstallError::new(chain(&e)).at(op.position))?;
                     }
                     InstallKind::Pip(pip) => {
-                        let table = locked.next().ok_or_else(|| stale_resolution(op))?;
-                        let lock = forge_python::lock::PipLock::from_toml_table(table)
-                            .map_err(|e| InstallError::new(chain(&e)).at(op.position))?;
+                        let table: toml::Table = from_table(locked.next(), "pip", op)?;
+                        let lock = forge_python::lock::PipLock::from_toml_value(&toml::Value::Table(table))
+                            .map_err(|e| {
+                            stale_resolution(op).help(format!("{e}; build with --update-locks"))
+                        })?;
                         let target = self.pip_target(&view, request, op, pip)?;
                         self.install_wheels(&view, &target, &lock, &mut out, &mut spool, op)?;
                     }
@@ -438,7 +468,7 @@ impl NativeInstaller {
                 InstallKind::Pip(pip) => {
                     let target = self.pip_target(request.files, request, op, pip)?;
                     below.installed =
-                        target.installed().iter().map(|d| format!("{}=={}", d.name, d.version)).collect();
+                        target.installed.iter().map(|d| format!("{}=={}", d.name, d.version)).collect();
                 }
                 InstallKind::Remove(patterns) => below.removes = matches(request.files, patterns),
                 InstallKind::AptUpdate | InstallKind::AptClean => {}
@@ -609,6 +639,7 @@ fn glob_match(pattern: &str, name: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use forge_oci::Node;
 
     #[test]
     fn globs_as_the_shell() {

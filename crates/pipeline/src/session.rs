@@ -176,8 +176,9 @@ impl Session {
     /// Builds the plugin at `ROOT/plugin`, checks the image and writes its
     /// tarball; no lint gate.
     pub fn build_one(&self, plugin: &Path, observer: &dyn Observer) -> Result<Artifact, Error> {
-        let built =
-            self.workspace.build(plugin, &self.options, &self.resolver, &forge_builder::NoInstaller)?;
+        let built = self.workspace.build(plugin, &self.options, &self.resolver, &self.installer);
+        self.write_locks(observer)?;
+        let built = built?;
         image_check::check(&self.workspace, &built, &self.lint, observer)?;
         let tarball = self.workspace.export(&built, &self.out)?;
         Ok(Artifact { built, tarball })
@@ -248,7 +249,7 @@ impl Session {
         let started = Instant::now();
         let result = self
             .workspace
-            .build(plugin, &self.options, &self.resolver, &forge_builder::NoInstaller)
+            .build(plugin, &self.options, &self.resolver, &self.installer)
             .map_err(Error::from)
             .and_then(|built| {
                 image_check::check(&self.workspace, &built, &self.lint, observer)?;

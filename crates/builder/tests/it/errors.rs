@@ -22,13 +22,13 @@ fn check(dockerfile: &str, extra: &[(&str, &str)], expect: Expect) {
 const FROM: &str = "FROM localhost:5000/base-py:1.0.0\n";
 
 #[test]
-fn run_is_refused_at_its_line() {
+fn a_run_no_installer_takes_is_refused_at_its_first_word() {
     check(
-        &format!("{FROM}COPY plugins/p /workdir\nRUN pip install numpy\n"),
+        &format!("{FROM}COPY plugins/p /workdir\nRUN pip install numpy \\\n    && make -C /workdir\n"),
         &[],
         expect![[r#"
-            plugins/p/Dockerfile:3:1: RUN is not supported yet: this builder does not execute commands
-              help: put what RUN installs into the base image, or copy prebuilt files with COPY"#]],
+            plugins/p/Dockerfile:4:8: `make` is not a package installer command; this RUN needs the sandbox (not available yet)
+              help: a RUN may hold only `pip install`, `apt-get` and `rm -rf` commands (README: RUN pip install and RUN apt-get install); do the rest in the base image, or COPY what it makes"#]],
     );
 }
 
