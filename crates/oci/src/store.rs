@@ -666,26 +666,14 @@ impl Read for VerifyingReader {
 
 #[cfg(test)]
 mod tests {
+    use forge_testkit::files_below;
+
     use super::*;
 
     fn store() -> (tempfile::TempDir, BlobStore) {
         let dir = tempfile::tempdir().unwrap();
         let store = BlobStore::open_or_create(dir.path().join("layout")).unwrap();
         (dir, store)
-    }
-
-    fn files_under(dir: &Path) -> Vec<String> {
-        let mut out = Vec::new();
-        for entry in fs::read_dir(dir).unwrap() {
-            let entry = entry.unwrap();
-            if entry.file_type().unwrap().is_dir() {
-                out.extend(files_under(&entry.path()));
-            } else {
-                out.push(entry.file_name().to_string_lossy().into_owned());
-            }
-        }
-        out.sort();
-        out
     }
 
     #[test]
@@ -720,7 +708,7 @@ mod tests {
         assert_eq!(store.read_verified(&digest).unwrap(), b"hello");
         let again = store.put_bytes(b"hello").unwrap();
         assert_eq!(again, (digest.clone(), 5));
-        assert_eq!(files_under(&store.root().join("blobs")), vec![digest.hex().to_owned()]);
+        assert_eq!(files_below(&store.root().join("blobs")), vec![format!("sha256/{}", digest.hex())]);
     }
 
     #[test]
@@ -751,7 +739,7 @@ mod tests {
         let mut writer = store.writer().unwrap();
         writer.write_all(&[7u8; 300_000]).unwrap();
         drop(writer);
-        assert_eq!(files_under(&store.root().join("blobs")), Vec::<String>::new());
+        assert_eq!(files_below(&store.root().join("blobs")), Vec::<String>::new());
     }
 
     #[test]
@@ -761,7 +749,7 @@ mod tests {
         writer.write_all(b"abc").unwrap();
         let err = writer.finish_verified(&Digest::of(b"abd")).unwrap_err();
         assert!(matches!(err, Error::DigestMismatch { .. }), "{err}");
-        assert_eq!(files_under(&store.root().join("blobs")), Vec::<String>::new());
+        assert_eq!(files_below(&store.root().join("blobs")), Vec::<String>::new());
     }
 
     #[test]

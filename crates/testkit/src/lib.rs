@@ -226,3 +226,57 @@ pub fn raw_tar(entries: &[RawEntry<'_>], mtime: u64) -> Vec<u8> {
     }
     builder.into_inner().expect("finishing a Vec")
 }
+
+/// Every entry below `root`, one line each in path order:
+/// `d MODE PATH`, `f MODE PATH = CONTENT` (invalid UTF-8 replaced) or
+/// `l PATH -> TARGET`, modes in octal, so that a test can compare an
+/// unpacked root file system with what it expects in one assertion.
+pub fn rootfs_listing(root: &Path) -> Vec<String> {
+    fn walk(root: &Path, dir: &Path, out: &mut Vec<String>) {
+        use std::os::unix::fs::PermissionsExt;
+        let mut children: Vec<PathBuf> =
+            std::fs::read_dir(dir).expect("listing").map(|e| e.expect("listing").path()).collect();
+        children.sort();
+        for path in children {
+            let meta = std::fs::symlink_metadata(&path).expect("reading metadata");
+            let rel = path.strip_prefix(root).expect("below the root").display().to_string();
+            let mode = meta.permissions().mode() & 0o7777;
+            if meta.file_type().is_symlink() {
+                out.push(format!(
+                    "l {rel} -> {}",
+                    std::fs::read_link(&path).expect("reading a link").display()
+                ));
+            } else if meta.is_dir() {
+                out.push(format!("d {mode:04o} {rel}"));
+                walk(root, &path, out);
+            } else {
+                let content = String::from_utf8_lossy(&std::fs::read(&path).expect("reading")).into_owned();
+                out.push(format!("f {mode:04o} {rel} = {content}"));
+            }
+        }
+    }
+    let mut out = Vec::new();
+    walk(root, root, &mut out);
+    out
+}
+
+/// The regular files below `dir`, relative to it, sorted (what a test
+/// that checks "nothing was left behind" or "these files were sent"
+/// compares).
+pub fn files_below(dir: &Path) -> Vec<String> {
+    fn walk(root: &Path, dir: &Path, out: &mut Vec<String>) {
+        for entry in std::fs::read_dir(dir).expect("listing") {
+            let path = entry.expect("listing").path();
+            let kind = std::fs::symlink_metadata(&path).expect("reading metadata").file_type();
+            if kind.is_dir() {
+                walk(root, &path, out);
+            } else if kind.is_file() {
+                out.push(path.strip_prefix(root).expect("below the root").to_string_lossy().into_owned());
+            }
+        }
+    }
+    let mut out = Vec::new();
+    walk(dir, dir, &mut out);
+    out.sort();
+    out
+}

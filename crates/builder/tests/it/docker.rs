@@ -1,7 +1,7 @@
 //! `docker load` of a built sample plugin into a real Docker 20.10 engine,
 //! where one can be started here.
 
-use forge_testkit::Dockerd;
+use forge_testkit::{files_below, Dockerd};
 
 use crate::{build, project_root};
 
@@ -42,18 +42,6 @@ const IGNORE_CASES: &[(&str, &[&str])] = &[
     ("plugins/**/secrets\n", &["plugins/secrets", "plugins/a/b/secrets/k", "plugins/a/k"]),
     ("*\n!*.py\n", &["a.py", "b.txt", "d/c.py"]),
 ];
-
-/// Regular files under `dir`, relative, sorted.
-fn files_under(dir: &std::path::Path) -> Vec<String> {
-    let mut files: Vec<String> = walkdir::WalkDir::new(dir)
-        .into_iter()
-        .filter_map(Result::ok)
-        .filter(|e| e.file_type().is_file())
-        .map(|e| e.path().strip_prefix(dir).unwrap().to_string_lossy().into_owned())
-        .collect();
-    files.sort();
-    files
-}
 
 #[test]
 fn dockerignore_matches_docker_on_a_table_of_cases() {
@@ -99,7 +87,7 @@ fn dockerignore_matches_docker_on_a_table_of_cases() {
         let unpacked = export.path().join("fs");
         std::fs::create_dir(&unpacked).unwrap();
         forge_testkit::run("tar", &["-xf", tarball.to_str().unwrap(), "-C", unpacked.to_str().unwrap()]);
-        let theirs: Vec<String> = files_under(&unpacked.join("ctx"))
+        let theirs: Vec<String> = files_below(&unpacked.join("ctx"))
             .into_iter()
             .filter(|p| !p.starts_with("Dockerfile.x") && p != ".dockerignore")
             .collect();

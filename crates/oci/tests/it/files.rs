@@ -8,7 +8,6 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::fs;
 use std::io::Read;
 use std::os::unix::fs::PermissionsExt;
-use std::path::Path;
 
 use forge_oci::files::{read_to_string, resolve};
 use forge_oci::image::{new_config, write_image};
@@ -17,7 +16,7 @@ use forge_oci::{
     descriptor, BlobStore, Compression, Digest, Error, FileSource, Image, ImageFiles, ImageLayers,
     LayerOptions, Node, NodeKind, RuntimeConfig, Tree,
 };
-use forge_testkit::{raw_tar, require_tool, umoci_unpack, RawEntry};
+use forge_testkit::{raw_tar, require_tool, rootfs_listing, umoci_unpack, RawEntry};
 
 use crate::{long_dir, MTIME};
 
@@ -87,8 +86,8 @@ fn layered(store: &BlobStore) -> Image {
     write_image(store, &config, &descs, &BTreeMap::new()).unwrap()
 }
 
-/// `KIND MODE PATH [-> TARGET | = CONTENT]` of every entry below `dir` of
-/// the view, hard links shown as the files they are on disk.
+/// [`rootfs_listing`] of every entry below `dir` of the view, hard links
+/// shown as the files they are on disk.
 fn listing(files: &dyn ImageFiles, dir: &str, out: &mut Vec<String>) {
     for name in files.list(dir) {
         let path = if dir.is_empty() { name } else { format!("{dir}/{name}") };
@@ -105,25 +104,6 @@ fn listing(files: &dyn ImageFiles, dir: &str, out: &mut Vec<String>) {
                 out.push(format!("f {:04o} {path} = {content}", node.mode));
             }
             other => out.push(format!("? {path} {other:?}")),
-        }
-    }
-}
-
-/// The same listing of an unpacked root file system.
-fn disk_listing(root: &Path, dir: &Path, out: &mut Vec<String>) {
-    let mut children: Vec<_> = fs::read_dir(dir).unwrap().map(|e| e.unwrap().path()).collect();
-    children.sort();
-    for path in children {
-        let meta = fs::symlink_metadata(&path).unwrap();
-        let rel = path.strip_prefix(root).unwrap().display().to_string();
-        let mode = meta.permissions().mode() & 0o7777;
-        if meta.file_type().is_symlink() {
-            out.push(format!("l {rel} -> {}", fs::read_link(&path).unwrap().display()));
-        } else if meta.is_dir() {
-            out.push(format!("d {mode:04o} {rel}"));
-            disk_listing(root, &path, out);
-        } else {
-            out.push(format!("f {mode:04o} {rel} = {}", fs::read_to_string(&path).unwrap()));
         }
     }
 }
@@ -216,8 +196,7 @@ fn image_layers_merge_as_umoci_unpacks() {
     }
     store.set_ref("layered", &image.manifest_descriptor()).unwrap();
     let rootfs = umoci_unpack(store.root(), "layered", dir.path());
-    let mut theirs = Vec::new();
-    disk_listing(&rootfs, &rootfs, &mut theirs);
+    let theirs = rootfs_listing(&rootfs);
     let theirs_set: BTreeSet<_> = theirs.iter().cloned().collect();
     assert_eq!(ours_set, theirs_set, "ours:\n{}\numoci:\n{}", ours.join("\n"), theirs.join("\n"));
 }

@@ -8,6 +8,8 @@ use std::time::{Duration, SystemTime};
 use flate2::read::GzDecoder;
 use forge_oci::{BlobStore, Digest, Entry, Error, Layer, LayerBuilder, LayerCache, LayerKey, LayerOptions};
 
+use forge_testkit::files_below;
+
 use crate::{base_entries, build_layer, long_dir, write_sources, MTIME};
 
 /// The uncompressed tar of a stored layer.
@@ -200,21 +202,8 @@ fn a_dropped_builder_leaves_no_blob() {
     let mut b = LayerBuilder::new(&store, LayerOptions::default()).unwrap();
     b.append(Entry::bytes("f", 0o644, vec![1u8; 1 << 20])).unwrap();
     drop(b);
-    let left: Vec<_> = walk(&store.root().join("blobs"));
+    let left = files_below(&store.root().join("blobs"));
     assert_eq!(left, Vec::<String>::new());
-}
-
-fn walk(dir: &std::path::Path) -> Vec<String> {
-    let mut out = Vec::new();
-    for entry in fs::read_dir(dir).unwrap() {
-        let entry = entry.unwrap();
-        if entry.file_type().unwrap().is_dir() {
-            out.extend(walk(&entry.path()));
-        } else {
-            out.push(entry.path().display().to_string());
-        }
-    }
-    out
 }
 
 #[test]
@@ -251,5 +240,5 @@ fn a_file_that_grows_while_it_is_read_poisons_the_layer() {
     assert!(err.to_string().contains("changed size while it was being read"), "{err}");
     assert!(matches!(b.append(Entry::bytes("z", 0o644, "")), Err(Error::Poisoned)));
     assert!(matches!(b.finish(), Err(Error::Poisoned)));
-    assert_eq!(walk(&store.root().join("blobs")), Vec::<String>::new());
+    assert_eq!(files_below(&store.root().join("blobs")), Vec::<String>::new());
 }

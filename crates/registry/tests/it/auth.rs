@@ -1,10 +1,10 @@
 //! Basic auth with Docker's config.json, wrong credentials, bearer tokens.
 
 use base64::Engine as _;
-use forge_registry::{Client, Credentials, DockerConfig, Error, Platform, Reference, StaticCredentials};
+use forge_registry::{Client, Credentials, DockerConfig, Error, Platform, StaticCredentials};
 
 use crate::servers::{Proxy, Registry};
-use crate::{options, sample_image, store};
+use crate::{at, options, sample_image, store_with_image};
 
 fn docker_config(dir: &std::path::Path, host: &str, user: &str, pass: &str) {
     let auth = base64::engine::general_purpose::STANDARD.encode(format!("{user}:{pass}"));
@@ -18,8 +18,7 @@ fn basic_auth_with_docker_config_and_wrong_credentials_leave_no_tag() {
     if !forge_testkit::require_tool("skopeo") {
         return;
     }
-    let (_dir, store) = store();
-    let image = sample_image(&store, 10, 20_000);
+    let (_dir, store, image) = store_with_image(10, 20_000);
 
     // Right credentials, read from $DOCKER_CONFIG/config.json.
     let config_dir = tempfile::tempdir().unwrap();
@@ -29,7 +28,7 @@ fn basic_auth_with_docker_config_and_wrong_credentials_leave_no_tag() {
     std::env::remove_var("DOCKER_CONFIG");
     assert!(!format!("{config:?}").contains("s3cret"));
     let client = Client::new(options(Box::new(config)));
-    let reference = Reference::parse(&format!("{}/private/app:1", registry.host())).unwrap();
+    let reference = at(&registry.host(), "private/app:1");
     client.push(&store, &image, &reference, &|_| {}).unwrap();
     assert_eq!(registry.skopeo_inspect("private/app", "1")["Digest"], image.manifest_digest.to_string());
     let (_dir2, fresh) = crate::store();
@@ -41,7 +40,7 @@ fn basic_auth_with_docker_config_and_wrong_credentials_leave_no_tag() {
     docker_config(wrong.path(), &registry.host(), "user", "wrong-pass");
     let wrong_client =
         Client::new(options(Box::new(DockerConfig::load(&wrong.path().join("config.json")).unwrap())));
-    let target = Reference::parse(&format!("{}/private/other:1", registry.host())).unwrap();
+    let target = at(&registry.host(), "private/other:1");
     let err = wrong_client.push(&store, &other, &target, &|_| {}).unwrap_err();
     assert!(matches!(err, Error::Unauthorized { .. }), "{err:?}");
     let message = err.to_string();
@@ -67,12 +66,11 @@ fn basic_auth_with_docker_config_and_wrong_credentials_leave_no_tag() {
 fn bearer_tokens_are_fetched_with_push_scopes_and_used() {
     let Some(registry) = Registry::start(None) else { return };
     let proxy = Proxy::start(registry.port, Vec::new(), Some("tok-123"));
-    let (_dir, store) = store();
-    let image = sample_image(&store, 12, 30_000);
+    let (_dir, store, image) = store_with_image(12, 30_000);
     let credentials = StaticCredentials::default()
         .with(&proxy.host(), Credentials::Basic { username: "robot".into(), password: "pw".into() });
     let client = Client::new(options(Box::new(credentials)));
-    let reference = Reference::parse(&format!("{}/tokens/app:2", proxy.host())).unwrap();
+    let reference = at(&proxy.host(), "tokens/app:2");
     let report = client.push(&store, &image, &reference, &|_| {}).unwrap();
     assert_eq!(report.blobs_uploaded, 3);
     {

@@ -3,10 +3,10 @@
 
 use std::time::{Duration, Instant};
 
-use forge_registry::{Client, ClientOptions, Error, PushEvent, Reference};
+use forge_registry::{Client, ClientOptions, Error, PushEvent};
 
 use crate::servers::{Fault, Proxy, Registry, Rule};
-use crate::{options, sample_image, store, Events};
+use crate::{at, client, options, store_with_image, Events};
 
 #[test]
 fn a_push_survives_a_dropped_connection_a_500_and_a_429() {
@@ -18,10 +18,9 @@ fn a_push_survives_a_dropped_connection_a_500_and_a_429() {
         Rule { method: "PUT", path: "/manifests/", fault: Fault::Status(503, None) },
     ];
     let proxy = Proxy::start(registry.port, rules, None);
-    let (_dir, store) = store();
-    let image = sample_image(&store, 20, 400_000);
-    let reference = Reference::parse(&format!("{}/faulty/app:1", proxy.host())).unwrap();
-    let client = Client::new(options(Box::new(forge_registry::Anonymous)));
+    let (_dir, store, image) = store_with_image(20, 400_000);
+    let reference = at(&proxy.host(), "faulty/app:1");
+    let client = client();
     let events = Events::default();
     let started = Instant::now();
     let report = client.push(&store, &image, &reference, &events.record()).unwrap();
@@ -49,9 +48,8 @@ fn a_dropped_chunk_restarts_the_blob() {
     let Some(registry) = Registry::start(None) else { return };
     let rules = vec![Rule { method: "PATCH", path: "/blobs/uploads/", fault: Fault::Drop }];
     let proxy = Proxy::start(registry.port, rules, None);
-    let (_dir, store) = store();
-    let image = sample_image(&store, 21, 200_000);
-    let reference = Reference::parse(&format!("{}/faulty/chunks:1", proxy.host())).unwrap();
+    let (_dir, store, image) = store_with_image(21, 200_000);
+    let reference = at(&proxy.host(), "faulty/chunks:1");
     let client =
         Client::new(ClientOptions { chunk_size: 50_000, ..options(Box::new(forge_registry::Anonymous)) });
     let events = Events::default();
@@ -64,9 +62,8 @@ fn a_dropped_chunk_restarts_the_blob() {
 #[test]
 fn a_registry_killed_mid_push_leaves_no_tag() {
     let Some(registry) = Registry::start(None) else { return };
-    let (_dir, store) = store();
-    let image = sample_image(&store, 22, 2_000_000);
-    let reference = Reference::parse(&format!("{}/dying/app:1", registry.host())).unwrap();
+    let (_dir, store, image) = store_with_image(22, 2_000_000);
+    let reference = at(&registry.host(), "dying/app:1");
     let client =
         Client::new(ClientOptions { chunk_size: 256 << 10, ..options(Box::new(forge_registry::Anonymous)) });
     let killed = std::sync::atomic::AtomicBool::new(false);
@@ -90,17 +87,16 @@ fn a_registry_killed_mid_push_leaves_no_tag() {
 #[test]
 fn a_tag_pull_trusts_only_what_the_registry_serves_under_its_digest() {
     let Some(registry) = Registry::start(None) else { return };
-    let (_dir, store) = store();
-    let image = sample_image(&store, 23, 10_000);
-    let direct = Reference::parse(&format!("{}/tampered/app:1", registry.host())).unwrap();
-    let client = Client::new(options(Box::new(forge_registry::Anonymous)));
+    let (_dir, store, image) = store_with_image(23, 10_000);
+    let direct = at(&registry.host(), "tampered/app:1");
+    let client = client();
     client.push(&store, &image, &direct, &|_| {}).unwrap();
     for drop_digest in [false, true] {
         // A proxy appends whitespace to the manifest of the tag: still
         // JSON, but not the bytes the registry has under that digest.
         let rules = vec![Rule { method: "GET", path: "/manifests/1", fault: Fault::Tamper(drop_digest) }];
         let proxy = Proxy::start(registry.port, rules, None);
-        let reference = Reference::parse(&format!("{}/tampered/app:1", proxy.host())).unwrap();
+        let reference = at(&proxy.host(), "tampered/app:1");
         let (_fresh_dir, fresh) = crate::store();
         let err = client.pull(&reference, &forge_registry::Platform::default(), &fresh).unwrap_err();
         assert!(proxy.state().rules.is_empty(), "the fault was not applied");
@@ -116,7 +112,7 @@ fn a_tag_pull_trusts_only_what_the_registry_serves_under_its_digest() {
     }
     // Untampered, both ways work and give the pushed digest.
     let proxy = Proxy::start(registry.port, Vec::new(), None);
-    let reference = Reference::parse(&format!("{}/tampered/app:1", proxy.host())).unwrap();
+    let reference = at(&proxy.host(), "tampered/app:1");
     let (_fresh_dir, fresh) = crate::store();
     let pulled = client.pull(&reference, &forge_registry::Platform::default(), &fresh).unwrap();
     assert_eq!(pulled.manifest_digest, image.manifest_digest);
@@ -125,15 +121,14 @@ fn a_tag_pull_trusts_only_what_the_registry_serves_under_its_digest() {
 #[test]
 fn a_blob_cut_short_every_time_is_named_as_such_not_as_an_unreachable_registry() {
     let Some(registry) = Registry::start(None) else { return };
-    let (_dir, store) = store();
-    let image = sample_image(&store, 24, 200_000);
-    let direct = Reference::parse(&format!("{}/cut/app:1", registry.host())).unwrap();
-    let client = Client::new(options(Box::new(forge_registry::Anonymous)));
+    let (_dir, store, image) = store_with_image(24, 200_000);
+    let direct = at(&registry.host(), "cut/app:1");
+    let client = client();
     client.push(&store, &image, &direct, &|_| {}).unwrap();
     let rules =
         (0..10).map(|_| Rule { method: "GET", path: "/blobs/sha256:", fault: Fault::Truncate }).collect();
     let proxy = Proxy::start(registry.port, rules, None);
-    let reference = Reference::parse(&format!("{}/cut/app:1", proxy.host())).unwrap();
+    let reference = at(&proxy.host(), "cut/app:1");
     let (_fresh_dir, fresh) = crate::store();
     let err = client.pull(&reference, &forge_registry::Platform::default(), &fresh).unwrap_err();
     let message = err.to_string();

@@ -21,7 +21,7 @@ use std::time::Duration;
 
 use forge_oci::image::{layer_history, new_config, write_image};
 use forge_oci::{BlobStore, Entry, Image, LayerBuilder, LayerOptions, RuntimeConfig};
-use forge_registry::{Anonymous, Client, ClientOptions, CredentialSource, PushEvent};
+use forge_registry::{Anonymous, Client, ClientOptions, CredentialSource, PushEvent, Reference};
 
 pub const MTIME: u64 = 1_700_000_000;
 
@@ -70,8 +70,20 @@ pub fn options(credentials: Box<dyn CredentialSource>) -> ClientOptions {
     }
 }
 
+/// `host/name` (`name` with its tag) as a reference.
+pub fn at(host: &str, name: &str) -> Reference {
+    Reference::parse(&format!("{host}/{name}")).unwrap()
+}
+
 pub fn client() -> Client {
     Client::new(options(Box::new(Anonymous)))
+}
+
+/// A new store holding [`sample_image`]`(seed, size)`.
+pub fn store_with_image(seed: u64, size: usize) -> (tempfile::TempDir, BlobStore, Image) {
+    let (dir, store) = store();
+    let image = sample_image(&store, seed, size);
+    (dir, store, image)
 }
 
 pub fn store() -> (tempfile::TempDir, BlobStore) {

@@ -4,7 +4,7 @@ use forge_oci::validate;
 use forge_registry::{cached_image, Client, ClientOptions, Error, Platform, PushEvent, Reference};
 
 use crate::servers::{Proxy, Registry};
-use crate::{client, options, sample_image, store, Events};
+use crate::{at, client, options, store, store_with_image, Events};
 
 #[test]
 fn push_is_seen_by_skopeo_and_pulls_back_valid_and_repush_uploads_nothing() {
@@ -12,9 +12,8 @@ fn push_is_seen_by_skopeo_and_pulls_back_valid_and_repush_uploads_nothing() {
     if !forge_testkit::require_tool("skopeo") {
         return;
     }
-    let (_dir, store) = store();
-    let image = sample_image(&store, 1, 200_000);
-    let reference = Reference::parse(&format!("{}/plugins/app:1.0", registry.host())).unwrap();
+    let (_dir, store, image) = store_with_image(1, 200_000);
+    let reference = at(&registry.host(), "plugins/app:1.0");
     let client = client();
     let events = Events::default();
     let report = client.push(&store, &image, &reference, &events.record()).unwrap();
@@ -69,16 +68,15 @@ fn push_is_seen_by_skopeo_and_pulls_back_valid_and_repush_uploads_nothing() {
 #[test]
 fn repush_skips_every_blob_and_a_second_repository_mounts_them() {
     let Some(registry) = Registry::start(None) else { return };
-    let (_dir, store) = store();
-    let image = sample_image(&store, 2, 100_000);
-    let first = Reference::parse(&format!("{}/team/base:1", registry.host())).unwrap();
+    let (_dir, store, image) = store_with_image(2, 100_000);
+    let first = at(&registry.host(), "team/base:1");
     let client = client();
     client.push(&store, &image, &first, &|_| {}).unwrap();
 
     let again = client.push(&store, &image, &first, &|_| {}).unwrap();
     assert_eq!((again.bytes_uploaded, again.blobs_skipped, again.blobs_uploaded), (0, 3, 0));
 
-    let second = Reference::parse(&format!("{}/team/plugin:1", registry.host())).unwrap();
+    let second = at(&registry.host(), "team/plugin:1");
     let events = Events::default();
     let mounted = client.push(&store, &image, &second, &events.record()).unwrap();
     assert_eq!(
@@ -98,13 +96,12 @@ fn repush_skips_every_blob_and_a_second_repository_mounts_them() {
 #[test]
 fn parallel_pushes_of_a_shared_blob_upload_it_once() {
     let Some(registry) = Registry::start(None) else { return };
-    let (_dir, store) = store();
-    let image = sample_image(&store, 5, 300_000);
+    let (_dir, store, image) = store_with_image(5, 300_000);
     let client = client();
     let reports: Vec<_> = std::thread::scope(|scope| {
         let handles: Vec<_> = (0..3)
             .map(|i| {
-                let reference = Reference::parse(&format!("{}/team/p{i}:1", registry.host())).unwrap();
+                let reference = at(&registry.host(), &format!("team/p{i}:1"));
                 let (client, store, image) = (&client, &store, &image);
                 scope.spawn(move || client.push(store, image, &reference, &|_| {}).unwrap())
             })
@@ -121,15 +118,14 @@ fn parallel_pushes_of_a_shared_blob_upload_it_once() {
 #[test]
 fn a_refused_mount_falls_back_to_an_upload() {
     let Some(registry) = Registry::start(None) else { return };
-    let (_dir, store) = store();
-    let image = sample_image(&store, 3, 50_000);
-    let first = Reference::parse(&format!("{}/a/one:1", registry.host())).unwrap();
+    let (_dir, store, image) = store_with_image(3, 50_000);
+    let first = at(&registry.host(), "a/one:1");
     let client = client();
     client.push(&store, &image, &first, &|_| {}).unwrap();
     // The source repository goes away: the registry answers the mount
     // with an upload session, which the push uses.
     std::fs::remove_dir_all(registry.storage.join("docker/registry/v2/repositories/a/one")).unwrap();
-    let second = Reference::parse(&format!("{}/a/two:1", registry.host())).unwrap();
+    let second = at(&registry.host(), "a/two:1");
     let report = client.push(&store, &image, &second, &|_| {}).unwrap();
     assert_eq!((report.blobs_mounted, report.blobs_uploaded, report.blobs_skipped), (0, 3, 0), "{report:?}");
     assert_eq!(registry.manifest_status("a/two", "1"), 200);
@@ -139,9 +135,8 @@ fn a_refused_mount_falls_back_to_an_upload() {
 fn chunked_uploads_with_a_small_chunk_size() {
     let Some(registry) = Registry::start(None) else { return };
     let proxy = Proxy::start(registry.port, Vec::new(), None);
-    let (_dir, store) = store();
-    let image = sample_image(&store, 4, 300_000);
-    let reference = Reference::parse(&format!("{}/chunked/app:v1", proxy.host())).unwrap();
+    let (_dir, store, image) = store_with_image(4, 300_000);
+    let reference = at(&proxy.host(), "chunked/app:v1");
     let client =
         Client::new(ClientOptions { chunk_size: 64 << 10, ..options(Box::new(forge_registry::Anonymous)) });
     let report = client.push(&store, &image, &reference, &|_| {}).unwrap();
@@ -159,9 +154,8 @@ fn chunked_uploads_with_a_small_chunk_size() {
 #[test]
 fn a_manifest_with_missing_blobs_is_rejected_with_the_registrys_reason() {
     let Some(registry) = Registry::start(None) else { return };
-    let (_dir, store) = store();
-    let image = sample_image(&store, 5, 10_000);
-    let reference = Reference::parse(&format!("{}/broken/app:1", registry.host())).unwrap();
+    let (_dir, store, image) = store_with_image(5, 10_000);
+    let reference = at(&registry.host(), "broken/app:1");
     let err = client().push_manifest(&store, &image, &reference, &|_| {}).unwrap_err();
     assert!(matches!(err, Error::ManifestRejected { .. }), "{err:?}");
     let message = err.to_string();
@@ -173,7 +167,7 @@ fn a_manifest_with_missing_blobs_is_rejected_with_the_registrys_reason() {
 fn pulling_what_is_not_there() {
     let Some(registry) = Registry::start(None) else { return };
     let (_dir, store) = store();
-    let reference = Reference::parse(&format!("{}/nothing/here:1", registry.host())).unwrap();
+    let reference = at(&registry.host(), "nothing/here:1");
     let err = client().pull(&reference, &Platform::default(), &store).unwrap_err();
     assert!(matches!(err, Error::ManifestNotFound { .. }), "{err:?}");
 }

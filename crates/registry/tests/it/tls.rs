@@ -15,7 +15,7 @@ use forge_registry::{
 use forge_testkit::registry::{ServeTls, TestCa, TLS_NAME};
 
 use crate::servers::{Fault, Proxy, Registry, Rule, TlsProxy};
-use crate::{options, sample_image, store, Events};
+use crate::{at, client, options, store, store_with_image, Events};
 
 /// Client options for `registry` by its name: the name resolved to
 /// loopback, the CAs found in `certs_dirs` and `ca_certs` only.
@@ -44,18 +44,13 @@ fn start(ca: &TestCa, client_ca: Option<&Path>, auth: Option<(&str, &str)>) -> O
 
 /// Pushes a small image and pulls it back; the error if either fails.
 fn round_trip(client: &Client, registry: &Registry, repo: &str, seed: u64) -> Result<(), Error> {
-    let (_dir, store) = store();
-    let image = sample_image(&store, seed, 5_000);
-    let reference = Reference::parse(&format!("{}/{repo}:1", registry.tls_host())).unwrap();
+    let (_dir, store, image) = store_with_image(seed, 5_000);
+    let reference = at(&registry.tls_host(), &format!("{repo}:1"));
     client.push(&store, &image, &reference, &|_| {})?;
-    let (_dir2, fresh) = store_pair();
+    let (_dir2, fresh) = crate::store();
     let pulled = client.pull(&reference, &Platform::default(), &fresh)?;
     assert_eq!(pulled.manifest_digest, image.manifest_digest);
     Ok(())
-}
-
-fn store_pair() -> (tempfile::TempDir, forge_oci::BlobStore) {
-    store()
 }
 
 /// Runs `f`, which must fail at once with a TLS error of `problem`, and no
@@ -99,9 +94,8 @@ fn an_untrusted_ca_fails_at_once_and_says_where_we_looked() {
     let Some(other) = TestCa::new("some other CA") else { return };
     let certs = certs_d(&registry.tls_host(), &[("ca.crt", &other.cert)]);
     let client = Client::new(tls_options(&registry, vec![certs.path().to_owned()], Vec::new()));
-    let (_dir, store) = store();
-    let image = sample_image(&store, 43, 5_000);
-    let reference = Reference::parse(&format!("{}/untrusted/app:1", registry.tls_host())).unwrap();
+    let (_dir, store, image) = store_with_image(43, 5_000);
+    let reference = at(&registry.tls_host(), "untrusted/app:1");
     let message = fails_fast("untrusted CA", TlsProblem::UnknownIssuer, |events| {
         client.push(&store, &image, &reference, &events.record()).map(drop)
     });
@@ -126,7 +120,7 @@ fn a_certificate_for_another_name_fails_at_once() {
     let Some(registry) = Registry::start_tls(&ca.serve("other.forge.test", None), None) else { return };
     let client = Client::new(tls_options(&registry, Vec::new(), vec![ca.cert.clone()]));
     let (_dir, fresh) = store();
-    let reference = Reference::parse(&format!("{}/name/app:1", registry.tls_host())).unwrap();
+    let reference = at(&registry.tls_host(), "name/app:1");
     let message = fails_fast("wrong hostname", TlsProblem::WrongName, |_| {
         client.pull(&reference, &Platform::default(), &fresh).map(drop)
     });
@@ -141,7 +135,7 @@ fn an_expired_certificate_fails_at_once() {
     let Some(registry) = Registry::start_tls(&ServeTls { cert, key, client_ca: None }, None) else { return };
     let client = Client::new(tls_options(&registry, Vec::new(), vec![ca.cert.clone()]));
     let (_dir, fresh) = store();
-    let reference = Reference::parse(&format!("{}/expired/app:1", registry.tls_host())).unwrap();
+    let reference = at(&registry.tls_host(), "expired/app:1");
     let message = fails_fast("expired certificate", TlsProblem::Expired, |_| {
         client.pull(&reference, &Platform::default(), &fresh).map(drop)
     });
@@ -154,7 +148,7 @@ fn mutual_tls_needs_the_client_certificate_from_certs_d() {
     let Some(clients) = TestCa::new("forge client CA") else { return };
     let Some(registry) = start(&ca, Some(&clients.cert), None) else { return };
     let (_dir, fresh) = store();
-    let reference = Reference::parse(&format!("{}/mtls/app:1", registry.tls_host())).unwrap();
+    let reference = at(&registry.tls_host(), "mtls/app:1");
 
     let without = certs_d(&registry.tls_host(), &[("ca.crt", &ca.cert)]);
     let client = Client::new(tls_options(&registry, vec![without.path().to_owned()], Vec::new()));
@@ -256,8 +250,7 @@ fn login_over_https_through_a_token_server_then_push() {
     store_login(&config, &host, "robot", "pw").unwrap();
     let client =
         Client::new(ClientOptions { tls: tls(), ..options(Box::new(DockerConfig::load(&config).unwrap())) });
-    let (_dir, store) = store();
-    let image = sample_image(&store, 46, 5_000);
+    let (_dir, store, image) = store_with_image(46, 5_000);
     let reference = Reference::parse(&format!("{host}/tokens/login:1")).unwrap();
     client.push(&store, &image, &reference, &|_| {}).unwrap();
     assert_eq!(registry.manifest_status("tokens/login", "1"), 200);
@@ -280,10 +273,9 @@ fn retry_after_as_an_http_date_is_honoured() {
     let Some(registry) = Registry::start(None) else { return };
     let rules = vec![Rule { method: "HEAD", path: "/blobs/", fault: Fault::StatusUntil(503, 2) }];
     let proxy = Proxy::start(registry.port, rules, None);
-    let (_dir, store) = store();
-    let image = sample_image(&store, 47, 5_000);
-    let reference = Reference::parse(&format!("{}/dated/app:1", proxy.host())).unwrap();
-    let client = Client::new(options(Box::new(forge_registry::Anonymous)));
+    let (_dir, store, image) = store_with_image(47, 5_000);
+    let reference = at(&proxy.host(), "dated/app:1");
+    let client = client();
     let events = Events::default();
     let started = Instant::now();
     client.push(&store, &image, &reference, &events.record()).unwrap();

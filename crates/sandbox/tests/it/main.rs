@@ -14,7 +14,7 @@ use forge_sandbox::{
     bwrap_command, run_captured, unpack, unpack_cached, EntryError, Error, LayerKind, RootCache, RunOptions,
     RunSpec,
 };
-use forge_testkit::{raw_tar, RawEntry};
+use forge_testkit::{raw_tar, rootfs_listing, RawEntry};
 
 const MTIME: u64 = 1_600_000_000;
 
@@ -81,27 +81,7 @@ fn raw_image(store: &BlobStore, entries: &[Raw<'_>]) -> Image {
 
 /// `TYPE MODE PATH [-> TARGET | = CONTENT]`, one line per entry under `root`.
 fn tree(root: &Path) -> String {
-    fn walk(root: &Path, dir: &Path, out: &mut Vec<String>) {
-        let mut children: Vec<PathBuf> = fs::read_dir(dir).unwrap().map(|e| e.unwrap().path()).collect();
-        children.sort();
-        for path in children {
-            let meta = fs::symlink_metadata(&path).unwrap();
-            let rel = path.strip_prefix(root).unwrap().display().to_string();
-            let mode = meta.permissions().mode() & 0o7777;
-            if meta.file_type().is_symlink() {
-                out.push(format!("l {rel} -> {}", fs::read_link(&path).unwrap().display()));
-            } else if meta.is_dir() {
-                out.push(format!("d {mode:04o} {rel}"));
-                walk(root, &path, out);
-            } else {
-                let content = String::from_utf8_lossy(&fs::read(&path).unwrap()).into_owned();
-                out.push(format!("f {mode:04o} {rel} = {content}"));
-            }
-        }
-    }
-    let mut out = Vec::new();
-    walk(root, root, &mut out);
-    out.join("\n")
+    rootfs_listing(root).join("\n")
 }
 
 fn running_as_root() -> bool {
