@@ -15,7 +15,7 @@ use std::io::{self, Read, Write};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use forge_digest::{is_sha256_hex, Digest, HashingReader, HashingWriter};
+use forge_digest::{is_sha256_hex, CopyError, Digest, HashingReader, HashingWriter};
 use forge_retry::{is_transient_error, is_transient_status, retry_after, status_text, Attempt, RetryPolicy};
 
 use crate::error::{Error, Result};
@@ -212,16 +212,10 @@ impl Fetcher {
         let tmp_path = tmp.path().to_owned();
         let write_error = |e| (false, Error::io("writing", &tmp_path, e));
         let mut out = HashingWriter::new(tmp.as_file_mut());
-        let mut buf = vec![0u8; 1 << 16];
-        loop {
-            let n = match reader.read(&mut buf) {
-                Ok(0) => break,
-                Ok(n) => n,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                Err(e) => return Err((true, Error::io("downloading", url, e))),
-            };
-            out.write_all(&buf[..n]).map_err(write_error)?;
-        }
+        out.copy_from(&mut reader).map_err(|e| match e {
+            CopyError::Read(e) => (true, Error::io("downloading", url, e)),
+            CopyError::Write(e) => write_error(e),
+        })?;
         out.flush().map_err(write_error)?;
         let (digest, size, _) = out.finish();
         Ok((tmp, size, digest.hex().to_owned()))

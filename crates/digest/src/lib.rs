@@ -217,6 +217,36 @@ impl<W> HashingWriter<W> {
     }
 }
 
+/// Which side of [`HashingWriter::copy_from`] failed.
+#[derive(Debug)]
+pub enum CopyError {
+    /// Reading the source (a download, an archive entry).
+    Read(io::Error),
+    /// Writing the destination (a cache or spool file).
+    Write(io::Error),
+}
+
+impl<W: Write> HashingWriter<W> {
+    /// Writes everything `reader` gives into this writer, in 64 KiB reads,
+    /// keeping a read failure apart from a write failure (callers name the
+    /// source for the one and their file for the other); returns the bytes
+    /// copied. Interrupted reads are retried.
+    pub fn copy_from(&mut self, reader: &mut dyn Read) -> Result<u64, CopyError> {
+        let mut buf = vec![0u8; 64 << 10];
+        let mut copied = 0;
+        loop {
+            let n = match reader.read(&mut buf) {
+                Ok(0) => return Ok(copied),
+                Ok(n) => n,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(CopyError::Read(e)),
+            };
+            self.write_all(&buf[..n]).map_err(CopyError::Write)?;
+            copied += n as u64;
+        }
+    }
+}
+
 impl<W: Write> Write for HashingWriter<W> {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
         let n = self.inner.write(buf)?;
@@ -235,6 +265,34 @@ mod tests {
     use super::*;
 
     const EMPTY: &str = "sha256:e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855";
+
+    #[test]
+    fn copy_from_hashes_and_tells_the_failing_side() {
+        let content = vec![7u8; 200_000];
+        let mut out = HashingWriter::new(Vec::new());
+        assert_eq!(out.copy_from(&mut &content[..]).unwrap(), 200_000);
+        let (digest, size, written) = out.finish();
+        assert_eq!((digest, size, written == content), (Digest::of(&content), 200_000, true));
+
+        struct Failing;
+        impl Read for Failing {
+            fn read(&mut self, _: &mut [u8]) -> io::Result<usize> {
+                Err(io::Error::other("source"))
+            }
+        }
+        impl Write for Failing {
+            fn write(&mut self, _: &[u8]) -> io::Result<usize> {
+                Err(io::Error::other("destination"))
+            }
+            fn flush(&mut self) -> io::Result<()> {
+                Ok(())
+            }
+        }
+        let mut out = HashingWriter::new(Vec::new());
+        assert!(matches!(out.copy_from(&mut Failing), Err(CopyError::Read(_))));
+        let mut out = HashingWriter::new(Failing);
+        assert!(matches!(out.copy_from(&mut &b"x"[..]), Err(CopyError::Write(_))));
+    }
 
     #[test]
     fn digest_of_empty_input() {

@@ -4,7 +4,7 @@
 
 use oci_spec::image::{Descriptor, MediaType};
 
-pub use forge_digest::{Digest, DigestError, HashingReader, HashingWriter};
+pub use forge_digest::{CopyError, Digest, DigestError, HashingReader, HashingWriter};
 
 /// A descriptor for a blob: media type, digest and size, nothing else.
 pub fn descriptor(media_type: MediaType, digest: &Digest, size: u64) -> Descriptor {

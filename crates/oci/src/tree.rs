@@ -21,12 +21,12 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs::File;
-use std::io::{self, Read, Write};
+use std::io::{self, Read};
 use std::iter::Peekable;
 use std::path::{Path, PathBuf};
 
 use crate::compression::Compression;
-use crate::digest::{Digest, HashingWriter};
+use crate::digest::{CopyError, Digest, HashingWriter};
 use crate::entries::TarError;
 use crate::error::Result;
 use crate::layer::{Layer, LayerBuilder, LayerOptions};
@@ -381,17 +381,11 @@ impl Spool {
         let file = File::create(&path).map_err(|source| TarError::Spool { path: path.clone(), source })?;
         let mut out = HashingWriter::new(io::BufWriter::with_capacity(128 << 10, file));
         let spool_error = |source| TarError::Spool { path: path.clone(), source };
-        let mut buf = vec![0u8; 64 << 10];
-        loop {
-            // A read error is the content's, a write error the spool's.
-            let n = match content.read(&mut buf) {
-                Ok(0) => break,
-                Ok(n) => n,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                Err(e) => return Err(TarError::Read(e)),
-            };
-            out.write_all(&buf[..n]).map_err(spool_error)?;
-        }
+        // A read error is the content's, a write error the spool's.
+        out.copy_from(content).map_err(|e| match e {
+            CopyError::Read(e) => TarError::Read(e),
+            CopyError::Write(e) => spool_error(e),
+        })?;
         let (digest, size, file) = out.finish();
         file.into_inner().map_err(|e| spool_error(e.into_error()))?;
         Ok((FileSource::Spooled { path, digest }, size))
