@@ -246,12 +246,7 @@ impl BlobStore {
     pub fn set_ref(&self, name: &str, manifest: &Descriptor) -> Result<()> {
         check_ref_name(name)?;
         let lock_path = self.root.join("index.lock");
-        let lock = fs::OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .open(&lock_path)
-            .map_err(|e| Error::io("opening", &lock_path, e))?;
+        let lock = open_lock_file(&lock_path)?;
         // Released when `lock` is dropped at the end of this function.
         lock.lock().map_err(|e| Error::io("locking", &lock_path, e))?;
         let mut index = self.read_index()?;
@@ -431,16 +426,21 @@ pub fn gc(dir: &Path, tarball_dirs: &[PathBuf]) -> Result<Collected> {
     Ok(collected)
 }
 
+/// Opens (creating it) the file at `path` whose lock guards something.
+fn open_lock_file(path: &Path) -> Result<File> {
+    fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(path)
+        .map_err(|e| Error::io("opening", path, e))
+}
+
 /// Locks `dir/store.lock`: shared (waiting for a collection to end), or
 /// exclusive without waiting (failing when a build has the store open).
 fn lock_store(dir: &Path, exclusive: bool) -> Result<File> {
     let path = dir.join(STORE_LOCK);
-    let file = fs::OpenOptions::new()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .open(&path)
-        .map_err(|e| Error::io("opening", &path, e))?;
+    let file = open_lock_file(&path)?;
     if !exclusive {
         file.lock_shared().map_err(|e| Error::io("locking", &path, e))?;
         return Ok(file);

@@ -194,6 +194,23 @@ impl Client {
         self.options.credentials.describe(reference.registry())
     }
 
+    /// The registry refused `action` (`"pull from"`, `"push to"`) on
+    /// `reference`'s repository with a `403`: its reasons from `response`.
+    pub(crate) fn denied(
+        &self,
+        reference: &Reference,
+        action: &'static str,
+        response: Response<Body>,
+    ) -> Error {
+        Error::Denied {
+            host: reference.registry().to_owned(),
+            source_used: self.credentials_used(reference),
+            repository: reference.repository().to_owned(),
+            action,
+            errors: Box::new(error_body(response)),
+        }
+    }
+
     fn unauthorized(&self, reference: &Reference) -> Error {
         Error::Unauthorized {
             host: reference.registry().to_owned(),

@@ -220,13 +220,7 @@ impl Client {
             });
         }
         if status == 403 {
-            return Err(Error::Denied {
-                host: reference.registry().to_owned(),
-                source_used: self.credentials_used(reference),
-                repository: reference.repository().to_owned(),
-                action: "pull from",
-                errors: Box::new(error_body(response)),
-            });
+            return Err(self.denied(reference, "pull from", response));
         }
         if status != 200 {
             return Err(Error::Status { method: "GET", url, status, errors: error_body(response) });

@@ -426,15 +426,7 @@ impl Client {
             let status = response.status().as_u16();
             match status {
                 201 | 200 => {}
-                403 => {
-                    return Err(Error::Denied {
-                        host: reference.registry().to_owned(),
-                        source_used: self.credentials_used(reference),
-                        repository: reference.repository().to_owned(),
-                        action: "push to",
-                        errors: Box::new(error_body(response)),
-                    })
-                }
+                403 => return Err(self.denied(reference, "push to", response)),
                 _ if (400..500).contains(&status) => {
                     return Err(Error::ManifestRejected {
                         reference: reference.to_string(),
@@ -472,13 +464,7 @@ impl Client {
         response: ureq::http::Response<ureq::Body>,
     ) -> Error {
         if status == 403 {
-            return Error::Denied {
-                host: reference.registry().to_owned(),
-                source_used: self.credentials_used(reference),
-                repository: reference.repository().to_owned(),
-                action: "push to",
-                errors: Box::new(error_body(response)),
-            };
+            return self.denied(reference, "push to", response);
         }
         Error::Status { method, url: self.absolute(reference, url), status, errors: error_body(response) }
     }
