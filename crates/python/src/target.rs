@@ -227,6 +227,12 @@ pub struct Target {
     /// standard library when there is one and the target is not a venv:
     /// pip refuses to install there without `--break-system-packages`.
     pub externally_managed: Option<String>,
+    /// The version of the pip that would run the install: the image's
+    /// (the `pip` distribution found above), `None` when the image has
+    /// none. The entry point scripts written follow it
+    /// ([`crate::wheel::ScriptTemplate`]); a caller whose `RUN` upgraded pip
+    /// first sets the new version here.
+    pub pip_version: Option<String>,
 }
 
 /// The architecture of Python's platform tags for an OCI architecture
@@ -365,6 +371,7 @@ pub fn detect(
     let libc = detect_libc(files, arch)?;
     let full_version = full_version(files, &prefix, version, &libdir, debian_arch(arch).0)?;
     let installed = installed_dists(files, &site_dirs)?;
+    let pip_version = installed.iter().find(|d| d.name == "pip").map(|d| d.version.clone());
     Ok(Target {
         executable,
         interpreter,
@@ -378,6 +385,7 @@ pub fn detect(
         site_dirs,
         installed,
         externally_managed,
+        pip_version,
     })
 }
 

@@ -18,7 +18,8 @@
 //!   line dropped, as pip does); scripts that are setuptools' wrappers of
 //!   an entry point are left out, as pip leaves them out;
 //! - writes the `console_scripts` and `gui_scripts` entry points with
-//!   pip's (distlib's) script text and shebang, mode 0755; `pip` and
+//!   the script text of the image's pip version ([`ScriptTemplate`]) and
+//!   distlib's shebang, mode 0755; `pip` and
 //!   `easy_install` get pip's versioned names (`pip`, `pip3`, `pip3.N`);
 //! - writes `INSTALLER` (`pip`), `REQUESTED` when asked, and `RECORD`
 //!   with every path relative to the lib directory (`../../../bin/x`), the
@@ -649,7 +650,13 @@ fn parse_entry_points(text: &str) -> Result<(Vec<(String, EntryPoint)>, Vec<(Str
             .split_once('=')
             .ok_or_else(|| format!("line {}: `{line}` is not `name = value`", number + 1))?;
         let (name, value) = (name.trim(), value.trim());
-        if name.is_empty() || !name.chars().all(|c| c.is_alphanumeric() || "_-.+".contains(c)) {
+        // `.` and `..` would be the scripts directory or its parent (pip 26.2
+        // refuses them too).
+        if name.is_empty()
+            || name == "."
+            || name == ".."
+            || !name.chars().all(|c| c.is_alphanumeric() || "_-.+".contains(c))
+        {
             return Err(format!("line {}: invalid script name `{name}`", number + 1));
         }
         let callable = value.split('[').next().unwrap_or(value).trim();
@@ -744,17 +751,59 @@ fn shebang(executable: &str) -> String {
     }
 }
 
-/// The text of an entry point script as pip (distlib's `ScriptMaker`)
-/// writes it.
+/// The script text pip writes for an entry point, which changed with pip's
+/// versions (each checked against that pip's source).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ScriptTemplate {
+    /// pip before 25.2: distlib's template (`import re`, a coding line).
+    Distlib,
+    /// pip 25.2 and 25.3: pip's own, without `re`, `endswith('.exe')`.
+    Pip25,
+    /// pip 26.0 and later: pip's own, `removesuffix('.exe')`.
+    Pip26,
+}
+
+impl ScriptTemplate {
+    /// The template the pip of `version` writes; the newest for `None` or
+    /// a version that does not parse (a fresh pip).
+    pub fn for_pip(version: Option<&str>) -> ScriptTemplate {
+        let parsed = version.and_then(|v| {
+            let mut parts = v.split('.');
+            let major: u32 = parts.next()?.parse().ok()?;
+            let minor: u32 =
+                parts.next()?.chars().take_while(char::is_ascii_digit).collect::<String>().parse().ok()?;
+            Some((major, minor))
+        });
+        match parsed {
+            Some(v) if v < (25, 2) => ScriptTemplate::Distlib,
+            Some(v) if v < (26, 0) => ScriptTemplate::Pip25,
+            _ => ScriptTemplate::Pip26,
+        }
+    }
+
+    /// The script below the shebang for `from module import name`, calling
+    /// `func` (`name` or `name.attr`).
+    fn body(self, module: &str, name: &str, func: &str) -> String {
+        match self {
+            ScriptTemplate::Distlib => format!(
+                "# -*- coding: utf-8 -*-\nimport re\nimport sys\nfrom {module} import {name}\nif __name__ == '__main__':\n    sys.argv[0] = re.sub(r'(-script\\.pyw|\\.exe)?$', '', sys.argv[0])\n    sys.exit({func}())\n"
+            ),
+            ScriptTemplate::Pip25 => format!(
+                "import sys\nfrom {module} import {name}\nif __name__ == '__main__':\n    if sys.argv[0].endswith('.exe'):\n        sys.argv[0] = sys.argv[0][:-4]\n    sys.exit({func}())\n"
+            ),
+            ScriptTemplate::Pip26 => format!(
+                "import sys\nfrom {module} import {name}\nif __name__ == '__main__':\n    sys.argv[0] = sys.argv[0].removesuffix('.exe')\n    sys.exit({func}())\n"
+            ),
+        }
+    }
+}
+
+/// The text of an entry point script as the target's pip (its
+/// `ScriptMaker`) writes it.
 fn script_text(entry: &EntryPoint, target: &Target) -> String {
     let import_name = entry.attr.split('.').next().unwrap_or(&entry.attr);
-    format!(
-        "{}# -*- coding: utf-8 -*-\nimport re\nimport sys\nfrom {} import {}\nif __name__ == '__main__':\n    sys.argv[0] = re.sub(r'(-script\\.pyw|\\.exe)?$', '', sys.argv[0])\n    sys.exit({}())\n",
-        shebang(&target.executable),
-        entry.module,
-        import_name,
-        entry.attr
-    )
+    let template = ScriptTemplate::for_pip(target.pip_version.as_deref());
+    format!("{}{}", shebang(&target.executable), template.body(&entry.module, import_name, &entry.attr))
 }
 
 /// `base/rest` for image paths.
@@ -1075,5 +1124,24 @@ mod tests {
         assert_eq!(console[1].1, EntryPoint { module: "pkg".into(), attr: "obj.run".into() });
         assert_eq!(gui[0].0, "g");
         assert!(parse_entry_points("[console_scripts]\nfoo = pkg.cli\n").is_err());
+        assert!(parse_entry_points("[console_scripts]\n.. = pkg.cli:main\n").is_err());
+        assert!(parse_entry_points("[console_scripts]\na/b = pkg.cli:main\n").is_err());
+    }
+
+    #[test]
+    fn script_templates_follow_pips_version() {
+        assert_eq!(ScriptTemplate::for_pip(Some("23.0.1")), ScriptTemplate::Distlib);
+        assert_eq!(ScriptTemplate::for_pip(Some("25.1.1")), ScriptTemplate::Distlib);
+        assert_eq!(ScriptTemplate::for_pip(Some("25.2")), ScriptTemplate::Pip25);
+        assert_eq!(ScriptTemplate::for_pip(Some("25.3")), ScriptTemplate::Pip25);
+        assert_eq!(ScriptTemplate::for_pip(Some("26.0b1")), ScriptTemplate::Pip26);
+        assert_eq!(ScriptTemplate::for_pip(None), ScriptTemplate::Pip26);
+        assert_eq!(
+            ScriptTemplate::Pip26.body("pkg.cli", "Obj", "Obj.run"),
+            "import sys\nfrom pkg.cli import Obj\nif __name__ == '__main__':\n    sys.argv[0] = sys.argv[0].removesuffix('.exe')\n    sys.exit(Obj.run())\n"
+        );
+        assert!(ScriptTemplate::Pip25
+            .body("m", "f", "f")
+            .contains("    if sys.argv[0].endswith('.exe'):\n        sys.argv[0] = sys.argv[0][:-4]\n"));
     }
 }

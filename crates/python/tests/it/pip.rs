@@ -2,8 +2,11 @@
 //! installed by `pip install --no-compile --no-deps --root DIR --prefix
 //! /usr/local` and by [`install_wheel`] for a `/usr/local` Python of the
 //! same version must give the same files, modes, contents and `RECORD`.
-//! Our target's interpreter is set to the host's `sys.executable`, so even
-//! the shebangs must be byte for byte pip's.
+//! Our target's interpreter is set to the host's `sys.executable` and its
+//! pip version to the host's, so even the entry point scripts must be byte
+//! for byte pip's. (The host's pip checks one `forge_python::wheel::ScriptTemplate`; the
+//! others are copied from pip 25.2 and 26.0's sources and checked by unit
+//! tests.)
 //!
 //! pip is asked for the requirement by name from a `--find-links`
 //! directory (as from an index), so it writes no `direct_url.json` (it
@@ -42,6 +45,11 @@ fn host_pip() -> bool {
     );
     eprintln!("skipping: python3 -m pip does not run on this machine");
     false
+}
+
+/// The version of the host's pip (`23.2.1`).
+fn host_pip_version() -> String {
+    python("import pip; print(pip.__version__)").trim().to_owned()
 }
 
 fn python(script: &str) -> String {
@@ -134,7 +142,15 @@ fn install_matches_pip() {
     exe(&mut image, &format!("usr/local/bin/python{version}"), "\x7fELF");
     file(&mut image, &format!("usr/local/lib/python{version}/os.py"), "");
     file(&mut image, "lib/x86_64-linux-gnu/libc.so.6", "GLIBC_2.36\0");
+    // The image's pip is the host's version: its script template is used.
+    let pip_version = host_pip_version();
+    file(
+        &mut image,
+        &format!("usr/local/lib/python{version}/site-packages/pip-{pip_version}.dist-info/METADATA"),
+        &format!("Name: pip\nVersion: {pip_version}\n"),
+    );
     let mut target = detect(&image, "pip", None, PATH, "amd64").unwrap();
+    assert_eq!(target.pip_version.as_deref(), Some(pip_version.as_str()));
     target.executable = executable;
     let mut spool = Spool::new(&work.path().join("spool")).unwrap();
     let mut ours = Tree::new();
@@ -316,6 +332,8 @@ fn upgrade_matches_pip() {
     let mut target = detect(&lower, "python", Some(venv_python.to_str().unwrap()), PATH, "amd64").unwrap();
     assert_eq!(target.scheme.purelib, format!("{venv_image}/lib/python{}/site-packages", target.version));
     target.executable = venv_python.to_str().unwrap().to_owned();
+    // The venv has no pip; the host's runs (`pip --python`).
+    target.pip_version = Some(host_pip_version());
     let mut layer = Tree::new();
     let removed = forge_python::uninstall(&lower, &target, "upgraded", &mut layer).unwrap();
     assert!(!removed.is_empty());
