@@ -289,8 +289,7 @@ pub fn detect(
     let prefix = parent(real_bin).to_owned();
     let (version, free_threaded) = python_version(files, &interpreter, &prefix, venv.as_ref())?;
     let libdir = format!("python{version}{}", if free_threaded { "t" } else { "" });
-    let stdlib = format!("{}/lib/{libdir}", slash(&prefix));
-    let stdlib = stdlib.trim_start_matches('/').to_owned();
+    let stdlib = join(&prefix, &format!("lib/{libdir}"));
     let has_stdlib = is_file(files, &format!("{stdlib}/os.py"));
     let debian_site = "usr/lib/python3/dist-packages";
     let debian = prefix == "usr" && is_dir(files, debian_site);
@@ -322,14 +321,12 @@ pub fn detect(
     } else if has_stdlib {
         let site = format!("{stdlib}/site-packages");
         site_dirs.push(site.clone());
-        let base = prefix.clone();
-        let join = |rest: &str| if base.is_empty() { rest.to_owned() } else { format!("{base}/{rest}") };
         let scheme = Scheme {
             purelib: site.clone(),
             platlib: site,
-            scripts: join("bin"),
+            scripts: join(&prefix, "bin"),
             data: prefix.clone(),
-            include: join(&format!("include/{libdir}")),
+            include: join(&prefix, &format!("include/{libdir}")),
         };
         (Layout::Prefix, scheme)
     } else {
@@ -406,12 +403,12 @@ impl Target {
     }
 }
 
-/// `/`-prefixed form of an image path (`""` stays empty).
-fn slash(path: &str) -> String {
-    if path.is_empty() {
-        String::new()
+/// `base/rest` for image paths (`rest` alone below the root, `""`).
+pub(crate) fn join(base: &str, rest: &str) -> String {
+    if base.is_empty() {
+        rest.to_owned()
     } else {
-        format!("/{}", path.trim_start_matches('/'))
+        format!("{base}/{rest}")
     }
 }
 

@@ -50,7 +50,7 @@ use forge_oci::{FileSource, Node, NodeKind, Spool, Stack, Tree};
 use crate::dist::parse_metadata;
 use crate::index::normalize_name;
 use crate::record::{self, Hash, Row};
-use crate::target::{installed_dists, InstalledDist, Target};
+use crate::target::{installed_dists, join, InstalledDist, Target};
 
 /// The largest metadata file of a wheel read into memory (`RECORD`,
 /// `METADATA`, `WHEEL`, `entry_points.txt`).
@@ -804,15 +804,6 @@ fn script_text(entry: &EntryPoint, target: &Target) -> String {
     let import_name = entry.attr.split('.').next().unwrap_or(&entry.attr);
     let template = ScriptTemplate::for_pip(target.pip_version.as_deref());
     format!("{}{}", shebang(&target.executable), template.body(&entry.module, import_name, &entry.attr))
-}
-
-/// `base/rest` for image paths.
-fn join(base: &str, rest: &str) -> String {
-    if base.is_empty() {
-        rest.to_owned()
-    } else {
-        format!("{base}/{rest}")
-    }
 }
 
 /// `path` relative to the directory `base` (both image paths), as
