@@ -209,6 +209,15 @@ pub(crate) fn every_mode_and_config_gives_its_results(repo: &Path) {
     assert_eq!(stats["streets"]["total"], serde_json::json!({"bicycle": 0, "car": 2, "person": 2}));
     assert_eq!(stats["streets"]["datasets"]["day"]["images"], 2);
     assert_eq!(out.record("project stats")["datasets"], 2);
+
+    // Natively installed packages at work: jq checks the annotations,
+    // python-slugify and PyYAML write the catalog.
+    let catalog_demo = repo.join("plugins/tools/class-catalog/demo");
+    let (out, results) = run_to(repo, "class-catalog", &["--data", catalog_demo.to_str().unwrap()]);
+    assert_eq!(files(results.path()), ["catalog.yaml"]);
+    let catalog = fs::read_to_string(results.path().join("catalog.yaml")).unwrap();
+    assert!(catalog.contains("slug: car") && catalog.contains("invalid_annotations: []"), "{catalog}");
+    assert_eq!(out.record("catalog")["classes"], 3);
 }
 
 /// The task directory and environment, as the agent makes them; errors
@@ -310,12 +319,16 @@ pub(crate) fn writes_do_not_reach_the_next_run(repo: &Path) {
 /// results for every sample plugin and mode.
 pub(crate) fn docker_gives_the_same_results(repo: &Path, engine: &forge_testkit::Dockerd) {
     let images = repo.join("target/plugin-forge/images/supervisely");
-    for tarball in ["import-csv-bboxes_1.2.0.tar", "nn-tiny-classifier_0.3.1.tar", "dataset-stats_0.1.0.tar"]
-    {
+    for tarball in [
+        "import-csv-bboxes_1.2.0.tar",
+        "nn-tiny-classifier_0.3.1.tar",
+        "dataset-stats_0.1.0.tar",
+        "class-catalog_0.1.0.tar",
+    ] {
         engine.docker(&["load", "-i", images.join(tarball).to_str().unwrap()]).unwrap();
     }
     let demo = |p: &str| repo.join("plugins").join(p).to_str().unwrap().to_owned();
-    let cases: [(&str, &str, &str, &[&str]); 4] = [
+    let cases: [(&str, &str, &str, &[&str]); 5] = [
         (
             "csv-bboxes",
             "import-csv-bboxes:1.2.0",
@@ -342,6 +355,7 @@ pub(crate) fn docker_gives_the_same_results(repo: &Path, engine: &forge_testkit:
             ],
         ),
         ("dataset-stats", "dataset-stats:0.1.0", "main", &["--data", &demo("tools/dataset-stats/demo")]),
+        ("class-catalog", "class-catalog:0.1.0", "main", &["--data", &demo("tools/class-catalog/demo")]),
     ];
     for (plugin, image, mode, args) in cases {
         let (ours, our_results) = run_to(repo, plugin, args);

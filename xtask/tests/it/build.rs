@@ -12,7 +12,7 @@ COPY ${MODULE_PATH} /workdir\nENV PYTHONPATH=/workdir:/workdir/src:/workdir/supe
 /// Lint-clean, but the builder does not execute RUN yet.
 const BAD: &str = "ARG REGISTRY\nARG TAG\nFROM ${REGISTRY}/base-py:${TAG}\nARG MODULE_PATH\n\
 COPY ${MODULE_PATH} /workdir\nENV PYTHONPATH=/workdir:/workdir/src:/workdir/supervisely_lib/worker_proto\n\
-RUN pip install numpy\n";
+RUN make install\n";
 
 fn plugin(dir: &str, version: &'static str, dockerfile: &'static str) -> Vec<(String, &'static str)> {
     vec![
@@ -79,7 +79,10 @@ fn build_all_goes_past_a_failure_and_reports_json() {
     let c = by_plugin("plugins/c");
     assert_eq!(c["status"], "failed");
     assert!(
-        c["error"].as_str().unwrap().contains("plugins/c/Dockerfile:7:1: RUN is not supported yet"),
+        c["error"]
+            .as_str()
+            .unwrap()
+            .contains("plugins/c/Dockerfile:7:5: `make` is not a package installer command"),
         "{c}"
     );
     // A plugin with lint errors is not built: it fails with them.

@@ -23,7 +23,7 @@ fn sample_plugins_build_on_the_debian_base_and_run() {
     // build-all builds the missing base image by itself.
     let out = xtask(repo.path(), &["build-all", "--root", root, "--format", "json"]);
     let lines = ok(&out);
-    assert_eq!(lines.lines().count(), 3, "{lines}");
+    assert_eq!(lines.lines().count(), 4, "{lines}");
     assert!(lines.lines().all(|l| l.contains("\"status\":\"built\"")), "{lines}");
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("base image localhost:5000/base-py is missing"), "{stderr}");
@@ -49,6 +49,23 @@ fn sample_plugins_build_on_the_debian_base_and_run() {
         ),
         ("dataset-stats", &[], "\"message\": \"project stats\""),
     ];
+    // class-catalog's RUNs installed jq from Debian, python-slugify (with
+    // its dependency) and PyYAML (a compiled extension) from PyPI, pinned
+    // by its committed Dockerfile.lock, which the build left unchanged.
+    let lock = "plugins/tools/class-catalog/Dockerfile.lock";
+    assert_eq!(
+        std::fs::read(repo.path().join(lock)).unwrap(),
+        std::fs::read(project_root().join(lock)).unwrap(),
+        "the build changed {lock}"
+    );
+    let script = "import slugify, text_unidecode, yaml, subprocess; \
+        print(slugify.slugify('Straße Ampel (rot)'), yaml.__with_libyaml__, yaml.safe_dump({'k': [1]}).strip()); \
+        print(subprocess.run(['jq', '-c', '.a'], input='{\"a\": [1, 2]}', capture_output=True, text=True).stdout.strip())";
+    let out = ok(&xtask(
+        repo.path(),
+        &["run", "class-catalog", "--root", root, "--format", "json", "--", "python3", "-c", script],
+    ));
+    assert!(out.contains("strasse-ampel-rot True k:\n- 1\n[1,2]"), "{out}");
     for (plugin, args, expected) in checks {
         let mut argv = vec!["run", plugin, "--root", root, "--docker-semantics", "--format", "json"];
         if !args.is_empty() {

@@ -37,6 +37,7 @@ fn publish_says_what_to_register_for_the_samples() {
             "Tiny nearest-centroid classifier",
             "supervisely/nn-tiny-classifier:0.3.1",
         ),
+        ("plugins/tools/class-catalog", "Class catalog", "supervisely/class-catalog:0.1.0"),
         ("plugins/tools/dataset-stats", "Dataset stats", "supervisely/dataset-stats:0.1.0"),
     ];
 
