@@ -66,6 +66,16 @@ fn sample_plugins_build_on_the_debian_base_and_run() {
         &["run", "class-catalog", "--root", root, "--format", "json", "--", "python3", "-c", script],
     ));
     assert!(out.contains("strasse-ampel-rot True k:\n- 1\n[1,2]"), "{out}");
+
+    // Another plugin with the same RUNs over the same base shares their
+    // layers: only its own files are a new layer.
+    let copy = repo.path().join("plugins/tools/catalog-two");
+    copy_dir(&repo.path().join("plugins/tools/class-catalog"), &copy);
+    std::fs::write(copy.join("VERSION"), "supervisely/catalog-two:0.1.0\n").unwrap();
+    let out = ok(&xtask(repo.path(), &["build", "catalog-two", "--root", root, "--format", "json"]));
+    let line: serde_json::Value = serde_json::from_str(out.trim()).unwrap();
+    assert_eq!((line["layers_built"].as_u64(), line["layers_cached"].as_u64()), (Some(1), Some(4)), "{line}");
+    std::fs::remove_dir_all(&copy).unwrap();
     for (plugin, args, expected) in checks {
         let mut argv = vec!["run", plugin, "--root", root, "--docker-semantics", "--format", "json"];
         if !args.is_empty() {
