@@ -1,12 +1,14 @@
 //! What we read from a package index ourselves, beside uv: wheel file
 //! names and their tags (PEP 427/425), version order (PEP 440), and a
-//! project's files from the JSON simple API (PEP 691), to name the newest
-//! version that has a wheel for the target when a requirement has none.
+//! project's files from the simple API (PEP 691 JSON, or PEP 503 HTML from
+//! an index without JSON), to name the newest version that has a wheel
+//! for the target when a requirement has none.
 
 use std::cmp::Ordering;
 
 use serde::Deserialize;
 
+use crate::dist::normalize_name;
 use crate::resolve_error::ResolveError;
 
 /// A wheel file name: `{name}-{version}(-{build})?-{python}-{abi}-{platform}.whl`.
@@ -49,25 +51,6 @@ impl WheelName {
     pub fn rank(&self, target_tags: &[String]) -> Option<usize> {
         self.tags.iter().filter_map(|tag| target_tags.iter().position(|t| t == tag)).min()
     }
-}
-
-/// A distribution name normalised per PEP 503 (`PyYAML`, `pyyaml` and
-/// `Py_Yaml` are one).
-pub fn normalize_name(name: &str) -> String {
-    let mut out = String::with_capacity(name.len());
-    let mut in_separator = false;
-    for c in name.chars() {
-        if matches!(c, '-' | '_' | '.') {
-            in_separator = true;
-        } else {
-            if in_separator && !out.is_empty() {
-                out.push('-');
-            }
-            in_separator = false;
-            out.push(c.to_ascii_lowercase());
-        }
-    }
-    out
 }
 
 /// A PEP 440 version, for ordering (`1.0` and `1.0.0` are equal).
@@ -266,9 +249,42 @@ pub struct IndexFile {
 }
 
 impl ProjectPage {
-    /// Parses a PEP 691 JSON page.
+    /// Parses a PEP 691 JSON page, or a PEP 503 HTML page.
     pub fn parse(bytes: &[u8]) -> Option<ProjectPage> {
-        serde_json::from_slice(bytes).ok()
+        let text = std::str::from_utf8(bytes).ok()?;
+        if text.trim_start().starts_with('{') {
+            serde_json::from_str(text).ok()
+        } else if text.contains("<a") || text.contains("<A") {
+            Some(ProjectPage::parse_html(text))
+        } else {
+            None
+        }
+    }
+
+    /// The anchors of a PEP 503 page: the file name is the anchor's text,
+    /// `data-requires-python` and `data-yanked` its attributes.
+    fn parse_html(text: &str) -> ProjectPage {
+        let mut files = Vec::new();
+        let lower = text.to_ascii_lowercase();
+        let mut at = 0;
+        while let Some(start) = lower[at..].find("<a").map(|i| at + i) {
+            let Some(tag_end) = lower[start..].find('>').map(|i| start + i) else { break };
+            let Some(close) = lower[tag_end..].find("</a>").map(|i| tag_end + i) else { break };
+            let tag = &text[start..tag_end];
+            let attribute = |name: &str| {
+                let from = tag.find(&format!("{name}=\""))? + name.len() + 2;
+                let to = tag[from..].find('"')? + from;
+                Some(html_unescape(&tag[from..to]))
+            };
+            let yanked = tag.contains("data-yanked");
+            files.push(IndexFile {
+                filename: html_unescape(text[tag_end + 1..close].trim()),
+                requires_python: attribute("data-requires-python"),
+                yanked: serde_json::Value::Bool(yanked),
+            });
+            at = close + 4;
+        }
+        ProjectPage { files }
     }
 
     /// The newest version (as its wheel spells it) with a wheel that is
@@ -292,28 +308,78 @@ impl ProjectPage {
     }
 }
 
+/// `&lt;` and its kin, as PEP 503 pages escape attribute values.
+fn html_unescape(text: &str) -> String {
+    text.replace("&lt;", "<")
+        .replace("&gt;", ">")
+        .replace("&quot;", "\"")
+        .replace("&#39;", "'")
+        .replace("&amp;", "&")
+}
+
+/// What the indexes say of the newest version with a wheel for a target.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum NewestWheel {
+    /// This version (as its wheel spells it).
+    Version(String),
+    /// The indexes answered, and no version has such a wheel.
+    NoneOnIndex,
+    /// No index could be asked, and why.
+    Unknown(String),
+}
+
+impl std::fmt::Display for NewestWheel {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            NewestWheel::Version(v) => write!(f, "the newest version with such a wheel is {v}"),
+            NewestWheel::NoneOnIndex => write!(f, "no version on the index has such a wheel"),
+            NewestWheel::Unknown(why) => write!(f, "which version has one is unknown: {why}"),
+        }
+    }
+}
+
 /// The newest version of `name` with a wheel for the target, looked up on
-/// each index in turn (the greatest wins); `None` when no index has one
-/// or none answers with JSON.
+/// each index (the greatest wins).
 pub(crate) fn newest_with_wheel(
     indexes: &[String],
     name: &str,
     target_tags: &[String],
     python: &Version,
     pre: bool,
-) -> Option<String> {
+) -> NewestWheel {
+    if indexes.is_empty() {
+        return NewestWheel::Unknown("no index to ask (--no-index)".into());
+    }
     let agent = crate::fetch::agent();
-    indexes
-        .iter()
-        .filter_map(|index| {
-            let url = format!("{}/{}/", index.trim_end_matches('/'), normalize_name(name));
-            let bytes =
-                crate::fetch::get_bytes(&agent, &url, "application/vnd.pypi.simple.v1+json", 64 << 20)
-                    .ok()?;
-            ProjectPage::parse(&bytes)?.newest_with_wheel(target_tags, python, pre)
-        })
-        .max_by(|a, b| a.0.cmp(&b.0))
-        .map(|(_, text)| text)
+    let accept = "application/vnd.pypi.simple.v1+json, text/html;q=0.1";
+    let mut answered = false;
+    let mut failures = Vec::new();
+    let mut best: Option<(Version, String)> = None;
+    for index in indexes {
+        let url = format!("{}/{}/", index.trim_end_matches('/'), normalize_name(name));
+        let page = match crate::fetch::get_bytes(&agent, &url, accept, 64 << 20) {
+            Ok(bytes) => ProjectPage::parse(&bytes),
+            Err(e) => {
+                failures.push(e.to_string());
+                continue;
+            }
+        };
+        let Some(page) = page else {
+            failures.push(format!("{url}: not a simple API page"));
+            continue;
+        };
+        answered = true;
+        if let Some(found) = page.newest_with_wheel(target_tags, python, pre) {
+            if best.as_ref().is_none_or(|b| found.0 > b.0) {
+                best = Some(found);
+            }
+        }
+    }
+    match best {
+        Some((_, text)) => NewestWheel::Version(text),
+        None if answered => NewestWheel::NoneOnIndex,
+        None => NewestWheel::Unknown(failures.join("; ")),
+    }
 }
 
 /// Why a version does not parse, for errors.
@@ -349,15 +415,6 @@ mod tests {
         for bad in ["foo-1.0.tar.gz", "foo-1.0-py3-none.whl", "foo--py3-none-any.whl", ".whl", ""] {
             assert_eq!(WheelName::parse(bad), None, "{bad}");
         }
-    }
-
-    #[test]
-    fn names_are_normalised() {
-        for name in ["PyYAML", "pyyaml", "Py_Yaml", "py.yaml", "py--yaml", "PY-_.YAML"] {
-            assert!(normalize_name(name) == "pyyaml" || normalize_name(name) == "py-yaml", "{name}");
-        }
-        assert_eq!(normalize_name("Python_Slugify"), "python-slugify");
-        assert_eq!(normalize_name("zope.interface"), "zope-interface");
     }
 
     #[test]
@@ -429,5 +486,28 @@ mod tests {
         assert_eq!(newest(true).as_deref(), Some("2.4.0rc1"));
         assert!(page.newest_with_wheel(&tags[..1], &v("3.11"), true).is_none());
         assert!(ProjectPage::parse(b"<html>").is_none());
+        assert!(ProjectPage::parse(b"\xff").is_none());
+    }
+
+    #[test]
+    fn html_pages_of_indexes_without_json() {
+        let page = br#"<!DOCTYPE html><html><body><h1>Links for numpy</h1>
+            <a href="https://e/numpy-2.3.5-cp311-cp311-manylinux_2_28_x86_64.whl#sha256=00" data-requires-python="&gt;=3.11">numpy-2.3.5-cp311-cp311-manylinux_2_28_x86_64.whl</a><br/>
+            <A HREF="https://e/numpy-2.3.6-cp311-cp311-manylinux_2_28_x86_64.whl" data-yanked="">numpy-2.3.6-cp311-cp311-manylinux_2_28_x86_64.whl</A>
+            <a href="https://e/numpy-2.4.0-cp312-cp312-manylinux_2_28_x86_64.whl" data-requires-python="&gt;=3.12">numpy-2.4.0-cp312-cp312-manylinux_2_28_x86_64.whl</a>
+            <a href="https://e/numpy-2.3.7-cp311-cp311-manylinux_2_28_x86_64.whl" data-requires-python="&gt;=3.12">numpy-2.3.7-cp311-cp311-manylinux_2_28_x86_64.whl</a>
+            </body></html>"#;
+        let page = ProjectPage::parse(page).unwrap();
+        assert_eq!(page.files.len(), 4);
+        assert_eq!(page.files[0].requires_python.as_deref(), Some(">=3.11"));
+        let tags = vec!["cp311-cp311-manylinux_2_28_x86_64".to_owned()];
+        let newest = page.newest_with_wheel(&tags, &v("3.11"), false).map(|(_, text)| text);
+        assert_eq!(newest.as_deref(), Some("2.3.5"));
+        // Truncated markup ends the list instead of failing.
+        assert_eq!(ProjectPage::parse(b"<a href=x>numpy-1-py3-none-any.whl").unwrap().files.len(), 0);
+        assert_eq!(
+            NewestWheel::Version("2.3.5".into()).to_string(),
+            "the newest version with such a wheel is 2.3.5"
+        );
     }
 }

@@ -22,7 +22,7 @@ pub mod wheel;
 
 pub use fetch::fetch;
 pub use lock::PipLock;
-pub use resolve::{resolve, LockedWheel, PipRequest, ResolveEnv};
+pub use resolve::{installed_of, resolve, LockedWheel, PipRequest, ResolveEnv};
 pub use resolve_error::ResolveError;
 pub use target::{detect, Target, TargetError};
 pub use uv::Uv;

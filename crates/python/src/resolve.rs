@@ -30,8 +30,10 @@ use std::process::Command;
 use forge_digest::Digest;
 use serde::Deserialize;
 
-use crate::index::{self, normalize_name, Version, WheelName};
-use crate::resolve_error::ResolveError;
+use crate::dist::normalize_name;
+use crate::index::{self, NewestWheel, Version, WheelName};
+use crate::resolve_error::{MissingWheel, ResolveError};
+use crate::target::Target;
 use crate::uv::Uv;
 
 /// The index pip uses when none is given.
@@ -83,6 +85,25 @@ impl ResolveEnv {
         format!("CPython {} on {}", self.python_version, platform.unwrap_or(&self.python_platform))
     }
 
+    /// The resolution target of an interpreter detected in an image.
+    pub fn for_target(target: &Target) -> Result<ResolveEnv, ResolveError> {
+        let python_platform = target.uv_python_platform().ok_or_else(|| ResolveError::Target {
+            what: format!("platform {}", target.platform_tag()),
+            problem: "uv resolves for x86_64 and aarch64 with glibc 2.17 or later, or musl".into(),
+        })?;
+        Ok(ResolveEnv {
+            python_version: target.full_version.clone().unwrap_or_else(|| target.version.to_string()),
+            python_platform,
+            tags: target.tags(),
+        })
+    }
+
+    /// Whether the best tag's ABI is a free-threaded one (`cp313t`).
+    fn is_free_threaded(&self) -> bool {
+        let abi = self.tags.first().and_then(|t| t.split('-').nth(1));
+        abi.is_some_and(|abi| abi.starts_with("cp") && abi.ends_with('t'))
+    }
+
     /// The first few tags, for messages.
     fn tags_summary(&self) -> String {
         let mut summary = self.tags.iter().take(3).cloned().collect::<Vec<_>>().join(", ");
@@ -91,6 +112,11 @@ impl ResolveEnv {
         }
         summary
     }
+}
+
+/// What pip would see as installed on `target`, for [`PipRequest::installed`].
+pub fn installed_of(target: &Target) -> Vec<(String, String)> {
+    target.installed.iter().map(|d| (d.name.clone(), d.version.clone())).collect()
 }
 
 /// One wheel a resolution chose.
@@ -126,7 +152,8 @@ pub fn resolve(
     if env.tags.is_empty() {
         return Err(ResolveError::Target { what: "tags".into(), problem: "none given".into() });
     }
-    let platform = StandInPlatform::parse(&env.python_platform)?;
+    let mut platform = StandInPlatform::parse(&env.python_platform)?;
+    platform.free_threaded = env.is_free_threaded();
     for requirement in &request.requirements {
         check_requirement(requirement)?;
     }
@@ -261,6 +288,9 @@ struct StandInPlatform {
     libc: &'static str,
     major: u32,
     minor: u32,
+    /// A free-threaded build (ABI `cp313t`): uv takes the ABI of the
+    /// tags it matches from the interpreter, not from `--python-version`.
+    free_threaded: bool,
 }
 
 impl StandInPlatform {
@@ -269,7 +299,9 @@ impl StandInPlatform {
     fn parse(text: &str) -> Result<StandInPlatform, ResolveError> {
         let bad = || ResolveError::Target {
             what: format!("platform {text:?}"),
-            problem: "expected ARCH-manylinux_X_Y or ARCH-musllinux_X_Y (uv's --python-platform)".into(),
+            problem: "expected ARCH-manylinux_X_Y, ARCH-musllinux_X_Y or ARCH-unknown-linux-{gnu,musl} \
+                      (uv's --python-platform)"
+                .into(),
         };
         let (arch, os) = text.split_once('-').ok_or_else(bad)?;
         if arch.is_empty() || !arch.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
@@ -281,6 +313,11 @@ impl StandInPlatform {
             ("musllinux", v)
         } else if os == "manylinux2014" {
             ("manylinux", "2_17")
+        } else if os == "unknown-linux-gnu" {
+            // What uv takes `ARCH-unknown-linux-gnu` for.
+            ("manylinux", "2_28")
+        } else if os == "unknown-linux-musl" {
+            ("musllinux", "1_2")
         } else {
             return Err(bad());
         };
@@ -290,6 +327,7 @@ impl StandInPlatform {
             libc,
             major: major.parse().map_err(|_| bad())?,
             minor: minor.parse().map_err(|_| bad())?,
+            free_threaded: false,
         })
     }
 }
@@ -345,7 +383,7 @@ fn interpreter_info(python: &Version, platform: &StandInPlatform, prefix: &str, 
         "arch": platform.arch,
         "cpu_info": { "detected": { "kind": "flags", "flags": "" } },
         "manylinux_compatible": platform.libc == "manylinux",
-        "gil_disabled": false,
+        "gil_disabled": platform.free_threaded,
         "debug_enabled": false,
         "pointer_size": "64",
     })
@@ -543,13 +581,13 @@ fn failure(request: &PipRequest, env: &ResolveEnv, python: &Version, stderr: &st
             .collect()
     };
     let newest = index::newest_with_wheel(&indexes, &name, &env.tags, python, request.pre);
-    ResolveError::NoWheel {
+    ResolveError::NoWheel(Box::new(MissingWheel {
         requirement,
         target: env.describe(),
         tags: env.tags_summary(),
         newest,
         uv_says: stderr.to_owned(),
-    }
+    }))
 }
 
 /// The packages uv says lack a usable wheel, normalised, in order.
@@ -628,16 +666,16 @@ fn select_wheels(
             if package.wheels.is_empty() {
                 return Err(bad("no wheel (only wheels are installed)".into()));
             }
-            return Err(ResolveError::NoWheel {
+            return Err(ResolveError::NoWheel(Box::new(MissingWheel {
                 requirement: format!("{}=={version}", package.name),
                 target: env.describe(),
                 tags: env.tags_summary(),
-                newest: None,
-                uv_says: format!(
-                    "uv chose {}, none of which the target's tags take",
+                newest: NewestWheel::Unknown(format!(
+                    "uv chose {}, none of which the target's tags take (uv's --python-platform and the tags disagree)",
                     wheel_names(&package.wheels)
-                ),
-            });
+                )),
+                uv_says: String::new(),
+            })));
         };
         let sha256 =
             wheel.hashes.get("sha256").cloned().ok_or_else(|| bad(format!("{filename} has no SHA-256")))?;
@@ -860,6 +898,63 @@ wheels = [{ name = "text_unidecode-1.3-py2.py3-none-any.whl", url = "https://fil
         assert_eq!(missing_wheel(other), Vec::<String>::new());
     }
 
+    fn debian_target(arch: &str, libc: crate::target::Libc, free_threaded: bool) -> Target {
+        use crate::target::{InstalledDist, Layout, PythonVersion, Scheme};
+        let dir = "usr/local/lib/python3.11/dist-packages".to_owned();
+        Target {
+            executable: "/usr/bin/python3".into(),
+            interpreter: "usr/bin/python3.11".into(),
+            version: PythonVersion { major: 3, minor: 11 },
+            full_version: None,
+            free_threaded,
+            arch: arch.into(),
+            libc,
+            layout: Layout::DebianSystem,
+            scheme: Scheme {
+                purelib: dir.clone(),
+                platlib: dir.clone(),
+                scripts: "usr/local/bin".into(),
+                data: "usr/local".into(),
+                include: "usr/local/include/python3.11".into(),
+            },
+            site_dirs: vec![dir.clone()],
+            installed: vec![InstalledDist {
+                name: "pyyaml".into(),
+                display_name: "PyYAML".into(),
+                version: "6.0.1".into(),
+                metadata_path: format!("{dir}/PyYAML-6.0.1.dist-info"),
+            }],
+            externally_managed: None,
+        }
+    }
+
+    #[test]
+    fn a_detected_target_gives_the_resolution_env() {
+        use crate::target::Libc;
+        let target = debian_target("aarch64", Libc::Glibc { major: 2, minor: 36 }, false);
+        let env = ResolveEnv::for_target(&target).unwrap();
+        assert_eq!(
+            (env.python_version.as_str(), env.python_platform.as_str()),
+            ("3.11", "aarch64-manylinux_2_36")
+        );
+        assert_eq!(env.tags[0], "cp311-cp311-manylinux_2_36_aarch64");
+        assert_eq!(env.describe(), "CPython 3.11 on manylinux_2_36_aarch64");
+        assert!(!env.is_free_threaded());
+        assert_eq!(installed_of(&target), [("pyyaml".to_owned(), "6.0.1".to_owned())]);
+        let full = Target { full_version: Some("3.11.2".into()), ..target.clone() };
+        assert_eq!(ResolveEnv::for_target(&full).unwrap().python_version, "3.11.2");
+        let musl = debian_target("x86_64", Libc::Musl { major: 1, minor: 2 }, false);
+        let env = ResolveEnv::for_target(&musl).unwrap();
+        StandInPlatform::parse(&env.python_platform).unwrap();
+        let old = debian_target("x86_64", Libc::Glibc { major: 2, minor: 12 }, false);
+        assert!(matches!(ResolveEnv::for_target(&old), Err(ResolveError::Target { .. })));
+        let riscv = debian_target("riscv64", Libc::Glibc { major: 2, minor: 36 }, false);
+        let err = ResolveEnv::for_target(&riscv).unwrap_err().to_string();
+        assert!(err.contains("riscv64"), "{err}");
+        let ft = debian_target("x86_64", Libc::Glibc { major: 2, minor: 36 }, true);
+        assert!(ResolveEnv::for_target(&ft).unwrap().is_free_threaded());
+    }
+
     #[test]
     fn platforms_for_the_stand_in() {
         let p = StandInPlatform::parse("x86_64-manylinux_2_36").unwrap();
@@ -867,6 +962,8 @@ wheels = [{ name = "text_unidecode-1.3-py2.py3-none-any.whl", url = "https://fil
         let p = StandInPlatform::parse("aarch64-musllinux_1_2").unwrap();
         assert_eq!((p.arch.as_str(), p.libc, p.major, p.minor), ("aarch64", "musllinux", 1, 2));
         assert_eq!(StandInPlatform::parse("x86_64-manylinux2014").unwrap().minor, 17);
+        assert_eq!(StandInPlatform::parse("aarch64-unknown-linux-gnu").unwrap().minor, 28);
+        assert_eq!(StandInPlatform::parse("x86_64-unknown-linux-musl").unwrap().libc, "musllinux");
         for bad in [
             "x86_64",
             "linux",
@@ -1001,13 +1098,15 @@ wheels = [{ name = "text_unidecode-1.3-py2.py3-none-any.whl", url = "https://fil
             ..PipRequest::default()
         };
         let err = resolve(&uv, &request, &env_x86(), &dir.path().join("cache")).unwrap_err();
-        let ResolveError::NoWheel { requirement, newest, uv_says, .. } = &err else { panic!("{err}") };
-        assert_eq!((requirement.as_str(), newest), ("numpy==1.16.0", &None));
-        assert!(uv_says.contains("(/app/requirements.txt)"), "{uv_says}");
+        let ResolveError::NoWheel(missing) = &err else { panic!("{err}") };
+        assert_eq!(missing.requirement, "numpy==1.16.0");
+        assert_eq!(missing.newest, NewestWheel::Unknown("no index to ask (--no-index)".into()));
+        assert!(missing.uv_says.contains("(/app/requirements.txt)"), "{}", missing.uv_says);
         assert_eq!(
             err.to_string(),
             "no wheel of numpy==1.16.0 for CPython 3.11 on manylinux_2_36_x86_64 (tags cp311-cp311-manylinux_2_36_x86_64, \
-             cp311-cp311-manylinux_2_28_x86_64, cp311-cp311-manylinux_2_17_x86_64, ...); no version on the index has such a wheel"
+             cp311-cp311-manylinux_2_28_x86_64, cp311-cp311-manylinux_2_17_x86_64, ...); which version has one is unknown: no \
+             index to ask (--no-index)"
         );
         let bad_env = ResolveEnv { python_version: "two".into(), ..env_x86() };
         assert!(matches!(resolve(&uv, &request, &bad_env, dir.path()), Err(ResolveError::Target { .. })));

@@ -104,26 +104,8 @@ pub enum ResolveError {
         stderr: String,
     },
     /// A requirement has no wheel for the target.
-    #[error(
-        "no wheel of {requirement} for {target} (tags {tags}); {}",
-        match newest {
-            Some(v) => format!("the newest version with such a wheel is {v}"),
-            None => "no version on the index has such a wheel".to_owned(),
-        }
-    )]
-    NoWheel {
-        /// The requirement as asked (`numpy==1.16.0`), or the name of the
-        /// dependency that needs the wheel.
-        requirement: String,
-        /// The target (`CPython 3.11 on manylinux_2_36_x86_64`).
-        target: String,
-        /// The first few compatible tags, best first, then `...`.
-        tags: String,
-        /// The newest version on the index with a compatible wheel.
-        newest: Option<String>,
-        /// uv's explanation, trimmed.
-        uv_says: String,
-    },
+    #[error("{0}")]
+    NoWheel(Box<MissingWheel>),
     /// The target given to the resolver cannot be used.
     #[error("target {what}: {problem}")]
     Target {
@@ -153,6 +135,24 @@ pub enum ResolveError {
         /// What is wrong, with the field (`packages[2].wheels: ...`).
         problem: String,
     },
+}
+
+/// A requirement without a wheel for the target, and the newest version
+/// that has one.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("no wheel of {requirement} for {target} (tags {tags}); {newest}")]
+pub struct MissingWheel {
+    /// The requirement as asked (`numpy==1.16.0`), or the name of the
+    /// dependency that needs the wheel.
+    pub requirement: String,
+    /// The target (`CPython 3.11 on manylinux_2_36_x86_64`).
+    pub target: String,
+    /// The first few compatible tags, best first, then `...`.
+    pub tags: String,
+    /// The newest version on the index with a compatible wheel.
+    pub newest: crate::index::NewestWheel,
+    /// uv's explanation, trimmed.
+    pub uv_says: String,
 }
 
 impl ResolveError {

@@ -219,9 +219,11 @@ fn a_requirement_without_a_wheel_names_the_newest_version_with_one() {
     };
     let message = err.to_string();
     println!("{message}");
-    let ResolveError::NoWheel { requirement, newest, .. } = &err else { panic!("{message}") };
-    assert_eq!(requirement, "numpy==1.16.0");
-    let newest = newest.as_deref().unwrap_or_else(|| panic!("no newest version in {message}"));
+    let ResolveError::NoWheel(missing) = &err else { panic!("{message}") };
+    assert_eq!(missing.requirement, "numpy==1.16.0");
+    let forge_python::index::NewestWheel::Version(newest) = &missing.newest else {
+        panic!("no newest version in {message}")
+    };
     assert!(Version::parse(newest).unwrap() >= Version::parse("2.3.5").unwrap(), "{message}");
     let wanted = format!(
         "no wheel of numpy==1.16.0 for CPython 3.11 on manylinux_2_36_x86_64 (tags cp311-cp311-manylinux_2_36_x86_64, \
@@ -252,4 +254,58 @@ fn other_failures_carry_uvs_explanation() {
     );
     assert!(message.contains("there is no version of python-slugify==1.0"), "{message}");
     assert!(!message.contains("/.tmp-"), "our temporary paths are replaced: {message}");
+}
+
+#[test]
+fn detected_images_resolve_for_their_own_interpreter_and_keep_what_they_have() {
+    let Some(uv) = uv() else { return };
+    // Debian's python3 3.11 with six 1.16.0 from python3-six, amd64.
+    let image = crate::fixture::debian();
+    let target = forge_python::detect(&image, "pip3", None, crate::fixture::PATH, "amd64").unwrap();
+    let env = ResolveEnv::for_target(&target).unwrap();
+    assert_eq!(
+        (env.python_version.as_str(), env.python_platform.as_str()),
+        ("3.11.2", "x86_64-manylinux_2_36")
+    );
+    let with_installed =
+        PipRequest { installed: forge_python::installed_of(&target), ..request(&["PyYAML", "six"]) };
+    let Some(wheels) = or_skip(resolve(&uv, &with_installed, &env, &cache_dir()), "resolving") else {
+        return;
+    };
+    let names: Vec<&str> = wheels.iter().map(|w| w.name.as_str()).collect();
+    assert_eq!(names, ["pyyaml"], "six 1.16.0 is in the image and satisfies `six`");
+    assert!(
+        wheels[0].filename.contains("-cp311-cp311-manylinux") && wheels[0].filename.ends_with("_x86_64.whl")
+    );
+
+    // The official python:3.12 image for arm64.
+    let image = crate::fixture::python_org();
+    let target = forge_python::detect(&image, "pip", None, crate::fixture::PATH, "arm64").unwrap();
+    let env = ResolveEnv::for_target(&target).unwrap();
+    let Some(wheels) = or_skip(resolve(&uv, &request(&["PyYAML"]), &env, &cache_dir()), "resolving") else {
+        return;
+    };
+    let tags = WheelName::parse(&wheels[0].filename).unwrap().tags;
+    assert!(
+        tags.iter().any(|t| t.starts_with("cp312-cp312-manylinux") && t.ends_with("_aarch64")),
+        "{:?}",
+        wheels[0]
+    );
+    assert!(wheels[0].requested);
+}
+
+#[test]
+fn a_free_threaded_interpreter_gets_free_threaded_wheels() {
+    let Some(uv) = uv() else { return };
+    let platforms: Vec<String> = (17..=36).rev().map(|minor| format!("manylinux_2_{minor}_x86_64")).collect();
+    let mut tags: Vec<String> = platforms.iter().map(|p| format!("cp313-cp313t-{p}")).collect();
+    tags.extend(platforms.iter().map(|p| format!("py3-none-{p}")));
+    tags.push("py3-none-any".into());
+    let env =
+        ResolveEnv { python_version: "3.13".into(), python_platform: "x86_64-manylinux_2_36".into(), tags };
+    let Some(wheels) = or_skip(resolve(&uv, &request(&["numpy==2.3.5"]), &env, &cache_dir()), "resolving")
+    else {
+        return;
+    };
+    assert!(find(&wheels, "numpy").filename.contains("-cp313-cp313t-manylinux"), "{wheels:?}");
 }
