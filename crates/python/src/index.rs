@@ -24,24 +24,17 @@ pub struct WheelName {
 }
 
 impl WheelName {
-    /// Parses a wheel file name; `None` for anything else.
+    /// Parses a wheel file name; `None` for anything else (a path too).
     pub fn parse(filename: &str) -> Option<WheelName> {
-        let stem = filename.strip_suffix(".whl")?;
-        let parts: Vec<&str> = stem.split('-').collect();
-        let (name, version, python, abi, platform) = match parts[..] {
-            [n, v, py, abi, plat] | [n, v, _, py, abi, plat] => (n, v, py, abi, plat),
-            _ => return None,
-        };
-        if [name, version, python, abi, platform].iter().any(|p| p.is_empty()) {
+        if filename.contains('/') {
             return None;
         }
-        let mut tags = Vec::new();
-        for py in python.split('.') {
-            for abi in abi.split('.') {
-                for plat in platform.split('.') {
-                    tags.push(format!("{py}-{abi}-{plat}"));
-                }
-            }
+        let tags = crate::tags::wheel_filename_tags(filename)?;
+        let mut parts = filename.split('-');
+        let (name, version) = (parts.next()?, parts.next()?);
+        let no_empty = |tag: &String| tag.split('-').all(|part| !part.is_empty());
+        if name.is_empty() || version.is_empty() || !tags.iter().all(no_empty) {
+            return None;
         }
         Some(WheelName { name: name.to_owned(), version: version.to_owned(), tags })
     }
@@ -412,7 +405,15 @@ mod tests {
         assert_eq!(w.tags[1], "cp311-cp311-manylinux_2_17_x86_64");
         let w = WheelName::parse("foo-1.0-1build-py3-none-any.whl").unwrap();
         assert_eq!(w.tags, ["py3-none-any"]);
-        for bad in ["foo-1.0.tar.gz", "foo-1.0-py3-none.whl", "foo--py3-none-any.whl", ".whl", ""] {
+        for bad in [
+            "foo-1.0.tar.gz",
+            "foo-1.0-py3-none.whl",
+            "foo--py3-none-any.whl",
+            ".whl",
+            "",
+            "d/x-1-py3-none-any.whl",
+            "x-1-py3--any.whl",
+        ] {
             assert_eq!(WheelName::parse(bad), None, "{bad}");
         }
     }
