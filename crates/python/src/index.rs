@@ -8,7 +8,6 @@ use std::cmp::Ordering;
 
 use serde::Deserialize;
 
-use crate::dist::normalize_name;
 use crate::resolve_error::ResolveError;
 
 /// A wheel file name: `{name}-{version}(-{build})?-{python}-{abi}-{platform}.whl`.
@@ -26,15 +25,22 @@ pub struct WheelName {
 impl WheelName {
     /// Parses a wheel file name; `None` for anything else (a path too).
     pub fn parse(filename: &str) -> Option<WheelName> {
-        if filename.contains('/') {
+        let stem = filename.strip_suffix(".whl")?;
+        let parts: Vec<&str> = stem.split('-').collect();
+        let (name, version, python, abi, platform) = match parts[..] {
+            [n, v, py, abi, plat] | [n, v, _, py, abi, plat] => (n, v, py, abi, plat),
+            _ => return None,
+        };
+        if [name, version, python, abi, platform].iter().any(|p| p.is_empty()) || filename.contains('/') {
             return None;
         }
-        let tags = crate::tags::wheel_filename_tags(filename)?;
-        let mut parts = filename.split('-');
-        let (name, version) = (parts.next()?, parts.next()?);
-        let no_empty = |tag: &String| tag.split('-').all(|part| !part.is_empty());
-        if name.is_empty() || version.is_empty() || !tags.iter().all(no_empty) {
-            return None;
+        let mut tags = Vec::new();
+        for py in python.split('.') {
+            for abi in abi.split('.') {
+                for plat in platform.split('.') {
+                    tags.push(format!("{py}-{abi}-{plat}"));
+                }
+            }
         }
         Some(WheelName { name: name.to_owned(), version: version.to_owned(), tags })
     }
@@ -44,6 +50,25 @@ impl WheelName {
     pub fn rank(&self, target_tags: &[String]) -> Option<usize> {
         self.tags.iter().filter_map(|tag| target_tags.iter().position(|t| t == tag)).min()
     }
+}
+
+/// A project name normalised per PEP 503: lowercase, runs of `-`, `_` and
+/// `.` as one `-` (`Foo.Bar__baz` is `foo-bar-baz`).
+pub fn normalize_name(name: &str) -> String {
+    let mut out = String::with_capacity(name.len());
+    let mut in_separator = false;
+    for c in name.chars() {
+        if matches!(c, '-' | '_' | '.') {
+            if !in_separator {
+                out.push('-');
+            }
+            in_separator = true;
+        } else {
+            out.push(c.to_ascii_lowercase());
+            in_separator = false;
+        }
+    }
+    out
 }
 
 /// A PEP 440 version, for ordering (`1.0` and `1.0.0` are equal).
@@ -415,6 +440,20 @@ mod tests {
             "x-1-py3--any.whl",
         ] {
             assert_eq!(WheelName::parse(bad), None, "{bad}");
+        }
+    }
+
+    #[test]
+    fn names_are_normalised_as_pep_503_says() {
+        for (name, expected) in [
+            ("PyYAML", "pyyaml"),
+            ("Foo.Bar__baz", "foo-bar-baz"),
+            ("zope.interface", "zope-interface"),
+            ("a-_-b", "a-b"),
+            ("python_slugify", "python-slugify"),
+            ("_private", "-private"),
+        ] {
+            assert_eq!(normalize_name(name), expected, "{name}");
         }
     }
 

@@ -30,8 +30,7 @@ use std::process::Command;
 use forge_digest::Digest;
 use serde::Deserialize;
 
-use crate::dist::normalize_name;
-use crate::index::{self, NewestWheel, Version, WheelName};
+use crate::index::{self, normalize_name, NewestWheel, Version, WheelName};
 use crate::resolve_error::{MissingWheel, ResolveError};
 use crate::target::Target;
 use crate::uv::Uv;
@@ -83,19 +82,6 @@ impl ResolveEnv {
     pub fn describe(&self) -> String {
         let platform = self.tags.iter().find_map(|t| t.splitn(3, '-').nth(2).filter(|p| *p != "any"));
         format!("CPython {} on {}", self.python_version, platform.unwrap_or(&self.python_platform))
-    }
-
-    /// The resolution target of an interpreter detected in an image.
-    pub fn for_target(target: &Target) -> Result<ResolveEnv, ResolveError> {
-        let python_platform = target.uv_python_platform().ok_or_else(|| ResolveError::Target {
-            what: format!("platform {}", target.platform_tag()),
-            problem: "uv resolves for x86_64 and aarch64 with glibc 2.17 or later, or musl".into(),
-        })?;
-        Ok(ResolveEnv {
-            python_version: target.full_version.clone().unwrap_or_else(|| target.version.to_string()),
-            python_platform,
-            tags: target.tags(),
-        })
     }
 
     /// Whether the best tag's ABI is a free-threaded one (`cp313t`).
@@ -932,7 +918,7 @@ wheels = [{ name = "text_unidecode-1.3-py2.py3-none-any.whl", url = "https://fil
     fn a_detected_target_gives_the_resolution_env() {
         use crate::target::Libc;
         let target = debian_target("aarch64", Libc::Glibc { major: 2, minor: 36 }, false);
-        let env = ResolveEnv::for_target(&target).unwrap();
+        let env = target.resolve_env().unwrap();
         assert_eq!(
             (env.python_version.as_str(), env.python_platform.as_str()),
             ("3.11", "aarch64-manylinux_2_36")
@@ -942,17 +928,14 @@ wheels = [{ name = "text_unidecode-1.3-py2.py3-none-any.whl", url = "https://fil
         assert!(!env.is_free_threaded());
         assert_eq!(installed_of(&target), [("pyyaml".to_owned(), "6.0.1".to_owned())]);
         let full = Target { full_version: Some("3.11.2".into()), ..target.clone() };
-        assert_eq!(ResolveEnv::for_target(&full).unwrap().python_version, "3.11.2");
+        assert_eq!(full.resolve_env().unwrap().python_version, "3.11.2");
         let musl = debian_target("x86_64", Libc::Musl { major: 1, minor: 2 }, false);
-        let env = ResolveEnv::for_target(&musl).unwrap();
+        let env = musl.resolve_env().unwrap();
         StandInPlatform::parse(&env.python_platform).unwrap();
         let old = debian_target("x86_64", Libc::Glibc { major: 2, minor: 12 }, false);
-        assert!(matches!(ResolveEnv::for_target(&old), Err(ResolveError::Target { .. })));
-        let riscv = debian_target("riscv64", Libc::Glibc { major: 2, minor: 36 }, false);
-        let err = ResolveEnv::for_target(&riscv).unwrap_err().to_string();
-        assert!(err.contains("riscv64"), "{err}");
+        assert_eq!(old.resolve_env(), None);
         let ft = debian_target("x86_64", Libc::Glibc { major: 2, minor: 36 }, true);
-        assert!(ResolveEnv::for_target(&ft).unwrap().is_free_threaded());
+        assert!(ft.resolve_env().unwrap().is_free_threaded());
     }
 
     #[test]

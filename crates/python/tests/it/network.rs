@@ -262,7 +262,7 @@ fn detected_images_resolve_for_their_own_interpreter_and_keep_what_they_have() {
     // Debian's python3 3.11 with six 1.16.0 from python3-six, amd64.
     let image = crate::fixture::debian();
     let target = forge_python::detect(&image, "pip3", None, crate::fixture::PATH, "amd64").unwrap();
-    let env = ResolveEnv::for_target(&target).unwrap();
+    let env = target.resolve_env().unwrap();
     assert_eq!(
         (env.python_version.as_str(), env.python_platform.as_str()),
         ("3.11.2", "x86_64-manylinux_2_36")
@@ -281,7 +281,7 @@ fn detected_images_resolve_for_their_own_interpreter_and_keep_what_they_have() {
     // The official python:3.12 image for arm64.
     let image = crate::fixture::python_org();
     let target = forge_python::detect(&image, "pip", None, crate::fixture::PATH, "arm64").unwrap();
-    let env = ResolveEnv::for_target(&target).unwrap();
+    let env = target.resolve_env().unwrap();
     let Some(wheels) = or_skip(resolve(&uv, &request(&["PyYAML"]), &env, &cache_dir()), "resolving") else {
         return;
     };
