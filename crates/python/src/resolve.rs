@@ -911,6 +911,7 @@ wheels = [{ name = "text_unidecode-1.3-py2.py3-none-any.whl", url = "https://fil
                 metadata_path: format!("{dir}/PyYAML-6.0.1.dist-info"),
             }],
             externally_managed: None,
+            pip_version: None,
         }
     }
 
