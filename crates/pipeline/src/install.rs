@@ -150,17 +150,13 @@ impl NativeInstaller {
                 InstallKind::Pip(pip) => {
                     let target = self.pip_target(&view, request, op, pip)?;
                     let wanted = self.pip_request(&view, op, pip, &target)?;
-                    let env = forge_python::resolve::ResolveEnv {
-                        python_version: target.version.to_string(),
-                        python_platform: target.uv_python_platform().ok_or_else(|| {
-                            InstallError::new(format!(
-                                "uv cannot resolve for {} on {} ({:?})",
-                                target.executable, target.arch, target.libc
-                            ))
-                            .at(op.position)
-                        })?,
-                        tags: target.tags(),
-                    };
+                    let env = target.resolve_env().ok_or_else(|| {
+                        InstallError::new(format!(
+                            "uv cannot resolve for {} on {} ({:?}): it names no such platform",
+                            target.executable, target.arch, target.libc
+                        ))
+                        .at(op.position)
+                    })?;
                     let wheels =
                         forge_python::resolve::resolve(self.uv()?, &wanted, &env, &self.cache.join("python"))
                             .map_err(|e| InstallError::new(chain(&e)).at(op.position))?;
