@@ -100,18 +100,59 @@ impl NativeInstaller {
             })
     }
 
-    /// The digest of what a resolution is made from: the commands after
-    /// expansion, the content of their requirements and constraints files,
-    /// and the platform.
+    /// The digest of what a resolution is made from: the installing
+    /// commands' package requests after expansion (not how they were
+    /// spelled, nor the clean-ups), the content of their requirements and
+    /// constraints files, and the platform. Written out field by field, so
+    /// that a new version of plugin-forge keeps the locks valid.
     fn inputs(&self, request: &InstallRequest<'_>) -> Result<String, InstallError> {
-        let mut text = format!("platform {}\n", request.platform);
+        let mut text = format!("forge-run-inputs-v1\nplatform {}\n", request.platform);
+        let list = |items: &[String]| items.iter().map(|i| format!(" {i:?}")).collect::<String>();
         for op in &request.run.ops {
-            text.push_str(&format!("{:?} {:?}\n", op.assignments, op.kind));
-            if let InstallKind::Pip(pip) = &op.kind {
-                for path in pip.requirement_files.iter().chain(&pip.constraint_files) {
-                    let content = read_image_text(request.files, path, op)?;
-                    text.push_str(&format!("file {path} {}\n", Digest::of(content.as_bytes())));
+            match &op.kind {
+                InstallKind::Pip(pip) => {
+                    text.push_str(&format!(
+                        "pip program {:?} python {:?}\nrequirements{}\nindex {:?} extra{} find-links{}\n\
+                         upgrade {} no-deps {} pre {} no-index {}\n",
+                        pip.program,
+                        pip.python,
+                        list(&pip.requirements),
+                        pip.index_url,
+                        list(&pip.extra_index_urls),
+                        list(&pip.find_links),
+                        pip.upgrade,
+                        pip.no_deps,
+                        pip.pre,
+                        pip.no_index,
+                    ));
+                    for (what, paths) in
+                        [("requirements", &pip.requirement_files), ("constraints", &pip.constraint_files)]
+                    {
+                        for path in paths {
+                            let content = read_image_text(request.files, path, op)?;
+                            text.push_str(&format!(
+                                "{what} file {path:?} {}\n",
+                                Digest::of(content.as_bytes())
+                            ));
+                        }
+                    }
                 }
+                InstallKind::AptInstall(apt) => {
+                    let packages: Vec<String> = apt
+                        .packages
+                        .iter()
+                        .map(|(name, version)| match version {
+                            Some(v) => format!("{name}={v}"),
+                            None => name.clone(),
+                        })
+                        .collect();
+                    text.push_str(&format!(
+                        "apt{} no-install-recommends {}\n",
+                        list(&packages),
+                        apt.no_install_recommends
+                    ));
+                }
+                InstallKind::AptUpdate | InstallKind::AptClean | InstallKind::Remove(_) => {}
             }
         }
         Ok(Digest::of(text.as_bytes()).to_string())
@@ -636,6 +677,61 @@ fn glob_match(pattern: &str, name: &str) -> bool {
 mod tests {
     use super::*;
     use forge_oci::Node;
+
+    #[test]
+    fn inputs_are_the_package_requests_and_the_requirements() {
+        use forge_builder::run::{InstallOp, InstallRun};
+        use forge_dockerfile::Position;
+        let cache = tempfile::tempdir().unwrap();
+        let installer =
+            NativeInstaller::new(cache.path(), LockMode::Normal, cache.path().to_path_buf(), None);
+        let op = |kind: InstallKind, assignments: Vec<(String, String)>| InstallOp {
+            position: Position { line: 3, column: 5 },
+            assignments,
+            kind,
+        };
+        let pip = |requirements: &[&str]| PipInstall {
+            program: "pip3".into(),
+            requirements: requirements.iter().map(|r| r.to_string()).collect(),
+            requirement_files: vec!["/tmp/requirements.txt".into()],
+            ..PipInstall::default()
+        };
+        let inputs = |ops: Vec<InstallOp>, requirements: &str| {
+            let mut files = Tree::new();
+            files.insert("tmp/requirements.txt", Node::bytes(0o644, requirements));
+            let run = InstallRun { ops };
+            let platform = forge_oci::Platform::default();
+            let request = InstallRequest {
+                dockerfile: Path::new("plugins/p/Dockerfile"),
+                position: Position { line: 3, column: 1 },
+                instruction: "RUN ...",
+                run: &run,
+                files: &files,
+                platform: &platform,
+                env: &[],
+            };
+            installer.inputs(&request).unwrap()
+        };
+        let base = inputs(vec![op(InstallKind::Pip(pip(&["pyyaml"])), vec![])], "slugify\n");
+        // Clean-ups and environment prefixes do not change what resolves.
+        let cleaned = inputs(
+            vec![
+                op(
+                    InstallKind::Pip(pip(&["pyyaml"])),
+                    vec![("DEBIAN_FRONTEND".into(), "noninteractive".into())],
+                ),
+                op(InstallKind::Remove(vec!["/tmp/*".into()]), vec![]),
+                op(InstallKind::AptClean, vec![]),
+            ],
+            "slugify\n",
+        );
+        assert_eq!(base, cleaned);
+        assert_ne!(base, inputs(vec![op(InstallKind::Pip(pip(&["pyyaml"])), vec![])], "slugify==8\n"));
+        assert_ne!(base, inputs(vec![op(InstallKind::Pip(pip(&["pyyaml<6"])), vec![])], "slugify\n"));
+        // The digest of this request is part of committed locks: it must
+        // not change when the code does.
+        assert_eq!(base, "sha256:a3591ee3320dabd08cacc5947a676939b26f9394b4b8281aec6bbe3ebb5ba8f6");
+    }
 
     #[test]
     fn globs_as_the_shell() {
