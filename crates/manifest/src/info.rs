@@ -105,11 +105,7 @@ mod tests {
                 info.type_position,
                 Value::Object(info.extra)
             ),
-            Err(problems) => problems
-                .iter()
-                .map(|p| format!("{}: {}", p.position.map_or("-".into(), |p| p.to_string()), p.message))
-                .collect::<Vec<_>>()
-                .join("\n"),
+            Err(problems) => crate::problem::render(&problems),
         };
         expect.assert_eq(&actual);
     }

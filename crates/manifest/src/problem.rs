@@ -43,3 +43,11 @@ impl Problem {
         Problem { message: format!("invalid JSON: {message}"), position, help: None }
     }
 }
+
+/// `LINE:COL: message` (`-` for the whole file), one problem a line: what
+/// the parsers' tests compare.
+#[cfg(test)]
+pub(crate) fn render(problems: &[Problem]) -> String {
+    let line = |p: &Problem| format!("{}: {}", p.position.map_or("-".into(), |p| p.to_string()), p.message);
+    problems.iter().map(line).collect::<Vec<_>>().join("\n")
+}

@@ -120,11 +120,7 @@ mod tests {
                 })
                 .collect::<Vec<_>>()
                 .join("\n"),
-            Err(problems) => problems
-                .iter()
-                .map(|p| format!("{}: {}", p.position.unwrap(), p.message))
-                .collect::<Vec<_>>()
-                .join("\n"),
+            Err(problems) => crate::problem::render(&problems),
         };
         expect.assert_eq(&actual);
     }

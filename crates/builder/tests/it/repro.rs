@@ -14,6 +14,17 @@ use walkdir::WalkDir;
 
 use crate::{add_base, options, project_root};
 
+/// Two checkouts of the samples: one in a temporary directory, old mtimes,
+/// group-write bits off; one at `deeper` below another, mtimes of now,
+/// group-write bits on. Returns both directories and the second's root.
+fn two_checkouts(deeper: &str) -> (tempfile::TempDir, tempfile::TempDir, std::path::PathBuf) {
+    let (a, b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let b_root = b.path().join(deeper);
+    checkout(a.path(), false, SystemTime::UNIX_EPOCH + Duration::from_secs(1_000_000));
+    checkout(&b_root, true, SystemTime::now());
+    (a, b, b_root)
+}
+
 /// Copies the samples and the shared package into `dest`, then gives every
 /// file `file_mode`-like permissions (keeping executable bits) and `mtime`.
 fn checkout(dest: &Path, group_writable: bool, mtime: SystemTime) {
@@ -54,10 +65,7 @@ fn checkout(dest: &Path, group_writable: bool, mtime: SystemTime) {
 
 #[test]
 fn two_checkouts_give_identical_images() {
-    let (a, b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
-    let b_root = b.path().join("deeper/checkout");
-    checkout(a.path(), false, SystemTime::UNIX_EPOCH + Duration::from_secs(1_000_000));
-    checkout(&b_root, true, SystemTime::now());
+    let (a, _b, b_root) = two_checkouts("deeper/checkout");
     let mut digests = Vec::new();
     for root in [a.path(), b_root.as_path()] {
         let store = tempfile::tempdir().unwrap();
@@ -147,10 +155,7 @@ fn layer_keys(root: &Path, store: &Path, plugin: &str) -> Vec<LayerKey> {
 
 #[test]
 fn layer_cache_keys_are_the_same_in_two_checkouts_and_follow_content() {
-    let (a, b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
-    let b_root = b.path().join("elsewhere/checkout");
-    checkout(a.path(), false, SystemTime::UNIX_EPOCH + Duration::from_secs(1_000_000));
-    checkout(&b_root, true, SystemTime::now());
+    let (a, _b, b_root) = two_checkouts("elsewhere/checkout");
     let (store_a, store_b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
     let plugin = "plugins/import/csv-bboxes";
     let keys_a = layer_keys(a.path(), store_a.path(), plugin);
