@@ -427,6 +427,14 @@ pub(crate) fn push_scope(repository: &str) -> String {
 pub(crate) mod tests {
     use super::*;
 
+    /// A `config.json` with `json` in a new directory.
+    fn config_file(json: &str) -> (tempfile::TempDir, PathBuf) {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("config.json");
+        std::fs::write(&path, json).unwrap();
+        (dir, path)
+    }
+
     #[test]
     fn debug_redacts_secrets() {
         let basic = Credentials::Basic { username: "user".into(), password: "hunter2".into() };
@@ -434,27 +442,21 @@ pub(crate) mod tests {
         assert!(text.contains("user") && !text.contains("hunter2"), "{text}");
         let token = format!("{:?}", Credentials::IdentityToken("s3cr3t".into()));
         assert!(!token.contains("s3cr3t"), "{token}");
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("config.json");
-        std::fs::write(&path, r#"{"auths":{"r.example":{"auth":"dXNlcjpodW50ZXIy"}}}"#).unwrap();
+        let (_dir, path) = config_file(r#"{"auths":{"r.example":{"auth":"dXNlcjpodW50ZXIy"}}}"#);
         let config = DockerConfig::load(&path).unwrap();
         assert!(!format!("{config:?}").contains("dXNlcjpodW50ZXIy"));
     }
 
     #[test]
     fn docker_hub_variants_and_entry_forms() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("config.json");
-        std::fs::write(
-            &path,
+        let (dir, path) = config_file(
             r#"{"auths":{
                 "https://index.docker.io/v1/":{"auth":"aHViOnB3"},
                 "https://ghcr.io":{"username":"g","password":"p"},
                 "localhost:5000":{"identitytoken":"tok"},
                 "empty.example":{}
             }}"#,
-        )
-        .unwrap();
+        );
         let config = DockerConfig::load(&path).unwrap();
         let hub = Some(Credentials::Basic { username: "hub".into(), password: "pw".into() });
         for name in ["docker.io", "index.docker.io", "registry-1.docker.io", "https://index.docker.io/v1/"] {
@@ -475,9 +477,7 @@ pub(crate) mod tests {
 
     #[test]
     fn malformed_config_does_not_quote_its_content() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("config.json");
-        std::fs::write(&path, r#"{"auths":{"x":{"auth":"c2VjcmV0OnNlY3JldA=="}} oops"#).unwrap();
+        let (_dir, path) = config_file(r#"{"auths":{"x":{"auth":"c2VjcmV0OnNlY3JldA=="}} oops"#);
         let err = DockerConfig::load(&path).unwrap_err().to_string();
         assert!(!err.contains("c2VjcmV0"), "{err}");
         assert!(err.contains("line 1"), "{err}");
