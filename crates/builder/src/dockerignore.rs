@@ -108,30 +108,7 @@ fn matches_or_parent(matcher: &GlobMatcher, rel: &str) -> bool {
     rel.match_indices('/').any(|(i, _)| matcher.is_match(&rel[..i]))
 }
 
-/// Go's `filepath.Clean` on a '/'-separated path.
-pub(crate) fn clean(path: &str) -> String {
-    let rooted = path.starts_with('/');
-    let mut parts: Vec<&str> = Vec::new();
-    for part in path.split('/') {
-        match part {
-            "" | "." => {}
-            ".." => {
-                if parts.last().is_some_and(|p| *p != "..") {
-                    parts.pop();
-                } else if !rooted {
-                    parts.push("..");
-                }
-            }
-            part => parts.push(part),
-        }
-    }
-    let joined = parts.join("/");
-    match (rooted, joined.is_empty()) {
-        (true, _) => format!("/{joined}"),
-        (false, true) => ".".to_string(),
-        (false, false) => joined,
-    }
-}
+pub(crate) use forge_oci::files::clean;
 
 #[cfg(test)]
 mod tests {

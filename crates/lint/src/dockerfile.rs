@@ -231,17 +231,7 @@ fn uses(text: &str, name: &str) -> bool {
 /// (`.`, `..`, repeated and trailing `/` removed).
 fn resolve(cwd: &str, path: &str) -> String {
     let joined = if path.starts_with('/') { path.to_string() } else { format!("{cwd}/{path}") };
-    let mut parts: Vec<&str> = Vec::new();
-    for part in joined.split('/') {
-        match part {
-            "" | "." => {}
-            ".." => {
-                parts.pop();
-            }
-            part => parts.push(part),
-        }
-    }
-    format!("/{}", parts.join("/"))
+    forge_oci::files::clean(&format!("/{joined}"))
 }
 
 #[cfg(test)]

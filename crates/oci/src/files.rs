@@ -51,6 +51,35 @@ pub fn normalize(path: &str) -> String {
     path.split('/').filter(|c| !c.is_empty() && *c != ".").collect::<Vec<_>>().join("/")
 }
 
+/// Go's `filepath.Clean` on a `/`-separated path: empty and `.`
+/// components dropped, `..` taken lexically (never above `/` in a rooted
+/// path, kept at the start of a relative one), `.` for nothing. Docker's
+/// rules for `COPY` sources, `WORKDIR`s and `.dockerignore` patterns, and
+/// the names in archives, all go through it.
+pub fn clean(path: &str) -> String {
+    let rooted = path.starts_with('/');
+    let mut parts: Vec<&str> = Vec::new();
+    for part in path.split('/') {
+        match part {
+            "" | "." => {}
+            ".." => {
+                if parts.last().is_some_and(|p| *p != "..") {
+                    parts.pop();
+                } else if !rooted {
+                    parts.push("..");
+                }
+            }
+            part => parts.push(part),
+        }
+    }
+    let joined = parts.join("/");
+    match (rooted, joined.is_empty()) {
+        (true, _) => format!("/{joined}"),
+        (false, true) => ".".to_string(),
+        (false, false) => joined,
+    }
+}
+
 /// `path` with every symlink in it followed inside the image (see the
 /// [module docs](self)); `None` when a component is missing or the links
 /// loop. The final path exists (as something other than a symlink).
@@ -333,6 +362,22 @@ mod tests {
         tree.insert("usr/bin/python3.11", Node::bytes(0o755, "ELF"));
         tree.insert("loop", Node::symlink("/loop"));
         tree
+    }
+
+    #[test]
+    fn clean_is_gos_filepath_clean() {
+        for (path, cleaned) in [
+            ("", "."),
+            (".", "."),
+            ("a//b/./c/", "a/b/c"),
+            ("a/../../b", "../b"),
+            ("../../a", "../../a"),
+            ("/../a/..", "/"),
+            ("/a/b/../c", "/a/c"),
+            ("//x", "/x"),
+        ] {
+            assert_eq!(clean(path), cleaned, "{path}");
+        }
     }
 
     #[test]

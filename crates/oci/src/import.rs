@@ -269,17 +269,7 @@ fn scan_archive(source: &Path, stream: impl Read, into: &BlobStore) -> Result<Sc
 
 /// `./a//b/../c` → `a/c`; leading `/` dropped, `..` above the top dropped.
 fn normalize(path: &str) -> String {
-    let mut parts: Vec<&str> = Vec::new();
-    for part in path.split('/') {
-        match part {
-            "" | "." => {}
-            ".." => {
-                parts.pop();
-            }
-            other => parts.push(other),
-        }
-    }
-    parts.join("/")
+    crate::files::clean(&format!("/{path}")).trim_start_matches('/').to_owned()
 }
 
 /// Picks the image in an OCI index and makes sure all its blobs are in the
