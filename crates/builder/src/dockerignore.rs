@@ -135,13 +135,6 @@ mod tests {
     }
 
     #[test]
-    fn clean_like_go() {
-        for (path, cleaned) in [("./a//b/", "a/b"), ("a/../../b", "../b"), ("/../a", "/a"), ("", ".")] {
-            assert_eq!(clean(path), cleaned, "{path:?}");
-        }
-    }
-
-    #[test]
     fn bad_pattern_names_the_line() {
         let err = DockerIgnore::parse("ok\n[unclosed\n", Path::new(".dockerignore")).unwrap_err();
         assert!(err.to_string().starts_with(".dockerignore:2: invalid pattern `[unclosed`"), "{err}");
