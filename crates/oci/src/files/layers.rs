@@ -31,10 +31,15 @@
 //! entry and streams the content from there; the rest of the blob is read
 //! when the content ends, so the blob's digest is checked on every open, as
 //! the store's reader checks it (a mismatch is the error of the last read).
+//! Small files read whole once (an installer reads `/var/lib/dpkg/status`
+//! and `/etc/os-release` several times) are kept, up to [`MEMO_FILE`] each
+//! and [`MEMO_TOTAL`] in all, so that a second open does not decompress the
+//! layer again; memory stays bounded.
 
-use std::collections::{BTreeMap, BTreeSet, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::io::{self, Read, Seek};
 use std::ops::Bound;
+use std::sync::{Arc, Mutex};
 
 use oci_spec::image::Descriptor;
 
@@ -52,6 +57,9 @@ use crate::tree::{FileSource, Node, NodeKind};
 #[derive(Debug, Clone)]
 pub struct ImageLayers {
     store: BlobStore,
+    /// Content of small files already read whole, by entry; see the
+    /// [module docs](self).
+    memo: Arc<Mutex<Memo>>,
     /// Each layer's descriptor and digest, bottom first.
     layers: Vec<(Descriptor, Digest)>,
     /// Every path of the final tree (relative, `/`-separated) that an entry
@@ -81,7 +89,12 @@ impl ImageLayers {
     /// Lists the layers of `image` in `store`, applying each over those
     /// below it; see the [module docs](self).
     pub fn read(store: &BlobStore, image: &Image) -> Result<ImageLayers> {
-        let mut merged = ImageLayers { store: store.clone(), layers: Vec::new(), nodes: BTreeMap::new() };
+        let mut merged = ImageLayers {
+            store: store.clone(),
+            memo: Arc::default(),
+            layers: Vec::new(),
+            nodes: BTreeMap::new(),
+        };
         for (index, desc) in image.manifest.layers().iter().enumerate() {
             let digest = Digest::from_descriptor(desc)?;
             let mut stream = store.open_uncompressed(desc)?;
@@ -241,8 +254,29 @@ impl ImageLayers {
         self.nodes.remove(path);
     }
 
-    /// A reader of the content at `at`; see the [module docs](self).
+    /// A reader of the content at `at`: from the memo, or read whole into
+    /// it when small enough and there is room, else streamed from the layer.
     fn open_content(&self, at: Located) -> io::Result<Box<dyn Read + 'static>> {
+        let key = (at.layer, at.entry);
+        let mut memo = self.memo.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(bytes) = memo.files.get(&key) {
+            return Ok(Box::new(io::Cursor::new(Shared(Arc::clone(bytes)))));
+        }
+        if at.size > MEMO_FILE || memo.total + at.size > MEMO_TOTAL {
+            drop(memo);
+            return self.stream_content(at);
+        }
+        let mut bytes = Vec::with_capacity(usize::try_from(at.size).unwrap_or(0));
+        // Read to the end: the blob's digest is checked before it is kept.
+        self.stream_content(at)?.read_to_end(&mut bytes)?;
+        memo.total += bytes.len() as u64;
+        let bytes = Arc::new(bytes);
+        memo.files.insert(key, Arc::clone(&bytes));
+        Ok(Box::new(io::Cursor::new(Shared(bytes))))
+    }
+
+    /// A reader of the content at `at`, straight from its layer.
+    fn stream_content(&self, at: Located) -> io::Result<Box<dyn Read + 'static>> {
         let (desc, digest) = &self.layers[at.layer];
         let mut stream = self.store.open_uncompressed(desc).map_err(io::Error::other)?;
         let spooled = {
@@ -276,6 +310,27 @@ impl ImageLayers {
             }
         }
     }
+}
+
+/// The largest file [`ImageLayers`] keeps in memory once read.
+pub const MEMO_FILE: u64 = 4 << 20;
+/// The most [`ImageLayers`] keeps in memory of files once read.
+pub const MEMO_TOTAL: u64 = 32 << 20;
+
+/// Bytes of the memo, shared by their readers.
+struct Shared(Arc<Vec<u8>>);
+
+impl AsRef<[u8]> for Shared {
+    fn as_ref(&self) -> &[u8] {
+        &self.0
+    }
+}
+
+/// Files read whole, by (layer, entry).
+#[derive(Debug, Default)]
+struct Memo {
+    files: HashMap<(usize, usize), Arc<Vec<u8>>>,
+    total: u64,
 }
 
 /// The content of one entry straight from its layer's stream, then the
