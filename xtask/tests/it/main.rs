@@ -6,6 +6,7 @@ mod crash;
 mod docker_flags;
 mod e2e;
 mod lint;
+mod locks;
 mod new;
 mod publish;
 mod register;
