@@ -137,19 +137,12 @@ impl NativeInstaller {
                         }
                     }
                 }
-                InstallKind::AptInstall(apt) => {
-                    let packages: Vec<String> = apt
-                        .packages
-                        .iter()
-                        .map(|(name, version)| match version {
-                            Some(v) => format!("{name}={v}"),
-                            None => name.clone(),
-                        })
-                        .collect();
+                InstallKind::AptInstall(wanted) => {
+                    let request = apt::AptRequest { packages: wanted.packages.clone(), recommends: false };
                     text.push_str(&format!(
                         "apt{} no-install-recommends {}\n",
-                        list(&packages),
-                        apt.no_install_recommends
+                        list(&request.spelled()),
+                        wanted.no_install_recommends
                     ));
                 }
                 InstallKind::AptUpdate | InstallKind::AptClean | InstallKind::Remove(_) => {}
