@@ -766,6 +766,7 @@ pub fn materialize(
     }
     tree.extend(info);
     tree.insert("var/lib/dpkg/status", Node::bytes(0o644, status.to_text()));
+    keep_image_parents(files, &mut tree);
     Ok(tree)
 }
 
@@ -797,7 +798,13 @@ fn over_image(files: &dyn ImageFiles, unpacked: Tree) -> Tree {
         }
         tree.insert(real, node);
     }
-    // Parents the layer implies keep the image's metadata too.
+    tree
+}
+
+/// Gives the directories the layer implies (parents of its entries that
+/// it has no entry for) the image's owner and mode, as a diff of the file
+/// system would have them.
+fn keep_image_parents(files: &dyn ImageFiles, tree: &mut Tree) {
     let mut parents = BTreeSet::new();
     for (path, _) in tree.iter() {
         let mut at = path;
@@ -813,7 +820,6 @@ fn over_image(files: &dyn ImageFiles, unpacked: Tree) -> Tree {
             }
         }
     }
-    tree
 }
 
 /// `path` with its parent directories as the image has them: a parent

@@ -5,6 +5,7 @@
 //! the test; elsewhere the test is skipped with a visible message.
 //! `cargo xtask test` installs the tools on a fresh machine.
 
+pub mod deb;
 pub mod registry;
 
 use std::path::{Path, PathBuf};

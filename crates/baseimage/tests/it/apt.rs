@@ -157,3 +157,193 @@ fn jq_for_amd64() {
 fn jq_for_arm64() {
     jq("arm64", 0xB7);
 }
+
+/// A locked package whose `.deb` (made here) is in `fetcher`'s cache.
+fn cached_deb(
+    fetcher: &Fetcher,
+    name: &str,
+    version: &str,
+    control: &[(&str, Option<&str>)],
+    data: &[(&str, Option<&str>)],
+) -> forge_debian::lock::LockedPackage {
+    let bytes = forge_testkit::deb::deb(control, data);
+    let sha256 = forge_oci::Digest::of(&bytes).hex().to_owned();
+    std::fs::write(fetcher.cached_path(&sha256), &bytes).unwrap();
+    forge_debian::lock::LockedPackage {
+        name: name.into(),
+        version: version.into(),
+        architecture: "amd64".into(),
+        filename: format!("pool/main/{name}_{version}_amd64.deb"),
+        size: bytes.len() as u64,
+        sha256,
+        source: None,
+        mirror: Some(install::DEBIAN_ARCHIVE.into()),
+        suite: Some("bookworm".into()),
+    }
+}
+
+/// The tree as `PATH MODE UID:GID KIND`.
+fn listing(tree: &Tree) -> Vec<String> {
+    tree.iter()
+        .map(|(path, node)| {
+            let kind = match &node.kind {
+                NodeKind::Dir => "dir".to_owned(),
+                NodeKind::File { size, .. } => format!("file {size}"),
+                NodeKind::Symlink { target } => format!("-> {target}"),
+                NodeKind::Whiteout => "whiteout".to_owned(),
+                other => format!("{other:?}"),
+            };
+            format!("{path} {:o} {}:{} {kind}", node.mode, node.uid, node.gid)
+        })
+        .collect()
+}
+
+#[test]
+fn materialize_upgrades_follows_the_images_links_and_keeps_its_directories() {
+    let status = "Package: tool\nStatus: install ok installed\nArchitecture: amd64\nVersion: 1.0\n\n\
+        Package: already\nStatus: install ok installed\nArchitecture: all\nVersion: 1.0\n\n\
+        Package: zz-removed\nStatus: deinstall ok config-files\nArchitecture: amd64\nVersion: 0.1\n";
+    let mut image = fake_bookworm("amd64");
+    image.insert("var/lib/dpkg/status", Node::bytes(0o644, status));
+    image.insert(
+        "var/lib/dpkg/info/tool.list",
+        Node::bytes(
+            0o644,
+            "/.\n/usr\n/usr/bin\n/usr/bin/tool\n/usr/share\n/usr/share/tool\n/usr/share/tool/old.txt\n",
+        ),
+    );
+    image.insert("var/lib/dpkg/info/tool.postrm", Node::bytes(0o755, "#!/bin/sh\n"));
+    image.insert("usr/bin/tool", Node::bytes(0o755, "old tool"));
+    image.insert("usr/share/tool/old.txt", Node::bytes(0o644, "old"));
+    image.insert("run", Node::dir(0o755));
+    image.insert("var/run", Node::symlink("/run"));
+    image.insert("var/mail", Node::dir(0o2775).owned_by(0, 8));
+    let target = install::detect(&image, "amd64").unwrap();
+
+    let cache = tempfile::tempdir().unwrap();
+    let mut fetcher = Fetcher::new(cache.path(), "http://127.0.0.1:9").unwrap();
+    fetcher.set_offline(true);
+    let control = |text: &'static str| ("./control", Some(text));
+    let tool = cached_deb(
+        &fetcher,
+        "tool",
+        "2.0",
+        &[
+            control("Package: tool\nVersion: 2.0\nArchitecture: amd64\nDescription: a tool\n"),
+            ("./md5sums", Some("00  usr/bin/tool\n")),
+        ],
+        &[
+            ("./", None),
+            ("./usr/", None),
+            ("./usr/bin/", None),
+            ("./usr/bin/tool", Some("new tool")),
+            ("./usr/share/tool/new.txt", Some("new")),
+        ],
+    );
+    let newpkg = cached_deb(
+        &fetcher,
+        "newpkg",
+        "1.0",
+        &[
+            control("Package: newpkg\nVersion: 1.0\nArchitecture: amd64\nMulti-Arch: same\nFilename: x.deb\nDescription: new\n"),
+            ("./conffiles", Some("/etc/newpkg.conf\n")),
+            ("./postinst", Some("#!/bin/sh\nexit 0\n")),
+        ],
+        &[
+            ("./", None),
+            ("./bin/", None),
+            ("./bin/newcmd", Some("#!/bin/sh\n")),
+            ("./etc/newpkg.conf", Some("x=1\n")),
+            ("./var/", None),
+            ("./var/run/", None),
+            ("./var/run/newpkg/", None),
+            ("./var/run/newpkg/pid", Some("1")),
+            ("./var/mail/", None),
+        ],
+    );
+    let certificates = cached_deb(
+        &fetcher,
+        "ca-certificates",
+        "1.0",
+        &[control("Package: ca-certificates\nVersion: 1.0\nArchitecture: all\n")],
+        &[("./usr/share/ca-certificates/mozilla/A_Root.crt", Some("-----BEGIN A-----"))],
+    );
+    // Installed at this version already: not fetched (the fetcher is
+    // offline and has no .deb for it), not unpacked.
+    let already = forge_debian::lock::LockedPackage {
+        name: "already".into(),
+        version: "1.0".into(),
+        architecture: "all".into(),
+        filename: "pool/main/already_1.0_all.deb".into(),
+        size: 1,
+        sha256: "ee".repeat(32),
+        source: None,
+        mirror: Some(install::DEBIAN_ARCHIVE.into()),
+        suite: Some("bookworm".into()),
+    };
+    let lock = AptLock {
+        version: install::APT_LOCK_VERSION,
+        distribution: "debian".into(),
+        suite: "bookworm".into(),
+        architecture: "amd64".into(),
+        requested: vec!["newpkg".into(), "tool".into()],
+        recommends: true,
+        indexes: vec![],
+        packages: vec![already, certificates, newpkg, tool],
+    };
+    let spool_dir = tempfile::tempdir().unwrap();
+    let mut spool = Spool::new(spool_dir.path()).unwrap();
+    let tree = install::materialize(&image, &target, &lock, &fetcher, &mut spool).unwrap();
+    let expected = [
+        "etc 755 0:0 dir",
+        "etc/newpkg.conf 755 0:0 file 4",
+        "etc/ssl/certs/A_Root.pem 777 0:0 -> /usr/share/ca-certificates/mozilla/A_Root.crt",
+        "etc/ssl/certs/ca-certificates.crt 644 0:0 file 18",
+        "run 755 0:0 dir",
+        "run/newpkg 755 0:0 dir",
+        "run/newpkg/pid 755 0:0 file 1",
+        "usr 755 0:0 dir",
+        "usr/bin 755 0:0 dir",
+        "usr/bin/newcmd 755 0:0 file 10",
+        "usr/bin/tool 755 0:0 file 8",
+        "usr/share 755 0:0 dir",
+        "usr/share/ca-certificates/mozilla/A_Root.crt 755 0:0 file 17",
+        "usr/share/tool 755 0:0 dir",
+        "usr/share/tool/.wh.old.txt 0 0:0 whiteout",
+        "usr/share/tool/new.txt 755 0:0 file 3",
+        "var 755 0:0 dir",
+        "var/lib 755 0:0 dir",
+        "var/lib/dpkg 755 0:0 dir",
+        "var/lib/dpkg/info 755 0:0 dir",
+        "var/lib/dpkg/info/.wh.tool.postrm 0 0:0 whiteout",
+        "var/lib/dpkg/info/ca-certificates.list 644 0:0 file 46",
+        "var/lib/dpkg/info/newpkg:amd64.conffiles 644 0:0 file 17",
+        "var/lib/dpkg/info/newpkg:amd64.list 644 0:0 file 97",
+        "var/lib/dpkg/info/newpkg:amd64.postinst 755 0:0 file 17",
+        "var/lib/dpkg/info/tool.list 644 0:0 file 55",
+        "var/lib/dpkg/info/tool.md5sums 644 0:0 file 17",
+        "var/lib/dpkg/status 644 0:0 file 462",
+        "var/mail 2775 0:8 dir",
+    ];
+    assert_eq!(listing(&tree), expected);
+    let list = String::from_utf8(read(&tree, "var/lib/dpkg/info/newpkg:amd64.list")).unwrap();
+    assert_eq!(
+        list,
+        "/.\n/bin\n/bin/newcmd\n/etc/newpkg.conf\n/var\n/var/run\n/var/run/newpkg\n/var/run/newpkg/pid\n/var/mail\n"
+    );
+    let status = String::from_utf8(read(&tree, "var/lib/dpkg/status")).unwrap();
+    let expected_status = "Package: already\nStatus: install ok installed\nArchitecture: all\nVersion: 1.0\n\n\
+        Package: ca-certificates\nStatus: install ok installed\nVersion: 1.0\nArchitecture: all\n\n\
+        Package: newpkg\nStatus: install ok installed\nVersion: 1.0\nArchitecture: amd64\nMulti-Arch: same\nDescription: new\n\n\
+        Package: tool\nStatus: install ok installed\nVersion: 2.0\nArchitecture: amd64\nDescription: a tool\n\n\
+        Package: zz-removed\nStatus: deinstall ok config-files\nArchitecture: amd64\nVersion: 0.1\n\n";
+    assert_eq!(status, expected_status);
+
+    // A lock for another architecture is refused.
+    let arm = AptLock { architecture: "arm64".into(), ..lock.clone() };
+    let err = install::materialize(&image, &target, &arm, &fetcher, &mut spool).unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "the apt lock is for bookworm arm64, but the image is bookworm amd64: re-resolve it (--update-locks)"
+    );
+}

@@ -13,48 +13,9 @@ use forge_debian::fetch::Fetcher;
 use forge_debian::lock::Lock;
 use forge_oci::BlobStore;
 
-/// A data archive with `entries`: (path, content or `None` for a dir, or
-/// a symlink target prefixed with `->`).
+/// A data archive with `entries` (as [`forge_testkit::deb::tar`] takes them).
 fn data(entries: &[(&str, Option<&str>)]) -> tar::Archive<Box<dyn Read + Send>> {
-    let mut builder = tar::Builder::new(Vec::new());
-    for (path, content) in entries {
-        let mut header = tar::Header::new_gnu();
-        header.set_uid(0);
-        header.set_gid(0);
-        header.set_mtime(0);
-        if path.contains("..") {
-            // The tar crate refuses such names; write the bytes as a hostile archive would.
-            header.as_old_mut().name[..path.len()].copy_from_slice(path.as_bytes());
-            header.set_entry_type(tar::EntryType::Regular);
-            header.set_mode(0o644);
-            header.set_size(1);
-            header.set_cksum();
-            builder.append(&header, &b"x"[..]).unwrap();
-            continue;
-        }
-        match content {
-            None => {
-                header.set_entry_type(tar::EntryType::Directory);
-                header.set_mode(0o755);
-                header.set_size(0);
-                builder.append_data(&mut header, path, std::io::empty()).unwrap();
-            }
-            Some(link) if link.starts_with("->") => {
-                header.set_entry_type(tar::EntryType::Symlink);
-                header.set_mode(0o777);
-                header.set_size(0);
-                builder.append_link(&mut header, path, &link[2..]).unwrap();
-            }
-            Some(text) => {
-                header.set_entry_type(tar::EntryType::Regular);
-                header.set_mode(0o755);
-                header.set_size(text.len() as u64);
-                builder.append_data(&mut header, path, text.as_bytes()).unwrap();
-            }
-        }
-    }
-    let bytes = builder.into_inner().unwrap();
-    tar::Archive::new(Box::new(std::io::Cursor::new(bytes)))
+    tar::Archive::new(Box::new(std::io::Cursor::new(forge_testkit::deb::tar(entries))))
 }
 
 /// The image's single layer, read back from the store (digest verified).

@@ -5,6 +5,7 @@ use std::path::{Path, PathBuf};
 
 use forge_debian::deb::DebFile;
 use forge_debian::Error;
+use forge_testkit::deb::ar;
 
 const CONTROL: &str =
     "Package: hello\nVersion: 1.0-1\nArchitecture: amd64\nDescription: greeting\n multi-line\n";
@@ -38,20 +39,6 @@ fn compress(ext: &str, data: &[u8]) -> Vec<u8> {
         ".bz2" => data.to_vec(),
         _ => unreachable!(),
     }
-}
-
-fn ar(members: &[(&str, Vec<u8>)]) -> Vec<u8> {
-    let mut out = b"!<arch>\n".to_vec();
-    for (name, data) in members {
-        out.extend_from_slice(
-            format!("{name:<16}{:<12}{:<6}{:<6}{:<8}{:<10}`\n", 0, 0, 0, "100644", data.len()).as_bytes(),
-        );
-        out.extend_from_slice(data);
-        if data.len() % 2 == 1 {
-            out.push(b'\n');
-        }
-    }
-    out
 }
 
 fn deb(control_ext: &str, data_ext: &str) -> Vec<u8> {
