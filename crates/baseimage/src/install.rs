@@ -103,6 +103,56 @@ pub struct AptTarget {
     /// not list them (say, what a base image left out on purpose); empty
     /// from [`detect`].
     pub assume_installed: Vec<String>,
+    /// dpkg's `path-exclude`/`path-include` rules of the image, in the
+    /// order dpkg reads them (the last match wins).
+    pub path_filters: PathFilters,
+}
+
+/// dpkg's `path-exclude` and `path-include` options (`/etc/dpkg/dpkg.cfg.d/*`,
+/// then `/etc/dpkg/dpkg.cfg`): what the `-slim` Debian images use to leave
+/// out documentation, man pages and locales. Patterns are shell globs whose
+/// `*` also matches `/`; the last one that matches a path decides.
+#[derive(Debug, Clone, Default)]
+pub struct PathFilters {
+    rules: Vec<(bool, String, globset::GlobMatcher)>,
+}
+
+impl PathFilters {
+    /// Reads the options of one dpkg configuration file (`file` names it
+    /// in errors); other options are ignored.
+    pub fn add_config(&mut self, text: &str, file: &str) -> Result<(), Error> {
+        for (n, line) in text.lines().enumerate() {
+            let line = line.trim();
+            let (option, value) = line.split_once(['=', ' ', '\t']).unwrap_or((line, ""));
+            let include = match option.trim_start_matches("--") {
+                "path-exclude" => false,
+                "path-include" => true,
+                _ => continue,
+            };
+            let pattern = value.trim();
+            let matcher = globset::GlobBuilder::new(pattern)
+                .literal_separator(false)
+                .backslash_escape(true)
+                .build()
+                .map_err(|e| Error::Sources {
+                    origin: format!("{file}:{}", n + 1),
+                    message: format!("invalid dpkg path filter `{pattern}`: {e}"),
+                })?
+                .compile_matcher();
+            self.rules.push((include, pattern.to_owned(), matcher));
+        }
+        Ok(())
+    }
+
+    /// Whether dpkg leaves out `path` (absolute, as a `.list` has it).
+    pub fn excludes(&self, path: &str) -> bool {
+        self.rules.iter().rev().find(|(_, _, m)| m.is_match(path)).is_some_and(|(include, _, _)| !include)
+    }
+
+    /// The rules as written: `(include, pattern)`.
+    pub fn rules(&self) -> impl Iterator<Item = (bool, &str)> {
+        self.rules.iter().map(|(include, pattern, _)| (*include, pattern.as_str()))
+    }
 }
 
 impl AptTarget {
@@ -387,7 +437,24 @@ pub fn detect(files: &dyn ImageFiles, oci_arch: &str) -> Result<AptTarget, Error
         sources,
         status,
         assume_installed: Vec::new(),
+        path_filters: dpkg_path_filters(files)?,
     })
+}
+
+/// The image's dpkg path filters: `/etc/dpkg/dpkg.cfg.d/*` by name (the
+/// names dpkg reads: letters, digits, `_` and `-`), then `/etc/dpkg/dpkg.cfg`.
+fn dpkg_path_filters(files: &dyn ImageFiles) -> Result<PathFilters, Error> {
+    let mut filters = PathFilters::default();
+    let dir = files::resolve(files, "etc/dpkg/dpkg.cfg.d");
+    let names = dir.as_deref().map(|d| files.list(d)).unwrap_or_default();
+    let config_name = |n: &&String| n.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-');
+    let paths = names.iter().filter(config_name).map(|n| format!("etc/dpkg/dpkg.cfg.d/{n}"));
+    for path in paths.chain(["etc/dpkg/dpkg.cfg".to_owned()]) {
+        if let Some(text) = read_text(files, &path)? {
+            filters.add_config(&text, &format!("/{path}"))?;
+        }
+    }
+    Ok(filters)
 }
 
 /// The codename of a `/etc/debian_version` (`12.5` → bookworm,
@@ -732,7 +799,8 @@ pub fn materialize(
     for (p, path) in wanted.iter().zip(debs) {
         let deb = DebFile::open(&path)?;
         let control = deb.control()?;
-        let listed = unpack_package(&mut unpacked, spool, deb.data()?, &p.name, target.merged_usr)?;
+        let mut listed = unpack_package(&mut unpacked, spool, deb.data()?, &p.name, target.merged_usr)?;
+        filter_paths(&mut unpacked, &mut listed, &target.path_filters, target.merged_usr);
         let paragraph = status_paragraph(&control.control);
         status.upsert(&paragraph, &target.architecture)?;
         let multi_arch_same = deb822::parse(&control.control, &p.name)?
@@ -768,6 +836,31 @@ pub fn materialize(
     tree.insert("var/lib/dpkg/status", Node::bytes(0o644, status.to_text()));
     keep_image_parents(files, &mut tree);
     Ok(tree)
+}
+
+/// Leaves out of `tree` and `listed` (one package's paths, as its `.list`
+/// has them) what dpkg's path filters exclude; a directory stays while
+/// something under it stays, as dpkg keeps it.
+fn filter_paths(tree: &mut Tree, listed: &mut Vec<String>, filters: &PathFilters, merged: bool) {
+    if filters.rules.is_empty() {
+        return;
+    }
+    let kept: Vec<&String> = listed.iter().filter(|p| !filters.excludes(p)).collect();
+    let needed = |dir: &str| {
+        let prefix = if dir == "/." { "/".to_owned() } else { format!("{dir}/") };
+        kept.iter().any(|k| k.starts_with(&prefix))
+    };
+    let is_dir = |path: &str| {
+        install_path(path, merged).and_then(|l| tree.get(&l).cloned()).is_some_and(|n| n.is_dir())
+    };
+    let dropped: BTreeSet<String> =
+        listed.iter().filter(|p| filters.excludes(p) && !(is_dir(p) && needed(p))).cloned().collect();
+    for path in &dropped {
+        if let Some(local) = install_path(path, merged).filter(|l| !l.is_empty()) {
+            tree.remove(&local);
+        }
+    }
+    listed.retain(|p| !dropped.contains(p));
 }
 
 /// The unpacked packages as a layer over the image: paths under a

@@ -347,3 +347,72 @@ fn materialize_upgrades_follows_the_images_links_and_keeps_its_directories() {
         "the apt lock is for bookworm arm64, but the image is bookworm amd64: re-resolve it (--update-locks)"
     );
 }
+
+#[test]
+fn dpkg_path_filters_of_a_slim_image_leave_out_docs_as_dpkg_would() {
+    // What debian:*-slim (and so python:*-slim) ship in /etc/dpkg/dpkg.cfg.d/docker.
+    let slim = "# slim\npath-exclude /usr/share/doc/*\npath-include /usr/share/doc/*/copyright\n\
+        path-exclude /usr/share/man/*\npath-exclude=/usr/share/locale/*\n";
+    let mut image = fake_bookworm("amd64");
+    image.insert("etc/dpkg/dpkg.cfg.d/docker", Node::bytes(0o644, slim));
+    image.insert("etc/dpkg/dpkg.cfg.d/ignored.dpkg-old", Node::bytes(0o644, "path-exclude /usr/bin/*\n"));
+    let target = install::detect(&image, "amd64").unwrap();
+    let rules: Vec<(bool, &str)> = target.path_filters.rules().collect();
+    assert_eq!(
+        rules,
+        [
+            (false, "/usr/share/doc/*"),
+            (true, "/usr/share/doc/*/copyright"),
+            (false, "/usr/share/man/*"),
+            (false, "/usr/share/locale/*")
+        ]
+    );
+    let cache = tempfile::tempdir().unwrap();
+    let mut fetcher = Fetcher::new(cache.path(), "http://127.0.0.1:9").unwrap();
+    fetcher.set_offline(true);
+    let package = cached_deb(
+        &fetcher,
+        "docs",
+        "1.0",
+        &[("./control", Some("Package: docs\nVersion: 1.0\nArchitecture: amd64\n"))],
+        &[
+            ("./usr/", None),
+            ("./usr/bin/x", Some("x")),
+            ("./usr/share/", None),
+            ("./usr/share/doc/", None),
+            ("./usr/share/doc/docs/", None),
+            ("./usr/share/doc/docs/copyright", Some("c")),
+            ("./usr/share/doc/docs/changelog.gz", Some("z")),
+            ("./usr/share/man/", None),
+            ("./usr/share/man/man1/", None),
+            ("./usr/share/man/man1/x.1.gz", Some("m")),
+        ],
+    );
+    let lock = AptLock {
+        version: install::APT_LOCK_VERSION,
+        distribution: "debian".into(),
+        suite: "bookworm".into(),
+        architecture: "amd64".into(),
+        requested: vec!["docs".into()],
+        recommends: true,
+        indexes: vec![],
+        packages: vec![package],
+    };
+    let spool_dir = tempfile::tempdir().unwrap();
+    let mut spool = Spool::new(spool_dir.path()).unwrap();
+    let tree = install::materialize(&image, &target, &lock, &fetcher, &mut spool).unwrap();
+    let paths: Vec<&str> = tree.iter().map(|(p, _)| p).filter(|p| p.starts_with("usr/")).collect();
+    assert_eq!(
+        paths,
+        [
+            "usr/bin/x",
+            "usr/share",
+            "usr/share/doc",
+            "usr/share/doc/docs",
+            "usr/share/doc/docs/copyright",
+            "usr/share/man"
+        ]
+    );
+    let list = String::from_utf8(read(&tree, "var/lib/dpkg/info/docs.list")).unwrap();
+    assert_eq!(list, "/usr\n/usr/bin/x\n/usr/share\n/usr/share/doc\n/usr/share/doc/docs\n/usr/share/doc/docs/copyright\n/usr/share/man\n");
+}
