@@ -17,7 +17,9 @@
 //!   unpacks them with the code that builds base images into one [`Tree`]:
 //!   the layer's files, dpkg's status database with the new packages, and
 //!   what dpkg leaves in `/var/lib/dpkg/info` (`.list`, `.md5sums`,
-//!   `.conffiles`, maintainer scripts). No apt lists, caches or logs: a
+//!   `.conffiles`, maintainer scripts), and apt's marks of what was
+//!   installed only as a dependency (`/var/lib/apt/extended_states`),
+//!   with the image's dpkg path filters applied. No apt lists, caches or logs: a
 //!   `RUN apt-get update && apt-get install ... && rm -rf
 //!   /var/lib/apt/lists/*` leaves none either.
 
@@ -834,8 +836,56 @@ pub fn materialize(
     }
     tree.extend(info);
     tree.insert("var/lib/dpkg/status", Node::bytes(0o644, status.to_text()));
+    let new: Vec<&LockedPackage> = wanted
+        .iter()
+        .copied()
+        .filter(|p| target.status.installed_package(&p.name, &target.architecture).is_none())
+        .collect();
+    if let Some(states) = extended_states(files, lock, &new)? {
+        tree.insert(EXTENDED_STATES, Node::bytes(0o644, states));
+    }
     keep_image_parents(files, &mut tree);
     Ok(tree)
+}
+
+/// apt's record of which packages were installed only as dependencies.
+const EXTENDED_STATES: &str = "var/lib/apt/extended_states";
+
+/// `/var/lib/apt/extended_states` as `apt-get install` leaves it: the
+/// image's entries, the requested packages marked manual (their entries
+/// dropped), every other newly installed package (`new`) marked
+/// `Auto-Installed: 1`, sorted by name and architecture. `None` when there
+/// is nothing to write.
+fn extended_states(
+    files: &dyn ImageFiles,
+    lock: &AptLock,
+    new: &[&LockedPackage],
+) -> Result<Option<String>, Error> {
+    let requested: BTreeSet<&str> =
+        lock.requested.iter().map(|r| r.split_once('=').map_or(r.as_str(), |(name, _)| name)).collect();
+    let old = read_text(files, EXTENDED_STATES)?;
+    let mut entries: Vec<(String, String, String)> = Vec::new();
+    for p in deb822::parse(old.as_deref().unwrap_or(""), "/var/lib/apt/extended_states")? {
+        let name = p.get("Package").unwrap_or("").to_owned();
+        if requested.contains(name.as_str()) {
+            continue;
+        }
+        let mut raw = p.raw().trim_end().to_owned();
+        raw.push('\n');
+        entries.push((name, p.get("Architecture").unwrap_or("").to_owned(), raw));
+    }
+    for p in new.iter().filter(|p| !requested.contains(p.name.as_str())) {
+        // apt files `Architecture: all` packages under the native architecture.
+        let arch = if p.architecture == "all" { &lock.architecture } else { &p.architecture };
+        entries.retain(|(name, a, _)| !(name == &p.name && a == arch));
+        let raw = format!("Package: {}\nArchitecture: {arch}\nAuto-Installed: 1\n", p.name);
+        entries.push((p.name.clone(), arch.clone(), raw));
+    }
+    if entries.is_empty() && old.is_none() {
+        return Ok(None);
+    }
+    entries.sort();
+    Ok(Some(entries.iter().map(|(_, _, raw)| format!("{raw}\n")).collect()))
 }
 
 /// Leaves out of `tree` and `listed` (one package's paths, as its `.list`

@@ -115,14 +115,18 @@ fn jq(oci_arch: &str, machine: u16) -> Option<()> {
     assert!(paths.iter().any(|p| p.contains("libonig.so.5")), "{paths:?}");
     assert!(!paths.iter().any(|p| p.contains("libc.so.6")), "libc6 is not unpacked again");
     assert!(!paths.iter().any(|p| p.starts_with("bin/") || p.starts_with("lib/")), "merged /usr: {paths:?}");
-    assert!(!paths
-        .iter()
-        .any(|p| p.starts_with("var/lib/apt") || p.starts_with("var/cache") || p.starts_with("var/log")));
+    let apt_state = |p: &&str| p.starts_with("var/lib/apt/") && *p != "var/lib/apt/extended_states";
+    let apt_leftovers = |p: &&str| apt_state(p) || p.starts_with("var/cache") || p.starts_with("var/log");
+    assert!(!paths.iter().any(apt_leftovers), "{paths:?}");
     let status = String::from_utf8(read(&tree, "var/lib/dpkg/status")).unwrap();
     let listed: Vec<&str> = status.lines().filter_map(|l| l.strip_prefix("Package: ")).collect();
     assert_eq!(listed, ["gcc-12-base", "jq", "libc6", "libgcc-s1", "libjq1", "libonig5"]);
     assert!(status.contains("Package: jq\nStatus: install ok installed\n"), "{status}");
     assert!(status.contains("Version: 2.36-9+deb12u7\n"), "the image's libc6 stays: {status}");
+    let states = String::from_utf8(read(&tree, "var/lib/apt/extended_states")).unwrap();
+    let auto =
+        |name: &str| format!("Package: {name}\nArchitecture: {}\nAuto-Installed: 1\n\n", target.architecture);
+    assert_eq!(states, format!("{}{}", auto("libjq1"), auto("libonig5")));
     let list = String::from_utf8(read(&tree, "var/lib/dpkg/info/jq.list")).unwrap();
     assert!(list.starts_with("/.\n") && list.contains("\n/usr/bin/jq\n"), "{list}");
     let dpkg_arch = &target.architecture;
@@ -218,6 +222,13 @@ fn materialize_upgrades_follows_the_images_links_and_keeps_its_directories() {
     image.insert("run", Node::dir(0o755));
     image.insert("var/run", Node::symlink("/run"));
     image.insert("var/mail", Node::dir(0o2775).owned_by(0, 8));
+    image.insert(
+        "var/lib/apt/extended_states",
+        Node::bytes(
+            0o644,
+            "Package: tool\nArchitecture: amd64\nAuto-Installed: 1\n\nPackage: other\nArchitecture: amd64\nAuto-Installed: 1\n",
+        ),
+    );
     let target = install::detect(&image, "amd64").unwrap();
 
     let cache = tempfile::tempdir().unwrap();
@@ -261,13 +272,14 @@ fn materialize_upgrades_follows_the_images_links_and_keeps_its_directories() {
             ("./var/mail/", None),
         ],
     );
-    let certificates = cached_deb(
+    let mut certificates = cached_deb(
         &fetcher,
         "ca-certificates",
         "1.0",
         &[control("Package: ca-certificates\nVersion: 1.0\nArchitecture: all\n")],
         &[("./usr/share/ca-certificates/mozilla/A_Root.crt", Some("-----BEGIN A-----"))],
     );
+    certificates.architecture = "all".into();
     // Installed at this version already: not fetched (the fetcher is
     // offline and has no .deb for it), not unpacked.
     let already = forge_debian::lock::LockedPackage {
@@ -313,6 +325,8 @@ fn materialize_upgrades_follows_the_images_links_and_keeps_its_directories() {
         "usr/share/tool/new.txt 755 0:0 file 3",
         "var 755 0:0 dir",
         "var/lib 755 0:0 dir",
+        "var/lib/apt 755 0:0 dir",
+        "var/lib/apt/extended_states 644 0:0 file 118",
         "var/lib/dpkg 755 0:0 dir",
         "var/lib/dpkg/info 755 0:0 dir",
         "var/lib/dpkg/info/.wh.tool.postrm 0 0:0 whiteout",
@@ -338,6 +352,14 @@ fn materialize_upgrades_follows_the_images_links_and_keeps_its_directories() {
         Package: tool\nStatus: install ok installed\nVersion: 2.0\nArchitecture: amd64\nDescription: a tool\n\n\
         Package: zz-removed\nStatus: deinstall ok config-files\nArchitecture: amd64\nVersion: 0.1\n\n";
     assert_eq!(status, expected_status);
+    // Requested packages are manual (tool's auto mark goes), new
+    // dependencies are automatic, other marks stay.
+    let states = String::from_utf8(read(&tree, "var/lib/apt/extended_states")).unwrap();
+    assert_eq!(
+        states,
+        "Package: ca-certificates\nArchitecture: amd64\nAuto-Installed: 1\n\n\
+         Package: other\nArchitecture: amd64\nAuto-Installed: 1\n\n"
+    );
 
     // A lock for another architecture is refused.
     let arm = AptLock { architecture: "arm64".into(), ..lock.clone() };
