@@ -24,6 +24,7 @@
 //!   /var/lib/apt/lists/*` leaves none either.
 
 use std::collections::{BTreeSet, HashMap};
+use std::io::Read;
 use std::path::Path;
 use std::time::SystemTime;
 
@@ -803,7 +804,8 @@ pub fn materialize(
         let control = deb.control()?;
         let mut listed = unpack_package(&mut unpacked, spool, deb.data()?, &p.name, target.merged_usr)?;
         filter_paths(&mut unpacked, &mut listed, &target.path_filters, target.merged_usr);
-        let paragraph = status_paragraph(&control.control);
+        let conffiles = conffile_hashes(&unpacked, &control.conffiles, target.merged_usr)?;
+        let paragraph = with_conffiles(&status_paragraph(&control.control), &conffiles);
         status.upsert(&paragraph, &target.architecture)?;
         let multi_arch_same = deb822::parse(&control.control, &p.name)?
             .first()
@@ -846,6 +848,45 @@ pub fn materialize(
     }
     keep_image_parents(files, &mut tree);
     Ok(tree)
+}
+
+/// The `Conffiles` lines dpkg records for a package: ` PATH MD5 [FLAGS]`
+/// for each of its conffiles that was unpacked into `tree` (one dpkg's
+/// path filters left out, or a `remove-on-upgrade` one it does not ship,
+/// is not recorded).
+fn conffile_hashes(tree: &Tree, conffiles: &[String], merged: bool) -> Result<Vec<String>, Error> {
+    let mut lines = Vec::new();
+    for line in conffiles {
+        let (path, flags) = line.split_once(char::is_whitespace).unwrap_or((line, ""));
+        let Some(local) = install_path(path, merged) else { continue };
+        let read_error = |source| Error::ImageRead { path: path.to_owned(), source };
+        let Some(mut content) = tree.open(&local).map_err(read_error)? else { continue };
+        let mut md5 = forge_debian::md5::Md5::default();
+        let mut buf = vec![0u8; 64 << 10];
+        loop {
+            match content.read(&mut buf).map_err(read_error)? {
+                0 => break,
+                n => md5.update(&buf[..n]),
+            }
+        }
+        let flags = flags.trim();
+        let sep = if flags.is_empty() { "" } else { " " };
+        lines.push(format!(" {path} {}{sep}{flags}", md5.hex()));
+    }
+    Ok(lines)
+}
+
+/// `paragraph` with a `Conffiles` field of `lines`, where dpkg puts it
+/// (before `Description`, else last).
+fn with_conffiles(paragraph: &str, lines: &[String]) -> String {
+    if lines.is_empty() {
+        return paragraph.to_owned();
+    }
+    let field = format!("Conffiles:\n{}\n", lines.join("\n"));
+    match paragraph.find("\nDescription:") {
+        Some(at) => format!("{}{field}{}", &paragraph[..=at], &paragraph[at + 1..]),
+        None => format!("{paragraph}{field}"),
+    }
 }
 
 /// apt's record of which packages were installed only as dependencies.

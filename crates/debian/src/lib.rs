@@ -17,6 +17,7 @@ pub mod description;
 pub mod error;
 pub mod fetch;
 pub mod lock;
+pub mod md5;
 pub mod relation;
 pub mod release;
 pub mod resolve;

@@ -336,7 +336,7 @@ fn materialize_upgrades_follows_the_images_links_and_keeps_its_directories() {
         "var/lib/dpkg/info/newpkg:amd64.postinst 755 0:0 file 17",
         "var/lib/dpkg/info/tool.list 644 0:0 file 55",
         "var/lib/dpkg/info/tool.md5sums 644 0:0 file 17",
-        "var/lib/dpkg/status 644 0:0 file 462",
+        "var/lib/dpkg/status 644 0:0 file 524",
         "var/mail 2775 0:8 dir",
     ];
     assert_eq!(listing(&tree), expected);
@@ -348,7 +348,8 @@ fn materialize_upgrades_follows_the_images_links_and_keeps_its_directories() {
     let status = String::from_utf8(read(&tree, "var/lib/dpkg/status")).unwrap();
     let expected_status = "Package: already\nStatus: install ok installed\nArchitecture: all\nVersion: 1.0\n\n\
         Package: ca-certificates\nStatus: install ok installed\nVersion: 1.0\nArchitecture: all\n\n\
-        Package: newpkg\nStatus: install ok installed\nVersion: 1.0\nArchitecture: amd64\nMulti-Arch: same\nDescription: new\n\n\
+        Package: newpkg\nStatus: install ok installed\nVersion: 1.0\nArchitecture: amd64\nMulti-Arch: same\n\
+        Conffiles:\n /etc/newpkg.conf f968f33f844c98de1d3b4fe70f2e1a0f\nDescription: new\n\n\
         Package: tool\nStatus: install ok installed\nVersion: 2.0\nArchitecture: amd64\nDescription: a tool\n\n\
         Package: zz-removed\nStatus: deinstall ok config-files\nArchitecture: amd64\nVersion: 0.1\n\n";
     assert_eq!(status, expected_status);
