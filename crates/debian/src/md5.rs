@@ -63,7 +63,7 @@ pub fn md5_hex(data: &[u8]) -> String {
 fn compress(state: &mut [u32; 4], block: &[u8]) {
     let m: Vec<u32> = block.chunks_exact(4).map(|w| u32::from_le_bytes([w[0], w[1], w[2], w[3]])).collect();
     let [mut a, mut b, mut c, mut d] = *state;
-    for i in 0..64 {
+    for (i, shift) in S.iter().enumerate() {
         let (f, g) = match i / 16 {
             0 => ((b & c) | (!b & d), i),
             1 => ((d & b) | (!d & c), (5 * i + 1) % 16),
@@ -72,7 +72,7 @@ fn compress(state: &mut [u32; 4], block: &[u8]) {
         };
         // K[i] = floor(abs(sin(i + 1)) * 2^32), as RFC 1321 defines it.
         let k = ((i as f64 + 1.0).sin().abs() * 4_294_967_296.0) as u32;
-        let rotated = a.wrapping_add(f).wrapping_add(k).wrapping_add(m[g]).rotate_left(S[i]);
+        let rotated = a.wrapping_add(f).wrapping_add(k).wrapping_add(m[g]).rotate_left(*shift);
         (a, d, c) = (d, c, b);
         b = b.wrapping_add(rotated);
     }
