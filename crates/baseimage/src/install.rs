@@ -537,7 +537,21 @@ fn image_sources(files: &dyn ImageFiles, arch: &str) -> Result<Vec<AptSource>, E
             }
         }
     }
-    Ok(sources)
+    // A suite configured twice is read once, with the components of both.
+    let mut merged: Vec<AptSource> = Vec::new();
+    for source in sources {
+        match merged.iter_mut().find(|m| m.uri == source.uri && m.suite == source.suite) {
+            Some(m) => {
+                for c in source.components {
+                    if !m.components.contains(&c) {
+                        m.components.push(c);
+                    }
+                }
+            }
+            None => merged.push(source),
+        }
+    }
+    Ok(merged)
 }
 
 /// The `deb` lines of a one-line `sources.list`.
@@ -773,16 +787,15 @@ pub fn materialize(
             image: format!("{} {}", target.codename, target.architecture),
         });
     }
-    let wanted: Vec<&LockedPackage> = lock
-        .packages
-        .iter()
-        .filter(|p| {
-            target
-                .status
-                .installed_package(&p.name, &target.architecture)
-                .is_none_or(|installed| installed.version.to_string() != p.version)
-        })
-        .collect();
+    let wanted: Vec<&LockedPackage> =
+        lock.packages
+            .iter()
+            .filter(|p| {
+                target.status.installed_package(&p.name, &target.architecture).is_none_or(|installed| {
+                    Version::parse(&p.version).ok().as_ref() != Some(&installed.version)
+                })
+            })
+            .collect();
     // Every .deb verified first: a bad one stops before anything is unpacked.
     let debs = wanted
         .iter()
@@ -1188,6 +1201,7 @@ mod tests {
             Types: deb\nURIs: http://example.org/arm\nSuites: x\nComponents: main\nArchitectures: arm64\n\n\
             Types: deb\nURIs: http://example.org/off\nSuites: x\nComponents: main\nEnabled: no\n";
         let list = "# comment\ndeb http://mirror.example/debian/ bookworm main non-free # trailing\n\
+            deb http://mirror.example/debian bookworm contrib main\n\
             deb-src http://mirror.example/debian bookworm main\n\
             deb [ arch=arm64,armhf signed-by=/k.gpg ] http://ports.example/debian bookworm main\n\
             deb [arch=amd64] http://amd.example/debian bookworm main\n";
@@ -1199,8 +1213,8 @@ mod tests {
         assert_eq!(
             show(&target.sources),
             [
-                "http://mirror.example/debian bookworm main,non-free (/etc/apt/sources.list:2)",
-                "http://amd.example/debian bookworm main (/etc/apt/sources.list:5)",
+                "http://mirror.example/debian bookworm main,non-free,contrib (/etc/apt/sources.list:2)",
+                "http://amd.example/debian bookworm main (/etc/apt/sources.list:6)",
                 "http://deb.debian.org/debian bookworm main,contrib (/etc/apt/sources.list.d/debian.sources:1)",
                 "http://deb.debian.org/debian bookworm-updates main,contrib (/etc/apt/sources.list.d/debian.sources:1)",
                 "http://deb.debian.org/debian-security bookworm-security main (/etc/apt/sources.list.d/debian.sources:12)",
