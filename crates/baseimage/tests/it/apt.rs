@@ -162,6 +162,27 @@ fn jq_for_arm64() {
     jq("arm64", 0xB7);
 }
 
+/// A fetcher that never uses the network, caching in `cache`.
+fn offline_fetcher(cache: &Path) -> Fetcher {
+    let mut fetcher = Fetcher::new(cache, "http://127.0.0.1:9").unwrap();
+    fetcher.set_offline(true);
+    fetcher
+}
+
+/// A bookworm amd64 lock of `packages` for `requested`.
+fn bookworm_lock(requested: &[&str], packages: Vec<forge_debian::lock::LockedPackage>) -> AptLock {
+    AptLock {
+        version: install::APT_LOCK_VERSION,
+        distribution: "debian".into(),
+        suite: "bookworm".into(),
+        architecture: "amd64".into(),
+        requested: requested.iter().map(|r| r.to_string()).collect(),
+        recommends: true,
+        indexes: vec![],
+        packages,
+    }
+}
+
 /// A locked package whose `.deb` (made here) is in `fetcher`'s cache.
 fn cached_deb(
     fetcher: &Fetcher,
@@ -232,8 +253,7 @@ fn materialize_upgrades_follows_the_images_links_and_keeps_its_directories() {
     let target = install::detect(&image, "amd64").unwrap();
 
     let cache = tempfile::tempdir().unwrap();
-    let mut fetcher = Fetcher::new(cache.path(), "http://127.0.0.1:9").unwrap();
-    fetcher.set_offline(true);
+    let fetcher = offline_fetcher(cache.path());
     let control = |text: &'static str| ("./control", Some(text));
     let tool = cached_deb(
         &fetcher,
@@ -293,16 +313,7 @@ fn materialize_upgrades_follows_the_images_links_and_keeps_its_directories() {
         mirror: Some(install::DEBIAN_ARCHIVE.into()),
         suite: Some("bookworm".into()),
     };
-    let lock = AptLock {
-        version: install::APT_LOCK_VERSION,
-        distribution: "debian".into(),
-        suite: "bookworm".into(),
-        architecture: "amd64".into(),
-        requested: vec!["newpkg".into(), "tool".into()],
-        recommends: true,
-        indexes: vec![],
-        packages: vec![already, certificates, newpkg, tool],
-    };
+    let lock = bookworm_lock(&["newpkg", "tool"], vec![already, certificates, newpkg, tool]);
     let spool_dir = tempfile::tempdir().unwrap();
     let mut spool = Spool::new(spool_dir.path()).unwrap();
     let tree = install::materialize(&image, &target, &lock, &fetcher, &mut spool).unwrap();
@@ -391,8 +402,7 @@ fn dpkg_path_filters_of_a_slim_image_leave_out_docs_as_dpkg_would() {
         ]
     );
     let cache = tempfile::tempdir().unwrap();
-    let mut fetcher = Fetcher::new(cache.path(), "http://127.0.0.1:9").unwrap();
-    fetcher.set_offline(true);
+    let fetcher = offline_fetcher(cache.path());
     let package = cached_deb(
         &fetcher,
         "docs",
@@ -411,16 +421,7 @@ fn dpkg_path_filters_of_a_slim_image_leave_out_docs_as_dpkg_would() {
             ("./usr/share/man/man1/x.1.gz", Some("m")),
         ],
     );
-    let lock = AptLock {
-        version: install::APT_LOCK_VERSION,
-        distribution: "debian".into(),
-        suite: "bookworm".into(),
-        architecture: "amd64".into(),
-        requested: vec!["docs".into()],
-        recommends: true,
-        indexes: vec![],
-        packages: vec![package],
-    };
+    let lock = bookworm_lock(&["docs"], vec![package]);
     let spool_dir = tempfile::tempdir().unwrap();
     let mut spool = Spool::new(spool_dir.path()).unwrap();
     let tree = install::materialize(&image, &target, &lock, &fetcher, &mut spool).unwrap();
