@@ -10,6 +10,7 @@ mod locks;
 mod new;
 mod publish;
 mod register;
+mod runtimes;
 mod standalone;
 mod temporaries;
 mod tidy;
