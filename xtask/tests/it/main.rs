@@ -2,6 +2,7 @@
 
 mod agent;
 mod build;
+mod compare;
 mod crash;
 mod docker_flags;
 mod e2e;
