@@ -82,19 +82,19 @@ fn documented(path: &str) -> Option<&'static str> {
         "var/lib/dpkg/triggers",
         "var/lib/dpkg/updates",
         "var/lib/dpkg/info/format",
-        "var/lib/apt/extended_states",
         "root/.cache",
     ];
     apt_state
         .iter()
         .any(|p| path == *p || path.strip_prefix(p).is_some_and(|rest| rest.starts_with('/')))
-        .then_some("no pip or apt caches, logs, locks, backups or apt's auto-installed marks")
+        .then_some("no pip or apt caches, logs, locks or backups")
 }
 
 /// The content as compared: a `RECORD` without its `.pyc` lines (pip
-/// lists the files it compiled), dpkg's status as its paragraphs with
-/// their fields sorted (dpkg rewrites every paragraph in its own field
-/// order), else the bytes.
+/// lists the files it compiled), dpkg's status and apt's extended states
+/// as their paragraphs with their fields, both sorted (dpkg rewrites every
+/// paragraph in its own field order, apt writes in its cache's order),
+/// else the bytes.
 fn canonical(path: &str, data: Vec<u8>) -> Vec<u8> {
     if path.ends_with(".dist-info/RECORD") {
         let text = String::from_utf8_lossy(&data);
@@ -105,7 +105,7 @@ fn canonical(path: &str, data: Vec<u8>) -> Vec<u8> {
             .join("\n")
             .into_bytes();
     }
-    if path == "var/lib/dpkg/status" {
+    if path == "var/lib/dpkg/status" || path == "var/lib/apt/extended_states" {
         let text = String::from_utf8_lossy(&data);
         let mut paragraphs: Vec<Vec<String>> = Vec::new();
         for paragraph in text.split("\n\n").filter(|p| !p.trim().is_empty()) {
