@@ -218,18 +218,21 @@ fn changes(below: &Layer, layer: &Layer) -> Layer {
         .collect()
 }
 
-/// The changes of the last two layers (the `RUN`s) of `archive`.
-fn run_layers(archive: &Path) -> [Layer; 2] {
+/// The changes of the last two layers (the `RUN`s) of `archive`, and the
+/// paths in them that [`documented`] leaves out.
+fn run_layers(archive: &Path) -> ([Layer; 2], Vec<String>) {
     let all = layers(archive);
     assert!(all.len() >= 3, "{}: {} layers", archive.display(), all.len());
+    let runs = &all[all.len() - 2..];
+    let left_out = runs.iter().flat_map(|l| l.keys()).filter(|p| documented(p).is_some()).cloned().collect();
     let mut below = Layer::new();
     for layer in &all[..all.len() - 2] {
         below.extend(layer.clone());
     }
-    let apt = changes(&below, &all[all.len() - 2]);
-    below.extend(all[all.len() - 2].clone());
-    let pip = changes(&below, &all[all.len() - 1]);
-    [apt, pip]
+    let apt = changes(&below, &runs[0]);
+    below.extend(runs[0].clone());
+    let pip = changes(&below, &runs[1]);
+    ([apt, pip], left_out)
 }
 
 impl std::fmt::Display for Member {
@@ -340,8 +343,20 @@ fn run_layers_add_what_docker_build_adds() {
     engine.docker(&["save", "-o", theirs.to_str().unwrap(), "cmp-docker"]).unwrap();
     fs::remove_file(&base).unwrap();
 
-    let [our_apt, our_pip] = run_layers(&ours);
-    let [docker_apt, docker_pip] = run_layers(&theirs);
+    let ([our_apt, our_pip], ours_left_out) = run_layers(&ours);
+    let ([docker_apt, docker_pip], docker_left_out) = run_layers(&theirs);
+    // The differences allowed are Docker's extras, never ours; and Docker
+    // did run apt and pip.
+    assert!(ours_left_out.is_empty(), "our layers hold {ours_left_out:?}");
+    for path in [
+        "var/log/dpkg.log",
+        "usr/local/lib/python3.11/dist-packages/yaml/__pycache__/__init__.cpython-311.pyc",
+    ] {
+        assert!(
+            docker_left_out.iter().any(|p| p == path),
+            "{path} not in Docker's layers: {docker_left_out:?}"
+        );
+    }
     // What is compared is there.
     for (layer, path) in [
         (&our_apt, "usr/bin/jq"),
