@@ -8,6 +8,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::bail;
+use forge_oci::Platform;
 use forge_pipeline::{descriptions, ensure, BaseImageOptions, BASE_IMAGES_DIR, DEFAULT_REGISTRY};
 
 use crate::cli::Format;
@@ -32,6 +33,11 @@ pub(crate) struct Args {
     /// Never use the network: everything must be in the cache.
     #[arg(long)]
     offline: bool,
+    /// Build for these platforms (`linux/arm64`, comma-separated) instead of
+    /// the description's architecture; another architecture is pinned by
+    /// its own lock, `NAME.ARCH.lock` [default: the description's]
+    #[arg(long, value_name = "OS/ARCH[,...]")]
+    platform: Option<String>,
 }
 
 pub(crate) fn run(args: Args) -> anyhow::Result<ExitCode> {
@@ -44,15 +50,26 @@ pub(crate) fn run(args: Args) -> anyhow::Result<ExitCode> {
         bail!("no base image descriptions under {}", root.join(BASE_IMAGES_DIR).display());
     }
     let store = forge_pipeline::open_store(&root)?;
-    let options = BaseImageOptions {
-        update: args.update,
-        offline: args.offline,
-        mirror: args.mirror.clone(),
-        epoch: forge_pipeline::source_date_epoch()?,
+    let platforms: Vec<Option<Platform>> = match &args.platform {
+        Some(text) => Platform::parse_list(text)
+            .map_err(|why| anyhow::anyhow!("--platform {text}: {why}"))?
+            .into_iter()
+            .map(Some)
+            .collect(),
+        None => vec![None],
     };
     let progress = Progress::new(Format::Human, &root);
-    for name in names {
-        ensure(&root, &store, &name, &args.registry, &options, &progress)?;
+    for platform in platforms {
+        let options = BaseImageOptions {
+            update: args.update,
+            offline: args.offline,
+            mirror: args.mirror.clone(),
+            epoch: forge_pipeline::source_date_epoch()?,
+            platform,
+        };
+        for name in &names {
+            ensure(&root, &store, name, &args.registry, &options, &progress)?;
+        }
     }
     Ok(ExitCode::SUCCESS)
 }

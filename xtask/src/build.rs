@@ -42,7 +42,7 @@ pub(crate) fn run_build(args: BuildArgs) -> anyhow::Result<ExitCode> {
         args.plugins.iter().map(|wanted| select(&root, &all, wanted)).collect::<Result<Vec<_>, _>>()?;
     let output = args.docker.output(args.common.format);
     let progress = Progress::new(output.progress_format(), &root);
-    let session = Session::open(args.common.session_with(root, args.docker.extras()?)?, &progress)?;
+    let session = Session::open(args.common.session_with(root, &args.docker)?, &progress)?;
     let outcomes = session.build(&selected, &args.common.batch(), &progress)?;
     Ok(crate::report::builds(&outcomes, output, false))
 }
@@ -55,7 +55,7 @@ pub(crate) fn run_build_all(args: BuildAllArgs) -> anyhow::Result<ExitCode> {
     }
     let output = args.docker.output(args.common.format);
     let progress = Progress::new(output.progress_format(), &root);
-    let session = Session::open(args.common.session_with(root, args.docker.extras()?)?, &progress)?;
+    let session = Session::open(args.common.session_with(root, &args.docker)?, &progress)?;
     if args.push {
         let pushed =
             session.build_and_push(&all, &args.common.batch(), &args.push_flags.options(), &progress)?;

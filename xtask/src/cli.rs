@@ -8,6 +8,7 @@ use std::path::PathBuf;
 use clap::ValueEnum;
 use forge_builder::Extras;
 use forge_lint::{rules, Level, LintConfig};
+use forge_oci::Platform;
 use forge_pipeline::{BatchOptions, LockMode, PushOptions, SessionOptions, DEFAULT_REGISTRY};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -76,13 +77,23 @@ impl Common {
 
     /// The session over the monorepo at `root`.
     pub(crate) fn session(&self, root: PathBuf) -> anyhow::Result<SessionOptions> {
-        self.session_with(root, Extras::default())
+        self.session_from(root, Extras::default(), Vec::new())
     }
 
     /// The session over the monorepo at `root`, with the `docker build`
-    /// flags' `extras`.
-    pub(crate) fn session_with(&self, root: PathBuf, extras: Extras) -> anyhow::Result<SessionOptions> {
+    /// flags.
+    pub(crate) fn session_with(&self, root: PathBuf, docker: &DockerFlags) -> anyhow::Result<SessionOptions> {
+        self.session_from(root, docker.extras()?, docker.platforms()?)
+    }
+
+    fn session_from(
+        &self,
+        root: PathBuf,
+        extras: Extras,
+        platforms: Vec<Platform>,
+    ) -> anyhow::Result<SessionOptions> {
         Ok(SessionOptions {
+            platforms,
             extras,
             root,
             registry: self.registry.clone(),
@@ -162,6 +173,12 @@ pub(crate) struct DockerFlags {
     /// Print only the image names (and errors), like `docker build -q`.
     #[arg(short = 'q', long)]
     pub(crate) quiet: bool,
+    /// Build for these platforms (`linux/arm64`, or a comma-separated
+    /// list, an image index of them, `linux/amd64,linux/arm64`), from a
+    /// base for each platform, with its wheels and .debs, no emulator
+    /// [default: linux/amd64]
+    #[arg(long, value_name = "OS/ARCH[,...]")]
+    platform: Option<String>,
 }
 
 impl DockerFlags {
@@ -169,6 +186,16 @@ impl DockerFlags {
     pub(crate) fn extras(&self) -> anyhow::Result<Extras> {
         let extras = Extras::from_flags(&self.build_args, &self.labels, &self.tags, self.no_cache)?;
         Ok(Extras { preserve_modes: self.preserve_modes, ..extras })
+    }
+
+    /// The platforms of `--platform`, checked (none: the default).
+    pub(crate) fn platforms(&self) -> anyhow::Result<Vec<Platform>> {
+        match &self.platform {
+            Some(text) => {
+                Platform::parse_list(text).map_err(|why| anyhow::anyhow!("--platform {text}: {why}"))
+            }
+            None => Ok(Vec::new()),
+        }
     }
 
     /// `format`, unless `-q` says to print only names.

@@ -40,7 +40,7 @@ pub(crate) fn run(args: Args) -> anyhow::Result<ExitCode> {
     };
     let output = args.docker.output(args.common.format);
     let progress = Progress::new(output.progress_format(), &root);
-    let session = Session::open(args.common.session_with(root, args.docker.extras()?)?, &progress)?;
+    let session = Session::open(args.common.session_with(root, &args.docker)?, &progress)?;
     if args.dry_run {
         let outcomes = session.build(&plugins, &args.common.batch(), &progress)?;
         let planned = session.dry_run(outcomes, &args.push.options())?;

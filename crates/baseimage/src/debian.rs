@@ -13,6 +13,7 @@ use forge_debian::fetch::Fetcher;
 use forge_debian::lock::Lock;
 use forge_oci::{BlobStore, Digest, Image};
 
+use crate::install::oci_platform;
 use crate::{assemble, Error, ImageSpec, Package};
 
 /// Annotation holding the digest of the lock an image was built from.
@@ -74,6 +75,8 @@ pub fn build_from_lock(
             ("org.opencontainers.image.title".to_string(), description.name.clone()),
         ]),
         epoch,
+        platform: oci_platform(&lock.architecture)
+            .ok_or_else(|| Error::Architecture { architecture: lock.architecture.clone() })?,
     };
     forge_oci::temp::register_dir(spool_parent);
     let spool = tempfile::Builder::new()

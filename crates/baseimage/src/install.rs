@@ -335,6 +335,30 @@ pub fn dpkg_architecture(oci: &str) -> Option<&'static str> {
     })
 }
 
+/// The OCI platform of a dpkg architecture, the inverse of
+/// [`dpkg_architecture`] (`armhf` is `linux/arm/v7`); `None` for one it
+/// does not know.
+pub fn oci_platform(dpkg: &str) -> Option<forge_oci::Platform> {
+    let (architecture, variant) = match dpkg {
+        "amd64" => ("amd64", None),
+        "arm64" => ("arm64", None),
+        "armhf" => ("arm", Some("v7")),
+        "armel" => ("arm", Some("v5")),
+        "i386" => ("386", None),
+        "ppc64el" => ("ppc64le", None),
+        "s390x" => ("s390x", None),
+        "riscv64" => ("riscv64", None),
+        "mips64el" => ("mips64le", None),
+        "loong64" => ("loong64", None),
+        _ => return None,
+    };
+    Some(forge_oci::Platform {
+        os: "linux".into(),
+        architecture: architecture.into(),
+        variant: variant.map(str::to_owned),
+    })
+}
+
 fn read_text(files: &dyn ImageFiles, path: &str) -> Result<Option<String>, Error> {
     files::read_to_string(files, path, READ_LIMIT)
         .map_err(|source| Error::ImageRead { path: format!("/{path}"), source })
@@ -1254,6 +1278,12 @@ mod tests {
         for (oci, dpkg) in cases {
             assert_eq!(dpkg_architecture(oci), dpkg, "{oci}");
         }
+        for dpkg in ["amd64", "arm64", "armhf", "armel", "i386", "ppc64el", "s390x", "riscv64", "loong64"] {
+            let platform = oci_platform(dpkg).unwrap();
+            assert_eq!(dpkg_architecture(&platform.to_string()), Some(dpkg), "{platform}");
+        }
+        assert_eq!(oci_platform("arm64").unwrap().to_string(), "linux/arm64");
+        assert_eq!(oci_platform("sparc"), None);
     }
 
     #[test]

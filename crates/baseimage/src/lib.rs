@@ -64,6 +64,12 @@ pub enum Error {
         #[source]
         source: io::Error,
     },
+    /// A lock's dpkg architecture has no OCI platform we know.
+    #[error("the dpkg architecture `{architecture}` has no OCI platform plugin-forge knows (amd64, arm64, armhf, armel, i386, ppc64el, s390x, riscv64, mips64el, loong64)")]
+    Architecture {
+        /// The architecture.
+        architecture: String,
+    },
     /// Writing the image failed.
     #[error(transparent)]
     Oci(#[from] forge_oci::Error),
@@ -211,6 +217,8 @@ pub struct ImageSpec {
     pub annotations: BTreeMap<String, String>,
     /// `SOURCE_DATE_EPOCH`.
     pub epoch: u64,
+    /// The platform the packages are for (the config's OS and architecture).
+    pub platform: forge_oci::Platform,
 }
 
 /// Installs `packages` into a one-layer image in `store`, spooling file
@@ -239,7 +247,15 @@ pub fn assemble(
     }
     runtime.labels = spec.labels.clone();
     let created_by = format!("debian packages: {}", status.len());
-    Ok(write_single_layer_image(store, &layer, &runtime, spec.epoch, &created_by, &spec.annotations)?)
+    Ok(write_single_layer_image(
+        store,
+        &layer,
+        &runtime,
+        spec.epoch,
+        &created_by,
+        &spec.annotations,
+        &spec.platform,
+    )?)
 }
 
 /// Merges one package's data archive into `tree`, as unpacking it would:

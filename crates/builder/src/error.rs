@@ -78,6 +78,12 @@ pub enum BuildError {
         /// What is wrong.
         message: String,
     },
+    /// A plugin's plan has no platform to build for.
+    #[error("{}: nothing to build: the plan has no platform", plugin.display())]
+    NoPlatform {
+        /// The plugin directory.
+        plugin: PathBuf,
+    },
     /// The base image named by `FROM` is not available.
     #[error("base image `{reference}` not found: {help}")]
     BaseNotFound {

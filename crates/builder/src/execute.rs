@@ -132,7 +132,7 @@ struct Installs {
 impl Installs {
     fn new(plan: &BuildPlan, store: &BlobStore) -> Result<Installs, BuildError> {
         let last_install = plan.steps.iter().rposition(|s| s.install.is_some());
-        let platform = plan.base.image.as_ref().map(|i| Platform::of_config(&i.config)).unwrap_or_default();
+        let platform = plan.base.platform.clone();
         let spool = match last_install {
             Some(_) => {
                 forge_oci::temp::register_dir(store.root());

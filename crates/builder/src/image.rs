@@ -7,8 +7,8 @@ use std::collections::BTreeMap;
 use forge_oci::image::{
     append_empty_layer, append_layer, empty_layer_history, layer_history, set_created, set_runtime_config,
 };
-use forge_oci::oci_spec::image::{Arch, Descriptor, ImageConfiguration, Os};
-use forge_oci::{BlobStore, Compression, Image, Layer, RuntimeConfig};
+use forge_oci::oci_spec::image::{Descriptor, ImageConfiguration};
+use forge_oci::{BlobStore, Compression, Image, Layer, Platform, RuntimeConfig};
 
 use crate::BuildError;
 
@@ -19,12 +19,26 @@ pub struct BaseImage {
     pub reference: String,
     /// The image in the store; `None` for `scratch`.
     pub image: Option<Image>,
+    /// The platform the build is for: the image's (the resolver checked
+    /// it is the one asked for), or the one asked for over `scratch`.
+    pub platform: Platform,
 }
 
 impl BaseImage {
-    /// `FROM scratch`.
+    /// `FROM scratch`, for linux/amd64.
     pub fn scratch() -> BaseImage {
-        BaseImage { reference: "scratch".to_string(), image: None }
+        BaseImage::scratch_for(Platform::default())
+    }
+
+    /// `FROM scratch`, for `platform`.
+    pub fn scratch_for(platform: Platform) -> BaseImage {
+        BaseImage { reference: "scratch".to_string(), image: None, platform }
+    }
+
+    /// A base found in the store: the build is for its platform.
+    pub fn found(reference: &str, image: Image) -> BaseImage {
+        let platform = Platform::of_config(&image.config);
+        BaseImage { reference: reference.to_string(), image: Some(image), platform }
     }
 }
 
@@ -47,8 +61,7 @@ impl ImageState {
         let (config, layers) = match &base.image {
             None => {
                 let mut config = ImageConfiguration::default();
-                config.set_architecture(Arch::Amd64);
-                config.set_os(Os::Linux);
+                base.platform.set_on(&mut config);
                 (config, Vec::new())
             }
             Some(image) => {

@@ -39,7 +39,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use forge_manifest::{ImageRef, Plugin, DOCKERFILE};
-use forge_oci::{BlobStore, Digest, LayerCache};
+use forge_oci::{BlobStore, Digest, LayerCache, Platform};
 
 pub use context::{Context, CopyOptions};
 pub use dockerignore::DockerIgnore;
@@ -69,6 +69,22 @@ pub struct BuildOptions {
     pub source: Option<String>,
     /// Build args, labels, tags and cache policy from the command line.
     pub extras: Extras,
+    /// The platforms to build for (`--platform`), in order: one image
+    /// each, and an image index of them when there are several. Empty:
+    /// linux/amd64.
+    pub platforms: Vec<Platform>,
+}
+
+impl BuildOptions {
+    /// The platforms to build for: [`BuildOptions::platforms`], or
+    /// linux/amd64.
+    pub fn platforms(&self) -> Vec<Platform> {
+        if self.platforms.is_empty() {
+            vec![Platform::default()]
+        } else {
+            self.platforms.clone()
+        }
+    }
 }
 
 /// Whether a build produced anything new.
@@ -94,9 +110,12 @@ pub struct Built {
     /// The plugin's title (`plugin_info.json`), which the instance's "Add
     /// plugin" dialog asks for with the image.
     pub title: String,
-    /// The image in the store.
+    /// The image in the store (the first platform's, when several).
     pub stored: forge_oci::Image,
-    /// Compressed size of config and layers.
+    /// The index of the images of every platform, when several were
+    /// built: what the refs point at.
+    pub index: Option<forge_oci::Index>,
+    /// Compressed size of config and layers (of every platform's image).
     pub size: u64,
     /// Layers compressed by this build.
     pub layers_built: usize,
@@ -107,9 +126,20 @@ pub struct Built {
 }
 
 impl Built {
-    /// The manifest digest.
+    /// The digest the refs point at: the index's, or the manifest's.
     pub fn digest(&self) -> &Digest {
-        &self.stored.manifest_digest
+        match &self.index {
+            Some(index) => &index.digest,
+            None => &self.stored.manifest_digest,
+        }
+    }
+
+    /// The image of each platform, in the order built.
+    pub fn images(&self) -> &[forge_oci::Image] {
+        match &self.index {
+            Some(index) => &index.images,
+            None => std::slice::from_ref(&self.stored),
+        }
     }
 }
 
@@ -166,9 +196,10 @@ impl Workspace {
         }
     }
 
-    /// Plans the build of the plugin at `ROOT/dir`: its Dockerfile with the
-    /// build args `build_plugin.sh` passed, over the base `resolver` finds,
-    /// with the Supervisely labels and the image's annotations.
+    /// Plans the build of the plugin at `ROOT/dir` for each platform of
+    /// `options`: its Dockerfile with the build args `build_plugin.sh`
+    /// passed, over the base `resolver` finds for that platform, with the
+    /// Supervisely labels and the image's annotations.
     pub fn plan(
         &self,
         dir: &Path,
@@ -189,23 +220,28 @@ impl Workspace {
             ("REGISTRY".to_string(), options.registry.clone()),
             ("TAG".to_string(), plugin.image.tag.clone()),
         ]);
-        let base = base_reference(&dockerfile, &build_args)?;
-        let base = if base.reference == "scratch" {
-            BaseImage::scratch()
-        } else {
-            resolver.resolve(&base.reference, &self.store)?
-        };
-        let inputs = PlanInputs {
-            context: &self.context,
-            build_args: &build_args,
-            epoch: options.epoch,
-            spool_parent: self.store.root(),
-            preserve_modes: options.extras.preserve_modes,
-        };
-        let mut plan = plan(&dockerfile, base, &inputs)?;
-        plan.labels = options.extras.labels.clone();
-        plan.labels.extend(supervisely_labels(root, &plugin, &image_name)?);
-        plan.annotations = annotations(&plugin, &image_name, options, &plan.base);
+        let labels = supervisely_labels(root, &plugin, &image_name)?;
+        let mut plans = Vec::new();
+        for platform in options.platforms() {
+            let base = base_reference(&dockerfile, &build_args, &platform)?;
+            let base = if base.reference == "scratch" {
+                BaseImage::scratch_for(platform)
+            } else {
+                resolver.resolve(&base.reference, &platform, &self.store)?
+            };
+            let inputs = PlanInputs {
+                context: &self.context,
+                build_args: &build_args,
+                epoch: options.epoch,
+                spool_parent: self.store.root(),
+                preserve_modes: options.extras.preserve_modes,
+            };
+            let mut plan = plan(&dockerfile, base, &inputs)?;
+            plan.labels = options.extras.labels.clone();
+            plan.labels.extend(labels.clone());
+            plan.annotations = annotations(&plugin, &image_name, options, &plan.base);
+            plans.push(plan);
+        }
         let tags = options
             .extras
             .tags
@@ -221,42 +257,64 @@ impl Workspace {
             image_ref: plugin.image.clone(),
             tags,
             title: plugin.info.title.clone(),
-            plan,
+            plans,
         })
     }
 
-    /// Executes a plugin's plan into the store with `cache` for layers and
-    /// `installer` for the installing `RUN`s, single flight with the other builds of this workspace, and points
-    /// the image's ref at the result.
+    /// Executes a plugin's plans into the store with `cache` for layers and
+    /// `installer` for the installing `RUN`s, single flight with the other
+    /// builds of this workspace, and points the image's refs at the result:
+    /// the image, or an index of the images when there are several plans.
     pub fn execute(
         &self,
         planned: &PluginPlan,
         cache: &dyn LayerCache,
         installer: &dyn Installer,
     ) -> Result<Built, BuildError> {
-        let executed = execute(&planned.plan, &self.store, cache, &self.layers, installer)?;
-        let stored = executed.image;
-        let previous = self.store.resolve_ref(&planned.image)?;
-        self.set_ref(&planned.image, &stored)?;
-        for tag in &planned.tags {
-            self.set_ref(tag, &stored)?;
+        let (mut images, mut layers_built, mut layers_cached) = (Vec::new(), 0, 0);
+        for plan in &planned.plans {
+            let executed = execute(plan, &self.store, cache, &self.layers, installer)?;
+            images.push(executed.image);
+            layers_built += executed.layers_built;
+            layers_cached += executed.layers_cached;
         }
-        let unchanged =
-            previous.is_some_and(|d| d.digest().to_string() == stored.manifest_digest.to_string());
-        let size =
-            stored.manifest.config().size() + stored.manifest.layers().iter().map(|l| l.size()).sum::<u64>();
-        Ok(Built {
+        let index = match images.len() {
+            0 | 1 => None,
+            _ => Some(forge_oci::write_index(&self.store, &images, &BTreeMap::new())?),
+        };
+        let stored = images
+            .into_iter()
+            .next()
+            .ok_or_else(|| BuildError::NoPlatform { plugin: planned.plugin.clone() })?;
+        let descriptor = match &index {
+            Some(index) => index.descriptor(),
+            None => stored.manifest_descriptor(),
+        };
+        let previous = self.store.resolve_ref(&planned.image)?;
+        self.store.set_ref(&planned.image, &descriptor)?;
+        for tag in &planned.tags {
+            self.store.set_ref(tag, &descriptor)?;
+        }
+        let unchanged = previous.is_some_and(|d| d.digest() == descriptor.digest());
+        let mut built = Built {
             plugin: planned.plugin.clone(),
             image: planned.image.clone(),
             image_ref: planned.image_ref.clone(),
             tags: planned.tags.clone(),
             title: planned.title.clone(),
-            size,
-            layers_built: executed.layers_built,
-            layers_cached: executed.layers_cached,
-            status: if unchanged && executed.layers_built == 0 { Status::Cached } else { Status::Built },
+            size: 0,
+            layers_built,
+            layers_cached,
+            status: if unchanged && layers_built == 0 { Status::Cached } else { Status::Built },
             stored,
-        })
+            index,
+        };
+        built.size = built
+            .images()
+            .iter()
+            .map(|i| i.manifest.config().size() + i.manifest.layers().iter().map(|l| l.size()).sum::<u64>())
+            .sum();
+        Ok(built)
     }
 
     /// Writes `built` as a tarball under `out_dir`, named after the image
@@ -301,8 +359,8 @@ pub struct PluginPlan {
     pub tags: Vec<String>,
     /// The plugin's title (`plugin_info.json`).
     pub title: String,
-    /// The plan.
-    pub plan: BuildPlan,
+    /// The plan of each platform, in order.
+    pub plans: Vec<BuildPlan>,
 }
 
 /// The manifest annotations of a plugin's image: OCI's title, description,

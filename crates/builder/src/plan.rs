@@ -22,7 +22,7 @@ use forge_dockerfile::{
     expand_word, parse_chmod, parse_instructions, parse_port, validate_signal, Command, Copy, Dockerfile,
     Instr, Position, Protocol, RawWord, Spanned,
 };
-use forge_oci::{Node, RuntimeConfig, Spool, Tree};
+use forge_oci::{Node, Platform, RuntimeConfig, Spool, Tree};
 
 use crate::archive;
 use crate::context::{resolve, Context, CopyOptions};
@@ -201,13 +201,30 @@ pub struct BuildPlan {
     _spool: tempfile::TempDir,
 }
 
-/// Reads the global `ARG`s and the `FROM` of `dockerfile`: the base to
-/// resolve before [`plan`].
+/// Reads the global `ARG`s and the `FROM` of `dockerfile` for a build for
+/// `platform`: the base to resolve before [`plan`].
 pub fn base_reference(
     dockerfile: &ParsedDockerfile,
     build_args: &BTreeMap<String, String>,
+    platform: &Platform,
 ) -> Result<BaseReference, BuildError> {
-    Header::read(dockerfile, build_args).map(|header| header.base)
+    Header::read(dockerfile, build_args, platform).map(|header| header.base)
+}
+
+/// `BuildKit`'s automatic platform args: `TARGETPLATFORM`, `TARGETOS`,
+/// `TARGETARCH`, `TARGETVARIANT` for `target`, and `BUILDPLATFORM`,
+/// `BUILDOS`, `BUILDARCH`, `BUILDVARIANT` for the machine. As in
+/// `BuildKit`, they are global: a `FROM` may use them as they are, the
+/// stage after it once it declares them (`ARG TARGETARCH`), and a
+/// `--build-arg` does not override them.
+pub fn platform_args(target: &Platform) -> BTreeMap<String, String> {
+    target.build_args("TARGET").into_iter().chain(Platform::host().build_args("BUILD")).collect()
+}
+
+/// Whether `name` is one of [`platform_args`].
+fn is_platform_arg(name: &str) -> bool {
+    let suffix = name.strip_prefix("TARGET").or_else(|| name.strip_prefix("BUILD"));
+    matches!(suffix, Some("PLATFORM" | "OS" | "ARCH" | "VARIANT"))
 }
 
 /// Plans the build of `dockerfile` over `base` (the image
@@ -217,7 +234,7 @@ pub fn plan(
     base: BaseImage,
     inputs: &PlanInputs<'_>,
 ) -> Result<BuildPlan, BuildError> {
-    let header = Header::read(dockerfile, inputs.build_args)?;
+    let header = Header::read(dockerfile, inputs.build_args, &base.platform)?;
     forge_oci::temp::register_dir(inputs.spool_parent);
     let spool_dir = tempfile::Builder::new()
         .prefix(&forge_oci::temp::prefix("spool-"))
@@ -268,8 +285,11 @@ impl Header {
     fn read(
         dockerfile: &ParsedDockerfile,
         build_args: &BTreeMap<String, String>,
+        platform: &Platform,
     ) -> Result<Header, BuildError> {
-        let mut global_args: BTreeMap<String, Option<String>> = BTreeMap::new();
+        let automatic = platform_args(platform);
+        let mut global_args: BTreeMap<String, Option<String>> =
+            automatic.iter().map(|(k, v)| (k.clone(), Some(v.clone()))).collect();
         let escape = dockerfile.file.escape;
         let expand = |word: &RawWord, args: &BTreeMap<String, Option<String>>| {
             expand(dockerfile, escape, word, &|name| args.get(name).cloned().flatten())
@@ -280,6 +300,9 @@ impl Header {
                 Instr::Arg(decls) => {
                     for decl in decls {
                         let name = decl.name.raw.clone();
+                        if is_platform_arg(&name) {
+                            continue;
+                        }
                         let value = match build_args.get(&name) {
                             Some(v) => Some(v.clone()),
                             None => decl.default.as_ref().map(|d| expand(d, &global_args)).transpose()?,
@@ -288,13 +311,20 @@ impl Header {
                     }
                 }
                 Instr::From(from) => {
-                    if let Some(platform) = &from.platform {
-                        let platform = expand(platform, &global_args)?;
-                        if platform != "linux/amd64" {
+                    if let Some(word) = &from.platform {
+                        let value = expand(word, &global_args)?;
+                        let asked = Platform::parse(&value).ok_or_else(|| {
+                            dockerfile.error(
+                                word.position,
+                                format!("`--platform={value}` is not a platform"),
+                                Some("write OS/ARCH[/VARIANT], e.g. --platform=linux/arm64, or --platform=$TARGETPLATFORM"),
+                            )
+                        })?;
+                        if !asked.accepts(platform) && !platform.accepts(&asked) {
                             return Err(dockerfile.error(
-                                at,
-                                format!("platform `{platform}` is not supported"),
-                                Some("this builder produces linux/amd64 images; drop --platform"),
+                                word.position,
+                                format!("FROM --platform={value}, but this build is for {platform}"),
+                                Some("the image of a single-stage build is its base's platform: write --platform=$TARGETPLATFORM, or drop --platform from FROM, or build with --platform of the same value"),
                             ));
                         }
                     }
@@ -441,7 +471,8 @@ impl Planner<'_> {
             Instr::Arg(decls) => {
                 for decl in decls {
                     let name = decl.name.raw.clone();
-                    let value = match self.inputs.build_args.get(&name) {
+                    let given = self.inputs.build_args.get(&name).filter(|_| !is_platform_arg(&name));
+                    let value = match given {
                         Some(v) => Some(v.clone()),
                         None => match &decl.default {
                             Some(d) => Some(self.expand(d)?),

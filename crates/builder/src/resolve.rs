@@ -10,21 +10,32 @@
 //! an OCI layout directory (`DIR:TAG` when it holds several images), an
 //! `oci-archive` or a `docker-archive` file, told apart by content; it is
 //! imported (every digest verified) once per run.
+//!
+//! A base is resolved for the platform the build is for: a store ref may
+//! point at an image index (a base image built for several platforms, see
+//! [`forge_oci::set_platform_ref`]), and the image for that platform is
+//! picked from it; an image of another platform is refused with what there
+//! is instead.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
-use forge_oci::oci_spec::image::{Arch, Os};
-use forge_oci::{BlobStore, Digest, Image};
+use forge_oci::{BlobStore, Digest, Image, Platform, Target};
 
 use crate::image::BaseImage;
 use crate::BuildError;
 
 /// Finds base images.
 pub trait BaseResolver: Sync {
-    /// The image `reference` names, present in `store` once returned.
-    fn resolve(&self, reference: &str, store: &BlobStore) -> Result<BaseImage, BuildError>;
+    /// The image `reference` names for `platform`, present in `store` once
+    /// returned.
+    fn resolve(
+        &self,
+        reference: &str,
+        platform: &Platform,
+        store: &BlobStore,
+    ) -> Result<BaseImage, BuildError>;
 }
 
 /// `--base-image REF=SOURCE`.
@@ -92,17 +103,24 @@ impl LocalResolver {
 }
 
 impl BaseResolver for LocalResolver {
-    fn resolve(&self, reference: &str, store: &BlobStore) -> Result<BaseImage, BuildError> {
+    fn resolve(
+        &self,
+        reference: &str,
+        platform: &Platform,
+        store: &BlobStore,
+    ) -> Result<BaseImage, BuildError> {
         let repo = forge_reference::untagged(reference);
-        let image = if let Some(o) = self.overrides.iter().find(|o| o.reference == reference) {
-            self.import(o, store)?
+        let target = if let Some(o) = self.overrides.iter().find(|o| o.reference == reference) {
+            Some(Target::Image(Box::new(self.import(o, store)?)))
         } else if let Some(o) = self.overrides.iter().find(|o| o.reference == repo) {
-            self.import(o, store)?
-        } else if let Some(image) = Image::load_ref(store, reference)? {
-            image
-        } else if let Some(image) = Image::load_ref(store, repo)? {
-            image
+            Some(Target::Image(Box::new(self.import(o, store)?)))
         } else {
+            match Target::load_ref(store, reference)? {
+                Some(found) => Some(found),
+                None => Target::load_ref(store, repo)?,
+            }
+        };
+        let Some(target) = target else {
             return Err(BuildError::BaseNotFound {
                 reference: reference.to_string(),
                 help: format!(
@@ -110,17 +128,19 @@ impl BaseResolver for LocalResolver {
                 ),
             });
         };
-        if image.config.architecture() != &Arch::Amd64 || image.config.os() != &Os::Linux {
-            return Err(BuildError::BaseNotFound {
-                reference: reference.to_string(),
-                help: format!(
-                    "the image found is {}/{}, and plugins are built for linux/amd64",
-                    image.config.os(),
-                    image.config.architecture()
-                ),
-            });
+        match target.image_for(platform) {
+            Some(image) => Ok(BaseImage::found(reference, image.clone())),
+            None => {
+                let found: Vec<String> = target.platforms().iter().map(ToString::to_string).collect();
+                Err(BuildError::BaseNotFound {
+                    reference: reference.to_string(),
+                    help: format!(
+                        "the image found is for {}, and this build is for {platform}; import one for {platform} (or build without --platform {platform})",
+                        found.join(", ")
+                    ),
+                })
+            }
         }
-        Ok(BaseImage { reference: reference.to_string(), image: Some(image) })
     }
 }
 

@@ -24,7 +24,15 @@ pub fn image_from_rootfs(store: &BlobStore, dir: &Path, epoch: u64) -> Result<Im
     let runtime =
         RuntimeConfig { cmd: Some(vec!["/bin/sh".to_string()]), ..RuntimeConfig::with_default_path() };
     let created_by = format!("imported from a root filesystem ({walked} entries)");
-    Ok(write_single_layer_image(store, &layer, &runtime, epoch, &created_by, &BTreeMap::new())?)
+    Ok(write_single_layer_image(
+        store,
+        &layer,
+        &runtime,
+        epoch,
+        &created_by,
+        &BTreeMap::new(),
+        &forge_oci::Platform::default(),
+    )?)
 }
 
 /// The device kind of a character or block device or a FIFO.

@@ -30,8 +30,9 @@ use serde::{Deserialize, Serialize};
 
 use crate::digest::{descriptor, Digest};
 use crate::error::{Error, Result};
-use crate::image::Image;
+use crate::index::Target;
 use crate::json::canonical_json;
+use crate::platform::Platform;
 use crate::store::{self, BlobStore};
 use crate::tarball::{self, Copied, Header, Kind};
 
@@ -100,45 +101,53 @@ enum Content {
     Blob(Digest),
 }
 
-/// Writes the image `manifest_digest` of `store` to `out` as a combined
-/// oci-archive and docker-archive; see the module docs.
+/// Writes the image (or the index of images) `manifest_digest` of
+/// `store` to `out` as a combined oci-archive and docker-archive; see the
+/// module docs. For an index, `index.json` points at the index, and
+/// `manifest.json` (Docker loads one image per name) at the image for
+/// the machine's own platform, else the index's first.
 pub fn export_archive(
     store: &BlobStore,
     manifest_digest: &Digest,
     repo_tags: &[String],
     out: &Path,
 ) -> Result<()> {
-    let image = Image::load(store, manifest_digest)?;
+    let target = Target::of_digest(store, manifest_digest)?;
     let tags = repo_tags.iter().map(|t| RepoTag::parse(t)).collect::<Result<Vec<_>>>()?;
-    let config_digest = image.config_digest()?;
-    let layers: Vec<Digest> =
-        image.manifest.layers().iter().map(Digest::from_descriptor).collect::<Result<_, _>>()?;
-    for (desc, digest) in image.manifest.layers().iter().zip(&layers) {
-        let found = store.size(digest)?;
-        if found != desc.size() {
-            return Err(Error::SizeMismatch {
-                what: format!("layer {digest}"),
-                expected: desc.size(),
-                found,
-            });
-        }
-    }
-
     let blob_path = |d: &Digest| format!("blobs/sha256/{}", d.hex());
     let mut entries: BTreeMap<String, Content> = BTreeMap::new();
     entries.insert("blobs/".into(), Content::Dir);
     entries.insert("blobs/sha256/".into(), Content::Dir);
-    let blobs: BTreeSet<&Digest> = [manifest_digest, &config_digest].into_iter().chain(&layers).collect();
+    let mut blobs: BTreeSet<Digest> = BTreeSet::from([manifest_digest.clone()]);
+    for image in target.images() {
+        blobs.insert(image.manifest_digest.clone());
+        blobs.insert(image.config_digest()?);
+        for desc in image.manifest.layers() {
+            let digest = Digest::from_descriptor(desc)?;
+            let found = store.size(&digest)?;
+            if found != desc.size() {
+                return Err(Error::SizeMismatch {
+                    what: format!("layer {digest}"),
+                    expected: desc.size(),
+                    found,
+                });
+            }
+            blobs.insert(digest);
+        }
+    }
     for digest in blobs {
-        entries.insert(blob_path(digest), Content::Blob(digest.clone()));
+        entries.insert(blob_path(&digest), Content::Blob(digest));
     }
 
     entries.insert("oci-layout".into(), Content::Bytes(br#"{"imageLayoutVersion":"1.0.0"}"#.to_vec()));
-    let mut manifest_desc = descriptor(
-        image.manifest.media_type().clone().unwrap_or(MediaType::ImageManifest),
-        manifest_digest,
-        image.manifest_size,
-    );
+    let mut manifest_desc = match &target {
+        Target::Image(image) => descriptor(
+            image.manifest.media_type().clone().unwrap_or(MediaType::ImageManifest),
+            manifest_digest,
+            image.manifest_size,
+        ),
+        Target::Index(index) => index.descriptor(),
+    };
     if let Some(first) = tags.first() {
         manifest_desc.set_annotations(Some(
             [
@@ -152,6 +161,10 @@ pub fn export_archive(
     index.set_manifests(vec![manifest_desc]);
     entries.insert("index.json".into(), Content::Bytes(canonical_json(&index, "index.json")?));
 
+    let image = target.image_for(&Platform::host()).unwrap_or(&target.images()[0]);
+    let config_digest = image.config_digest()?;
+    let layers: Vec<Digest> =
+        image.manifest.layers().iter().map(Digest::from_descriptor).collect::<Result<_, _>>()?;
     let docker = vec![DockerManifestEntry {
         config: blob_path(&config_digest),
         repo_tags: Some(tags.iter().map(RepoTag::full).collect()),

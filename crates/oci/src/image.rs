@@ -161,8 +161,8 @@ impl RuntimeConfig {
 
 /// Stores a one-layer image of `layer` (already in the store): a new config
 /// created at `epoch` with `runtime` and one history entry `created_by`,
-/// and a manifest with `annotations`. What `docker import` makes, and what
-/// base images built from packages are.
+/// and a manifest with `annotations`, for `platform`. What `docker import`
+/// makes, and what base images built from packages are.
 pub fn write_single_layer_image(
     store: &BlobStore,
     layer: &crate::layer::Layer,
@@ -170,9 +170,11 @@ pub fn write_single_layer_image(
     epoch: u64,
     created_by: &str,
     annotations: &BTreeMap<String, String>,
+    platform: &crate::Platform,
 ) -> Result<Image> {
     let history = vec![layer_history(epoch, created_by)];
-    let config = new_config(epoch, runtime, std::slice::from_ref(&layer.diff_id), history)?;
+    let mut config = new_config(epoch, runtime, std::slice::from_ref(&layer.diff_id), history)?;
+    platform.set_on(&mut config);
     write_image(store, &config, &[layer.descriptor()], annotations)
 }
 

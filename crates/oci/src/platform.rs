@@ -4,7 +4,7 @@
 
 use std::fmt;
 
-use oci_spec::image::ImageConfiguration;
+use oci_spec::image::{Arch, ImageConfiguration, Os, PlatformBuilder};
 
 /// An OS and architecture (and variant) of an image.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -40,6 +40,74 @@ impl Platform {
             architecture: config.architecture().to_string(),
             variant: config.variant().clone().filter(|v| !v.is_empty()),
         }
+    }
+
+    /// The machine plugin-forge runs on (`BUILDPLATFORM`): `linux/amd64`
+    /// on x86-64, `linux/arm64` on aarch64.
+    pub fn host() -> Platform {
+        let architecture = match std::env::consts::ARCH {
+            "x86_64" => "amd64",
+            "aarch64" => "arm64",
+            "x86" => "386",
+            "powerpc64" => "ppc64le",
+            "loongarch64" => "loong64",
+            other => other,
+        };
+        Platform { os: std::env::consts::OS.into(), architecture: architecture.into(), variant: None }
+    }
+
+    /// Parses a comma-separated list (`linux/amd64,linux/arm64`, as
+    /// `docker build --platform` takes it): each once, in the order given.
+    pub fn parse_list(text: &str) -> Result<Vec<Platform>, String> {
+        let mut platforms: Vec<Platform> = Vec::new();
+        for part in text.split(',').map(str::trim) {
+            let platform = Platform::parse(part).ok_or_else(|| {
+                format!("`{part}` is not a platform; write OS/ARCH[/VARIANT], e.g. linux/arm64")
+            })?;
+            if !platforms.contains(&platform) {
+                platforms.push(platform);
+            }
+        }
+        Ok(platforms)
+    }
+
+    /// Sets the OS, architecture and variant of an image configuration.
+    pub fn set_on(&self, config: &mut ImageConfiguration) {
+        config.set_os(Os::from(self.os.as_str()));
+        config.set_architecture(Arch::from(self.architecture.as_str()));
+        config.set_variant(self.variant.clone());
+    }
+
+    /// The `platform` of an index entry for an image of this platform.
+    pub fn to_oci(&self) -> oci_spec::image::Platform {
+        let mut platform = PlatformBuilder::default()
+            .os(Os::from(self.os.as_str()))
+            .architecture(Arch::from(self.architecture.as_str()))
+            .build()
+            .expect("os and architecture are set");
+        platform.set_variant(self.variant.clone());
+        platform
+    }
+
+    /// The platform of an index entry's `platform`.
+    pub fn of_oci(platform: &oci_spec::image::Platform) -> Platform {
+        Platform {
+            os: platform.os().to_string(),
+            architecture: platform.architecture().to_string(),
+            variant: platform.variant().clone().filter(|v| !v.is_empty()),
+        }
+    }
+
+    /// `BuildKit`'s automatic build args for this platform as the target
+    /// (`TARGETPLATFORM`, `TARGETOS`, `TARGETARCH`, `TARGETVARIANT`) or,
+    /// with `prefix` `BUILD`, as the build machine's.
+    pub fn build_args(&self, prefix: &str) -> [(String, String); 4] {
+        [
+            (format!("{prefix}PLATFORM"), self.to_string()),
+            (format!("{prefix}OS"), self.os.clone()),
+            (format!("{prefix}ARCH"), self.architecture.clone()),
+            (format!("{prefix}VARIANT"), self.variant.clone().unwrap_or_default()),
+        ]
     }
 
     /// Whether an image of `other` serves a request for `self`: the same
@@ -84,5 +152,27 @@ mod tests {
         assert!(any.accepts(&Platform::parse("linux/arm64/v8").unwrap()));
         assert!(!Platform::parse("linux/arm64/v8").unwrap().accepts(&any));
         assert!(!any.accepts(&Platform::default()));
+    }
+
+    #[test]
+    fn lists_and_configs() {
+        let both = Platform::parse_list("linux/amd64, linux/arm64,linux/amd64").unwrap();
+        assert_eq!(both, [Platform::default(), Platform::parse("linux/arm64").unwrap()]);
+        assert_eq!(
+            Platform::parse_list("linux/amd64,arm64").unwrap_err(),
+            "`arm64` is not a platform; write OS/ARCH[/VARIANT], e.g. linux/arm64"
+        );
+        let arm = Platform::parse("linux/arm/v7").unwrap();
+        let mut config = ImageConfiguration::default();
+        arm.set_on(&mut config);
+        assert_eq!(Platform::of_config(&config), arm);
+        assert_eq!(Platform::of_oci(&arm.to_oci()), arm);
+        let args: Vec<String> = arm.build_args("TARGET").iter().map(|(k, v)| format!("{k}={v}")).collect();
+        assert_eq!(
+            args,
+            ["TARGETPLATFORM=linux/arm/v7", "TARGETOS=linux", "TARGETARCH=arm", "TARGETVARIANT=v7"]
+        );
+        let json = serde_json::to_string(&Platform::default().to_oci()).unwrap();
+        assert_eq!(json, r#"{"architecture":"amd64","os":"linux"}"#);
     }
 }

@@ -244,13 +244,26 @@ impl BlobStore {
     /// read-modify-write holds an exclusive lock on `index.lock`, so that
     /// concurrent processes (two `cargo xtask` runs) never lose a ref.
     pub fn set_ref(&self, name: &str, manifest: &Descriptor) -> Result<()> {
+        self.update_ref(name, |_| Ok(manifest.clone()))
+    }
+
+    /// Points the ref `name` at the descriptor `next` makes from the one
+    /// it points at now, as [`BlobStore::set_ref`] does, with `index.lock`
+    /// held while `next` runs (it may write blobs): concurrent updates of
+    /// one ref see each other's result.
+    pub fn update_ref(
+        &self,
+        name: &str,
+        next: impl FnOnce(Option<&Descriptor>) -> Result<Descriptor>,
+    ) -> Result<()> {
         check_ref_name(name)?;
         let lock_path = self.root.join("index.lock");
         let lock = open_lock_file(&lock_path)?;
         // Released when `lock` is dropped at the end of this function.
         lock.lock().map_err(|e| Error::io("locking", &lock_path, e))?;
         let mut index = self.read_index()?;
-        let mut entry = manifest.clone();
+        let current = index.manifests().iter().find(|d| ref_name(d) == Some(name)).cloned();
+        let mut entry = next(current.as_ref())?;
         let mut annotations = entry.annotations().clone().unwrap_or_default();
         annotations.insert(ANNOTATION_REF_NAME.to_owned(), name.to_owned());
         entry.set_annotations(Some(annotations));

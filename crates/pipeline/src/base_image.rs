@@ -4,17 +4,28 @@
 //! the image store that `FROM` resolves through. [`ensure`] makes one
 //! fresh: the lock rewritten when it is missing or stale, the image built
 //! unless the stored one came from the same lock.
+//!
+//! A description names one architecture; a build for another platform
+//! (`--platform linux/arm64`) builds the same description for that
+//! platform's dpkg architecture, pinned by its own committed lock beside
+//! the first, `NAME.ARCH.lock` (`base-py.arm64.lock`), resolved on first
+//! use as the first is. The image of each platform is stored under the
+//! same ref, `REGISTRY/NAME`: the image itself while there is one, an
+//! index of them by platform once there are more
+//! ([`forge_oci::set_platform_ref`]), which `FROM` resolves through for
+//! the platform it builds for.
 
 use std::fmt;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant, SystemTime};
 
 use forge_baseimage::build_from_lock;
+use forge_baseimage::install::{dpkg_architecture, oci_platform};
 use forge_debian::description::Description;
 use forge_debian::fetch::Fetcher;
 use forge_debian::lock::Lock;
 use forge_input::IoResultExt;
-use forge_oci::{BlobStore, Image};
+use forge_oci::{BlobStore, Image, Platform, Target};
 
 use crate::{Error, Event, Observer};
 
@@ -55,6 +66,8 @@ pub struct BaseImageOptions {
     pub mirror: Option<String>,
     /// Timestamp of every file and of the image (`SOURCE_DATE_EPOCH`).
     pub epoch: u64,
+    /// Build for this platform instead of the description's architecture.
+    pub platform: Option<Platform>,
 }
 
 /// Why a lock is resolved again.
@@ -110,8 +123,15 @@ pub fn ensure(
 ) -> Result<BaseImageReport, Error> {
     let started = Instant::now();
     let description_path = description_path(root, name);
-    let lock_path = description_path.with_extension("lock");
-    let description = Description::load(&description_path)?;
+    let (description, lock_path) =
+        for_platform(Description::load(&description_path)?, &description_path, options.platform.as_ref())?;
+    let shown = match &options.platform {
+        Some(platform) if lock_path != description_path.with_extension("lock") => {
+            format!("{name} for {platform}")
+        }
+        _ => name.to_string(),
+    };
+    let name = shown.as_str();
     let mirror = options.mirror.clone().unwrap_or_else(|| description.mirror_or_default());
     let mut fetcher = Fetcher::new(cache_dir()?, &mirror)?;
     fetcher.set_offline(options.offline);
@@ -136,14 +156,18 @@ pub fn ensure(
     };
 
     let reference = format!("{}/{}", registry.trim_end_matches('/'), description.name);
-    let previous = Image::load_ref(store, &reference)?;
+    let platform = oci_platform(&description.architecture).ok_or_else(|| Error::Architecture {
+        description: description_path.clone(),
+        architecture: description.architecture.clone(),
+    })?;
+    let previous = Target::load_ref(store, &reference)?.and_then(|t| t.image_for(&platform).cloned());
     let built = build_from_lock(store, &description, &lock, &fetcher, options.epoch, previous, store.root())
         .map_err(|source| Error::BaseImage {
             reference: reference.clone(),
             lock: lock_path.clone(),
             source: Box::new(source),
         })?;
-    store.set_ref(&reference, &built.image.manifest_descriptor())?;
+    forge_oci::set_platform_ref(store, &reference, &built.image)?;
     let report = BaseImageReport {
         reference,
         size: built.image.manifest.layers().iter().map(|l| l.size()).sum(),
@@ -155,6 +179,27 @@ pub fn ensure(
     };
     observer.event(&Event::BaseImageReady(&report));
     Ok(report)
+}
+
+/// The description as built for `platform` and its lock: the
+/// description itself and `NAME.lock` when `platform` is its architecture
+/// (or none is asked), otherwise the description for the platform's dpkg
+/// architecture and `NAME.ARCH.lock`.
+fn for_platform(
+    mut description: Description,
+    path: &Path,
+    platform: Option<&Platform>,
+) -> Result<(Description, PathBuf), Error> {
+    let Some(platform) = platform else { return Ok((description, path.with_extension("lock"))) };
+    let architecture = dpkg_architecture(&platform.to_string()).ok_or_else(|| Error::Architecture {
+        description: path.to_path_buf(),
+        architecture: platform.to_string(),
+    })?;
+    if architecture == description.architecture {
+        return Ok((description, path.with_extension("lock")));
+    }
+    description.architecture = architecture.to_string();
+    Ok((description, path.with_extension(format!("{architecture}.lock"))))
 }
 
 /// Downloaded `.deb` files and indexes: `$PLUGIN_FORGE_CACHE/debian`, else
@@ -205,6 +250,26 @@ mod tests {
             std::fs::write(dir.join(file), "").unwrap();
         }
         assert_eq!(descriptions(root.path()).unwrap(), ["a", "b"]);
+    }
+
+    #[test]
+    fn another_platform_has_its_own_lock_beside_the_description() {
+        let text = "name = \"b\"\nsuite = \"bookworm\"\narchitecture = \"amd64\"\npackages = [\"dash\"]\n";
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("b.toml");
+        std::fs::write(&path, text).unwrap();
+        let load = || Description::load(&path).unwrap();
+        let arm = Platform::parse("linux/arm64").unwrap();
+        let (same, lock) = for_platform(load(), &path, None).unwrap();
+        assert_eq!((same.architecture.as_str(), lock), ("amd64", dir.path().join("b.lock")));
+        let (same, lock) = for_platform(load(), &path, Some(&Platform::default())).unwrap();
+        assert_eq!((same.architecture.as_str(), lock), ("amd64", dir.path().join("b.lock")));
+        let (other, lock) = for_platform(load(), &path, Some(&arm)).unwrap();
+        assert_eq!((other.architecture.as_str(), lock), ("arm64", dir.path().join("b.arm64.lock")));
+        assert_eq!(other.packages, load().packages);
+        let sparc = Platform::parse("linux/sparc").unwrap();
+        let err = for_platform(load(), &path, Some(&sparc)).unwrap_err().to_string();
+        assert!(err.contains("linux/sparc"), "{err}");
     }
 
     #[test]

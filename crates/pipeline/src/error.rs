@@ -138,6 +138,14 @@ pub enum Error {
         #[source]
         source: Box<forge_baseimage::Error>,
     },
+    /// A base image cannot be built for an architecture.
+    #[error("{}: cannot build it for `{architecture}`: Debian has no such architecture plugin-forge knows", description.display())]
+    Architecture {
+        /// The description.
+        description: PathBuf,
+        /// The platform or dpkg architecture asked for.
+        architecture: String,
+    },
     /// The cache directory for Debian downloads is unknown.
     #[error("HOME is not set")]
     NoHome,

@@ -9,7 +9,7 @@ use std::path::PathBuf;
 
 use forge_builder::{Built, Workspace};
 use forge_lint::{rules, Diagnostic, LintConfig, Severity};
-use forge_oci::RuntimeConfig;
+use forge_oci::{Image, Platform, RuntimeConfig};
 use forge_sandbox::agent;
 
 use crate::{Error, Event, Observer};
@@ -41,8 +41,9 @@ impl fmt::Display for ImageRejection {
     }
 }
 
-/// Checks `built` against the agent's command: an error diagnostic fails
-/// the build ([`Error::ImageRejected`]); warnings are reported as
+/// Checks the image of each platform of `built` against the agent's
+/// command: an error diagnostic fails the build
+/// ([`Error::ImageRejected`]); warnings are reported as
 /// [`Event::ImageWarnings`].
 pub(crate) fn check(
     workspace: &Workspace,
@@ -53,13 +54,32 @@ pub(crate) fn check(
     if config.severity(rules::AGENT_START).is_none() {
         return Ok(());
     }
+    for image in built.images() {
+        // The platform is named only when there are several.
+        let name = match built.images().len() {
+            1 => built.image.clone(),
+            _ => format!("{} ({})", built.image, Platform::of_config(&image.config)),
+        };
+        check_image(workspace, built, image, &name, config, observer)?;
+    }
+    Ok(())
+}
+
+fn check_image(
+    workspace: &Workspace,
+    built: &Built,
+    image: &Image,
+    name: &str,
+    config: &LintConfig,
+    observer: &dyn Observer,
+) -> Result<(), Error> {
     let store = workspace.store();
-    let key = format!("agent-start/v1/{}", built.stored.manifest_digest.hex());
+    let key = format!("agent-start/v1/{}", image.manifest_digest.hex());
     if store.cache_get(&key).as_deref() == Some("ok") {
         return Ok(());
     }
-    let files = agent::image_files(store, &built.stored)?;
-    let runtime = RuntimeConfig::from_config(&built.stored.config);
+    let files = agent::image_files(store, image)?;
+    let runtime = RuntimeConfig::from_config(&image.config);
     let missing = agent::check_image(&files, &runtime);
     if missing.is_empty() {
         store.cache_put(&key, "ok")?;
@@ -69,7 +89,7 @@ pub(crate) fn check(
     let diagnostics: Vec<Diagnostic> = missing
         .iter()
         .filter_map(|m| {
-            let message = format!("{}: {}", built.image, m.message());
+            let message = format!("{name}: {}", m.message());
             let help = format!("{}; or allow with -A {}", m.help(), rules::AGENT_START.code);
             Diagnostic::outside_lint(
                 config,

@@ -3,7 +3,9 @@
 //! registry has are skipped, blobs of sibling repositories mounted, the
 //! manifest pushed last by digest and then the tag (forge-registry does
 //! that), then the image's extra tags (`-t`); a plugin that did not build
-//! is reported, not pushed. [`Session::dry_run`] asks the registry which
+//! is reported, not pushed. An image built for several platforms is
+//! pushed as each platform's manifest by digest, then their index under
+//! the tag. [`Session::dry_run`] asks the registry which
 //! blobs it lacks and writes nothing to it.
 
 use std::path::{Path, PathBuf};
@@ -106,9 +108,12 @@ impl Session {
         let progress = |event: PushEvent| observer.event(&Event::Push { plugin, event: &event });
         let store = self.workspace().store();
         let push = |name: &str| {
-            Reference::parse(name)
-                .map_err(forge_registry::Error::from)
-                .and_then(|reference| client.push(store, &built.stored, &reference, &progress))
+            Reference::parse(name).map_err(forge_registry::Error::from).and_then(|reference| {
+                match &built.index {
+                    Some(index) => client.push_index(store, index, &reference, &progress),
+                    None => client.push(store, &built.stored, &reference, &progress),
+                }
+            })
         };
         // The main tag first; the extra tags find every blob there already.
         let result = push(&built.image)
@@ -151,8 +156,13 @@ impl Session {
 
     fn missing_blobs(&self, client: &Client, built: &Built) -> Result<Missing, Error> {
         let reference = Reference::parse(&built.image).map_err(forge_registry::Error::from)?;
-        let mut blobs = vec![built.stored.manifest.config().clone()];
-        blobs.extend(built.stored.manifest.layers().iter().cloned());
+        let mut blobs = Vec::new();
+        for image in built.images() {
+            blobs.push(image.manifest.config().clone());
+            blobs.extend(image.manifest.layers().iter().cloned());
+        }
+        let mut seen = std::collections::HashSet::new();
+        blobs.retain(|d| seen.insert(d.digest().to_string()));
         let mut missing = Missing { digest: built.digest().clone(), missing: Vec::new(), present: 0 };
         for descriptor in &blobs {
             let digest = Digest::from_descriptor(descriptor).map_err(forge_registry::Error::from)?;

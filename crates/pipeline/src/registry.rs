@@ -120,8 +120,13 @@ impl PullingResolver {
 }
 
 impl BaseResolver for PullingResolver {
-    fn resolve(&self, reference: &str, store: &BlobStore) -> Result<BaseImage, BuildError> {
-        let local_help = match self.local.resolve(reference, store) {
+    fn resolve(
+        &self,
+        reference: &str,
+        platform: &Platform,
+        store: &BlobStore,
+    ) -> Result<BaseImage, BuildError> {
+        let local_help = match self.local.resolve(reference, platform, store) {
             Ok(found) => return Ok(found),
             Err(BuildError::BaseNotFound { help, .. }) => help,
             Err(other) => return Err(other),
@@ -132,11 +137,21 @@ impl BaseResolver for PullingResolver {
             source: Box::new(source),
         };
         let parsed = Reference::parse(reference).map_err(|e| unavailable(e.into()))?;
-        let pulled = match forge_registry::cached_image(store, &parsed) {
+        let pulled = match forge_registry::cached_image(store, &parsed, platform) {
             Ok(Some(image)) => image,
-            _ => self.client.pull(&parsed, &Platform::default(), store).map_err(unavailable)?,
+            _ => self.client.pull(&parsed, platform, store).map_err(unavailable)?,
         };
-        Ok(BaseImage { reference: reference.to_string(), image: Some(pulled) })
+        // A tag that names one manifest (no index) is pulled whatever its platform.
+        let found = Platform::of_config(&pulled.config);
+        if !platform.accepts(&found) {
+            return Err(BuildError::BaseNotFound {
+                reference: reference.to_string(),
+                help: format!(
+                    "the registry has it only for {found}, and this build is for {platform}; use a base image published for {platform}"
+                ),
+            });
+        }
+        Ok(BaseImage::found(reference, pulled))
     }
 }
 
@@ -151,7 +166,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let store = BlobStore::open_or_create(dir.path()).unwrap();
         let resolver = PullingResolver::new(LocalResolver::default(), Client::new(ClientOptions::default()));
-        let err = match resolver.resolve("Not A Reference!", &store) {
+        let err = match resolver.resolve("Not A Reference!", &Platform::default(), &store) {
             Err(err) => err,
             Ok(found) => panic!("resolved to {found:?}"),
         };

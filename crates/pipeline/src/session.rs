@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 use forge_builder::{BuildOptions, Built, Extras, LocalResolver, Override, Workspace, TARGET_DIR};
 use forge_debian::description::Description;
 use forge_lint::LintConfig;
+use forge_oci::{Platform, Target};
 use rayon::prelude::*;
 
 use crate::base_image::description_path;
@@ -47,6 +48,9 @@ pub struct SessionOptions {
     /// `--debian-mirror`: the mirror `apt-get install` resolves against in
     /// Debian images that do not name one [default: deb.debian.org].
     pub debian_mirror: Option<String>,
+    /// `--platform`: the platforms every plugin is built for, an image
+    /// index of them when several [default: linux/amd64].
+    pub platforms: Vec<Platform>,
 }
 
 /// How [`Session::build`] runs.
@@ -113,6 +117,7 @@ impl Session {
             extras,
             locks,
             debian_mirror,
+            platforms,
         } = options;
         let overrides = base_images
             .iter()
@@ -122,7 +127,18 @@ impl Session {
         let workspace = Workspace::open(&root, &store_dir(&root))?;
         let installer = NativeInstaller::new(workspace.root(), locks, tool_cache()?, debian_mirror);
         let base = BaseImageOptions { epoch, ..BaseImageOptions::default() };
-        ensure_base_images(&root, &workspace, &registry, &overrides, &base, observer)?;
+        let options = BuildOptions {
+            registry,
+            epoch,
+            revision: provenance::revision(&root),
+            source: provenance::source(&root),
+            extras,
+            platforms,
+        };
+        for platform in options.platforms() {
+            let base = BaseImageOptions { platform: Some(platform), ..base.clone() };
+            ensure_base_images(&root, &workspace, &options.registry, &overrides, &base, observer)?;
+        }
         let resolver = PullingResolver::new(
             LocalResolver::new(overrides),
             client(&insecure_registries, &ca_certs, u64::MAX)?,
@@ -130,22 +146,7 @@ impl Session {
         let out = out.unwrap_or_else(|| root.join(TARGET_DIR).join("images"));
         // Tarballs half-written by killed runs (the store cleans its own).
         forge_oci::temp::remove_under(&out, forge_oci::temp::Scope::Stale);
-        Ok(Session {
-            workspace,
-            resolver,
-            out,
-            options: BuildOptions {
-                registry,
-                epoch,
-                revision: provenance::revision(&root),
-                source: provenance::source(&root),
-                extras,
-            },
-            insecure_registries,
-            ca_certs,
-            lint,
-            installer,
-        })
+        Ok(Session { workspace, resolver, out, options, insecure_registries, ca_certs, lint, installer })
     }
 
     /// The builder's workspace: the canonical root and the store.
@@ -284,7 +285,10 @@ fn ensure_base_images(
         let repo = Description::load(&description)?.name;
         let reference = format!("{}/{repo}", registry.trim_end_matches('/'));
         let overridden = overrides.iter().any(|o| forge_reference::untagged(&o.reference) == reference);
-        if !overridden && workspace.store().resolve_ref(&reference)?.is_none() {
+        let platform = options.platform.clone().unwrap_or_default();
+        // A ref that cannot be read any more is built again.
+        let stored = Target::load_ref(workspace.store(), &reference).ok().flatten();
+        if !overridden && stored.is_none_or(|t| t.image_for(&platform).is_none()) {
             observer.event(&Event::BaseImageMissing { reference: &reference, description: &description });
             ensure(root, workspace.store(), &name, registry, options, observer)?;
         }

@@ -64,16 +64,18 @@ struct Document {
     config: Option<serde_json::Value>,
 }
 
-/// The image `reference` names, if a previous pull (or anything else) left
-/// a ref of that name in the store with all its blobs: no network needed.
-pub fn cached_image(store: &BlobStore, reference: &Reference) -> Result<Option<Image>> {
-    let Some(image) = Image::load_ref(store, &reference.to_string())? else { return Ok(None) };
+/// The image `reference` names for `platform`, if a previous pull (or
+/// anything else) left a ref of that name in the store with all its
+/// blobs: no network needed.
+pub fn cached_image(store: &BlobStore, reference: &Reference, platform: &Platform) -> Result<Option<Image>> {
+    let Some(target) = forge_oci::Target::load_ref(store, &reference.to_string())? else { return Ok(None) };
+    let Some(image) = target.image_for(platform) else { return Ok(None) };
     let complete = image
         .manifest
         .layers()
         .iter()
         .all(|layer| Digest::from_descriptor(layer).is_ok_and(|d| store.contains(&d)));
-    Ok(complete.then_some(image))
+    Ok(complete.then(|| image.clone()))
 }
 
 impl Client {
@@ -135,7 +137,7 @@ impl Client {
         let (stored, _) = store.put_bytes(&bytes)?;
         debug_assert_eq!(stored, digest);
         let image = Image::load(store, &digest)?;
-        store.set_ref(&reference.to_string(), &image.manifest_descriptor())?;
+        forge_oci::set_platform_ref(store, &reference.to_string(), &image)?;
         remember_source(store, reference, blobs.iter().filter_map(|d| Digest::from_descriptor(d).ok()));
         Ok(image)
     }

@@ -401,15 +401,71 @@ impl Client {
         reference: &Reference,
         progress: &dyn Fn(PushEvent),
     ) -> Result<()> {
-        let notify = |n: RetryNotice| progress(PushEvent::Retrying(n));
-        let bytes = store.read_verified(&image.manifest_digest)?;
         let media_type = image
             .manifest
             .media_type()
             .as_ref()
             .map(ToString::to_string)
             .unwrap_or_else(|| "application/vnd.oci.image.manifest.v1+json".to_owned());
-        let digest = &image.manifest_digest;
+        self.put_manifest(store, &image.manifest_digest, &media_type, reference, progress)
+    }
+
+    /// Pushes `index` (whose images are in `store`) to `reference`: each
+    /// image as [`Client::push`] does but by digest only, then the index
+    /// by digest, then the tag. The report counts the blobs of every
+    /// image and has the index's digest.
+    pub fn push_index(
+        &self,
+        store: &BlobStore,
+        index: &forge_oci::Index,
+        reference: &Reference,
+        progress: &dyn Fn(PushEvent),
+    ) -> Result<PushReport> {
+        if let Some(digest) = reference.digest() {
+            if digest != &index.digest {
+                return Err(Error::InvalidReference {
+                    reference: reference.to_string(),
+                    reason: format!("the index to push has digest {}", index.digest),
+                });
+            }
+        }
+        let mut report = PushReport {
+            digest: index.digest.clone(),
+            bytes_uploaded: 0,
+            blobs_skipped: 0,
+            blobs_mounted: 0,
+            blobs_uploaded: 0,
+        };
+        for image in &index.images {
+            let pushed = self.push(store, image, &reference.with_digest(&image.manifest_digest), progress)?;
+            report.bytes_uploaded += pushed.bytes_uploaded;
+            report.blobs_skipped += pushed.blobs_skipped;
+            report.blobs_mounted += pushed.blobs_mounted;
+            report.blobs_uploaded += pushed.blobs_uploaded;
+        }
+        self.put_manifest(
+            store,
+            &index.digest,
+            "application/vnd.oci.image.index.v1+json",
+            reference,
+            progress,
+        )?;
+        Ok(report)
+    }
+
+    /// PUTs the manifest or index `digest` of `store` by digest, then
+    /// under the tag of `reference` if it has one.
+    fn put_manifest(
+        &self,
+        store: &BlobStore,
+        digest: &Digest,
+        media_type: &str,
+        reference: &Reference,
+        progress: &dyn Fn(PushEvent),
+    ) -> Result<()> {
+        let notify = |n: RetryNotice| progress(PushEvent::Retrying(n));
+        let bytes = store.read_verified(digest)?;
+        let media_type = media_type.to_owned();
         let mut targets = vec![digest.to_string()];
         targets.extend(reference.tag().map(str::to_owned));
         for target in targets {

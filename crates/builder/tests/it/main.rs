@@ -48,6 +48,7 @@ pub(crate) fn options() -> BuildOptions {
         revision: None,
         source: None,
         extras: Default::default(),
+        platforms: Vec::new(),
     }
 }
 

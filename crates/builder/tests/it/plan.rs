@@ -53,7 +53,7 @@ fn a_plan_has_every_step_and_writes_nothing() {
     assert_eq!(blobs(store.path()), blobs_before, "planning wrote a blob");
     assert_eq!(fs::read(store.path().join("index.json")).unwrap(), index_before, "planning set a ref");
 
-    let plan = &planned.plan;
+    let plan = &planned.plans[0];
     let summary: Vec<String> = plan
         .steps
         .iter()

@@ -62,6 +62,7 @@ fn options(root: &Path) -> SessionOptions {
         extras: Default::default(),
         locks: Default::default(),
         debian_mirror: None,
+        platforms: Vec::new(),
     }
 }
 

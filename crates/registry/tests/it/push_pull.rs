@@ -52,7 +52,8 @@ fn push_is_seen_by_skopeo_and_pulls_back_valid_and_repush_uploads_nothing() {
     assert_eq!(pulled.manifest_digest, image.manifest_digest);
     let checked = validate::image(&fresh, &pulled.manifest_digest).unwrap();
     assert_eq!(checked.layers.len(), 2);
-    let cached = cached_image(&fresh, &reference).unwrap().expect("the pull left a ref");
+    let cached =
+        cached_image(&fresh, &reference, &Platform::default()).unwrap().expect("the pull left a ref");
     assert_eq!(cached.manifest_digest, image.manifest_digest);
 
     // Pulling by digest what the store has needs no registry.
