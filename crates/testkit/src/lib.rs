@@ -191,14 +191,25 @@ impl Drop for Dockerd {
     fn drop(&mut self) {
         // SIGTERM lets dockerd unmount and clean up; then wait for it.
         let _ = Command::new("kill").arg(self.child.id().to_string()).status();
+        let mut stopped = false;
         for _ in 0..50 {
             if let Ok(Some(_)) = self.child.try_wait() {
-                return;
+                stopped = true;
+                break;
             }
             std::thread::sleep(std::time::Duration::from_millis(100));
         }
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        if !stopped {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+        // dockerd leaves its default network namespace mounted in its exec
+        // root, which would keep the temporary directory (and the images
+        // in it) from being removed.
+        let netns = self._dir.path().join("exec/netns/default");
+        if netns.exists() {
+            let _ = Command::new("umount").arg(&netns).stderr(Stdio::null()).status();
+        }
     }
 }
 
