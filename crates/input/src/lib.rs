@@ -152,13 +152,20 @@ fn open(path: &Path, shown: &Path) -> Result<Option<File>, InputError> {
     Ok(Some(file))
 }
 
+/// Opens the regular file at `path` for streaming (no size limit: a file
+/// a build copies), with the checks of [`read`]: the open never blocks,
+/// and a FIFO, device, socket or directory in its place (one swapped in
+/// since the file was planned, say) is [`InputError::NotRegular`]. A
+/// missing file is [`InputError::Io`].
+pub fn open_regular(path: &Path) -> Result<File, InputError> {
+    open(path, path)?.ok_or_else(|| cannot_read(path, io::ErrorKind::NotFound.into()))
+}
+
 /// The first `n` bytes (or fewer) of the regular file at `path`, for
 /// sniffing content; the same checks as [`read`], and no size limit
 /// beyond `n`.
 pub fn read_head(path: &Path, n: u64) -> Result<Vec<u8>, InputError> {
-    let Some(file) = open(path, path)? else {
-        return Err(cannot_read(path, io::ErrorKind::NotFound.into()));
-    };
+    let file = open_regular(path)?;
     let mut bytes = Vec::new();
     file.take(n).read_to_end(&mut bytes).map_err(|source| cannot_read(path, source))?;
     Ok(bytes)
@@ -275,5 +282,21 @@ mod tests {
             InputError::TooLarge { path: "p".into(), limit: TEXT_LIMIT }.to_string(),
             "p is larger than 1 MiB, the limit for this file"
         );
+    }
+
+    #[test]
+    fn open_regular_streams_regular_files_and_refuses_the_rest_without_blocking() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("big");
+        std::fs::write(&file, vec![7u8; 3 << 20]).unwrap();
+        let mut bytes = Vec::new();
+        open_regular(&file).unwrap().read_to_end(&mut bytes).unwrap();
+        assert_eq!(bytes.len(), 3 << 20, "no size limit when streaming");
+        let fifo = dir.path().join("fifo");
+        assert!(std::process::Command::new("mkfifo").arg(&fifo).status().unwrap().success());
+        let refused = open_regular(&fifo).unwrap_err().to_string();
+        assert_eq!(refused, format!("{} is a FIFO (named pipe), not a regular file", fifo.display()));
+        let missing = open_regular(&dir.path().join("missing")).unwrap_err().to_string();
+        assert!(missing.starts_with("cannot read "), "{missing}");
     }
 }

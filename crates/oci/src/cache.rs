@@ -19,7 +19,6 @@
 //! [`BlobStore`] implements [`LayerCache`] with its key-value cache; a hit
 //! is only used while the layer's blob is still in the store.
 
-use std::fs::File;
 use std::io;
 use std::os::unix::fs::MetadataExt;
 use std::path::Path;
@@ -184,7 +183,10 @@ impl<'a> FileDigests<'a> {
     /// The digest of the file at `path`, which must have `size` bytes:
     /// from the cache while its fingerprint is unchanged, else read.
     pub fn digest(&self, path: &Path, size: u64) -> Result<Digest> {
-        let meta = std::fs::metadata(path).map_err(|e| Error::io("reading metadata of", path, e))?;
+        // Never blocks: a FIFO swapped in since the plan is refused, and the
+        // fingerprint is of the file opened.
+        let file = forge_input::open_regular(path).map_err(Error::Source)?;
+        let meta = file.metadata().map_err(|e| Error::io("reading metadata of", path, e))?;
         if meta.len() != size {
             return Err(Error::FileChanged { path: path.to_path_buf(), expected: size, found: meta.len() });
         }
@@ -202,7 +204,6 @@ impl<'a> FileDigests<'a> {
         if let Some(digest) = self.store.cache_get(&fingerprint).and_then(|t| Digest::parse(&t).ok()) {
             return Ok(digest);
         }
-        let file = File::open(path).map_err(|e| Error::io("opening", path, e))?;
         let mut reader = HashingReader::new(io::BufReader::with_capacity(128 << 10, file));
         io::copy(&mut reader, &mut io::sink()).map_err(|e| Error::io("reading", path, e))?;
         let (digest, found, _) = reader.finish();
@@ -265,7 +266,7 @@ mod tests {
         std::fs::write(&file, "changed").unwrap();
         // Same size; a file system's mtime may be coarser than two writes apart.
         let later = std::time::SystemTime::now() + std::time::Duration::from_secs(10);
-        File::options().write(true).open(&file).unwrap().set_modified(later).unwrap();
+        std::fs::File::options().write(true).open(&file).unwrap().set_modified(later).unwrap();
         assert_eq!(digests.digest(&file, 7).unwrap(), Digest::of(b"changed"));
         assert!(matches!(digests.digest(&file, 8), Err(Error::FileChanged { .. })));
     }

@@ -202,6 +202,12 @@ pub enum Error {
         found: u64,
     },
 
+    /// A layer's source file is no longer a regular file: a FIFO, device or
+    /// directory put in its place since it was planned (the open never
+    /// blocks), or it cannot be opened.
+    #[error(transparent)]
+    Source(forge_input::InputError),
+
     /// A previous error left a layer half-written; the builder cannot go on.
     #[error("the layer builder failed earlier and cannot be used any more; start a new layer")]
     Poisoned,

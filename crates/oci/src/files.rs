@@ -325,7 +325,8 @@ fn open_node(node: Node) -> io::Result<Option<Box<dyn Read + 'static>>> {
         NodeKind::File { source: FileSource::Bytes(bytes), .. } => Ok(Some(Box::new(io::Cursor::new(bytes)))),
         NodeKind::File { source: FileSource::Path(path), .. }
         | NodeKind::File { source: FileSource::Spooled { path, .. }, .. } => {
-            Ok(Some(Box::new(std::fs::File::open(path)?)))
+            // Never blocks: a FIFO swapped in since the plan is refused.
+            Ok(Some(Box::new(forge_input::open_regular(&path).map_err(io::Error::other)?)))
         }
         _ => Ok(None),
     }

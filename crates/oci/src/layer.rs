@@ -222,7 +222,8 @@ impl LayerBuilder {
                 size,
                 source: FileSource::Path(file_path) | FileSource::Spooled { path: file_path, .. },
             } => {
-                let file = File::open(file_path).map_err(|e| Error::io("opening", file_path, e))?;
+                // Never blocks: a FIFO swapped in since the plan is refused.
+                let file = forge_input::open_regular(file_path).map_err(Error::Source)?;
                 let found =
                     file.metadata().map_err(|e| Error::io("reading metadata of", file_path, e))?.len();
                 if found != *size {

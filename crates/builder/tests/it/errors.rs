@@ -201,3 +201,58 @@ fn an_archive_entry_under_a_symlink_is_refused_at_the_add() {
         "{err}"
     );
 }
+
+/// The error and its causes, as `{:#}` of anyhow prints them.
+fn chain(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut cause = e.source();
+    while let Some(c) = cause {
+        text.push_str(": ");
+        text.push_str(&c.to_string());
+        cause = c.source();
+    }
+    text
+}
+
+#[test]
+fn a_source_swapped_for_a_fifo_after_the_plan_fails_without_blocking() {
+    // Empty, the size the plan recorded matches the FIFO's; with content,
+    // it does not. Either way the open must not block, and the error names
+    // the file, what it is now and the instruction.
+    for content in ["", "data\n"] {
+        let dockerfile = format!("{FROM}COPY plugins/p/data.txt /data.txt\n");
+        let mut files = plugin_files("plugins/p", &dockerfile);
+        files.push(("plugins/p/data.txt".to_string(), content));
+        let files: Vec<(&str, &str)> = files.iter().map(|(p, c)| (p.as_str(), *c)).collect();
+        let repo = tree(&files);
+        let store = tempfile::tempdir().unwrap();
+        let ws = forge_builder::Workspace::open(repo.path(), store.path()).unwrap();
+        crate::add_base(ws.store());
+        let planned = ws
+            .plan(
+                std::path::Path::new("plugins/p"),
+                &crate::options(),
+                &forge_builder::LocalResolver::default(),
+            )
+            .unwrap();
+        let data = repo.path().join("plugins/p/data.txt");
+        std::fs::remove_file(&data).unwrap();
+        assert!(std::process::Command::new("mkfifo").arg(&data).status().unwrap().success());
+        let (done, outcome) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let result = ws.execute(&planned, ws.store(), &forge_builder::NoInstaller);
+            done.send(result.map(|_| ()).map_err(|e| chain(&e))).unwrap();
+        });
+        let outcome = outcome.recv_timeout(std::time::Duration::from_secs(60));
+        let err = outcome.expect("the build blocked on the FIFO").unwrap_err();
+        assert_eq!(
+            err,
+            format!(
+                "plugins/p/Dockerfile:2:1: building the layer of `COPY plugins/p/data.txt /data.txt`: \
+                 {} is a FIFO (named pipe), not a regular file",
+                data.display()
+            ),
+            "content {content:?}"
+        );
+    }
+}
