@@ -185,7 +185,7 @@ impl<'a> FileDigests<'a> {
     pub fn digest(&self, path: &Path, size: u64) -> Result<Digest> {
         // Never blocks: a FIFO swapped in since the plan is refused, and the
         // fingerprint is of the file opened.
-        let file = forge_input::open_regular(path).map_err(Error::Source)?;
+        let file = crate::layer::open_source(path)?;
         let meta = file.metadata().map_err(|e| Error::io("reading metadata of", path, e))?;
         if meta.len() != size {
             return Err(Error::FileChanged { path: path.to_path_buf(), expected: size, found: meta.len() });

@@ -222,8 +222,7 @@ impl LayerBuilder {
                 size,
                 source: FileSource::Path(file_path) | FileSource::Spooled { path: file_path, .. },
             } => {
-                // Never blocks: a FIFO swapped in since the plan is refused.
-                let file = forge_input::open_regular(file_path).map_err(Error::Source)?;
+                let file = open_source(file_path)?;
                 let found =
                     file.metadata().map_err(|e| Error::io("reading metadata of", file_path, e))?.len();
                 if found != *size {
@@ -387,6 +386,17 @@ fn check_path(path: &str) -> Result<()> {
         Some(reason) => Err(Error::InvalidPath { path: path.to_owned(), reason }),
         None => Ok(()),
     }
+}
+
+/// Opens a layer's source file for reading without blocking: a FIFO,
+/// device or directory put in its place since it was planned is
+/// [`Error::Source`]; a file that cannot be opened (gone, say) is
+/// [`Error::Io`] of "opening".
+pub(crate) fn open_source(path: &std::path::Path) -> Result<File> {
+    forge_input::open_regular(path).map_err(|e| match e {
+        forge_input::InputError::Io(io) => Error::io("opening", path, io.source),
+        other => Error::Source(other),
+    })
 }
 
 #[cfg(test)]
