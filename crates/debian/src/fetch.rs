@@ -2,7 +2,8 @@
 //!
 //! Files the archive pins by digest (`Packages` indexes, `.deb`s) live under
 //! `CACHE/sha256/<hex>`; they are written to a temporary file in the cache
-//! while hashed, checked against the expected size and SHA-256, and only
+//! (`CACHE/tmp/.tmp-<pid>-…`, removed on SIGTERM and, after a `kill -9`, by
+//! the next fetcher: see `forge_oci::temp`) while hashed, checked against the expected size and SHA-256, and only
 //! then renamed into place, so a final name never holds a partial or wrong
 //! file. Files that change under a fixed URL (`InRelease`) live under
 //! `CACHE/url/<sha256 of the URL>` and are fetched again only on request.
@@ -44,6 +45,9 @@ impl Fetcher {
             let dir = cache_dir.join(sub);
             fs::create_dir_all(&dir).map_err(|e| Error::io("creating cache directory", &dir, e))?;
         }
+        // What killed runs left in `tmp/` (their pid no longer runs) goes;
+        // a live run's downloads are never touched.
+        forge_oci::temp::remove(&cache_dir.join("tmp"), forge_oci::temp::Scope::Stale);
         let agent = ureq::Agent::config_builder()
             .timeout_connect(Some(Duration::from_secs(30)))
             .timeout_recv_response(Some(Duration::from_secs(60)))
@@ -202,7 +206,12 @@ impl Fetcher {
         limit: Option<u64>,
     ) -> Result<Downloaded, (bool, Error)> {
         let tmp_dir = self.cache_dir.join("tmp");
-        let mut tmp = tempfile::NamedTempFile::new_in(&tmp_dir)
+        // Named after this process (forge_oci::temp): removed on SIGTERM,
+        // and by the next fetcher after a `kill -9`.
+        forge_oci::temp::register_dir(&tmp_dir);
+        let mut tmp = tempfile::Builder::new()
+            .prefix(&forge_oci::temp::prefix(".tmp-"))
+            .tempfile_in(&tmp_dir)
             .map_err(|e| (false, Error::io("creating temporary file in", &tmp_dir, e)))?;
         let reader = response.into_body().into_reader();
         let mut reader: Box<dyn Read> = match limit {

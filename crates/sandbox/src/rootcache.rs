@@ -88,6 +88,7 @@ impl RootCache {
     /// (each is some 100 MB, and every change of a plugin makes a new
     /// image), except those a run is using. Returns how many went.
     pub fn prune(&self, keep: &Path, name: &str) -> Result<usize> {
+        forge_oci::temp::remove(&self.dir.join(".runs"), forge_oci::temp::Scope::Stale);
         let in_use: Vec<PathBuf> = fs::read_dir(self.dir.join(".runs"))
             .into_iter()
             .flatten()
@@ -114,8 +115,13 @@ impl RootCache {
     pub fn layer(&self, root: &Path, prefer: LayerKind) -> Result<RunLayer> {
         let runs = self.dir.join(".runs");
         fs::create_dir_all(&runs).map_err(|e| Error::io("creating", &runs, e))?;
+        // Named after this process (forge_oci::temp): the layer of a run
+        // killed with `kill -9` goes with the next run (and stops marking
+        // its root as in use), SIGTERM removes it at once.
+        forge_oci::temp::remove(&runs, forge_oci::temp::Scope::Stale);
+        forge_oci::temp::register_dir(&runs);
         let scratch = tempfile::Builder::new()
-            .prefix("run-")
+            .prefix(&format!("{}run-", forge_oci::temp::prefix(".tmp-")))
             .tempdir_in(&runs)
             .map_err(|e| Error::io("creating a run directory in", &runs, e))?
             .keep();

@@ -75,8 +75,12 @@ fn unpack_to(store: &BlobStore, image: &Image, dest: &Path) -> Result<()> {
         _ => Path::new("."),
     };
     fs::create_dir_all(parent).map_err(|e| Error::io("creating", parent, e))?;
+    // Named after this process (forge_oci::temp): removed on SIGTERM, and
+    // by the next run after a `kill -9`.
+    forge_oci::temp::remove(parent, forge_oci::temp::Scope::Stale);
+    forge_oci::temp::register_dir(parent);
     let temp = tempfile::Builder::new()
-        .prefix(".unpack-")
+        .prefix(&format!("{}unpack-", forge_oci::temp::prefix(".tmp-")))
         .tempdir_in(parent)
         .map_err(|e| Error::io("creating a temporary directory in", parent, e))?;
     apply_layers(store, image, temp.path())?;

@@ -127,3 +127,61 @@ fn unsigned_inrelease_is_refused() {
     assert!(matches!(err, Error::BadSignature { .. }), "{err}");
     assert!(err.to_string().contains("gpgv: "), "{err}");
 }
+
+/// The pid of a process that has ended.
+fn dead_pid() -> u32 {
+    let mut child = std::process::Command::new("true").spawn().unwrap();
+    child.wait().unwrap();
+    child.id()
+}
+
+#[test]
+fn downloads_are_temporaries_of_this_process_and_stale_ones_go() {
+    let cache = tempfile::tempdir().unwrap();
+    let tmp = cache.path().join("tmp");
+    std::fs::create_dir_all(&tmp).unwrap();
+    let stale = tmp.join(format!(".tmp-{}-killed", dead_pid()));
+    let live = tmp.join(".tmp-1-running");
+    std::fs::write(&stale, "partial").unwrap();
+    std::fs::write(&live, "partial").unwrap();
+
+    // A mirror that sends part of the body, then stalls until released.
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}/debian", listener.local_addr().unwrap());
+    let (release, released) = std::sync::mpsc::channel::<()>();
+    thread::spawn(move || {
+        let Ok((mut stream, _)) = listener.accept() else { return };
+        let mut line = String::new();
+        let mut reader = BufReader::new(stream.try_clone().unwrap());
+        while reader.read_line(&mut line).unwrap_or(0) > 0 && !line.ends_with("\r\n\r\n") {}
+        let _ = stream
+            .write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\nConnection: close\r\n\r\n0123456789");
+        let _ = stream.flush();
+        let _ = released.recv();
+    });
+
+    let fetcher = Fetcher::new(cache.path(), &url).unwrap();
+    assert!(!stale.exists(), "the temporary of a process that is gone stays");
+    assert!(live.exists(), "the temporary of a running process was removed");
+    let fetching = thread::spawn(move || fetcher.fetch_verified("pool/a.deb", &"0".repeat(64), 100));
+    let ours = format!(".tmp-{}-", std::process::id());
+    let started = std::time::Instant::now();
+    let temp = loop {
+        let found = std::fs::read_dir(&tmp)
+            .unwrap()
+            .flatten()
+            .find(|e| e.file_name().to_string_lossy().starts_with(&ours))
+            .map(|e| e.path());
+        if let Some(found) = found {
+            break found;
+        }
+        assert!(started.elapsed().as_secs() < 30, "no temporary named {ours}… in {}", tmp.display());
+        thread::sleep(std::time::Duration::from_millis(5));
+    };
+    // What xtask's SIGTERM handler does for this process.
+    let removed = forge_oci::temp::remove(&tmp, forge_oci::temp::Scope::Ours);
+    assert_eq!(removed.count, 1);
+    assert!(!temp.exists() && live.exists());
+    drop(release);
+    assert!(fetching.join().unwrap().is_err(), "a short body is an error");
+}

@@ -570,3 +570,42 @@ fn each_run_writes_to_its_own_layer() {
     assert_eq!(cache.prune(&newer_root, "shell:1").unwrap(), 1);
     assert!(!root.exists() && newer_root.is_dir());
 }
+
+/// The pid of a process that has ended.
+fn dead_pid() -> u32 {
+    let mut child = std::process::Command::new("true").spawn().unwrap();
+    child.wait().unwrap();
+    child.id()
+}
+
+#[test]
+fn temporaries_of_killed_runs_go_with_the_next_run() {
+    let (dir, store) = store();
+    let image = image(&store, vec![vec![Entry::bytes("hello", 0o644, "hi")]], &RuntimeConfig::default());
+    let roots = dir.path().join("roots");
+    let dead = dead_pid();
+    let unpacking = roots.join(image.manifest_digest.hex());
+    let stale_unpack = unpacking.join(format!(".tmp-{dead}-unpack-x"));
+    let live_unpack = unpacking.join(".tmp-1-unpack-x");
+    let stale_run = roots.join(".runs").join(format!(".tmp-{dead}-run-x"));
+    for d in [&stale_unpack, &live_unpack, &stale_run] {
+        fs::create_dir_all(d.join("etc")).unwrap();
+        fs::write(d.join("etc/passwd"), "x").unwrap();
+    }
+    fs::write(stale_run.join("lower"), "/somewhere").unwrap();
+
+    let cache = RootCache::new(&roots);
+    let root = cache.root(&store, &image, "t:1").unwrap();
+    assert!(!stale_unpack.exists(), "the unpacking of a killed run stays");
+    assert!(live_unpack.exists(), "the unpacking of a running process was removed");
+    let layer = cache.layer(&root, LayerKind::Copy).unwrap();
+    assert!(!stale_run.exists(), "the layer of a killed run stays");
+    let runs: Vec<String> = fs::read_dir(roots.join(".runs"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(runs.len(), 1);
+    assert!(runs[0].starts_with(&format!(".tmp-{}-run-", std::process::id())), "{runs:?}");
+    drop(layer);
+    assert_eq!(fs::read_dir(roots.join(".runs")).unwrap().count(), 0);
+}
