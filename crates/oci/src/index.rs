@@ -208,6 +208,7 @@ mod tests {
         };
         let digests: Vec<String> = index.images.iter().map(|i| i.manifest_digest.to_string()).collect();
         assert_eq!(digests, [amd.manifest_digest.to_string(), arm2.manifest_digest.to_string()]);
+        assert_eq!(crate::validate::index(&store, &index.digest).unwrap().len(), 2);
         let target = Target::Index(index.clone());
         assert_eq!(target.image_for(&arm64).unwrap().manifest_digest, arm2.manifest_digest);
         assert_eq!(target.image_for(&Platform::default()).unwrap().manifest_digest, amd.manifest_digest);

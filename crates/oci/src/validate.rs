@@ -7,7 +7,9 @@
 //! and parsed as a tar to recompute its diff ID, which must equal the
 //! config's `rootfs.diff_ids` entry; the history must have one non-empty
 //! entry per layer; media types must be those of a manifest, a config and
-//! layers. All problems are collected, not just the first.
+//! layers. All problems are collected, not just the first. An index
+//! ([`index`]) is valid when each image it lists is, with the `platform`
+//! its config says.
 //!
 //! This is public, not test-only, because the builder's tests and
 //! `cargo xtask` run it on every image they produce.
@@ -15,13 +17,14 @@
 use std::fmt;
 use std::io;
 
-use oci_spec::image::{Descriptor, ImageConfiguration, ImageManifest};
+use oci_spec::image::{Descriptor, ImageConfiguration, ImageIndex, ImageManifest};
 use rayon::prelude::*;
 
 use crate::compression::{Compression, UncompressedReader};
 use crate::digest::Digest;
 use crate::error::{Error, Result};
 use crate::image;
+use crate::platform::Platform;
 use crate::store::BlobStore;
 
 /// What was checked, for a valid image.
@@ -102,6 +105,15 @@ pub enum Problem {
         /// History entries without `empty_layer: true`.
         non_empty: usize,
     },
+    /// An index entry's platform is not its image's.
+    Platform {
+        /// The image.
+        manifest: Digest,
+        /// The entry's platform.
+        listed: String,
+        /// The config's.
+        found: String,
+    },
     /// An unexpected media type.
     MediaType {
         /// What.
@@ -131,8 +143,38 @@ impl fmt::Display for Problem {
                 write!(f, "history has {non_empty} entries that are not empty_layer, for {layers} layers")
             }
             Problem::MediaType { what, found } => write!(f, "{what}: unexpected media type {found}"),
+            Problem::Platform { manifest, listed, found } => {
+                write!(f, "index entry {manifest} says {listed}, and its config says {found}")
+            }
         }
     }
+}
+
+/// Validates the index `digest` and every image it lists, each of which
+/// must have the platform its entry says; the reports of the images, in
+/// the index's order.
+pub fn index(store: &BlobStore, digest: &Digest) -> Result<Vec<ValidationReport>> {
+    let invalid = |problems| Error::InvalidImage { manifest: digest.clone(), problems };
+    let index: ImageIndex = read_json(store, digest, "index").map_err(|p| invalid(vec![p]))?;
+    if index.media_type().as_ref().is_some_and(|m| !image::is_index_media_type(m)) {
+        let found = index.media_type().as_ref().map(ToString::to_string).unwrap_or_default();
+        return Err(invalid(vec![Problem::MediaType { what: "index".into(), found }]));
+    }
+    let mut reports = Vec::new();
+    for entry in index.manifests() {
+        let manifest = Digest::from_descriptor(entry)?;
+        reports.push(image(store, &manifest)?);
+        let config: ImageConfiguration =
+            read_json(store, &reports[reports.len() - 1].config_digest, "config")
+                .map_err(|p| invalid(vec![p]))?;
+        let found = Platform::of_config(&config);
+        let listed = entry.platform().as_ref().map(Platform::of_oci);
+        if listed.as_ref() != Some(&found) {
+            let listed = listed.map_or("no platform".to_string(), |p| p.to_string());
+            return Err(invalid(vec![Problem::Platform { manifest, listed, found: found.to_string() }]));
+        }
+    }
+    Ok(reports)
 }
 
 /// Validates the image with manifest `manifest_digest`; see the module docs.

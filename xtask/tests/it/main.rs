@@ -9,6 +9,7 @@ mod e2e;
 mod lint;
 mod locks;
 mod new;
+mod platform;
 mod publish;
 mod register;
 mod runtimes;

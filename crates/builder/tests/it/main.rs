@@ -6,6 +6,7 @@ mod copy;
 mod docker;
 mod errors;
 mod plan;
+mod platforms;
 mod repro;
 mod run;
 mod samples;
