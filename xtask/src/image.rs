@@ -6,7 +6,7 @@ use std::process::ExitCode;
 
 use anyhow::Context as _;
 use forge_builder::{image_from_rootfs, split_source};
-use forge_oci::{BlobStore, Image};
+use forge_oci::{BlobStore, Platform, Target};
 
 #[derive(Debug, clap::Subcommand)]
 pub(crate) enum Command {
@@ -97,9 +97,11 @@ pub(crate) fn run(command: Command) -> anyhow::Result<ExitCode> {
         }
         Command::Export { name, file, root } => {
             let store = root.store()?;
-            let image =
-                Image::load_ref(&store, &name)?.with_context(|| format!("no image `{name}` in the store"))?;
-            forge_oci::export_archive(&store, &image.manifest_digest, std::slice::from_ref(&name), &file)
+            // An image, or an index of images (one per platform).
+            let target =
+                store.resolve_ref(&name)?.with_context(|| format!("no image `{name}` in the store"))?;
+            let digest = forge_oci::Digest::from_descriptor(&target)?;
+            forge_oci::export_archive(&store, &digest, std::slice::from_ref(&name), &file)
                 .with_context(|| format!("writing {}", file.display()))?;
             println!("{}", file.display());
         }
@@ -125,16 +127,26 @@ pub(crate) fn run(command: Command) -> anyhow::Result<ExitCode> {
                 anyhow::bail!("no image `{name}` in the store; `cargo xtask image list` lists them");
             }
             for name in names {
-                let image = Image::load_ref(&store, &name)?
+                let target = Target::load_ref(&store, &name)?
                     .with_context(|| format!("no image `{name}` in the store"))?;
-                let report = forge_oci::validate::image(&store, &image.manifest_digest)?;
-                let bytes: u64 = report.layers.iter().map(|l| l.size).sum();
-                let entries: u64 = report.layers.iter().map(|l| l.entries).sum();
-                println!(
-                    "{name} {}: valid ({} layers, {bytes} bytes, {entries} entries)",
-                    image.manifest_digest,
-                    report.layers.len()
-                );
+                let reports = match &target {
+                    Target::Image(image) => vec![forge_oci::validate::image(&store, &image.manifest_digest)?],
+                    Target::Index(index) => forge_oci::validate::index(&store, &index.digest)?,
+                };
+                for (image, report) in target.images().iter().zip(&reports) {
+                    let bytes: u64 = report.layers.iter().map(|l| l.size).sum();
+                    let entries: u64 = report.layers.iter().map(|l| l.entries).sum();
+                    // The platform is named only for an index's images.
+                    let platform = match &target {
+                        Target::Index(_) => format!(" ({})", Platform::of_config(&image.config)),
+                        Target::Image(_) => String::new(),
+                    };
+                    println!(
+                        "{name}{platform} {}: valid ({} layers, {bytes} bytes, {entries} entries)",
+                        image.manifest_digest,
+                        report.layers.len()
+                    );
+                }
             }
         }
     }

@@ -182,3 +182,47 @@ fn an_unreachable_registry_is_reported_as_such() {
     assert!(matches!(err, Error::Unreachable { .. }), "{err:?}");
     assert!(err.to_string().contains(&format!("127.0.0.1:{port} is unreachable")), "{err}");
 }
+
+#[test]
+fn an_index_is_pushed_after_its_images_and_pulls_back_per_platform() {
+    let Some(registry) = Registry::start(None) else { return };
+    let (_dir, store, amd) = store_with_image(7, 50_000);
+    let arm64 = Platform::parse("linux/arm64").unwrap();
+    let mut config = amd.config.clone();
+    arm64.set_on(&mut config);
+    let arm = forge_oci::write_image(&store, &config, amd.manifest.layers(), &Default::default()).unwrap();
+    let index = forge_oci::write_index(&store, &[amd.clone(), arm.clone()], &Default::default()).unwrap();
+    let reference = at(&registry.host(), "plugins/multi:1.0");
+    let client = client();
+    let events = Events::default();
+    let report = client.push_index(&store, &index, &reference, &events.record()).unwrap();
+    assert_eq!(report.digest, index.digest);
+    // The second image's blobs (the same layers, another config) are mostly there already.
+    assert_eq!(report.blobs_uploaded, 4, "{report:?}");
+    let order: Vec<String> = events
+        .0
+        .lock()
+        .unwrap()
+        .iter()
+        .filter_map(|e| match e {
+            PushEvent::ManifestPushed { digest } => Some(digest.to_string()),
+            PushEvent::Tagged { .. } => Some("tag".into()),
+            _ => None,
+        })
+        .collect();
+    let expected = [
+        amd.manifest_digest.to_string(),
+        arm.manifest_digest.to_string(),
+        index.digest.to_string(),
+        "tag".into(),
+    ];
+    assert_eq!(order, expected);
+
+    for (platform, image) in [(Platform::default(), &amd), (arm64, &arm)] {
+        let (_dir, fresh) = crate::store();
+        let pulled = client.pull(&reference, &platform, &fresh).unwrap();
+        assert_eq!(pulled.manifest_digest, image.manifest_digest, "{platform}");
+        validate::image(&fresh, &pulled.manifest_digest).unwrap();
+        assert!(cached_image(&fresh, &reference, &platform).unwrap().is_some());
+    }
+}
