@@ -156,3 +156,108 @@ fn a_missing_base_says_how_to_provide_it() {
     );
     assert_eq!(stderr.matches("is not in the local store").count(), 1, "the error is shown once: {stderr}");
 }
+
+/// A monorepo with plugin `plugins/a` whose Dockerfile ends with `last`,
+/// and `localhost:5000/base-py` in its store.
+fn monorepo_with_base(last: &str, extra: &[(&str, &str)]) -> tempfile::TempDir {
+    let dockerfile = format!("{GOOD}{last}\n");
+    let mut files = plugin("plugins/a", "team/a:1.0.0\n", "");
+    files.retain(|(p, _)| !p.ends_with("Dockerfile"));
+    let mut files: Vec<(&str, &str)> = files.iter().map(|(p, c)| (p.as_str(), *c)).collect();
+    files.push(("plugins/a/Dockerfile", &dockerfile));
+    files.extend_from_slice(extra);
+    let repo = write_tree(&files);
+    let root = repo.path().to_str().unwrap();
+    let rootfs = base_rootfs(&[("etc/passwd", "root:x:0:0:root:/root:/bin/sh\n")]);
+    let rootfs = rootfs.path().to_str().unwrap();
+    crate::ok(&xtask(
+        repo.path(),
+        &["image", "from-rootfs", rootfs, "localhost:5000/base-py", "--root", root],
+    ));
+    repo
+}
+
+#[test]
+fn a_path_through_a_file_says_not_a_directory_once() {
+    // `afile` is a file, so `afile/b/c` fails with ENOTDIR.
+    let repo = monorepo_with_base("COPY afile/b/c /x", &[("afile", "x")]);
+    let root = repo.path().to_str().unwrap();
+    for args in [
+        &["lint", "--root", root][..],
+        &["build", "plugins/a", "--root", root],
+        &["build", "plugins/a", "--no-lint", "--root", root],
+    ] {
+        let out = xtask(repo.path(), args);
+        assert_eq!(out.status.code(), Some(1), "{args:?}");
+        let said =
+            format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+        // Once in each message (a build prints lint's diagnostic, then
+        // its own one-line error).
+        for line in said.lines() {
+            assert!(line.matches("Not a directory").count() <= 1, "{args:?}: the cause twice in: {line}");
+        }
+        let last = said.lines().rfind(|l| l.contains("Not a directory")).unwrap_or_default();
+        assert!(
+            last.contains("Dockerfile:7:6") || said.contains("--> plugins/a/Dockerfile:7:6"),
+            "{args:?}: {said}"
+        );
+    }
+    // A `--root` through a file, and the output directory's parent a file.
+    let through = repo.path().join("afile/x");
+    let out = xtask(repo.path(), &["build", "plugins/a", "--root", through.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).matches("Not a directory").count() <= 1);
+    let plain = monorepo(false);
+    std::fs::write(plain.path().join("target"), "a file").unwrap();
+    let out = xtask(plain.path(), &["build", "plugins/a", "--root", plain.path().to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(stderr.matches("Not a directory").count(), 1, "the cause once: {stderr}");
+}
+
+#[test]
+fn an_unreadable_source_file_fails_the_build_at_its_copy() {
+    // Root reads every file, so the build runs as `nobody` then.
+    let repo = monorepo_with_base("COPY locked.txt /locked.txt", &[("locked.txt", "s")]);
+    let root = repo.path().to_str().unwrap();
+    let locked = repo.path().join("locked.txt");
+    std::fs::set_permissions(&locked, std::os::unix::fs::PermissionsExt::from_mode(0o000)).unwrap();
+    let home = repo.path().join("home");
+    std::fs::create_dir(&home).unwrap();
+    let as_nobody = forge_testkit::is_root();
+    if as_nobody {
+        if !forge_testkit::require_tool("setpriv") {
+            return;
+        }
+        std::fs::set_permissions(repo.path(), std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+        let chown = std::process::Command::new("chown").args(["-R", "65534:65534", root]).status().unwrap();
+        assert!(chown.success());
+    }
+    for extra in [&[][..], &["--no-lint"]] {
+        let mut command = if as_nobody {
+            let mut c = std::process::Command::new("setpriv");
+            c.args(["--reuid=65534", "--regid=65534", "--clear-groups", env!("CARGO_BIN_EXE_xtask")]);
+            c
+        } else {
+            std::process::Command::new(env!("CARGO_BIN_EXE_xtask"))
+        };
+        let out = command
+            .args(["build", "plugins/a", "--root", root])
+            .args(extra)
+            .env("HOME", &home)
+            .env_remove("CARGO_MANIFEST_DIR")
+            .current_dir(repo.path())
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(1), "{extra:?}");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            stderr.contains(&format!(
+                "plugins/a/Dockerfile:7:1: building the layer of `COPY locked.txt /locked.txt`: \
+                 opening {}: Permission denied",
+                locked.display()
+            )),
+            "{extra:?}: {stderr}"
+        );
+    }
+}
