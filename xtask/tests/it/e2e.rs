@@ -122,4 +122,6 @@ fn sample_plugins_build_on_the_debian_base_and_run() {
         Err(e) => panic!("docker run failed: {e}"),
     }
     crate::agent::docker_gives_the_same_results(repo.path(), &engine);
+    // class-catalog's natively installed packages, under docker and runc.
+    crate::runtimes::class_catalog_behaves_the_same_in_real_runtimes(repo.path(), Some(&engine));
 }

@@ -3,7 +3,8 @@
 //! `docker load` + `docker run`, and `umoci unpack` + `runc run`, print the
 //! same jq path, PyYAML version (with its C extension) and demo catalogue,
 //! started by the image's entry point and as the agent starts it
-//! (`sh -c "python -u /workdir/src/main.py"`).
+//! (`sh -c "python -u /workdir/src/main.py"`). Called by the e2e test
+//! after its build, with its engine.
 
 use std::fs;
 use std::path::Path;
@@ -11,7 +12,7 @@ use std::path::Path;
 use forge_testkit::{require_tool, Dockerd};
 use serde_json::Value;
 
-use crate::{copy_dir, ok, project_root, xtask};
+use crate::{ok, xtask};
 
 const IMAGE: &str = "localhost:5000/supervisely/class-catalog:0.1.0";
 const TARBALL: &str = "target/plugin-forge/images/supervisely/class-catalog_0.1.0.tar";
@@ -81,18 +82,4 @@ pub(crate) fn class_catalog_behaves_the_same_in_real_runtimes(repo: &Path, engin
         );
         assert_eq!(printed(&out), expected, "runc run {id}");
     }
-}
-
-#[test]
-fn class_catalog_prints_the_same_in_docker_and_runc() {
-    if !(require_tool("gpgv") && crate::locks::require_network(&["deb.debian.org:80"])) {
-        return;
-    }
-    let repo = tempfile::tempdir().unwrap();
-    for part in ["plugins/tools/class-catalog", "supervisely_lib", "base-images"] {
-        copy_dir(&project_root().join(part), &repo.path().join(part));
-    }
-    ok(&xtask(repo.path(), &["build", "class-catalog", "--root", repo.path().to_str().unwrap()]));
-    let engine = Dockerd::start();
-    class_catalog_behaves_the_same_in_real_runtimes(repo.path(), engine.as_ref());
 }
