@@ -5,6 +5,11 @@
 //! `crates/fuzz/regressions/TARGET/` once fixed, where the suite replays
 //! it), and the input in flight is kept in `target/fuzz/in-flight-TARGET`
 //! so that one which aborts the process is not lost.
+//!
+//! `--write-seeds DIR` writes each target's seed corpus to `DIR/TARGET/`
+//! instead, for the coverage-guided libFuzzer targets of
+//! `crates/fuzz/fuzz` (`cargo +nightly fuzz run TARGET`), which start from
+//! `crates/fuzz/fuzz/corpus/TARGET/`.
 
 use std::process::ExitCode;
 use std::time::Duration;
@@ -22,6 +27,9 @@ pub(crate) struct Args {
     /// Seed of the input generator (a run reproduces from it).
     #[arg(long, default_value_t = 1)]
     seed: u64,
+    /// Write the seed corpus of each target to DIR/TARGET/ (for `cargo fuzz`) instead of running.
+    #[arg(long, value_name = "DIR")]
+    write_seeds: Option<std::path::PathBuf>,
 }
 
 pub(crate) fn run(args: Args) -> anyhow::Result<ExitCode> {
@@ -33,6 +41,18 @@ pub(crate) fn run(args: Args) -> anyhow::Result<ExitCode> {
             anyhow!("unknown fuzz target `{}`; the targets are {}", args.target, names.join(", "))
         })?]
     };
+    if let Some(dir) = &args.write_seeds {
+        for target in targets {
+            let dir = dir.join(target.name());
+            std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+            for (i, seed) in forge_fuzz::seeds(target).iter().enumerate() {
+                let path = dir.join(format!("seed-{i}"));
+                std::fs::write(&path, seed).with_context(|| format!("writing {}", path.display()))?;
+            }
+            println!("{target}: seeds in {}", dir.display());
+        }
+        return Ok(ExitCode::SUCCESS);
+    }
     let out = crate::project_root().join("target/fuzz");
     std::fs::create_dir_all(&out).with_context(|| format!("creating {}", out.display()))?;
     let mut crashed = false;

@@ -16,8 +16,13 @@
 //! ([`seeds`]) with 1 to 8 stacked mutations (bit flips, interesting bytes,
 //! deletions, duplications, splices with other seeds, dictionary tokens),
 //! drawn from a fixed-seed generator so a run is reproducible from its seed
-//! and execution number. Tar inputs have their header checksums fixed after
-//! mutation, so that mutations reach past the checksum test.
+//! and execution number.
+//!
+//! [`Harness`] is the one entry point to a target: the generator runs it,
+//! and so do the coverage-guided libFuzzer targets of `fuzz/` (`cargo
+//! fuzz`, nightly only, outside the workspace). Tar inputs have their
+//! header checksums recomputed there before the reader sees them, so that
+//! mutations reach past the checksum test.
 //!
 //! The test suite runs each target for a bounded number of executions
 //! (`tests/it`); `cargo xtask fuzz TARGET --seconds N` runs one for a time.
@@ -160,13 +165,46 @@ impl Rng {
     }
 }
 
+/// One target with the scratch directories it works in, run on inputs a
+/// driver brings: the generator below, or libFuzzer (`fuzz/`). A panic of
+/// the code under test propagates to the caller.
+#[derive(Debug)]
+pub struct Harness {
+    target: Target,
+    scratch: targets::Scratch,
+}
+
+impl Harness {
+    /// A harness of `target`, with fresh scratch directories (under the
+    /// system's temporary directory, removed when it is dropped).
+    pub fn new(target: Target) -> Result<Harness, Error> {
+        Ok(Harness { target, scratch: targets::Scratch::new().map_err(Error::Scratch)? })
+    }
+
+    /// The target.
+    pub fn target(&self) -> Target {
+        self.target
+    }
+
+    /// Runs the target on `input`. Tar inputs have their header checksums
+    /// recomputed first.
+    pub fn run(&mut self, input: &[u8]) {
+        if self.target.is_tar() {
+            let mut fixed = input.to_vec();
+            fix_tar_checksums(&mut fixed);
+            targets::run(self.target, &mut self.scratch, &fixed);
+        } else {
+            targets::run(self.target, &mut self.scratch, input);
+        }
+    }
+}
+
 /// Runs one target on generated inputs.
 #[derive(Debug)]
 pub struct Fuzzer {
-    target: Target,
+    harness: Harness,
     rng: Rng,
     corpus: Vec<Vec<u8>>,
-    scratch: targets::Scratch,
     in_flight: Option<PathBuf>,
 }
 
@@ -248,13 +286,7 @@ const DICTIONARY: &[&[u8]] = &[
 impl Fuzzer {
     /// A fuzzer of `target` whose inputs are drawn from `seed`.
     pub fn new(target: Target, seed: u64) -> Result<Fuzzer, Error> {
-        Ok(Fuzzer {
-            target,
-            rng: Rng(seed),
-            corpus: seeds(target),
-            scratch: targets::Scratch::new().map_err(Error::Scratch)?,
-            in_flight: None,
-        })
+        Ok(Fuzzer { harness: Harness::new(target)?, rng: Rng(seed), corpus: seeds(target), in_flight: None })
     }
 
     /// Saves each input to `path` before running it, so that an input
@@ -271,9 +303,6 @@ impl Fuzzer {
             self.mutate(&mut input);
         }
         input.truncate(1 << 20);
-        if self.target.is_tar() {
-            fix_tar_checksums(&mut input);
-        }
         input
     }
 
@@ -339,7 +368,7 @@ impl Fuzzer {
         if let Some(path) = &self.in_flight {
             std::fs::write(path, input).map_err(|source| Error::Save { path: path.clone(), source })?;
         }
-        Ok(run_caught(|| targets::run(self.target, &mut self.scratch, input)))
+        Ok(run_caught(|| self.harness.run(input)))
     }
 
     /// Runs generated inputs until `executions` ran or `time` passed,
@@ -366,8 +395,8 @@ impl Fuzzer {
 /// Runs one target on one input (a regression input, say): `Err` with the
 /// panic message when it panicked.
 pub fn replay(target: Target, input: &[u8]) -> Result<Result<(), String>, Error> {
-    let mut scratch = targets::Scratch::new().map_err(Error::Scratch)?;
-    Ok(run_caught(|| targets::run(target, &mut scratch, input)))
+    let mut harness = Harness::new(target)?;
+    Ok(run_caught(|| harness.run(input)))
 }
 
 thread_local! {

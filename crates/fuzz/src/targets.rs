@@ -39,14 +39,26 @@ impl Scratch {
     }
 
     /// A path for this input's file or directory (removed by the next run).
+    /// Every [`STORE_RUNS`] runs the blob store is emptied too, so that a
+    /// long run's imported blobs do not fill the disk.
     fn fresh(&mut self, name: &str) -> PathBuf {
         self.runs += 1;
+        if self.runs.is_multiple_of(STORE_RUNS) {
+            let path = self.dir.path().join("store");
+            let _ = std::fs::remove_dir_all(&path);
+            if let Ok(store) = BlobStore::open_or_create(&path) {
+                self.store = store;
+            }
+        }
         let work = self.dir.path().join("work");
         let _ = std::fs::remove_dir_all(&work);
         let _ = std::fs::create_dir_all(&work);
         work.join(format!("{}-{name}", self.runs))
     }
 }
+
+/// How many runs share one blob store (see [`Scratch::fresh`]).
+const STORE_RUNS: u64 = 1000;
 
 pub(crate) fn run(target: Target, scratch: &mut Scratch, input: &[u8]) {
     match target {
