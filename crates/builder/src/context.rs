@@ -6,7 +6,10 @@
 //! plugin-forge's own output directory ([`crate::TARGET_DIR`]: the store,
 //! spool directories, tarballs) is never part of the context, whatever
 //! `.dockerignore` says: an image must not hold earlier builds, and a build
-//! must not read files a parallel build is writing.
+//! must not read files a parallel build is writing. Nor is any
+//! `Dockerfile.lock` ([`LOCK_FILE`]): the build itself writes it (after
+//! resolving a `RUN`), so an image that held it would differ between the
+//! build that wrote the lock and the next, and between platforms.
 //!
 //! Sources never leave the context: absolute paths, `..` and symlinks that
 //! resolve outside are refused. Symlinks met inside a copied directory are
@@ -68,9 +71,9 @@ impl Context {
     }
 
     /// Whether `rel` is left out of the context: our own output directory,
-    /// or excluded by `.dockerignore`.
+    /// a `Dockerfile.lock`, or excluded by `.dockerignore`.
     pub fn is_excluded(&self, rel: &str) -> bool {
-        is_own_output(rel) || self.ignore.is_excluded(rel)
+        is_own_output(rel) || is_lock(rel) || self.ignore.is_excluded(rel)
     }
 
     /// Plans `COPY sources... dest` (sources and dest already expanded),
@@ -165,6 +168,12 @@ impl Context {
             Refusal::new(format!("`{written}` not found in the build context"))
                 .help("sources are relative to the monorepo root, the build context")
         };
+        if rel != "." && is_lock(&rel) {
+            return Err(Refusal::new(format!(
+                "`{written}` is a lock plugin-forge writes during the build, which is never part of the build context"
+            ))
+            .help("copy sources of the monorepo, not build outputs"));
+        }
         if rel != "." && is_own_output(&rel) {
             return Err(Refusal::new(format!(
                 "`{written}` is inside {}, plugin-forge's own output, which is never part of the build context",
@@ -294,7 +303,7 @@ impl Context {
             let inner_path = entry.path().strip_prefix(&m.abs).unwrap_or(entry.path());
             let inner = inner_path.to_string_lossy().into_owned();
             let context_rel = if m.rel == "." { inner.clone() } else { format!("{}/{inner}", m.rel) };
-            if is_own_output(&context_rel) {
+            if is_own_output(&context_rel) || (is_lock(&context_rel) && !entry.file_type().is_dir()) {
                 if entry.file_type().is_dir() {
                     walk.skip_current_dir();
                 }
@@ -427,6 +436,14 @@ fn mark_hardlinks(tree: &mut Tree, links: &Links) {
 
 /// Whether the context path `rel` (cleaned) is our own output directory or
 /// inside it.
+/// The name of the lock of a Dockerfile's installing `RUN`s, beside it.
+pub const LOCK_FILE: &str = "Dockerfile.lock";
+
+/// Whether `rel` is a `Dockerfile.lock` (see the [module docs](self)).
+fn is_lock(rel: &str) -> bool {
+    rel.rsplit('/').next() == Some(LOCK_FILE)
+}
+
 fn is_own_output(rel: &str) -> bool {
     rel.strip_prefix(crate::TARGET_DIR).is_some_and(|rest| rest.is_empty() || rest.starts_with('/'))
 }
@@ -496,6 +513,17 @@ mod tests {
         let err = copied(&context, "target/plugin-forge/oci/index.json").unwrap_err();
         assert!(err.contains("plugin-forge's own output"), "{err}");
         assert!(copied(&context, "target/*/oci").unwrap_err().contains("no file"));
+    }
+
+    #[test]
+    fn locks_are_never_in_the_context() {
+        let (_dir, context) =
+            context(&["plugins/p/Dockerfile", "plugins/p/Dockerfile.lock", "plugins/p/Dockerfile.lock.d/x"]);
+        let paths = copied(&context, "plugins/p").unwrap();
+        assert_eq!(paths, ["w", "w/Dockerfile", "w/Dockerfile.lock.d", "w/Dockerfile.lock.d/x"]);
+        assert!(context.is_excluded("plugins/p/Dockerfile.lock"));
+        let err = copied(&context, "plugins/p/Dockerfile.lock").unwrap_err();
+        assert!(err.contains("a lock plugin-forge writes"), "{err}");
     }
 
     #[test]

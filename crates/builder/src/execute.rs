@@ -138,7 +138,7 @@ impl Installs {
                 forge_oci::temp::register_dir(store.root());
                 Some(
                     tempfile::Builder::new()
-                        .prefix(&forge_oci::temp::prefix("install-"))
+                        .prefix(&format!("{}install-", forge_oci::temp::prefix(".tmp-")))
                         .tempdir_in(store.root())
                         .map_err(|e| BuildError::io("creating a spool directory in", store.root(), e))?,
                 )

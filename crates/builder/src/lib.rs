@@ -41,7 +41,7 @@ use std::path::{Path, PathBuf};
 use forge_manifest::{ImageRef, Plugin, DOCKERFILE};
 use forge_oci::{BlobStore, Digest, LayerCache, Platform};
 
-pub use context::{Context, CopyOptions};
+pub use context::{Context, CopyOptions, LOCK_FILE};
 pub use dockerignore::DockerIgnore;
 pub use error::{BuildError, Refusal};
 pub use execute::{execute, Executed, LayerSlots, Rebuild};

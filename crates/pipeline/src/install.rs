@@ -223,9 +223,12 @@ impl NativeInstaller {
         std::fs::create_dir_all(&dir)
             .map_err(|e| InstallError::new(format!("creating {}: {e}", dir.display())))?;
         forge_oci::temp::register_dir(&dir);
-        tempfile::Builder::new().prefix(&forge_oci::temp::prefix("install-")).tempdir_in(&dir).map_err(|e| {
-            InstallError::new(format!("creating a temporary directory in {}: {e}", dir.display()))
-        })
+        tempfile::Builder::new()
+            .prefix(&format!("{}install-", forge_oci::temp::prefix(".tmp-")))
+            .tempdir_in(&dir)
+            .map_err(|e| {
+                InstallError::new(format!("creating a temporary directory in {}: {e}", dir.display()))
+            })
     }
 
     /// The Debian download cache (shared with base images).

@@ -22,6 +22,19 @@ fn check(dockerfile: &str, extra: &[(&str, &str)], expect: Expect) {
 const FROM: &str = "FROM localhost:5000/base-py:1.0.0\n";
 
 #[test]
+fn the_lock_the_build_writes_is_not_in_the_context() {
+    // Named, it is refused at the COPY (context.rs tests that a copied
+    // directory leaves it out).
+    check(
+        &format!("{FROM}COPY plugins/p/Dockerfile.lock /x\n"),
+        &[("plugins/p/Dockerfile.lock", "version = 1\n")],
+        expect![[r#"
+            plugins/p/Dockerfile:2:6: `plugins/p/Dockerfile.lock` is a lock plugin-forge writes during the build, which is never part of the build context
+              help: copy sources of the monorepo, not build outputs"#]],
+    );
+}
+
+#[test]
 fn a_run_no_installer_takes_is_refused_at_its_first_word() {
     check(
         &format!("{FROM}COPY plugins/p /workdir\nRUN pip install numpy \\\n    && make -C /workdir\n"),
