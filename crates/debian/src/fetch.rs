@@ -48,17 +48,7 @@ impl Fetcher {
         // What killed runs left in `tmp/` (their pid no longer runs) goes;
         // a live run's downloads are never touched.
         forge_oci::temp::remove(&cache_dir.join("tmp"), forge_oci::temp::Scope::Stale);
-        let agent = ureq::Agent::config_builder()
-            .timeout_connect(Some(Duration::from_secs(30)))
-            .timeout_recv_response(Some(Duration::from_secs(60)))
-            .timeout_per_read(Some(Duration::from_secs(60)))
-            // We hash the bytes as served; no transparent decoding wanted.
-            .accept_encoding(ureq::config::AutoHeaderValue::None)
-            // Statuses are judged here, with the response's `Retry-After` at hand.
-            .http_status_as_error(false)
-            .user_agent(concat!("plugin-forge/", env!("CARGO_PKG_VERSION")))
-            .build()
-            .new_agent();
+        let agent = forge_retry::download_agent();
         Ok(Fetcher { cache_dir, mirror: mirror_url.trim_end_matches('/').to_owned(), agent, offline: false })
     }
 

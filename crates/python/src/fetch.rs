@@ -14,7 +14,6 @@
 use std::fs::{self, File};
 use std::io::{self, Read, Write};
 use std::path::{Path, PathBuf};
-use std::time::Duration;
 
 use forge_digest::{is_sha256_hex, HashingReader, HashingWriter};
 use forge_retry::{is_transient_error, is_transient_status, retry_after, status_text, Attempt, RetryPolicy};
@@ -28,17 +27,7 @@ use crate::resolve_error::ResolveError;
 /// store (as the registry client's, and uv's with `UV_SYSTEM_CERTS`),
 /// bounded waits, bytes as served (we hash them), statuses judged by us.
 pub(crate) fn agent() -> ureq::Agent {
-    let tls = ureq::tls::TlsConfig::builder().root_certs(ureq::tls::RootCerts::PlatformVerifier).build();
-    ureq::Agent::config_builder()
-        .tls_config(tls)
-        .timeout_connect(Some(Duration::from_secs(30)))
-        .timeout_recv_response(Some(Duration::from_secs(60)))
-        .timeout_per_read(Some(Duration::from_secs(60)))
-        .accept_encoding(ureq::config::AutoHeaderValue::None)
-        .http_status_as_error(false)
-        .user_agent(concat!("plugin-forge/", env!("CARGO_PKG_VERSION")))
-        .build()
-        .new_agent()
+    forge_retry::download_agent()
 }
 
 /// What a download must be: its SHA-256 (lowercase hex) and, when known,

@@ -200,6 +200,25 @@ pub fn status_text(status: u16) -> String {
     }
 }
 
+/// The HTTP agent of the downloaders (Debian's archive, PyPI's wheels):
+/// the platform's certificate store (as the registry client's), bounded
+/// waits, bytes as served (they are hashed; no transparent decoding) and
+/// statuses left to the caller, which judges them with the response's
+/// `Retry-After` at hand.
+pub fn download_agent() -> ureq::Agent {
+    let tls = ureq::tls::TlsConfig::builder().root_certs(ureq::tls::RootCerts::PlatformVerifier).build();
+    ureq::Agent::config_builder()
+        .tls_config(tls)
+        .timeout_connect(Some(Duration::from_secs(30)))
+        .timeout_recv_response(Some(Duration::from_secs(60)))
+        .timeout_per_read(Some(Duration::from_secs(60)))
+        .accept_encoding(ureq::config::AutoHeaderValue::None)
+        .http_status_as_error(false)
+        .user_agent(concat!("plugin-forge/", env!("CARGO_PKG_VERSION")))
+        .build()
+        .new_agent()
+}
+
 #[cfg(test)]
 mod tests {
     use std::cell::RefCell;
