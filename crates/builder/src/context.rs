@@ -458,11 +458,11 @@ pub(crate) fn resolve(cwd: &str, path: &str) -> String {
 }
 
 /// An absolute image path as a layer path: no leading `/`, "" for the root.
-fn layer_path(abs: &str) -> String {
+pub(crate) fn layer_path(abs: &str) -> String {
     abs.trim_start_matches('/').to_string()
 }
 
-fn join(dir: &str, name: &str) -> String {
+pub(crate) fn join(dir: &str, name: &str) -> String {
     if dir.is_empty() {
         name.to_string()
     } else {

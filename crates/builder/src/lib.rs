@@ -27,6 +27,7 @@ mod error;
 pub mod execute;
 mod extras;
 mod image;
+mod inline;
 pub mod install;
 mod labels;
 pub mod plan;

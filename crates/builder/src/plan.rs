@@ -382,15 +382,18 @@ impl Planner<'_> {
         self.dockerfile.error(at, message, help)
     }
 
+    /// The value of variable `name` in the stage: its environment, then
+    /// its arguments.
+    fn var(&self, name: &str) -> Option<String> {
+        self.runtime
+            .env_var(name)
+            .map(str::to_string)
+            .or_else(|| self.stage_args.get(name).cloned().flatten())
+    }
+
     /// Expands `word` with the stage's environment and arguments.
     fn expand(&self, word: &RawWord) -> Result<String, BuildError> {
-        let lookup = |name: &str| -> Option<String> {
-            self.runtime
-                .env_var(name)
-                .map(str::to_string)
-                .or_else(|| self.stage_args.get(name).cloned().flatten())
-        };
-        expand(self.dockerfile, self.dockerfile.file.escape, word, &lookup)
+        expand(self.dockerfile, self.dockerfile.file.escape, word, &|name| self.var(name))
     }
 
     fn push(&mut self, at: Position, change: Option<ConfigChange>, layer: Option<Tree>) {
@@ -556,13 +559,7 @@ impl Planner<'_> {
         }
         let workdir =
             self.runtime.working_dir.clone().filter(|d| !d.is_empty()).unwrap_or_else(|| "/".into());
-        let lookup = |name: &str| -> Option<String> {
-            self.runtime
-                .env_var(name)
-                .map(str::to_string)
-                .or_else(|| self.stage_args.get(name).cloned().flatten())
-        };
-        crate::run::recognize(run, &self.shell, &workdir, &lookup).map_err(|u| {
+        crate::run::recognize(run, &self.shell, &workdir, &|name| self.var(name)).map_err(|u| {
             self.error(
                 u.position,
                 u.message,
@@ -617,6 +614,18 @@ impl Planner<'_> {
                 self.dockerfile.refused(at, r)
             })?;
             tree.extend(copied);
+        }
+        if !copy.heredocs.is_empty() {
+            let files = crate::inline::heredoc_files(
+                &copy.heredocs,
+                &dest,
+                &workdir,
+                options,
+                copy.sources.len(),
+                &|name| self.var(name),
+            )
+            .map_err(|e| self.error(e.position, e.message, e.help))?;
+            tree.extend(files);
         }
         if let Some((path, what)) = crate::secrets::find(&tree, context.root()) {
             return Err(self.error(

@@ -12,6 +12,7 @@
 //! whitespace instead, so `COPY "a b" c` is an unterminated quote there and a
 //! source `a b` here; nothing else differs for well-formed files.
 
+use crate::heredoc::{heredoc_word, Heredoc};
 use crate::keyword::{FlagKind, Keyword};
 use crate::lexer::{Dockerfile, Instruction, SyntaxError, SyntaxErrorKind};
 use crate::values::{parse_chmod, parse_port, validate_signal};
@@ -187,6 +188,10 @@ pub struct From {
 /// `COPY` or `ADD`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Copy {
+    /// The heredoc sources (`COPY <<EOF /file`), in order: each is a file
+    /// named [`Heredoc::name`] holding [`Heredoc::data`] (expanded when
+    /// [`Heredoc::expand`]), copied like a source file.
+    pub heredocs: Vec<Heredoc>,
     /// `--chown=user[:group]`.
     pub chown: Option<RawWord>,
     /// `--chmod=mode`; see [`parse_chmod`].
@@ -195,7 +200,8 @@ pub struct Copy {
     pub from: Option<RawWord>,
     /// `--link`.
     pub link: bool,
-    /// The sources, at least one.
+    /// The path sources (the heredocs are in `heredocs`); together with
+    /// `heredocs` at least one.
     pub sources: Vec<RawWord>,
     /// The destination.
     pub dest: RawWord,
@@ -219,6 +225,57 @@ pub struct Run {
     pub flags: Vec<Flag>,
     /// What to run.
     pub command: Command,
+    /// The heredocs of a shell-form command, in order, with their bodies;
+    /// [`Run::script`] is what the shell is given.
+    pub heredocs: Vec<Heredoc>,
+}
+
+/// What a shell-form `RUN` with heredocs runs, as BuildKit's `dispatchRun`
+/// makes it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RunScript {
+    /// Text given to the shell as its command (`SHELL` + `[text]`): the body
+    /// of a lone `RUN <<EOF` (tabs stripped for `<<-`), or, for anything
+    /// else (`RUN <<EOF bash`, `RUN python3 <<EOF`, several heredocs), the
+    /// command line followed by each heredoc's body as written and its
+    /// terminator, for the shell to read as its own heredocs.
+    Shell(String),
+    /// A lone `RUN <<EOF` whose body starts with `#!`: BuildKit writes the
+    /// body to a file of mode 0755 named [`Heredoc::name`] in a read-only
+    /// mount at `/dev/pipes/`, and gives the shell its path as the command
+    /// (`SHELL` + `["/dev/pipes/NAME"]`), so the interpreter of the
+    /// shebang runs it.
+    Executable {
+        /// The file's name (the terminator word).
+        name: String,
+        /// The file's content.
+        content: String,
+    },
+}
+
+impl Run {
+    /// What the shell runs when this `RUN` has heredocs; `None` without
+    /// (the command is then [`Run::command`] as it is).
+    pub fn script(&self) -> Option<RunScript> {
+        let (Command::Shell(text), Some(first)) = (&self.command, self.heredocs.first()) else {
+            return None;
+        };
+        if heredoc_word(text.as_str(), '\\').is_some() {
+            let data = first.data();
+            return Some(if data.starts_with("#!") {
+                RunScript::Executable { name: first.name.clone(), content: data }
+            } else {
+                RunScript::Shell(data)
+            });
+        }
+        let mut full = text.raw.clone();
+        for heredoc in &self.heredocs {
+            full.push('\n');
+            full.push_str(&heredoc.content);
+            full.push_str(&heredoc.name);
+        }
+        Some(RunScript::Shell(full))
+    }
 }
 
 /// A `--name[=value]` flag.
@@ -346,7 +403,11 @@ impl Cx<'_> {
                     self.malformed(start, "the JSON array is empty: it names no program to run");
                     return None;
                 }
-                Instr::Run(Run { flags, command })
+                let heredocs = match command {
+                    Command::Shell(_) => self.ins.heredocs.clone(),
+                    Command::Exec(_) => Vec::new(),
+                };
+                Instr::Run(Run { flags, command, heredocs })
             }
             Keyword::Cmd => Instr::Cmd(self.command(start)?),
             Keyword::Entrypoint => Instr::Entrypoint(self.command(start)?),
@@ -507,7 +568,27 @@ impl Cx<'_> {
             self.malformed(start, "needs a source and a destination");
             return None;
         };
-        if paths.is_empty() {
+        if !json && !paths.is_empty() && heredoc_at(self.ins, &dest).is_some() {
+            self.errors.push(SyntaxError {
+                position: dest.position,
+                kind: SyntaxErrorKind::Malformed {
+                    keyword: self.keyword(),
+                    message: format!("a heredoc (`{}`) cannot be the destination", dest.raw),
+                },
+            });
+            return None;
+        }
+        let mut heredocs = Vec::new();
+        if !json {
+            paths.retain(|source| match heredoc_at(self.ins, source) {
+                Some(heredoc) => {
+                    heredocs.push(heredoc.clone());
+                    false
+                }
+                None => true,
+            });
+        }
+        if paths.is_empty() && heredocs.is_empty() {
             self.errors.push(SyntaxError {
                 position: dest.position,
                 kind: SyntaxErrorKind::Malformed {
@@ -517,7 +598,7 @@ impl Cx<'_> {
             });
             return None;
         }
-        Some(Copy { chown, chmod, from, link, sources: paths, dest, json })
+        Some(Copy { chown, chmod, from, link, heredocs, sources: paths, dest, json })
     }
 
     /// `ENV`/`LABEL` pairs, in either form (BuildKit's `parseNameVal`).
@@ -647,6 +728,17 @@ impl Cx<'_> {
             }
         }
     }
+}
+
+/// The heredoc that `word`, a word of the arguments of `ins`, opens.
+fn heredoc_at<'i>(ins: &'i Instruction, word: &RawWord) -> Option<&'i Heredoc> {
+    ins.heredocs.iter().find(|h| ins.position_of(h.offset) == word.position && h.word == word.raw)
+}
+
+/// Whether `text` is a JSON array of strings (exec form), as the lexer
+/// needs to know before it looks for heredocs.
+pub(crate) fn is_json_array(text: &str) -> bool {
+    matches!(json_strings(text), Json::Strings(..))
 }
 
 /// Reads a JSON array of strings at the start of `text`, the way BuildKit

@@ -140,7 +140,20 @@ pub fn expand_word(
     escape: char,
     lookup: &dyn Fn(&str) -> Option<String>,
 ) -> Result<String, ExpandError> {
-    let mut ex = Expander { src: raw, pos: 0, escape, lookup, raw_escapes: false, depth: 0 };
+    let mut ex =
+        Expander { src: raw, pos: 0, escape, lookup, raw_escapes: false, skip_quotes: false, depth: 0 };
+    Ok(ex.until(None, false)?.0)
+}
+
+/// Expands the body of a `COPY <<EOF` heredoc (one whose terminator is not
+/// quoted), as BuildKit's `ExpandRaw` does: variables are substituted and
+/// `\` takes the next character literally (`\$HOME` is `$HOME`), but
+/// quotes are text like any other (BuildKit's `SkipProcessQuotes`), so
+/// `echo "$A"` keeps its quotes. The escape character is `\` whatever
+/// `# escape=` says.
+pub fn expand_heredoc(body: &str, lookup: &dyn Fn(&str) -> Option<String>) -> Result<String, ExpandError> {
+    let mut ex =
+        Expander { src: body, pos: 0, escape: '\\', lookup, raw_escapes: false, skip_quotes: true, depth: 0 };
     Ok(ex.until(None, false)?.0)
 }
 
@@ -170,6 +183,8 @@ struct Expander<'a> {
     /// Keep escape characters in the output (in `#`/`%` patterns, where the
     /// pattern reader interprets them).
     raw_escapes: bool,
+    /// Quotes are plain characters (heredoc bodies).
+    skip_quotes: bool,
     depth: usize,
 }
 
@@ -207,8 +222,8 @@ impl Expander<'_> {
             let at = self.pos;
             match c {
                 '$' => out += &self.dollar()?,
-                '\'' => out += &self.single_quoted()?,
-                '"' => out += &self.double_quoted()?,
+                '\'' if !self.skip_quotes => out += &self.single_quoted()?,
+                '"' if !self.skip_quotes => out += &self.double_quoted()?,
                 _ => {
                     self.bump();
                     if c == self.escape {

@@ -1,5 +1,6 @@
 //! From text to directives and instructions with positions.
 
+use crate::heredoc::{heredocs_in, Heredoc};
 use crate::keyword::Keyword;
 use crate::Position;
 
@@ -46,6 +47,9 @@ pub struct Instruction {
     /// Where each piece of `line` came from: (offset in `line`, position of
     /// that byte in the file), ascending.
     pieces: Vec<(usize, Position)>,
+    /// The heredocs its words open (`RUN`, `COPY` and `ADD` only), in
+    /// order, each with its body.
+    pub heredocs: Vec<Heredoc>,
 }
 
 impl Instruction {
@@ -137,11 +141,18 @@ pub enum SyntaxErrorKind {
     /// Text after a JSON (exec form) array, which Docker silently drops.
     #[error("{0}: text after the JSON array is ignored")]
     TextAfterJson(Keyword),
-    /// A heredoc (`RUN <<EOF` ... `EOF`), which this parser does not read.
-    #[error("{keyword} with a heredoc (`<<{word}`) is not supported")]
+    /// A heredoc in an `ONBUILD` trigger (`ONBUILD RUN <<EOF`), which we
+    /// do not keep; its body is skipped.
+    #[error("ONBUILD {keyword} with a heredoc (`<<{word}`) is not supported")]
     Heredoc {
-        /// The instruction.
+        /// The instruction after `ONBUILD`.
         keyword: Keyword,
+        /// The terminator word.
+        word: String,
+    },
+    /// A heredoc whose terminator line never comes.
+    #[error("unterminated heredoc: no line `{word}` ends it")]
+    UnterminatedHeredoc {
         /// The terminator word.
         word: String,
     },
@@ -184,8 +195,11 @@ impl SyntaxErrorKind {
             }
             SyntaxErrorKind::Malformed { keyword, .. } => Some(format!("write `{}`", keyword.usage())),
             SyntaxErrorKind::Heredoc { .. } => Some(
-                "put the script or file into the build context and COPY it (or continue the lines with `\\`)".into(),
+                "put the script or file into the build context and use it in the ONBUILD trigger".into(),
             ),
+            SyntaxErrorKind::UnterminatedHeredoc { word } => Some(format!(
+                "end the heredoc with a line holding only `{word}` (for `<<-{word}`, tabs may come before it)"
+            )),
             SyntaxErrorKind::NulCharacter => Some("remove it (an editor or a bad copy put it there)".into()),
             _ => None,
         }
@@ -198,6 +212,7 @@ pub fn parse(src: &str) -> Dockerfile {
     let mut file = Dockerfile { escape: '\\', ..Dockerfile::default() };
     // Byte offset of every line start; lines keep no terminator ("\r\n" too).
     let lines: Vec<&str> = src.split('\n').map(|l| l.strip_suffix('\r').unwrap_or(l)).collect();
+    let starts: Vec<usize> = std::iter::once(0).chain(src.match_indices('\n').map(|(i, _)| i + 1)).collect();
     let mut index = read_directives(&lines, &mut file);
 
     while index < lines.len() {
@@ -249,26 +264,62 @@ pub fn parse(src: &str) -> Dockerfile {
             continue;
         };
         let args = text[args_start..].trim_end().to_string();
-        if let Some((at, word, strip_tabs)) = heredoc(keyword, &args) {
-            // The heredoc's body runs to its terminator line; skip it whole
-            // so that its lines are not read as instructions.
-            let terminator =
-                |l: &str| if strip_tabs { l.trim_start_matches('\t') == word } else { l == word };
-            while index < lines.len() {
-                index += 1;
-                if terminator(lines[index - 1]) {
-                    break;
-                }
+        let mut instruction = Instruction {
+            keyword,
+            position: start,
+            args,
+            line: text,
+            args_start,
+            pieces,
+            heredocs: Vec::new(),
+        };
+        let (heredocs, nested) = match keyword {
+            Keyword::Run | Keyword::Copy | Keyword::Add => {
+                (heredocs_in(&instruction.args, file.escape, |o| instruction.position_of(o)), None)
             }
-            let offset = args_start + at;
-            let (piece_start, piece_pos) =
-                pieces.iter().rev().find(|(s, _)| *s <= offset).copied().unwrap_or((0, start));
-            let position =
-                Position { line: piece_pos.line, column: piece_pos.column + (offset - piece_start) as u32 };
-            file.errors.push(SyntaxError { position, kind: SyntaxErrorKind::Heredoc { keyword, word } });
-            continue;
+            Keyword::Onbuild => onbuild_heredocs(&instruction, file.escape),
+            _ => (Vec::new(), None),
+        };
+        if !heredocs.is_empty() {
+            // The bodies run to their terminator lines; read them whole so
+            // that their lines are never taken for instructions.
+            let mut complete = true;
+            for mut heredoc in heredocs {
+                heredoc.body = pos("", index + 1, 0);
+                let mut terminated = false;
+                while index < lines.len() {
+                    let (body_line, raw) = (lines[index], raw_line(src, &starts, index));
+                    index += 1;
+                    if heredoc.is_terminator(body_line) {
+                        terminated = true;
+                        break;
+                    }
+                    if let Some(at) = body_line.find('\0') {
+                        file.errors.push(SyntaxError {
+                            position: pos(body_line, index, at),
+                            kind: SyntaxErrorKind::NulCharacter,
+                        });
+                        complete = false;
+                    }
+                    heredoc.content.push_str(raw);
+                }
+                if !terminated {
+                    let kind = SyntaxErrorKind::UnterminatedHeredoc { word: heredoc.name.clone() };
+                    file.errors.push(SyntaxError { position: heredoc.position, kind });
+                    complete = false;
+                }
+                instruction.heredocs.push(heredoc);
+            }
+            if let Some(nested) = nested {
+                let first = &instruction.heredocs[0];
+                let kind = SyntaxErrorKind::Heredoc { keyword: nested, word: first.name.clone() };
+                file.errors.push(SyntaxError { position: first.position, kind });
+                continue;
+            }
+            if !complete {
+                continue;
+            }
         }
-        let instruction = Instruction { keyword, position: start, args, line: text, args_start, pieces };
         if instruction.args.is_empty() {
             file.errors
                 .push(SyntaxError { position: start, kind: SyntaxErrorKind::MissingArguments(keyword) });
@@ -279,33 +330,24 @@ pub fn parse(src: &str) -> Dockerfile {
     file
 }
 
-/// A heredoc in the arguments of `RUN`, `COPY` or `ADD` (BuildKit's
-/// `<<WORD`, `<<-WORD`, `<<"WORD"`): its byte offset in `args`, the
-/// terminator word and whether leading tabs are stripped (`<<-`).
-fn heredoc(keyword: Keyword, args: &str) -> Option<(usize, String, bool)> {
-    if !matches!(keyword, Keyword::Run | Keyword::Copy | Keyword::Add) {
-        return None;
+/// The heredocs of `ONBUILD RUN|COPY|ADD ...`, and that nested keyword:
+/// BuildKit reads their bodies too; we refuse them (see
+/// [`SyntaxErrorKind::Heredoc`]) after skipping the bodies.
+fn onbuild_heredocs(ins: &Instruction, escape: char) -> (Vec<Heredoc>, Option<Keyword>) {
+    let word_end = ins.args.find(char::is_whitespace).unwrap_or(ins.args.len());
+    let nested = Keyword::from_word(&ins.args[..word_end]);
+    if !matches!(nested, Some(Keyword::Run | Keyword::Copy | Keyword::Add)) {
+        return (Vec::new(), None);
     }
-    let mut search = 0;
-    while let Some(found) = args[search..].find("<<") {
-        let at = search + found;
-        search = at + 2;
-        // `<<` inside a word (`a<<b`) is a shell operator, not a heredoc.
-        if at > 0 && !args[..at].ends_with(char::is_whitespace) {
-            continue;
-        }
-        let mut rest = &args[at + 2..];
-        let strip_tabs = rest.starts_with('-');
-        if strip_tabs {
-            rest = &rest[1..];
-        }
-        let rest = rest.trim_start_matches(['"', '\'']);
-        let word: String = rest.chars().take_while(|c| c.is_alphanumeric() || *c == '_').collect();
-        if !word.is_empty() {
-            return Some((at, word, strip_tabs));
-        }
-    }
-    None
+    let rest = &ins.args[word_end..];
+    let heredocs = heredocs_in(rest, escape, |o| ins.position_of(word_end + o));
+    (heredocs, nested)
+}
+
+/// Line `index` of `src` with its line ending, as a heredoc body keeps it.
+fn raw_line<'s>(src: &'s str, starts: &[usize], index: usize) -> &'s str {
+    let end = starts.get(index + 1).copied().unwrap_or(src.len());
+    &src[starts[index]..end]
 }
 
 /// Reads the parser directives at the top of the file and returns the index

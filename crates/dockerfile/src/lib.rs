@@ -18,6 +18,7 @@
 
 mod ast;
 mod expand;
+mod heredoc;
 mod keyword;
 mod lexer;
 pub mod shell;
@@ -25,11 +26,13 @@ mod values;
 mod words;
 
 pub use ast::{
-    parse_instructions, ArgDecl, Command, Copy, Flag, From, Instr, KeyValue, RawWord, Run, Spanned,
+    parse_instructions, ArgDecl, Command, Copy, Flag, From, Instr, KeyValue, RawWord, Run, RunScript, Spanned,
 };
 pub use expand::{
-    expand_word, expand_words, expands, ExpandError, ExpandErrorKind, WordExpandError, MAX_EXPANDED,
+    expand_heredoc, expand_word, expand_words, expands, ExpandError, ExpandErrorKind, WordExpandError,
+    MAX_EXPANDED,
 };
+pub use heredoc::Heredoc;
 pub use keyword::Keyword;
 pub use lexer::{parse, Directive, Dockerfile, Instruction, SyntaxError, SyntaxErrorKind};
 pub use values::{parse_chmod, parse_port, split_user, validate_signal, PortSpec, Protocol, ValueError};

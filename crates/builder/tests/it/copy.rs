@@ -101,3 +101,76 @@ fn copy_and_add_follow_docker_rules() {
     let mut log = std::io::stderr();
     let _ = writeln!(log, "{listing}");
 }
+
+const HEREDOCS: &str = r#"FROM localhost:5000/base-py:1.0.0
+ARG MODULE_PATH
+ENV GREETING=hello
+WORKDIR /app
+COPY <<EOF greeting.txt
+$GREETING "$MODULE_PATH" \$HOME
+EOF
+COPY --chmod=755 --chown=1000:1001 <<-"SH" /usr/local/bin/hi
+	#!/bin/sh
+	echo "$GREETING"
+	SH
+COPY <<one <<two ${MODULE_PATH}/src/main.py conf/
+1
+one
+2
+two
+"#;
+
+/// `COPY <<EOF`: one file per heredoc, 0644 unless `--chmod`, owned as
+/// `--chown` says, named after the terminator in a directory destination;
+/// the body expanded unless the terminator is quoted (quotes kept). The
+/// layers read by Python's tarfile, the content by `umoci unpack`.
+#[test]
+fn copy_heredocs_become_files() {
+    if !require_tool("python3") || !require_tool("skopeo") || !require_tool("umoci") {
+        return;
+    }
+    let files = plugin_files("plugins/p", HEREDOCS);
+    let files: Vec<(&str, &str)> = files.iter().map(|(p, c)| (p.as_str(), *c)).collect();
+    let repo = tree(&files);
+    let store = tempfile::tempdir().unwrap();
+    let (ws, built) = build(repo.path(), store.path(), "plugins/p").unwrap();
+    forge_oci::validate::image(ws.store(), built.digest()).unwrap();
+    let out = tempfile::tempdir().unwrap();
+    let tarball = ws.export(&built, out.path()).unwrap();
+    let listing = python_check_archive(&tarball);
+    let ours: Vec<&str> = listing.split("--\n").skip(1).collect();
+    expect![[r#"
+        d 0755 0:0 0 app
+        --
+        d 0755 0:0 0 app
+        f 0644 0:0 0 app/greeting.txt
+        --
+        d 0755 0:0 0 usr
+        d 0755 0:0 0 usr/local
+        d 0755 0:0 0 usr/local/bin
+        f 0755 1000:1001 0 usr/local/bin/hi
+        --
+        d 0755 0:0 0 app
+        d 0755 0:0 0 app/conf
+        f 0644 0:0 0 app/conf/main.py
+        f 0644 0:0 0 app/conf/one
+        f 0644 0:0 0 app/conf/two
+    "#]]
+    .assert_eq(&ours.join("--\n"));
+    let (_, layout) = forge_testkit::skopeo_check(&tarball, out.path());
+    let rootfs = forge_testkit::umoci_unpack(&layout, "checked", out.path());
+    let read = |path: &str| fs::read_to_string(rootfs.join(path)).unwrap();
+    expect![[r#"
+        hello "plugins/p" $HOME
+        ---
+        #!/bin/sh
+        echo "$GREETING"
+        ---
+        1
+        ---
+        2
+    "#]]
+    .assert_eq(
+        &["app/greeting.txt", "usr/local/bin/hi", "app/conf/one", "app/conf/two"].map(read).join("---\n"),
+    );
+}

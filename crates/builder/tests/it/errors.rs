@@ -46,6 +46,24 @@ fn a_run_no_installer_takes_is_refused_at_its_first_word() {
 }
 
 #[test]
+fn a_heredoc_run_is_refused_until_the_sandbox_runs_it() {
+    check(
+        &format!("{FROM}RUN <<EOF\npip install numpy\nEOF\nCOPY <<EOF a b\nEOF\n"),
+        &[],
+        expect![[r#"
+            plugins/p/Dockerfile:2:5: a redirection is not supported (only simple commands joined by `&&`, `;` or newlines are read without running a shell); this RUN needs the sandbox (not available yet)
+              help: a RUN may hold only `pip install`, `apt-get` and `rm -rf` commands (README: RUN pip install and RUN apt-get install); do the rest in the base image, or COPY what it makes"#]],
+    );
+    check(
+        &format!("{FROM}COPY <<one <<two /x\none\ntwo\n"),
+        &[],
+        expect![[r#"
+        plugins/p/Dockerfile:2:6: `/x` must be a directory ending in `/`: more than one source is copied
+          help: write the destination with a trailing `/`"#]],
+    );
+}
+
+#[test]
 fn sources_stay_inside_the_context() {
     check(
         &format!("{FROM}COPY ../etc /x\n"),

@@ -3,7 +3,7 @@
 //! errors it found, with their line:column.
 
 use expect_test::{expect, Expect};
-use forge_dockerfile::{parse, parse_instructions, Command, Copy, Instr, KeyValue, RawWord};
+use forge_dockerfile::{parse, parse_instructions, Command, Copy, Instr, KeyValue, RawWord, RunScript};
 
 fn w(word: &RawWord) -> String {
     format!("{:?}@{}", word.raw, word.position)
@@ -39,7 +39,8 @@ fn dump_copy(c: &Copy) -> String {
     if c.json {
         out += " json";
     }
-    format!("{out} {} -> {}", ws(&c.sources), w(&c.dest))
+    let heredocs: String = c.heredocs.iter().map(|h| format!(" <<{}={:?}", h.name, h.data())).collect();
+    format!("{out} {}{heredocs} -> {}", ws(&c.sources), w(&c.dest))
 }
 
 fn dump(instr: &Instr) -> String {
@@ -69,7 +70,12 @@ fn dump(instr: &Instr) -> String {
                     )
                 })
                 .collect();
-            format!("{flags} {}", command(&r.command))
+            let script = match r.script() {
+                None => String::new(),
+                Some(RunScript::Shell(text)) => format!(" script shell {text:?}"),
+                Some(RunScript::Executable { name, content }) => format!(" script file {name} {content:?}"),
+            };
+            format!("{flags} {}{script}", command(&r.command))
         }
         Instr::Cmd(c) | Instr::Entrypoint(c) => format!(" {}", command(c)),
         Instr::Expose(x) | Instr::Volume(x) => format!(" {}", ws(x)),
@@ -817,6 +823,63 @@ fn run_flags() {
         expect![[r#"
             error 1:5: CMD does not take the flag `--help`
               help: CMD takes no flags
+        "#]],
+    );
+}
+
+#[test]
+fn run_heredocs() {
+    // A lone heredoc is the script; `<<-` strips tabs from it.
+    check(
+        "RUN <<EOF\napt-get update\necho \"$HOME\"\nEOF\nRUN <<-EOF\n\techo a\n\tEOF\n",
+        expect![[r##"
+            1:1 RUN shell "<<EOF" script shell "apt-get update\necho \"$HOME\"\n"
+            5:1 RUN shell "<<-EOF" script shell "echo a\n"
+        "##]],
+    );
+    // A shebang: BuildKit runs the body as a file.
+    check(
+        "RUN <<'PY'\n#!/usr/bin/env python3\nprint('hi')\nPY\n",
+        expect![[r##"
+            1:1 RUN shell "<<'PY'" script file PY "#!/usr/bin/env python3\nprint('hi')\n"
+        "##]],
+    );
+    // Anything else: the shell reads the heredocs itself, bodies as written.
+    check(
+        "RUN --network=none <<EOF bash\nset -e\nEOF\nRUN python3 - <<-END > /out\n\tprint(1)\n\tEND\nRUN cat <<A <<B\na\nA\nb\nB\n",
+        expect![[r##"
+            1:1 RUN --network@1:5="none"@1:15 shell "<<EOF bash" script shell "<<EOF bash\nset -e\nEOF"
+            4:1 RUN shell "python3 - <<-END > /out" script shell "python3 - <<-END > /out\n\tprint(1)\nEND"
+            7:1 RUN shell "cat <<A <<B" script shell "cat <<A <<B\na\nA\nb\nB"
+        "##]],
+    );
+    // Exec form has no heredocs.
+    check(
+        "RUN [\"cat\", \"<<EOF\"]\nRUN true\n",
+        expect![[r##"
+            1:1 RUN exec ["cat", "<<EOF"]
+            2:1 RUN shell "true"
+        "##]],
+    );
+}
+
+#[test]
+fn copy_heredocs() {
+    check(
+        "COPY --chmod=755 <<EOF /usr/local/bin/hello\n#!/bin/sh\necho $GREETING\nEOF\nCOPY a <<\"one\" b <<-two /dst/\n1 $x\none\n\t2\n\ttwo\nADD <<EOF /f\nEOF\n",
+        expect![[r##"
+            1:1 COPY chmod="755"@1:14  <<EOF="#!/bin/sh\necho $GREETING\n" -> "/usr/local/bin/hello"@1:24
+            5:1 COPY "a"@5:6 "b"@5:16 <<one="1 $x\n" <<two="2\n" -> "/dst/"@5:25
+            10:1 ADD  <<EOF="" -> "/f"@10:11
+        "##]],
+    );
+    check(
+        "COPY src <<EOF\nx\nEOF\nCOPY <<EOF\nx\nEOF\n",
+        expect![[r#"
+            error 1:10: malformed COPY: a heredoc (`<<EOF`) cannot be the destination
+              help: write `COPY [--from=<stage>] [--chown=<user>:<group>] [--chmod=<mode>] <src>... <dest>`
+            error 4:6: malformed COPY: needs a source and a destination, only `<<EOF` is given
+              help: write `COPY [--from=<stage>] [--chown=<user>:<group>] [--chmod=<mode>] <src>... <dest>`
         "#]],
     );
 }

@@ -4,7 +4,9 @@
 //! set), and the result or the error with its byte offset in the word.
 
 use expect_test::{expect, Expect};
-use forge_dockerfile::{expand_word, expand_words, expands, parse, parse_instructions, Instr, Keyword};
+use forge_dockerfile::{
+    expand_heredoc, expand_word, expand_words, expands, parse, parse_instructions, Instr, Keyword,
+};
 
 fn lookup(name: &str) -> Option<String> {
     let value = match name {
@@ -292,4 +294,13 @@ fn expanded_values_are_bounded() {
     let err = expand_word("\"${BIG}${BIG}\"", '\\', &lookup).unwrap_err();
     assert_eq!(err.kind, forge_dockerfile::ExpandErrorKind::TooLong);
     assert_eq!(expand_word("$BIG", '\\', &lookup).unwrap().len(), big.len());
+}
+
+#[test]
+fn heredoc_bodies_keep_their_quotes() {
+    let check = |body: &str, expect: Expect| expect.assert_eq(&render(expand_heredoc(body, &lookup)));
+    check("echo \"$SET\" '$SET'\n", expect![[r#""echo \"value\" 'value'\n""#]]);
+    check("${UNSET:-\"x\"} \\$SET a\\b\n", expect![[r#""\"x\" $SET ab\n""#]]);
+    check("<?xml version=\"1.0\"?>\n", expect![[r#""<?xml version=\"1.0\"?>\n""#]]);
+    check("${SET:?}${UNSET:?gone}", expect!["error at 8: UNSET: gone"]);
 }

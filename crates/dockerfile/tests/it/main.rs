@@ -9,7 +9,18 @@ mod robustness;
 mod shell;
 
 use expect_test::{expect, Expect};
-use forge_dockerfile::{parse, parse_env, split_words};
+use forge_dockerfile::{parse, parse_env, split_words, Heredoc};
+
+/// One heredoc: its word and where, what it ends with, its flags, where
+/// the body starts and the body.
+pub(crate) fn heredoc(h: &Heredoc) -> String {
+    let flags = [(h.expand, " expand"), (h.strip_tabs, " strip-tabs")]
+        .iter()
+        .filter(|(on, _)| *on)
+        .map(|(_, name)| *name)
+        .collect::<String>();
+    format!("heredoc {}@{} name={:?}{flags} body@{} {:?}", h.word, h.position, h.name, h.body, h.content)
+}
 
 fn check(src: &str, expect: Expect) {
     let file = parse(src);
@@ -24,6 +35,9 @@ fn check(src: &str, expect: Expect) {
             .collect::<Vec<_>>()
             .join(" ");
         out += &format!("{} @{}: {}\n", i.keyword, i.position, words);
+        for h in &i.heredocs {
+            out += &format!("  {}\n", heredoc(h));
+        }
     }
     for e in &file.errors {
         out += &format!("error {e}\n");
@@ -145,15 +159,72 @@ fn env_forms() {
 }
 
 #[test]
-fn heredocs_are_refused_at_their_start_and_their_body_skipped() {
+fn heredoc_bodies_are_read_and_never_taken_for_instructions() {
     check(
-        "FROM scratch\nRUN <<EOF\nhello\nEOF\nCOPY <<-\"END\" /x\n\tbody\n\tEND\nRUN echo a<<b\nENV A=1\n",
+        "FROM scratch\nRUN <<EOF\nhello\nFROM x\nEOF\nCOPY <<-\"END\" /x\n\tbody\n\tEND\nRUN echo a<<b\nENV A=1\n",
         expect![[r#"
             FROM @1:1: "scratch"@1:6
-            RUN @8:1: "echo"@8:5 "a<<b"@8:10
-            ENV @9:1: "A=1"@9:5
-            error 2:5: RUN with a heredoc (`<<EOF`) is not supported
-            error 5:6: COPY with a heredoc (`<<END`) is not supported
+            RUN @2:1: "<<EOF"@2:5
+              heredoc <<EOF@2:5 name="EOF" expand body@3:1 "hello\nFROM x\n"
+            COPY @6:1: "<<-END"@6:6 "/x"@6:15
+              heredoc <<-"END"@6:6 name="END" strip-tabs body@7:1 "\tbody\n"
+            RUN @9:1: "echo"@9:5 "a<<b"@9:10
+            ENV @10:1: "A=1"@10:5
+        "#]],
+    );
+}
+
+#[test]
+fn several_heredocs_follow_each_other_in_order() {
+    check(
+        "COPY <<one <<two /dst/\nfirst\none\nsecond\n\ttwo\ntwo\nRUN 2<<'A' cat <<B\n$x\nA\nB\n",
+        expect![[r#"
+            COPY @1:1: "<<one"@1:6 "<<two"@1:12 "/dst/"@1:18
+              heredoc <<one@1:6 name="one" expand body@2:1 "first\n"
+              heredoc <<two@1:12 name="two" expand body@4:1 "second\n\ttwo\n"
+            RUN @7:1: "2<<A"@7:5 "cat"@7:12 "<<B"@7:16
+              heredoc 2<<'A'@7:5 name="A" body@8:1 "$x\n"
+              heredoc <<B@7:16 name="B" expand body@10:1 ""
+        "#]],
+    );
+}
+
+#[test]
+fn what_is_not_a_heredoc() {
+    // Quoted as a whole, inside a word, a bare `<<`, `<<<`, exec form,
+    // an instruction that takes none: all plain words, no body read.
+    check(
+        "RUN echo \"<<EOF\" a<<b << <<<x\nRUN [\"sh\", \"<<EOF\"]\nENV A=<<EOF\nCMD cat <<EOF\nEOF\n",
+        expect![[r#"
+            RUN @1:1: "echo"@1:5 "<<EOF"@1:10 "a<<b"@1:18 "<<"@1:23 "<<<x"@1:26
+            RUN @2:1: "[sh,"@2:5 "<<EOF]"@2:12
+            ENV @3:1: "A=<<EOF"@3:5
+            CMD @4:1: "cat"@4:5 "<<EOF"@4:9
+            error 5:1: unknown instruction `EOF`
+        "#]],
+    );
+}
+
+#[test]
+fn a_heredoc_after_continuation_lines_and_with_crlf() {
+    check(
+        "RUN --mount=type=cache,target=/c \\\n  <<EOF\r\nline one\r\nEOF\r\nWORKDIR /w\r\n",
+        expect![[r#"
+            RUN @1:1: "--mount=type=cache,target=/c"@1:5 "<<EOF"@2:3
+              heredoc <<EOF@2:3 name="EOF" expand body@3:1 "line one\r\n"
+            WORKDIR @5:1: "/w"@5:9
+        "#]],
+    );
+}
+
+#[test]
+fn unterminated_heredocs_and_onbuild_ones_are_refused() {
+    check(
+        "FROM x\nONBUILD RUN <<EOF\nFROM y\nEOF\nCOPY <<EOF /x\nnever ends\n  EOF\n",
+        expect![[r#"
+            FROM @1:1: "x"@1:6
+            error 2:13: ONBUILD RUN with a heredoc (`<<EOF`) is not supported
+            error 5:6: unterminated heredoc: no line `EOF` ends it
         "#]],
     );
 }

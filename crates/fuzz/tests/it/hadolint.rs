@@ -101,8 +101,8 @@ const KNOWN: &[Known] = &[
         applies: |ours, theirs, _| theirs.is_none() && ours.is_some_and(|o| o.starts_with("a NUL character")),
     },
     Known {
-        why: "a heredoc (`RUN <<EOF`): hadolint and BuildKit read it; we refuse it at its `<<`, as this builder does not run RUN",
-        applies: |ours, theirs, _| theirs.is_none() && ours.is_some_and(|o| o.contains("with a heredoc")),
+        why: "a heredoc in an ONBUILD trigger (`ONBUILD RUN <<EOF`): hadolint and BuildKit keep it; we refuse it at its `<<` (after reading its body)",
+        applies: |ours, theirs, _| theirs.is_none() && ours.is_some_and(|o| o.starts_with("ONBUILD") && o.contains("with a heredoc")),
     },
 ];
 
