@@ -350,6 +350,12 @@ impl Cx<'_> {
         self.error_at(offset, kind);
     }
 
+    /// A malformed instruction, at `word`.
+    fn malformed_word(&mut self, word: &RawWord, message: String) {
+        let kind = SyntaxErrorKind::Malformed { keyword: self.keyword(), message };
+        self.errors.push(SyntaxError { position: word.position, kind });
+    }
+
     fn word(&self, w: &Word) -> RawWord {
         RawWord::verbatim(self.ins, w.start, w.start + w.raw.len())
     }
@@ -569,13 +575,7 @@ impl Cx<'_> {
             return None;
         };
         if !json && !paths.is_empty() && heredoc_at(self.ins, &dest).is_some() {
-            self.errors.push(SyntaxError {
-                position: dest.position,
-                kind: SyntaxErrorKind::Malformed {
-                    keyword: self.keyword(),
-                    message: format!("a heredoc (`{}`) cannot be the destination", dest.raw),
-                },
-            });
+            self.malformed_word(&dest, format!("a heredoc (`{}`) cannot be the destination", dest.raw));
             return None;
         }
         let mut heredocs = Vec::new();
@@ -589,13 +589,10 @@ impl Cx<'_> {
             });
         }
         if paths.is_empty() && heredocs.is_empty() {
-            self.errors.push(SyntaxError {
-                position: dest.position,
-                kind: SyntaxErrorKind::Malformed {
-                    keyword: self.keyword(),
-                    message: format!("needs a source and a destination, only `{}` is given", dest.raw),
-                },
-            });
+            self.malformed_word(
+                &dest,
+                format!("needs a source and a destination, only `{}` is given", dest.raw),
+            );
             return None;
         }
         Some(Copy { chown, chmod, from, link, heredocs, sources: paths, dest, json })

@@ -4,6 +4,7 @@
 use std::fs;
 use std::io::Write;
 use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
 
 use expect_test::expect;
 use forge_testkit::{python_check_archive, require_tool};
@@ -27,6 +28,19 @@ ADD shared/bundle.tar.gz /bundle/
 ADD shared/plain.txt /plain/
 ENV PYTHONPATH=/app/src
 "#;
+
+/// Builds `plugins/p` of `root` into a fresh store, validates the image and
+/// exports it: the output directory, the tarball, and Python's listing of
+/// its layers.
+fn build_and_list(root: &Path) -> (tempfile::TempDir, PathBuf, String) {
+    let store = tempfile::tempdir().unwrap();
+    let (ws, built) = build(root, store.path(), "plugins/p").unwrap();
+    forge_oci::validate::image(ws.store(), built.digest()).unwrap();
+    let out = tempfile::tempdir().unwrap();
+    let tarball = ws.export(&built, out.path()).unwrap();
+    let listing = python_check_archive(&tarball);
+    (out, tarball, listing)
+}
 
 #[test]
 fn copy_and_add_follow_docker_rules() {
@@ -54,12 +68,7 @@ fn copy_and_add_follow_docker_rules() {
     let script = "import io,sys,tarfile\nt=tarfile.open(sys.argv[1],'w:gz')\nfor n,m in [('d/x.txt',0o640)]:\n d=b'x\\n';i=tarfile.TarInfo(n);i.size=len(d);i.mode=m;i.uid=7;i.gid=8;t.addfile(i,io.BytesIO(d))\nt.close()\n";
     forge_testkit::run("python3", &["-c", script, root.join("shared/bundle.tar.gz").to_str().unwrap()]);
 
-    let store = tempfile::tempdir().unwrap();
-    let (ws, built) = build(root, store.path(), "plugins/p").unwrap();
-    forge_oci::validate::image(ws.store(), built.digest()).unwrap();
-    let out = tempfile::tempdir().unwrap();
-    let tarball = ws.export(&built, out.path()).unwrap();
-    let listing = python_check_archive(&tarball);
+    let (_out, _tarball, listing) = build_and_list(root);
     let ours: Vec<&str> = listing.split("--\n").skip(1).collect();
     expect![[r#"
         d 0755 0:0 0 app
@@ -132,12 +141,7 @@ fn copy_heredocs_become_files() {
     let files = plugin_files("plugins/p", HEREDOCS);
     let files: Vec<(&str, &str)> = files.iter().map(|(p, c)| (p.as_str(), *c)).collect();
     let repo = tree(&files);
-    let store = tempfile::tempdir().unwrap();
-    let (ws, built) = build(repo.path(), store.path(), "plugins/p").unwrap();
-    forge_oci::validate::image(ws.store(), built.digest()).unwrap();
-    let out = tempfile::tempdir().unwrap();
-    let tarball = ws.export(&built, out.path()).unwrap();
-    let listing = python_check_archive(&tarball);
+    let (out, tarball, listing) = build_and_list(repo.path());
     let ours: Vec<&str> = listing.split("--\n").skip(1).collect();
     expect![[r#"
         d 0755 0:0 0 app
