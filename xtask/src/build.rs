@@ -7,7 +7,7 @@ use std::process::ExitCode;
 
 use forge_pipeline::{discover, select, Error, Session};
 
-use crate::cli::{Common, DockerFlags, PushFlags};
+use crate::cli::{Common, DockerFlags, PushFlags, SelectFlags};
 use crate::progress::Progress;
 
 #[derive(Debug, clap::Args)]
@@ -33,6 +33,8 @@ pub(crate) struct BuildAllArgs {
     push: bool,
     #[command(flatten)]
     push_flags: PushFlags,
+    #[command(flatten)]
+    select: SelectFlags,
 }
 
 pub(crate) fn run_build(args: BuildArgs) -> anyhow::Result<ExitCode> {
@@ -53,9 +55,14 @@ pub(crate) fn run_build_all(args: BuildAllArgs) -> anyhow::Result<ExitCode> {
     if all.is_empty() {
         return Err(Error::NoPlugins { dir: root.join(forge_manifest::PLUGINS_DIR) }.into());
     }
+    let options = args.common.session_with(root.clone(), &args.docker)?;
+    let all = match args.select.apply(&root, &options, all, args.common.format)? {
+        Ok(selected) => selected,
+        Err(listed) => return Ok(listed),
+    };
     let output = args.docker.output(args.common.format);
     let progress = Progress::new(output.progress_format(), &root);
-    let session = Session::open(args.common.session_with(root, &args.docker)?, &progress)?;
+    let session = Session::open(options, &progress)?;
     if args.push {
         let pushed =
             session.build_and_push(&all, &args.common.batch(), &args.push_flags.options(), &progress)?;

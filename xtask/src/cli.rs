@@ -3,13 +3,16 @@
 //! module imports another: what two commands share lives here or in
 //! `output.rs`, `progress.rs` and `report.rs`.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
 
 use clap::ValueEnum;
 use forge_builder::Extras;
 use forge_lint::{rules, Level, LintConfig};
 use forge_oci::Platform;
-use forge_pipeline::{BatchOptions, LockMode, PushOptions, SessionOptions, DEFAULT_REGISTRY};
+use forge_pipeline::{
+    BatchOptions, LockMode, PushOptions, Selection, SessionOptions, Shard, DEFAULT_REGISTRY,
+};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub(crate) enum Format {
@@ -224,6 +227,45 @@ impl Output {
             Output::Format(format) => format,
             Output::Names => Format::Json,
         }
+    }
+}
+
+/// Which plugins `build-all` and `publish` take, for CI runners that
+/// split the work or build only what a commit changed.
+#[derive(Debug, Clone, clap::Args)]
+pub(crate) struct SelectFlags {
+    /// Only shard K of N (1-based), by a hash of the plugin's path: N
+    /// runners with K = 1..N build every plugin once, and adding a plugin
+    /// moves no other to another shard.
+    #[arg(long, value_name = "K/N")]
+    shard: Option<Shard>,
+    /// Only the plugins whose build inputs differ from this commit (files
+    /// under the plugin, what its COPY/ADDs read, .dockerignore, its base
+    /// image's description and locks).
+    #[arg(long, value_name = "GITREF")]
+    changed_since: Option<String>,
+    /// Print the plugins selected (plugin, image, shard) and build nothing.
+    #[arg(long)]
+    list: bool,
+}
+
+impl SelectFlags {
+    /// The plugins of `plugins` selected, in their order; with `--list`,
+    /// they are printed (nothing is built) and the exit status is the `Err`.
+    pub(crate) fn apply(
+        &self,
+        root: &Path,
+        options: &SessionOptions,
+        plugins: Vec<PathBuf>,
+        format: Format,
+    ) -> anyhow::Result<Result<Vec<PathBuf>, ExitCode>> {
+        let selection = Selection { shard: self.shard, changed_since: self.changed_since.clone() };
+        let plugins = selection.apply(options, plugins)?;
+        if !self.list {
+            return Ok(Ok(plugins));
+        }
+        let shards = self.shard.map(|s| s.count);
+        Ok(Err(crate::report::list(root, &plugins, &options.registry, shards, format)))
     }
 }
 

@@ -10,7 +10,7 @@ use std::process::ExitCode;
 
 use forge_pipeline::{discover, select, Session};
 
-use crate::cli::{Common, DockerFlags, PushFlags};
+use crate::cli::{Common, DockerFlags, PushFlags, SelectFlags};
 use crate::progress::Progress;
 
 #[derive(Debug, clap::Args)]
@@ -28,6 +28,8 @@ pub(crate) struct Args {
     /// lacks, without writing anything to it.
     #[arg(long)]
     dry_run: bool,
+    #[command(flatten)]
+    select: SelectFlags,
 }
 
 pub(crate) fn run(args: Args) -> anyhow::Result<ExitCode> {
@@ -38,9 +40,14 @@ pub(crate) fn run(args: Args) -> anyhow::Result<ExitCode> {
     } else {
         args.plugins.iter().map(|p| select(&root, &all, p)).collect::<Result<_, _>>()?
     };
+    let options = args.common.session_with(root.clone(), &args.docker)?;
+    let plugins = match args.select.apply(&root, &options, plugins, args.common.format)? {
+        Ok(selected) => selected,
+        Err(listed) => return Ok(listed),
+    };
     let output = args.docker.output(args.common.format);
     let progress = Progress::new(output.progress_format(), &root);
-    let session = Session::open(args.common.session_with(root, &args.docker)?, &progress)?;
+    let session = Session::open(options, &progress)?;
     if args.dry_run {
         let outcomes = session.build(&plugins, &args.common.batch(), &progress)?;
         let planned = session.dry_run(outcomes, &args.push.options())?;

@@ -137,6 +137,57 @@ fn errors<'a, E: std::error::Error + 'a>(
     }
 }
 
+/// `--list`: the plugins a run would build, with their images (from
+/// `VERSION`) and shards (of `shards`, when `--shard` was given); nothing
+/// is built.
+pub(crate) fn list(
+    root: &std::path::Path,
+    plugins: &[std::path::PathBuf],
+    registry: &str,
+    shards: Option<u64>,
+    format: Format,
+) -> ExitCode {
+    let rows: Vec<(String, Result<String, String>, Option<String>)> = plugins
+        .iter()
+        .map(|plugin| {
+            let image = forge_manifest::Plugin::load(root, plugin)
+                .map(|p| p.image.with_registry(registry))
+                .map_err(|e| chain(&e));
+            let shard = shards.map(|n| format!("{}/{n}", forge_pipeline::Shard::of(plugin, n)));
+            (plugin.display().to_string(), image, shard)
+        })
+        .collect();
+    match format {
+        Format::Json => {
+            for (plugin, image, shard) in &rows {
+                let value = serde_json::json!({
+                    "plugin": plugin,
+                    "image": image.as_ref().ok(),
+                    "shard": shard,
+                    "error": image.as_ref().err(),
+                });
+                println!("{value}");
+            }
+        }
+        Format::Human | Format::Markdown => {
+            let cells: Vec<[String; 3]> = rows
+                .iter()
+                .map(|(plugin, image, shard)| {
+                    let image = image.clone().unwrap_or_else(|e| format!("error: {e}"));
+                    [plugin.clone(), image, shard.clone().unwrap_or_else(|| "-".into())]
+                })
+                .collect();
+            let header = ["PLUGIN", "IMAGE", "SHARD"];
+            if format == Format::Markdown {
+                markdown_table(&header, &cells);
+            } else {
+                table(&header, &cells);
+            }
+        }
+    }
+    exit_code(rows.iter().any(|(_, image, _)| image.is_err()))
+}
+
 /// The results of a publish.
 pub(crate) fn pushes(pushed: &[Pushed], output: Output) -> ExitCode {
     errors(pushed.iter().map(|p| (p.plugin.as_path(), p.result.as_ref().err())));

@@ -76,6 +76,21 @@ impl Context {
         is_own_output(rel) || is_lock(rel) || self.ignore.is_excluded(rel)
     }
 
+    /// The context directory or file a `COPY`/`ADD` source (expanded)
+    /// reads: cleaned, cut before the first component with a glob
+    /// (`supervisely_lib/*.py` reads `supervisely_lib`); `""` is the whole
+    /// context (`.`). What `--changed-since` and the image's revision
+    /// compare with git.
+    pub fn source_root(source: &str) -> String {
+        let cleaned = clean(source.trim_start_matches('/'));
+        let literal: Vec<&str> =
+            cleaned.split('/').take_while(|c| !c.contains(['*', '?', '[', '\\'])).collect();
+        match literal.join("/").as_str() {
+            "." => String::new(),
+            other => other.to_string(),
+        }
+    }
+
     /// Plans `COPY sources... dest` (sources and dest already expanded),
     /// `workdir` being the current working directory of the image.
     pub fn plan_copy(
@@ -473,6 +488,22 @@ pub(crate) fn join(dir: &str, name: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn source_roots_are_the_literal_part_of_a_source() {
+        for (source, root) in [
+            ("supervisely_lib", "supervisely_lib"),
+            ("./plugins/a/", "plugins/a"),
+            ("plugins//a/src/*.py", "plugins/a/src"),
+            ("plugins/a/[ab]/x", "plugins/a"),
+            ("*.txt", ""),
+            (".", ""),
+            ("./", ""),
+            ("plugins/a/../b", "plugins/b"),
+        ] {
+            assert_eq!(Context::source_root(source), root, "{source}");
+        }
+    }
 
     fn context(files: &[&str]) -> (tempfile::TempDir, Context) {
         let dir = tempfile::tempdir().unwrap();

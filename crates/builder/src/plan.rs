@@ -197,6 +197,9 @@ pub struct BuildPlan {
     pub labels: BTreeMap<String, String>,
     /// Manifest annotations.
     pub annotations: BTreeMap<String, String>,
+    /// The context paths the `COPY`/`ADD` sources read
+    /// ([`Context::source_root`]; `""`: the whole context).
+    pub context_paths: BTreeSet<String>,
     /// Holds the spooled content of `ADD` archives until the plan is dropped.
     _spool: tempfile::TempDir,
 }
@@ -259,6 +262,7 @@ pub fn plan(
         cmd_set_here: false,
         spool,
         steps: Vec::new(),
+        context_paths: BTreeSet::new(),
     };
     for instr in &dockerfile.instrs[header.rest..] {
         planner.instruction(instr.position, &instr.node)?;
@@ -270,6 +274,7 @@ pub fn plan(
         steps: planner.steps,
         labels: BTreeMap::new(),
         annotations: BTreeMap::new(),
+        context_paths: planner.context_paths,
         _spool: spool_dir,
     })
 }
@@ -375,6 +380,8 @@ struct Planner<'a> {
     /// Where `ADD` spools archive members, one counter for the whole build.
     spool: Spool,
     steps: Vec<Step>,
+    /// What the `COPY`/`ADD` sources read, for [`BuildPlan::context_paths`].
+    context_paths: BTreeSet<String>,
 }
 
 impl Planner<'_> {
@@ -586,6 +593,7 @@ impl Planner<'_> {
         let mut plain = Vec::new();
         for source in &copy.sources {
             let value = self.expand(source)?;
+            self.context_paths.insert(Context::source_root(&value));
             if add {
                 if value.contains("://") || value.starts_with("git@") {
                     return Err(self.error(

@@ -146,6 +146,16 @@ pub enum Error {
         /// The platform or dpkg architecture asked for.
         architecture: String,
     },
+    /// git could not answer what `--changed-since` asks.
+    #[error("{what} (in {})\nhelp: {help}", root.display())]
+    Git {
+        /// The monorepo root.
+        root: PathBuf,
+        /// What failed.
+        what: String,
+        /// What to do.
+        help: String,
+    },
     /// The cache directory for Debian downloads is unknown.
     #[error("HOME is not set")]
     NoHome,

@@ -21,6 +21,7 @@ mod base_image;
 mod error;
 mod events;
 mod image_check;
+mod inputs;
 mod install;
 mod lint_gate;
 pub mod locks;
@@ -40,13 +41,14 @@ pub use error::Error;
 pub use events::{Event, Observer, Quiet};
 pub use forge_registry::login::Stored;
 pub use image_check::ImageRejection;
+pub use inputs::{changed_since, BuildInputs, Unresolved};
 pub use install::NativeInstaller;
 pub use lint_gate::{lint_gate, Rejection};
 pub use locks::{LockMode, LOCK_FILE};
 pub use provenance::{source_date_epoch, strip_credentials};
 pub use publish::{Missing, PushOptions, Pushed, WouldPush};
 pub use registry::{client, login, logout, LoggedIn, LoginOptions, PullingResolver};
-pub use select::{discover, select};
+pub use select::{discover, select, Selection, Shard, ShardError};
 pub use session::{Artifact, BatchOptions, Outcome, Session, SessionOptions};
 
 /// The registry image names get when none is given.

@@ -1,7 +1,10 @@
 //! What an image records about where and when it was made:
 //! `SOURCE_DATE_EPOCH` (the timestamp of everything, parsed in this one
 //! place, strictly) and the git revision and remote of the checkout, with
-//! credentials stripped from the remote URL.
+//! credentials stripped from the remote URL; and the other questions we
+//! ask git (the `git` program, through `xshell`): the last commit that
+//! changed some paths (a plugin's revision), and the paths that differ
+//! from a commit (`--changed-since`).
 //!
 //! **Architecture invariant:** credentials never reach images; the remote
 //! URL goes through [`strip_credentials`] before it becomes an annotation.
@@ -37,6 +40,64 @@ pub(crate) fn revision(root: &Path) -> Option<String> {
 /// credentials.
 pub(crate) fn source(root: &Path) -> Option<String> {
     git(root, &["remote", "get-url", "origin"]).map(|url| strip_credentials(&url))
+}
+
+/// The commits that changed any of `paths` (relative to `root`; `""` is
+/// all of it), newest first, each with the files it changed under them
+/// (relative to `root`); none outside a git checkout.
+pub(crate) fn log<'a>(root: &Path, paths: impl IntoIterator<Item = &'a str>) -> Vec<(String, Vec<String>)> {
+    let mut args: Vec<String> = ["-c", "core.quotePath=false", "log", "--format=%x01%H", "--name-only"]
+        .into_iter()
+        .chain(["--no-renames", "--relative", "--"])
+        .map(str::to_owned)
+        .collect();
+    args.extend(paths.into_iter().map(|p| if p.is_empty() { ".".into() } else { format!(":(literal){p}") }));
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let Some(out) = git(root, &args) else { return Vec::new() };
+    out.split('\u{1}')
+        .filter_map(|entry| {
+            let mut lines = entry.lines().map(str::trim).filter(|l| !l.is_empty());
+            let commit = lines.next()?.to_owned();
+            Some((commit, lines.map(str::to_owned).collect()))
+        })
+        .collect()
+}
+
+/// The paths (relative to `root`) whose content differs between the
+/// commit `gitref` and the working tree (tracked files, both names of a
+/// rename), and the untracked files git does not ignore.
+pub(crate) fn changed_since(root: &Path, gitref: &str) -> Result<Vec<String>, Error> {
+    let sh = Shell::new().map_err(|e| git_error(root, "starting git", e))?;
+    sh.change_dir(root);
+    let commit = format!("{gitref}^{{commit}}");
+    cmd!(sh, "git rev-parse --verify --quiet {commit}").quiet().ignore_stdout().run().map_err(|_| {
+        Error::Git {
+            root: root.to_path_buf(),
+            what: format!("`{gitref}` is not a commit of this repository"),
+            help: "fetch it (a shallow clone lacks older commits: fetch-depth: 0, GIT_DEPTH: 0)".into(),
+        }
+    })?;
+    let diff = cmd!(sh, "git diff --name-only --no-renames --relative -z {gitref} --")
+        .quiet()
+        .read()
+        .map_err(|e| git_error(root, "git diff", e))?;
+    let untracked = cmd!(sh, "git ls-files --others --exclude-standard -z")
+        .quiet()
+        .read()
+        .map_err(|e| git_error(root, "git ls-files", e))?;
+    let mut paths: Vec<String> =
+        diff.split('\0').chain(untracked.split('\0')).filter(|p| !p.is_empty()).map(str::to_owned).collect();
+    paths.sort();
+    paths.dedup();
+    Ok(paths)
+}
+
+fn git_error(root: &Path, what: &str, e: xshell::Error) -> Error {
+    Error::Git {
+        root: root.to_path_buf(),
+        what: format!("{what} failed: {e}"),
+        help: "run it in a git checkout with git on PATH".into(),
+    }
 }
 
 /// The output of `git ARGS` in `root`, when it is a git checkout.

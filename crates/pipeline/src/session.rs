@@ -7,7 +7,9 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use forge_builder::{BuildOptions, Built, Extras, LocalResolver, Override, Workspace, TARGET_DIR};
+use forge_builder::{
+    BuildOptions, Built, Context, Extras, LocalResolver, Override, Rebuild, Workspace, TARGET_DIR,
+};
 use forge_debian::description::Description;
 use forge_lint::LintConfig;
 use forge_oci::{Platform, Target};
@@ -15,6 +17,7 @@ use rayon::prelude::*;
 
 use crate::base_image::description_path;
 use crate::image_check;
+use crate::inputs::BuildInputs;
 use crate::install::NativeInstaller;
 use crate::locks::LockMode;
 use crate::{
@@ -177,7 +180,7 @@ impl Session {
     /// Builds the plugin at `ROOT/plugin`, checks the image and writes its
     /// tarball; no lint gate.
     pub fn build_one(&self, plugin: &Path, observer: &dyn Observer) -> Result<Artifact, Error> {
-        let built = self.workspace.build(plugin, &self.options, &self.resolver, &self.installer);
+        let built = self.build_plugin(plugin);
         self.write_locks(observer)?;
         let built = built?;
         image_check::check(&self.workspace, &built, &self.lint, observer)?;
@@ -221,6 +224,31 @@ impl Session {
             .collect())
     }
 
+    /// Plans the plugin at `ROOT/plugin`, gives its image the revision of
+    /// its build inputs (the last commit that changed them, not `HEAD`),
+    /// and executes the plan with the run's layer cache.
+    fn build_plugin(&self, plugin: &Path) -> Result<Built, Error> {
+        let mut planned = self.workspace.plan(plugin, &self.options, &self.resolver)?;
+        if self.options.revision.is_some() {
+            let root = self.workspace.root();
+            let context = Context::open(root)?;
+            let revision = BuildInputs::of(root, &planned, &self.options.registry)?.revision(root, &context);
+            for plan in &mut planned.plans {
+                match &revision {
+                    Some(revision) => plan.annotations.insert(REVISION.to_string(), revision.clone()),
+                    None => plan.annotations.remove(REVISION),
+                };
+            }
+        }
+        let store = self.workspace.store();
+        let built = if self.options.extras.no_cache {
+            self.workspace.execute(&planned, &Rebuild(store), &self.installer)
+        } else {
+            self.workspace.execute(&planned, store, &self.installer)
+        };
+        Ok(built?)
+    }
+
     /// Writes the `Dockerfile.lock`s the builds so far changed.
     fn write_locks(&self, observer: &dyn Observer) -> Result<(), Error> {
         for path in self.installer.locks().write()? {
@@ -248,21 +276,20 @@ impl Session {
     fn build_observed(&self, plugin: &Path, observer: &dyn Observer) -> Outcome {
         observer.event(&Event::BuildStarted { plugin });
         let started = Instant::now();
-        let result = self
-            .workspace
-            .build(plugin, &self.options, &self.resolver, &self.installer)
-            .map_err(Error::from)
-            .and_then(|built| {
-                image_check::check(&self.workspace, &built, &self.lint, observer)?;
-                observer.event(&Event::Exporting { plugin });
-                let tarball = self.workspace.export(&built, &self.out)?;
-                Ok(Artifact { built, tarball })
-            });
+        let result = self.build_plugin(plugin).and_then(|built| {
+            image_check::check(&self.workspace, &built, &self.lint, observer)?;
+            observer.event(&Event::Exporting { plugin });
+            let tarball = self.workspace.export(&built, &self.out)?;
+            Ok(Artifact { built, tarball })
+        });
         let time = started.elapsed();
         observer.event(&Event::BuildFinished { plugin, result: result.as_ref().map(|a| &a.built), time });
         Outcome { plugin: plugin.to_path_buf(), result, time }
     }
 }
+
+/// The annotation of the commit an image was built from.
+const REVISION: &str = "org.opencontainers.image.revision";
 
 /// The tool cache: `$XDG_CACHE_HOME/plugin-forge`, else
 /// `~/.cache/plugin-forge` (uv, wheels, `.deb`s, indexes).

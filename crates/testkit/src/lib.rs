@@ -6,6 +6,7 @@
 //! `cargo xtask test` installs the tools on a fresh machine.
 
 pub mod deb;
+pub mod monorepo;
 pub mod registry;
 
 use std::path::{Path, PathBuf};

@@ -6,6 +6,7 @@ mod compare;
 mod crash;
 mod docker_flags;
 mod e2e;
+mod fleet;
 mod lint;
 mod locks;
 mod new;

@@ -29,7 +29,7 @@ fn monorepo() -> tempfile::TempDir {
 }
 
 /// A base image tarball (made with `image from-rootfs` and `image export`).
-fn base_tarball(dir: &Path) -> std::path::PathBuf {
+pub(crate) fn base_tarball(dir: &Path) -> std::path::PathBuf {
     let rootfs = base_rootfs(&[("etc/passwd", "root:x:0:0:root:/root:/bin/sh\n")]);
     let root = dir.to_str().unwrap();
     assert!(xtask(dir, &["image", "from-rootfs", rootfs.path().to_str().unwrap(), "base", "--root", root])
