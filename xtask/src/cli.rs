@@ -11,7 +11,7 @@ use forge_builder::Extras;
 use forge_lint::{rules, Level, LintConfig};
 use forge_oci::Platform;
 use forge_pipeline::{
-    BatchOptions, LockMode, PushOptions, Selection, SessionOptions, Shard, DEFAULT_REGISTRY,
+    BatchOptions, LockMode, PushOptions, RunPolicy, Selection, SessionOptions, Shard, DEFAULT_REGISTRY,
 };
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -70,6 +70,14 @@ pub(crate) struct Common {
     /// in /etc/apt [default: http://deb.debian.org/debian].
     #[arg(long, value_name = "URL")]
     debian_mirror: Option<String>,
+    /// Refuse every `RUN` that no native installer (pip, apt-get) takes,
+    /// instead of running it in the sandbox (for fully reproducible CI).
+    #[arg(long)]
+    native_only: bool,
+    /// Give sandboxed `RUN`s the host's network (the build then depends on
+    /// what the network serves; by default they have none).
+    #[arg(long, conflicts_with = "native_only")]
+    run_network: bool,
 }
 
 impl Common {
@@ -113,6 +121,7 @@ impl Common {
                 LockMode::Normal
             },
             debian_mirror: self.debian_mirror.clone(),
+            run: RunPolicy { native_only: self.native_only, network: self.run_network },
         })
     }
 

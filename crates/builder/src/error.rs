@@ -52,6 +52,25 @@ pub enum BuildError {
         /// What to do.
         help: Option<String>,
     },
+    /// A sandboxed `RUN` failed (a non-zero exit status, say) or could
+    /// not run; points at it, with the last lines it wrote.
+    #[error("{}:{line}:{column}: {message}{}{}", file.display(),
+        output.iter().map(|l| format!("\n  | {l}")).collect::<String>(),
+        help.as_ref().map(|h| format!("\n  help: {h}")).unwrap_or_default())]
+    Run {
+        /// The Dockerfile, relative to the monorepo root.
+        file: PathBuf,
+        /// Line, from 1.
+        line: u32,
+        /// Column, from 1.
+        column: u32,
+        /// What went wrong (naming the instruction).
+        message: String,
+        /// The last lines of its output.
+        output: Vec<String>,
+        /// What to do.
+        help: Option<String>,
+    },
     /// A planned layer could not be built (a file changed or went away
     /// since the plan was made, say); points at its instruction.
     #[error("{}:{line}:{column}: building the layer of `{instruction}`", file.display())]

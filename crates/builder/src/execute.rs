@@ -1,7 +1,9 @@
 //! Executing a [`BuildPlan`]: each planned tree becomes a layer (or is
 //! found in the layer cache by its content key), each installing `RUN` is
 //! resolved and, on a cache miss, materialised by the [`Installer`] over
-//! the files of the image below it, each config change is applied, and the
+//! the files of the image below it, each sandboxed `RUN` is found in the
+//! cache by its parents and command or run by the [`Runner`] (one
+//! [`RunChain`] per execution), each config change is applied, and the
 //! config and manifest are written to the store. Nothing here reads the
 //! Dockerfile: what to do was decided by [`crate::plan`].
 
@@ -18,6 +20,7 @@ use crate::error::BuildError;
 use crate::image::ImageState;
 use crate::install::{InstallError, InstallRequest, Installer};
 use crate::plan::{BuildPlan, Step};
+use crate::sandboxed::{LayerBelow, RunChain, RunError, RunRequest, Runner};
 
 /// The outcome of [`execute`]: the image and how its layers were obtained.
 #[derive(Debug, Clone)]
@@ -47,13 +50,14 @@ impl LayerSlots {
 
 /// Executes `plan` into `store`, with `cache` for finished layers,
 /// `slots` shared by the executions of one run, and `installer` for the
-/// installing `RUN`s.
+/// installing `RUN`s and `runner` for the sandboxed ones.
 pub fn execute(
     plan: &BuildPlan,
     store: &BlobStore,
     cache: &dyn LayerCache,
     slots: &LayerSlots,
     installer: &dyn Installer,
+    runner: &dyn Runner,
 ) -> Result<Executed, BuildError> {
     let mut state = ImageState::from_base(&plan.base, plan.epoch);
     let mut parents = match &plan.base.image {
@@ -70,6 +74,7 @@ pub fn execute(
         cached: 0,
     };
     let mut installs = Installs::new(plan, store)?;
+    let mut runs = Runs::new(plan)?;
     for (index, step) in plan.steps.iter().enumerate() {
         if let Some(change) = &step.change {
             change.apply(&mut state.runtime, &mut state.author);
@@ -89,10 +94,19 @@ pub fn execute(
                     .collect();
                 Some(installs.layer(plan, index, &env, &mut executor, installer)?)
             }
+            (None, None) if step.sandbox.is_some() => {
+                let layer = runs.layer(plan, index, &parents, &mut executor, runner)?;
+                if installs.last_install.is_some_and(|last| last > index) {
+                    installs.run_trees.insert(index, runs.read_back(plan, step, &layer, store)?);
+                }
+                Some(layer)
+            }
             (None, None) => None,
         };
         match layer {
             Some(layer) => {
+                runs.below
+                    .push(LayerBelow { descriptor: layer.descriptor(), diff_id: layer.diff_id.clone() });
                 parents.push(layer.diff_id.clone());
                 state.push_layer(layer, &step.created_by);
             }
@@ -127,6 +141,9 @@ struct Installs {
     spool: Option<tempfile::TempDir>,
     /// The index of the last installing step: after it, no tree is kept.
     last_install: Option<usize>,
+    /// The trees of sandboxed `RUN`s a later installing step needs, by
+    /// step index.
+    run_trees: std::collections::BTreeMap<usize, Tree>,
 }
 
 impl Installs {
@@ -145,7 +162,14 @@ impl Installs {
             }
             None => None,
         };
-        Ok(Installs { base: None, trees: Vec::new(), platform, spool, last_install })
+        Ok(Installs {
+            base: None,
+            trees: Vec::new(),
+            platform,
+            spool,
+            last_install,
+            run_trees: Default::default(),
+        })
     }
 
     /// The layer of the installing step `index`.
@@ -162,7 +186,8 @@ impl Installs {
         // The trees of the steps before this one that have layers.
         while self.trees.len() < index {
             let at = self.trees.len();
-            self.trees.push(plan.steps[at].layer.clone());
+            let tree = self.run_trees.remove(&at).or_else(|| plan.steps[at].layer.clone());
+            self.trees.push(tree);
         }
         if self.base.is_none() {
             self.base = Some(match &plan.base.image {
@@ -213,6 +238,125 @@ impl Installs {
         }
         self.trees.push(if needed_later { tree } else { None });
         Ok(layer)
+    }
+}
+
+/// What the sandboxed steps of one execution share: the layers below the
+/// step (the base's, then every step's so far), the chain the runner keeps
+/// its root file system in (made at the first `RUN` that misses the
+/// cache), and the spool the changed files wait in until their layer is
+/// written.
+struct Runs<'r> {
+    below: Vec<LayerBelow>,
+    base_layers: usize,
+    chain: Option<Box<dyn RunChain + 'r>>,
+    spool: Option<tempfile::TempDir>,
+}
+
+impl<'r> Runs<'r> {
+    fn new(plan: &BuildPlan) -> Result<Runs<'r>, BuildError> {
+        let mut below = Vec::new();
+        if let Some(image) = &plan.base.image {
+            for (descriptor, diff_id) in image.manifest.layers().iter().zip(image.diff_ids()?) {
+                below.push(LayerBelow { descriptor: descriptor.clone(), diff_id });
+            }
+        }
+        Ok(Runs { base_layers: below.len(), below, chain: None, spool: None })
+    }
+
+    /// The layer of the sandboxed step `index` over the layers `parents`.
+    fn layer(
+        &mut self,
+        plan: &BuildPlan,
+        index: usize,
+        parents: &[Digest],
+        executor: &mut Executor<'_>,
+        runner: &'r dyn Runner,
+    ) -> Result<Layer, BuildError> {
+        let step = &plan.steps[index];
+        let run = step.sandbox.as_ref().expect("a sandboxed step");
+        let request = RunRequest {
+            dockerfile: &plan.dockerfile,
+            position: step.position,
+            instruction: &step.created_by,
+            run,
+            platform: &plan.base.platform,
+            below: &self.below,
+            base_layers: self.base_layers,
+        };
+        let run_error = |e: RunError| run_error(plan, step, e);
+        runner.check(&request).map_err(run_error)?;
+        let options = LayerOptions { mtime: executor.epoch };
+        let compression = Compression::default();
+        let key_text = run.key_text();
+        let inputs = KeyInputs { instruction: &key_text, parents, options, compression };
+        let digests = executor.digests;
+        let key = LayerKey::new(&run.key_tree(), &inputs, &mut |path, size| digests.digest(path, size))
+            .map_err(|e| layer_error(plan, step, e))?;
+        let store = executor.store;
+        let (chain, spool) = (&mut self.chain, &mut self.spool);
+        executor.cached_or(&key, || {
+            let spool = match spool {
+                Some(dir) => dir.path().to_owned(),
+                None => spool.insert(spool_dir(store)?).path().to_owned(),
+            };
+            let chain = chain.get_or_insert_with(|| runner.chain());
+            let tree = chain.run(&request, &spool).map_err(run_error)?;
+            tree.write_layer(store, options, compression).map_err(|e| layer_error(plan, step, e))
+        })
+    }
+
+    /// The tree of a sandboxed step's `layer`, read back from the store,
+    /// for an installing step after it.
+    fn read_back(
+        &mut self,
+        plan: &BuildPlan,
+        step: &Step,
+        layer: &Layer,
+        store: &BlobStore,
+    ) -> Result<Tree, BuildError> {
+        let dir = match &self.spool {
+            Some(dir) => dir.path().to_owned(),
+            None => self.spool.insert(spool_dir(store)?).path().to_owned(),
+        };
+        let spool_path = dir.join(format!("layer-{}", self.below.len()));
+        let mut spool =
+            forge_oci::Spool::new(&spool_path).map_err(|e| BuildError::io("creating", &spool_path, e))?;
+        let reader = store.open_uncompressed(&layer.descriptor()).map_err(|e| layer_error(plan, step, e))?;
+        let mut tree = Tree::new();
+        forge_oci::read_tar(reader, &mut spool, |path, node| {
+            tree.insert(path, node);
+            Ok::<_, std::convert::Infallible>(())
+        })
+        .map_err(|e| {
+            BuildError::io(
+                "reading back the layer of",
+                plan.dockerfile.clone(),
+                std::io::Error::other(e.to_string()),
+            )
+        })?;
+        Ok(tree)
+    }
+}
+
+/// A spool directory for a build's sandboxed `RUN`s, in the store (so
+/// moving files there is a rename), named after this process.
+fn spool_dir(store: &BlobStore) -> Result<tempfile::TempDir, BuildError> {
+    forge_oci::temp::register_dir(store.root());
+    tempfile::Builder::new()
+        .prefix(&format!("{}run-", forge_oci::temp::prefix(".tmp-")))
+        .tempdir_in(store.root())
+        .map_err(|e| BuildError::io("creating a spool directory in", store.root(), e))
+}
+
+fn run_error(plan: &BuildPlan, step: &Step, e: RunError) -> BuildError {
+    BuildError::Run {
+        file: plan.dockerfile.clone(),
+        line: step.position.line,
+        column: step.position.column,
+        message: e.message,
+        output: e.output,
+        help: e.help,
     }
 }
 

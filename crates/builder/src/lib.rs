@@ -34,6 +34,7 @@ pub mod plan;
 mod resolve;
 mod rootfs;
 pub mod run;
+pub mod sandboxed;
 pub mod secrets;
 
 use std::collections::BTreeMap;
@@ -53,6 +54,7 @@ pub use labels::supervisely_labels;
 pub use plan::{base_reference, plan, BuildPlan, ConfigChange, ParsedDockerfile, PlanInputs, Step};
 pub use resolve::{split_source, BaseResolver, LocalResolver, Override};
 pub use rootfs::image_from_rootfs;
+pub use sandboxed::{LayerBelow, NoRunner, RunChain, RunError, RunMount, RunRequest, Runner, SandboxRun};
 
 /// Where build outputs go under a monorepo root.
 pub const TARGET_DIR: &str = "target/plugin-forge";
@@ -151,6 +153,14 @@ pub struct Workspace {
     store: BlobStore,
     /// One slot per layer cache key built in this run.
     layers: LayerSlots,
+    /// Executes the sandboxed `RUN`s ([`NoRunner`] unless set).
+    runner: std::sync::Arc<dyn Runner + Send>,
+}
+
+impl std::fmt::Debug for dyn Runner + Send {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Runner")
+    }
 }
 
 impl Workspace {
@@ -159,7 +169,12 @@ impl Workspace {
     pub fn open(root: &Path, store_dir: &Path) -> Result<Workspace, BuildError> {
         let context = Context::open(root)?;
         let store = BlobStore::open_or_create(store_dir)?;
-        Ok(Workspace { context, store, layers: LayerSlots::default() })
+        Ok(Workspace { context, store, layers: LayerSlots::default(), runner: std::sync::Arc::new(NoRunner) })
+    }
+
+    /// Executes the sandboxed `RUN`s of every later build with `runner`.
+    pub fn set_runner(&mut self, runner: std::sync::Arc<dyn Runner + Send>) {
+        self.runner = runner;
     }
 
     /// The store: blobs, layer cache, and every image built or imported.
@@ -274,7 +289,7 @@ impl Workspace {
     ) -> Result<Built, BuildError> {
         let (mut images, mut layers_built, mut layers_cached) = (Vec::new(), 0, 0);
         for plan in &planned.plans {
-            let executed = execute(plan, &self.store, cache, &self.layers, installer)?;
+            let executed = execute(plan, &self.store, cache, &self.layers, installer, &*self.runner)?;
             images.push(executed.image);
             layers_built += executed.layers_built;
             layers_cached += executed.layers_cached;

@@ -20,7 +20,7 @@ use std::path::{Path, PathBuf};
 
 use forge_dockerfile::{
     expand_word, parse_chmod, parse_instructions, parse_port, validate_signal, Command, Copy, Dockerfile,
-    Instr, Position, Protocol, RawWord, Spanned,
+    Instr, Position, Protocol, RawWord, RunScript, Spanned,
 };
 use forge_oci::{Node, Platform, RuntimeConfig, Spool, Tree};
 
@@ -28,7 +28,8 @@ use crate::archive;
 use crate::context::{resolve, Context, CopyOptions};
 use crate::error::{BuildError, Refusal};
 use crate::image::BaseImage;
-use crate::run::InstallRun;
+use crate::run::{InstallRun, Unrecognized};
+use crate::sandboxed::{read_flags, RunMount, SandboxRun};
 
 /// A Dockerfile parsed into instructions, with its path for errors.
 #[derive(Debug)]
@@ -180,6 +181,9 @@ pub struct Step {
     /// The installing `RUN` whose layer the [`crate::Installer`] makes at
     /// execute time.
     pub install: Option<InstallRun>,
+    /// The `RUN` the [`crate::Runner`] executes in the sandbox at execute
+    /// time (one no native installer takes).
+    pub sandbox: Option<SandboxRun>,
 }
 
 /// Everything a build will do; see the [module docs](self).
@@ -415,7 +419,7 @@ impl Planner<'_> {
             }
         }
         let created_by = self.texts.get(&at).cloned().unwrap_or_default();
-        self.steps.push(Step { position: at, created_by, change, layer, install: None });
+        self.steps.push(Step { position: at, created_by, change, layer, install: None, sandbox: None });
     }
 
     fn instruction(&mut self, at: Position, node: &Instr) -> Result<(), BuildError> {
@@ -440,14 +444,18 @@ impl Planner<'_> {
                 self.push(at, Some(ConfigChange::Workdir(dir)), layer);
             }
             Instr::Run(run) => {
-                let install = self.run(at, run)?;
+                let (install, sandbox) = match self.run(at, run) {
+                    Ok(install) => (Some(install), None),
+                    Err(not_native) => (None, Some(self.sandbox_run(run, not_native)?)),
+                };
                 let created_by = self.texts.get(&at).cloned().unwrap_or_default();
                 self.steps.push(Step {
                     position: at,
                     created_by,
                     change: None,
                     layer: None,
-                    install: Some(install),
+                    install,
+                    sandbox,
                 });
             }
             Instr::Healthcheck(_) | Instr::Onbuild(_) => {
@@ -554,24 +562,108 @@ impl Planner<'_> {
     }
 
     /// The commands of an installing `RUN`, or the first word no native
-    /// installer takes.
-    fn run(&self, at: Position, run: &forge_dockerfile::Run) -> Result<InstallRun, BuildError> {
+    /// installer takes (then the `RUN` goes to the sandbox).
+    fn run(&self, at: Position, run: &forge_dockerfile::Run) -> Result<InstallRun, Unrecognized> {
         if let Some(user) = self.runtime.user.as_deref().filter(|u| !matches!(*u, "" | "root" | "0" | "0:0"))
         {
-            return Err(self.error(
-                at,
-                format!("RUN as USER `{user}` is not supported: packages are installed as root"),
-                Some("install packages before the USER instruction"),
-            ));
+            return Err(Unrecognized {
+                position: at,
+                message: format!(
+                    "packages are installed natively as root only, and this RUN is for USER `{user}`"
+                ),
+            });
         }
-        let workdir =
-            self.runtime.working_dir.clone().filter(|d| !d.is_empty()).unwrap_or_else(|| "/".into());
-        crate::run::recognize(run, &self.shell, &workdir, &|name| self.var(name)).map_err(|u| {
-            self.error(
-                u.position,
-                u.message,
-                Some("a RUN may hold only `pip install`, `apt-get` and `rm -rf` commands (README: RUN pip install and RUN apt-get install); do the rest in the base image, or COPY what it makes"),
-            )
+        let workdir = self.workdir();
+        crate::run::recognize(run, &self.shell, &workdir, &|name| self.var(name))
+    }
+
+    /// The working directory the next instruction sees (absolute).
+    fn workdir(&self) -> String {
+        self.runtime.working_dir.clone().filter(|d| !d.is_empty()).unwrap_or_else(|| "/".into())
+    }
+
+    /// A `RUN` for the sandbox: argv through `SHELL` (shell form) or as
+    /// given (exec form), the image's `ENV` and the build args in scope,
+    /// the working directory, the user and the mounts (bind sources read
+    /// from the context as `COPY` reads them).
+    fn sandbox_run(
+        &self,
+        run: &forge_dockerfile::Run,
+        not_native: Unrecognized,
+    ) -> Result<SandboxRun, BuildError> {
+        let workdir = self.workdir();
+        let flags =
+            read_flags(&run.flags, &workdir).map_err(|e| self.error(e.position, e.message, Some(e.help)))?;
+        let mut mounts: Vec<(usize, RunMount)> = flags.caches;
+        for (index, target, source, read_write, at) in flags.binds {
+            let refused = |r| self.dockerfile.refused(at, r);
+            if self.inputs.context.regular_file(&source).map_err(refused)?.is_some() {
+                return Err(self.error(
+                    at,
+                    format!("`--mount=type=bind,source={source}` names a file; only directories are bound"),
+                    Some("bind the directory that holds it (source=DIR,target=DIR)"),
+                ));
+            }
+            let options = CopyOptions { preserve_modes: true, ..CopyOptions::default() };
+            let tree = self
+                .inputs
+                .context
+                .plan_copy(std::slice::from_ref(&source), "/", "/", options)
+                .map_err(|r| self.dockerfile.refused(at, r))?;
+            if let Some((path, what)) = crate::secrets::find(&tree, self.inputs.context.root()) {
+                return Err(self.error(
+                    at,
+                    format!("`{path}` is {what}; it must never reach a build"),
+                    Some("delete it, or exclude it in .dockerignore so that no build sends it"),
+                ));
+            }
+            mounts.push((index, RunMount::Bind { target, source, tree, read_write }));
+        }
+        let mut env: Vec<(String, String)> = Vec::new();
+        for entry in &self.runtime.env {
+            let (k, v) = entry.split_once('=').unwrap_or((entry, ""));
+            match env.iter_mut().find(|(name, _)| name == k) {
+                Some(found) => found.1 = v.to_string(),
+                None => env.push((k.to_string(), v.to_string())),
+            }
+        }
+        for (name, value) in &self.stage_args {
+            if let Some(value) = value {
+                if !env.iter().any(|(k, _)| k == name) {
+                    env.push((name.clone(), value.clone()));
+                }
+            }
+        }
+        let argv = match (&run.command, run.script()) {
+            (_, Some(RunScript::Shell(text))) => self.shell.iter().cloned().chain([text]).collect(),
+            // As BuildKit: the script in a read-only mount at /dev/pipes,
+            // its path given to the shell.
+            (_, Some(RunScript::Executable { name, content })) => {
+                let mut tree = Tree::new();
+                tree.insert(name.clone(), Node::bytes(0o755, content));
+                mounts.push((
+                    usize::MAX,
+                    RunMount::Bind {
+                        target: "/dev/pipes".into(),
+                        source: format!("<<{name}"),
+                        tree,
+                        read_write: false,
+                    },
+                ));
+                self.shell.iter().cloned().chain([format!("/dev/pipes/{name}")]).collect()
+            }
+            (Command::Exec(args), None) => args.iter().map(|a| a.raw.clone()).collect(),
+            (Command::Shell(text), None) => self.shell.iter().cloned().chain([text.raw.clone()]).collect(),
+        };
+        mounts.sort_by_key(|(index, _)| *index);
+        Ok(SandboxRun {
+            argv,
+            env,
+            workdir,
+            user: self.runtime.user.clone().unwrap_or_default(),
+            mounts: mounts.into_iter().map(|(_, m)| m).collect(),
+            no_network: flags.no_network,
+            not_native,
         })
     }
 

@@ -132,9 +132,6 @@ impl std::fmt::Display for Unrecognized {
 
 impl std::error::Error for Unrecognized {}
 
-/// What every refusal of a command ends with.
-const SANDBOX: &str = "this RUN needs the sandbox (not available yet)";
-
 /// Reads a `RUN` into the installer commands it is made of, or says where
 /// and why it is not.
 ///
@@ -218,7 +215,7 @@ fn check_flag(flag: &Flag, workdir: &str) -> Result<(), Unrecognized> {
     if flag.name != "mount" {
         return Err(refuse(
             flag.position,
-            format!("`RUN --{}` is not supported for a native install; {SANDBOX}", flag.name),
+            format!("`RUN --{}` is not supported for a native install", flag.name),
         ));
     }
     let value = flag.value.as_ref().map_or("", RawWord::as_str);
@@ -232,7 +229,7 @@ fn check_flag(flag: &Flag, workdir: &str) -> Result<(), Unrecognized> {
     if kind != "cache" {
         return Err(refuse(
             flag.position,
-            format!("`RUN --mount=type={kind}` is not supported for a native install (only `type=cache` is, which never changes the layer); {SANDBOX}"),
+            format!("`RUN --mount=type={kind}` is not supported for a native install (only `type=cache` is, which never changes the layer)"),
         ));
     }
     let target =
@@ -242,7 +239,7 @@ fn check_flag(flag: &Flag, workdir: &str) -> Result<(), Unrecognized> {
     if INSTALLED_UNDER.iter().any(|dir| over(dir) || under(dir)) {
         return Err(refuse(
             flag.position,
-            format!("a cache mount at `{target}` would keep what is installed there out of the layer, which a native install cannot do; {SANDBOX}"),
+            format!("a cache mount at `{target}` would keep what is installed there out of the layer, which a native install cannot do"),
         ));
     }
     Ok(())
@@ -254,10 +251,9 @@ fn read_script(
     shell: &[String],
     lookup: &dyn Fn(&str) -> Option<String>,
 ) -> Result<Vec<Cmd>, Unrecognized> {
-    let options =
-        ShellOptions::from_shell(shell).map_err(|why| refuse(text.position, format!("{why}; {SANDBOX}")))?;
+    let options = ShellOptions::from_shell(shell).map_err(|why| refuse(text.position, why.to_string()))?;
     let commands = parse_script(text.as_str(), options, lookup)
-        .map_err(|e| refuse(text.position_at(e.offset), format!("{e}; {SANDBOX}")))?;
+        .map_err(|e| refuse(text.position_at(e.offset), e.to_string()))?;
     Ok(commands
         .into_iter()
         .map(|c| Cmd {
@@ -288,7 +284,7 @@ fn exec_commands(
             return Err(refuse(
                 first.position,
                 format!(
-                    "`{}` is run without `-c TEXT` as its last arguments, so its commands cannot be read; {SANDBOX}",
+                    "`{}` is run without `-c TEXT` as its last arguments, so its commands cannot be read",
                     first.raw
                 ),
             ));
@@ -328,7 +324,7 @@ fn classify(program: &Arg, args: &[Arg]) -> Program {
         })
     };
     if program.glob.is_some() || name.is_empty() {
-        return Program::Other(format!("`{}` is not a package installer command; {SANDBOX}", program.text));
+        return Program::Other(format!("`{}` is not a package installer command", program.text));
     }
     if versioned("pip") {
         return Program::Pip { python: None, skip: 0 };
@@ -339,7 +335,7 @@ fn classify(program: &Arg, args: &[Arg]) -> Program {
             ["-m", "pip", ..] => Program::Pip { python: Some(program.text.clone()), skip: 2 },
             ["-mpip", ..] => Program::Pip { python: Some(program.text.clone()), skip: 1 },
             _ => Program::Other(format!(
-                "`{}` is run for something other than `-m pip` (only `{} -m pip install` is a package installer command); {SANDBOX}",
+                "`{}` is run for something other than `-m pip` (only `{} -m pip install` is a package installer command)",
                 program.text, program.text
             )),
         };
@@ -347,7 +343,7 @@ fn classify(program: &Arg, args: &[Arg]) -> Program {
     match name {
         "apt-get" | "apt" => Program::Apt,
         "rm" => Program::Rm,
-        _ => Program::Other(format!("`{}` is not a package installer command; {SANDBOX}", program.text)),
+        _ => Program::Other(format!("`{}` is not a package installer command", program.text)),
     }
 }
 
@@ -436,10 +432,7 @@ impl Cx<'_> {
             return Err(refuse(arg.position, format!("{what} is empty")));
         }
         if arg.glob.is_some() && value.contains(['*', '?', '[']) {
-            return Err(refuse(
-                arg.position,
-                format!("{what} `{value}` is a glob; write the file's name; {SANDBOX}"),
-            ));
+            return Err(refuse(arg.position, format!("{what} `{value}` is a glob; write the file's name")));
         }
         Ok(crate::context::resolve(self.workdir, value))
     }
@@ -578,10 +571,7 @@ impl Cx<'_> {
                         if arg.text != "install" {
                             return Err(refuse(
                                 arg.position,
-                                format!(
-                                    "`pip {}` is not taken natively (only `pip install` is); {SANDBOX}",
-                                    arg.text
-                                ),
+                                format!("`pip {}` is not taken natively (only `pip install` is)", arg.text),
                             ));
                         }
                         subcommand = Some(arg);
@@ -606,7 +596,7 @@ impl Cx<'_> {
                 if let Some(why) = pip_refused(&name) {
                     return Err(refuse(
                         arg.position,
-                        format!("pip option `{name}` is not supported: it {why}; {SANDBOX}"),
+                        format!("pip option `{name}` is not supported: it {why}"),
                     ));
                 }
                 let value_arg = value.unwrap_or_else(|| Arg { text: String::new(), ..arg.clone() });
@@ -639,7 +629,7 @@ impl Cx<'_> {
                     _ => {
                         return Err(refuse(
                             arg.position,
-                            format!("pip option `{name}` is not supported natively; {SANDBOX}"),
+                            format!("pip option `{name}` is not supported natively"),
                         ));
                     }
                 }
@@ -653,7 +643,7 @@ impl Cx<'_> {
         let Some(install) = subcommand else {
             return Err(refuse(
                 program.position,
-                format!("`{}` without `install` installs nothing; {SANDBOX}", program.text),
+                format!("`{}` without `install` installs nothing", program.text),
             ));
         };
         if nothing {
@@ -674,7 +664,7 @@ impl Cx<'_> {
             if let Some(value) = self.var(name) {
                 return Err(refuse(
                     program.position,
-                    format!("the environment sets `{name}={value}`, which changes how pip installs in a way not modelled natively; {SANDBOX}"),
+                    format!("the environment sets `{name}={value}`, which changes how pip installs in a way not modelled natively"),
                 ));
             }
         }
@@ -716,8 +706,7 @@ impl Cx<'_> {
 /// refused (not supported yet).
 fn requirement(arg: &Arg) -> Result<String, Unrecognized> {
     let text = arg.text.as_str();
-    let not_yet =
-        |what: &str| refuse(arg.position, format!("`{text}` is {what}: not supported yet; {SANDBOX}"));
+    let not_yet = |what: &str| refuse(arg.position, format!("`{text}` is {what}: not supported yet"));
     if text == "@" || text.contains(" @") || text.contains("://") || text.starts_with("git+") {
         return Err(not_yet("a direct URL requirement"));
     }
@@ -728,7 +717,7 @@ fn requirement(arg: &Arg) -> Result<String, Unrecognized> {
     if arg.glob.is_some() && text.contains(['*', '?']) {
         return Err(refuse(
             arg.position,
-            format!("`{text}` is a glob, which the shell matches against files; {SANDBOX}"),
+            format!("`{text}` is a glob, which the shell matches against files"),
         ));
     }
     let name_len = text
@@ -791,7 +780,7 @@ impl Cx<'_> {
                     _ => {
                         return Err(refuse(
                             arg.position,
-                            format!("{tool} option `{name}` is not supported natively; {SANDBOX}"),
+                            format!("{tool} option `{name}` is not supported natively"),
                         ));
                     }
                 }
@@ -826,13 +815,13 @@ impl Cx<'_> {
             "remove" | "purge" => {
                 return Err(refuse(
                     command.position,
-                    format!("`{tool} {what}` (removing packages) is not supported yet; {SANDBOX}"),
+                    format!("`{tool} {what}` (removing packages) is not supported yet"),
                 ));
             }
             _ => {
                 return Err(refuse(
                     command.position,
-                    format!("`{tool} {what}` is not taken natively (only update, install, clean, autoclean and autoremove are); {SANDBOX}"),
+                    format!("`{tool} {what}` is not taken natively (only update, install, clean, autoclean and autoremove are)"),
                 ));
             }
         };
@@ -855,7 +844,7 @@ impl Cx<'_> {
         };
         let key = key.to_ascii_lowercase();
         let unsupported =
-            || refuse(arg.position, format!("apt option `-o {value}` is not supported natively; {SANDBOX}"));
+            || refuse(arg.position, format!("apt option `-o {value}` is not supported natively"));
         match key.as_str() {
             "apt::install-recommends" => {
                 install.no_install_recommends = !apt_bool(setting).ok_or_else(unsupported)?;
@@ -890,7 +879,7 @@ impl Cx<'_> {
                 }
                 Opt::Flag { name, arg, .. } => Err(refuse(
                     arg.position,
-                    format!("`rm {name}` is not taken natively (only `rm -rf PATH...` is); {SANDBOX}"),
+                    format!("`rm {name}` is not taken natively (only `rm -rf PATH...` is)"),
                 )),
                 Opt::Operand(arg) => {
                     paths.push(self.removed_path(arg)?);
@@ -910,19 +899,22 @@ impl Cx<'_> {
             Some(pattern) if pattern.contains('\\') => {
                 return Err(refuse(
                     arg.position,
-                    format!("`{text}` mixes quoted and unquoted glob characters; {SANDBOX}"),
+                    format!("`{text}` mixes quoted and unquoted glob characters"),
                 ));
             }
             Some(pattern) if !pattern.starts_with('/') && self.workdir.contains(['*', '?', '[', '\\']) => {
-                return Err(refuse(arg.position, format!("`{text}` is a glob relative to a working directory with glob characters in its name; {SANDBOX}")));
+                return Err(refuse(
+                    arg.position,
+                    format!(
+                        "`{text}` is a glob relative to a working directory with glob characters in its name"
+                    ),
+                ));
             }
             Some(pattern) => pattern,
             None if text.contains(['*', '?', '[', '\\']) => {
                 return Err(refuse(
                     arg.position,
-                    format!(
-                        "`{text}` has a quoted glob character or `\\`, which rm takes literally; {SANDBOX}"
-                    ),
+                    format!("`{text}` has a quoted glob character or `\\`, which rm takes literally"),
                 ));
             }
             None => text,

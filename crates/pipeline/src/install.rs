@@ -384,7 +384,7 @@ fn oci_arch(request: &InstallRequest<'_>) -> String {
 }
 
 /// An error and its causes on one line, as `{:#}` of anyhow would print.
-fn chain(err: &dyn std::error::Error) -> String {
+pub(crate) fn chain(err: &dyn std::error::Error) -> String {
     let mut text = err.to_string();
     let mut source = err.source();
     while let Some(cause) = source {

@@ -28,6 +28,7 @@ pub mod locks;
 mod provenance;
 mod publish;
 mod registry;
+mod runner;
 mod select;
 mod session;
 
@@ -48,6 +49,7 @@ pub use locks::{LockMode, LOCK_FILE};
 pub use provenance::{source_date_epoch, strip_credentials};
 pub use publish::{Missing, PushOptions, Pushed, WouldPush};
 pub use registry::{client, login, logout, LoggedIn, LoginOptions, PullingResolver};
+pub use runner::{RunPolicy, SandboxRunner};
 pub use select::{discover, select, Selection, Shard, ShardError};
 pub use session::{Artifact, BatchOptions, Outcome, Session, SessionOptions};
 

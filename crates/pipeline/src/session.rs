@@ -20,6 +20,7 @@ use crate::image_check;
 use crate::inputs::BuildInputs;
 use crate::install::NativeInstaller;
 use crate::locks::LockMode;
+use crate::runner::{RunPolicy, SandboxRunner};
 use crate::{
     client, descriptions, ensure, lint_gate, provenance, store_dir, BaseImageOptions, Error, Event, Observer,
     PullingResolver,
@@ -54,6 +55,9 @@ pub struct SessionOptions {
     /// `--platform`: the platforms every plugin is built for, an image
     /// index of them when several [default: linux/amd64].
     pub platforms: Vec<Platform>,
+    /// How `RUN`s no native installer takes run (`--native-only`,
+    /// `--run-network`).
+    pub run: RunPolicy,
 }
 
 /// How [`Session::build`] runs.
@@ -121,13 +125,16 @@ impl Session {
             locks,
             debian_mirror,
             platforms,
+            run,
         } = options;
         let overrides = base_images
             .iter()
             .map(|o| Override::parse(o).map_err(|message| Error::BaseImageFlag { message }))
             .collect::<Result<Vec<_>, _>>()?;
         let epoch = provenance::source_date_epoch()?;
-        let workspace = Workspace::open(&root, &store_dir(&root))?;
+        let mut workspace = Workspace::open(&root, &store_dir(&root))?;
+        let runner = SandboxRunner::new(workspace.root(), workspace.store().clone(), run);
+        workspace.set_runner(std::sync::Arc::new(runner));
         let installer = NativeInstaller::new(workspace.root(), locks, tool_cache()?, debian_mirror);
         let base = BaseImageOptions { epoch, ..BaseImageOptions::default() };
         let options = BuildOptions {

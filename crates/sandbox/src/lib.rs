@@ -19,6 +19,9 @@
 //!   writable layer per run (an overlay, or a copy), for fast starts that
 //!   never leak one run's writes into the next.
 //! - [`logs`]: the agent's JSON log lines, shown readably.
+//! - [`build`] and [`diff`]: a build's `RUN`s over the root of the image
+//!   so far (one per build chain, grown in place), each in a private
+//!   overlay whose upper directory becomes the layer's tree.
 //!
 //! Only the root filesystem is trusted to be ours: layer content is the
 //! image author's, so unpacking treats every path and link in it as hostile.
@@ -26,6 +29,8 @@
 #![deny(missing_docs)]
 
 pub mod agent;
+pub mod build;
+pub mod diff;
 mod error;
 pub mod logs;
 pub mod rootcache;
@@ -34,8 +39,9 @@ mod scope;
 pub mod spec;
 pub mod unpack;
 
+pub use build::{BuildCommand, BuildOutcome, BuildRoot};
 pub use error::{EntryError, Error, Result};
 pub use rootcache::{LayerKind, RootCache, RunLayer};
 pub use run::{bwrap_command, run, run_captured, Bind, RunOptions};
 pub use spec::RunSpec;
-pub use unpack::{unpack, unpack_cached};
+pub use unpack::{apply, unpack, unpack_cached};

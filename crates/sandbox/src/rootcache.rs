@@ -72,6 +72,11 @@ impl RootCache {
         RootCache { dir: dir.into() }
     }
 
+    /// The cache's directory.
+    pub(crate) fn dir(&self) -> &Path {
+        &self.dir
+    }
+
     /// The verified root of `image`, unpacked now if it is not there yet.
     /// `name` (the image's reference) is remembered beside it, so that
     /// [`RootCache::prune`] can drop the roots of older builds of it.
@@ -113,6 +118,38 @@ impl RootCache {
     /// A fresh private writable layer over `root` (a directory of this
     /// cache) for one run; `prefer` is the kind to try first.
     pub fn layer(&self, root: &Path, prefer: LayerKind) -> Result<RunLayer> {
+        self.make_layer(root, prefer, false)
+    }
+
+    /// As [`RootCache::layer`], for a build's `RUN` whose changes are read
+    /// afterwards ([`RunLayer::changes`]): the overlay is mounted with
+    /// `userxattr`, so that the opaque directories in its upper directory
+    /// are marked by `user.overlay.opaque` whoever mounted it.
+    pub fn build_layer(&self, root: &Path) -> Result<RunLayer> {
+        self.make_layer(root, LayerKind::Overlay, true)
+    }
+
+    /// The verified root of the layers `layers` (blobs with diff IDs, in
+    /// order), unpacked once into `DIR/layers-<digest of the diff IDs>`.
+    pub fn root_of_layers(
+        &self,
+        store: &BlobStore,
+        layers: &[(forge_oci::oci_spec::image::Descriptor, forge_oci::Digest)],
+    ) -> Result<PathBuf> {
+        let ids: String = layers.iter().map(|(_, id)| format!("{id}\n")).collect();
+        let key = forge_oci::Digest::of(ids.as_bytes());
+        let rootfs = self.dir.join(format!("layers-{}", key.hex())).join("rootfs");
+        if rootfs.is_dir() {
+            return Ok(rootfs);
+        }
+        match crate::unpack::unpack_layers_to(store, layers, &rootfs) {
+            // Another process finished the same layers first: theirs is as good.
+            Ok(()) | Err(Error::DestinationExists { .. }) => Ok(rootfs),
+            Err(err) => Err(err),
+        }
+    }
+
+    fn make_layer(&self, root: &Path, prefer: LayerKind, diffable: bool) -> Result<RunLayer> {
         let runs = self.dir.join(".runs");
         fs::create_dir_all(&runs).map_err(|e| Error::io("creating", &runs, e))?;
         // Named after this process (forge_oci::temp): the layer of a run
@@ -129,8 +166,13 @@ impl RootCache {
         let marker = scratch.join(LOWER_FILE);
         fs::write(&marker, root.as_os_str().as_encoded_bytes())
             .map_err(|e| Error::io("writing", &marker, e))?;
-        let mut layer =
-            RunLayer { lower: root.to_owned(), scratch, kind: LayerKind::Overlay, fallback_reason: None };
+        let mut layer = RunLayer {
+            lower: root.to_owned(),
+            scratch,
+            kind: LayerKind::Overlay,
+            fallback_reason: None,
+            userxattr: prefer == LayerKind::Overlay && diffable,
+        };
         if prefer == LayerKind::Overlay {
             match layer.probe_overlay() {
                 Ok(()) => return Ok(layer),
@@ -150,9 +192,20 @@ pub struct RunLayer {
     scratch: PathBuf,
     kind: LayerKind,
     fallback_reason: Option<String>,
+    /// Mount the overlay with `userxattr` (a build's `RUN`).
+    userxattr: bool,
 }
 
 impl RunLayer {
+    /// Where the run's changes are after it ended: the overlay's upper
+    /// directory, or the whole copy.
+    pub fn changes(&self) -> (LayerKind, PathBuf) {
+        match self.kind {
+            LayerKind::Overlay => (LayerKind::Overlay, self.scratch.join("upper")),
+            LayerKind::Copy => (LayerKind::Copy, self.copy_root()),
+        }
+    }
+
     /// Overlay or copy.
     pub fn kind(&self) -> LayerKind {
         self.kind
@@ -253,10 +306,11 @@ impl RunLayer {
             command.args(["--user", "--map-root-user"]);
         }
         command.args(["--mount", "--propagation", "private", "--", "sh", "-c"]);
-        command.arg(
-            "mount -t overlay overlay -o \"lowerdir=$1,upperdir=$2,workdir=$3\" \"$4\" || exit 125; \
-             shift 4; exec \"$@\"",
-        );
+        let extra = if self.userxattr { ",userxattr" } else { "" };
+        command.arg(format!(
+            "mount -t overlay overlay -o \"lowerdir=$1,upperdir=$2,workdir=$3{extra}\" \"$4\" || exit 125; \
+             shift 4; exec \"$@\""
+        ));
         command.arg("forge-overlay").arg(&self.lower);
         for part in ["upper", "work", "merged"] {
             command.arg(self.scratch.join(part));
@@ -303,7 +357,7 @@ fn running_as_root() -> bool {
 
 /// `rm -rf`, making directories writable first (overlay's work directory
 /// and read-only directories a program made would stop `remove_dir_all`).
-fn remove_tree(path: &Path) -> io::Result<()> {
+pub(crate) fn remove_tree(path: &Path) -> io::Result<()> {
     if fs::remove_dir_all(path).is_ok() {
         return Ok(());
     }

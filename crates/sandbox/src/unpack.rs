@@ -37,6 +37,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
 
 use forge_oci::entries::{EntryKind, LayerEntry, LayerReader, Marker, ReadError};
+use forge_oci::oci_spec::image::Descriptor;
 use forge_oci::{BlobStore, Digest, Image};
 
 use crate::error::{EntryError, Error, Result};
@@ -70,6 +71,20 @@ pub fn unpack_cached(store: &BlobStore, image: &Image, cache_dir: &Path) -> Resu
 }
 
 fn unpack_to(store: &BlobStore, image: &Image, dest: &Path) -> Result<()> {
+    unpack_with(dest, |root| apply_layers(store, image, root))
+}
+
+/// Unpacks `layers` into a new directory `dest`, renamed into place when
+/// complete (as [`unpack_cached`] does for an image).
+pub(crate) fn unpack_layers_to(
+    store: &BlobStore,
+    layers: &[(Descriptor, Digest)],
+    dest: &Path,
+) -> Result<()> {
+    unpack_with(dest, |root| apply_to(store, layers, root, true))
+}
+
+fn unpack_with(dest: &Path, fill: impl FnOnce(&Path) -> Result<()>) -> Result<()> {
     let parent = match dest.parent() {
         Some(p) if !p.as_os_str().is_empty() => p,
         _ => Path::new("."),
@@ -83,7 +98,7 @@ fn unpack_to(store: &BlobStore, image: &Image, dest: &Path) -> Result<()> {
         .prefix(&format!("{}unpack-", forge_oci::temp::prefix(".tmp-")))
         .tempdir_in(parent)
         .map_err(|e| Error::io("creating a temporary directory in", parent, e))?;
-    apply_layers(store, image, temp.path())?;
+    fill(temp.path())?;
     let temp_path = temp.keep();
     fs::rename(&temp_path, dest).map_err(|e| {
         // Best effort: the error that matters is the rename's.
@@ -122,12 +137,26 @@ fn apply_layers(store: &BlobStore, image: &Image, root: &Path) -> Result<()> {
             diff_ids: diff_ids.len(),
         });
     }
+    let layers: Vec<(Descriptor, Digest)> = layers.iter().cloned().zip(diff_ids).collect();
+    apply_to(store, &layers, root, true)
+}
+
+/// Applies `layers` (each blob with its diff ID, checked) in order to the
+/// root filesystem `root` as it is, with the same rules as [`unpack`]: a
+/// build's root grows by the layers of its steps this way.
+pub fn apply(store: &BlobStore, layers: &[(Descriptor, Digest)], root: &Path) -> Result<()> {
+    apply_to(store, layers, root, false)
+}
+
+fn apply_to(store: &BlobStore, layers: &[(Descriptor, Digest)], root: &Path, fresh: bool) -> Result<()> {
     let owner = fs::metadata(root).map_err(|e| Error::io("reading metadata of", root, e))?.uid();
     let mut unpacker = Unpacker { root, chown: owner == 0, dirs: BTreeMap::new(), written: HashSet::new() };
-    // The temporary directory is 0700; a root filesystem is 0755 unless
-    // the image says otherwise.
-    unpacker.dirs.insert(root.to_owned(), DirMeta { mode: 0o755, mtime: 0 });
-    for (desc, diff_id) in layers.iter().zip(&diff_ids) {
+    if fresh {
+        // The temporary directory is 0700; a root filesystem is 0755 unless
+        // the image says otherwise.
+        unpacker.dirs.insert(root.to_owned(), DirMeta { mode: 0o755, mtime: 0 });
+    }
+    for (desc, diff_id) in layers {
         let digest = Digest::from_descriptor(desc)?;
         let mut layer = store.open_uncompressed(desc).map_err(unsupported_layer)?;
         unpacker.written.clear();

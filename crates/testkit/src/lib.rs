@@ -293,3 +293,44 @@ pub fn files_below(dir: &Path) -> Vec<String> {
     out.sort();
     out
 }
+
+/// Copies the host's `programs` (looked up in `PATH`) into the root file
+/// system `root` at `usr/bin/NAME`, with the shared libraries `ldd` lists
+/// for them at their host paths, and `bin`, `lib`, `lib64` as merged-`/usr`
+/// links: a small real userland for tests that execute commands in an
+/// image (a sandboxed `RUN`) without building a Debian base. `sh` is the
+/// host's `/bin/sh`.
+pub fn host_userland(root: &Path, programs: &[&str]) {
+    use std::os::unix::fs::symlink;
+    let usr_bin = root.join("usr/bin");
+    std::fs::create_dir_all(&usr_bin).expect("creating usr/bin");
+    for dir in ["bin", "lib", "lib64", "sbin"] {
+        std::fs::create_dir_all(root.join("usr").join(dir)).expect("creating usr dirs");
+        if std::fs::symlink_metadata(root.join(dir)).is_err() {
+            symlink(format!("usr/{dir}"), root.join(dir)).expect("linking a merged /usr directory");
+        }
+    }
+    for program in programs {
+        let host = run("sh", &["-c", &format!("command -v {program}")]).trim().to_string();
+        let host = std::fs::canonicalize(&host).unwrap_or_else(|e| panic!("finding {program}: {e}"));
+        std::fs::copy(&host, usr_bin.join(program)).unwrap_or_else(|e| panic!("copying {program}: {e}"));
+        let ldd = Command::new("ldd").arg(&host).output().expect("running ldd");
+        for line in String::from_utf8_lossy(&ldd.stdout).lines() {
+            // `libc.so.6 => /lib/x86_64-linux-gnu/libc.so.6 (0x...)`, or the
+            // loader as `/lib64/ld-linux-x86-64.so.2 (0x...)`.
+            let path = match line.split_once("=>") {
+                Some((_, rest)) => rest.split_whitespace().next(),
+                None => line.split_whitespace().next().filter(|p| p.starts_with('/')),
+            };
+            let Some(path) = path.filter(|p| p.starts_with('/')) else { continue };
+            let rel = Path::new(path).strip_prefix("/").expect("absolute");
+            // Into /usr, where the merged links lead.
+            let rel = if rel.starts_with("usr") { rel.to_path_buf() } else { Path::new("usr").join(rel) };
+            let dest = root.join(rel);
+            std::fs::create_dir_all(dest.parent().expect("a parent")).expect("creating a library directory");
+            if !dest.exists() {
+                std::fs::copy(path, &dest).unwrap_or_else(|e| panic!("copying {path}: {e}"));
+            }
+        }
+    }
+}

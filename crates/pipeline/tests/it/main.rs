@@ -2,6 +2,8 @@
 //! made from a root filesystem into the session's store, plugins built one
 //! and many at a time behind the lint gate, pushes of what built.
 
+mod run;
+
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
@@ -63,6 +65,7 @@ fn options(root: &Path) -> SessionOptions {
         locks: Default::default(),
         debian_mirror: None,
         platforms: Vec::new(),
+        run: Default::default(),
     }
 }
 

@@ -1,0 +1,88 @@
+//! Sandboxed `RUN`s through a session: over a base made of the host's own
+//! `sh`, `mkdir`, `ln`, `rm` and `cat` (copied with their libraries), each
+//! `RUN` executed under bubblewrap and its changes captured as a layer,
+//! checked with Python's `tarfile`.
+
+use std::path::Path;
+
+use forge_pipeline::{RunPolicy, Session, SessionOptions};
+
+use super::{options, write};
+
+/// A monorepo with plugin `plugins/r` whose Dockerfile is `dockerfile`,
+/// and `localhost:5000/base-py` made of the host's userland plus
+/// `/etc/gone`, `/srv/data/old` and a `python` stand-in.
+fn monorepo(dockerfile: &str) -> tempfile::TempDir {
+    let repo = tempfile::tempdir().unwrap();
+    write(
+        repo.path(),
+        "plugins/r/plugin_info.json",
+        r#"{"title": "t", "description": "d", "type": "import"}"#,
+    );
+    write(repo.path(), "plugins/r/VERSION", "team/r:1.0.0\n");
+    write(repo.path(), "plugins/r/Dockerfile", dockerfile);
+    write(repo.path(), "plugins/r/src/main.py", "print(1)\n");
+    let rootfs = tempfile::tempdir().unwrap();
+    forge_testkit::host_userland(rootfs.path(), &["sh", "mkdir", "ln", "rm", "cat"]);
+    write(rootfs.path(), "etc/gone", "old\n");
+    write(rootfs.path(), "srv/data/old", "old\n");
+    write(rootfs.path(), "usr/bin/python", "stand-in\n");
+    let executable = std::os::unix::fs::PermissionsExt::from_mode(0o755);
+    std::fs::set_permissions(rootfs.path().join("usr/bin/python"), executable).unwrap();
+    let store = forge_pipeline::open_store(repo.path()).unwrap();
+    let base = forge_builder::image_from_rootfs(&store, rootfs.path(), 0).unwrap();
+    store.set_ref("localhost:5000/base-py", &base.manifest_descriptor()).unwrap();
+    repo
+}
+
+const HEADER: &str = "ARG REGISTRY\nARG TAG\nFROM ${REGISTRY}/base-py:${TAG}\nARG MODULE_PATH\n";
+
+fn session(repo: &Path, run: RunPolicy) -> Session {
+    Session::open(SessionOptions { run, ..options(repo) }, &forge_pipeline::Quiet).unwrap()
+}
+
+/// The members of the image's last layer, as Python's tarfile reads them.
+fn last_layer(tarball: &Path) -> Vec<String> {
+    let listing = forge_testkit::python_check_archive(tarball);
+    let last = listing.rsplit("--\n").next().unwrap();
+    last.lines().map(str::to_string).collect()
+}
+
+#[test]
+fn a_run_becomes_a_layer_of_what_it_changed() {
+    if !forge_testkit::require_tool("bwrap") {
+        return;
+    }
+    let dockerfile = format!(
+        "{HEADER}COPY ${{MODULE_PATH}} /workdir\n\
+         RUN mkdir -p /opt/made && echo hello > /opt/made/greeting && ln -s made/greeting /opt/link \\\n\
+         \x20   && rm /etc/gone && rm -rf /srv/data && mkdir /srv/data && echo new > /srv/data/new \\\n\
+         \x20   && cat /workdir/src/main.py > /opt/made/copied && echo same > /tmp/scratch\n\
+         ENV PYTHONPATH=/workdir:/workdir/src:/workdir/supervisely_lib/worker_proto\n"
+    );
+    let repo = monorepo(&dockerfile);
+    let session = session(repo.path(), RunPolicy::default());
+    let built = session.build_one(Path::new("plugins/r"), &forge_pipeline::Quiet).unwrap();
+    assert_eq!(
+        last_layer(&built.tarball),
+        [
+            "d 0755 0:0 0 etc",
+            "f 0000 0:0 0 etc/.wh.gone",
+            "d 0755 0:0 0 opt",
+            "l 0777 0:0 0 opt/link -> made/greeting",
+            "d 0755 0:0 0 opt/made",
+            "f 0644 0:0 0 opt/made/copied",
+            "f 0644 0:0 0 opt/made/greeting",
+            "d 0755 0:0 0 srv",
+            "d 0755 0:0 0 srv/data",
+            "f 0000 0:0 0 srv/data/.wh..wh..opq",
+            "f 0644 0:0 0 srv/data/new",
+        ]
+    );
+    assert_eq!(built.built.layers_built, 2, "COPY and RUN");
+
+    // Built again: every layer from the cache, the RUN not executed.
+    let again = session.build_one(Path::new("plugins/r"), &forge_pipeline::Quiet).unwrap();
+    assert_eq!(again.built.digest(), built.built.digest());
+    assert_eq!(again.built.layers_built, 0);
+}
