@@ -28,7 +28,7 @@ use forge_oci::{BlobStore, Digest, FileSource, NodeKind, RuntimeConfig, Tree};
 
 use crate::diff::{overlay_changes, rel, Owners};
 use crate::error::{Error, Result};
-use crate::rootcache::{LayerKind, RootCache};
+use crate::rootcache::{copy_tree, LayerKind, RootCache};
 use crate::run::{Bind, RunOptions};
 use crate::spec::RunSpec;
 
@@ -186,24 +186,6 @@ impl RootCache {
             .map_err(|e| Error::io("creating a build root in", &chains, e))?
             .keep())
     }
-}
-
-/// `cp -a --reflink=auto SRC DEST`.
-fn copy_tree(src: &Path, dest: &Path) -> Result<()> {
-    let output = Command::new("cp")
-        .args(["-a", "--reflink=auto", "--"])
-        .arg(src)
-        .arg(dest)
-        .output()
-        .map_err(|e| Error::io("running `cp -a` to copy", src, e))?;
-    if !output.status.success() {
-        return Err(Error::io(
-            "copying the root filesystem to",
-            dest,
-            io::Error::other(String::from_utf8_lossy(&output.stderr).trim().to_owned()),
-        ));
-    }
-    Ok(())
 }
 
 /// Runs `cmd` with stdin from `/dev/null`, stdout and stderr into one

@@ -279,23 +279,7 @@ impl RunLayer {
     }
 
     fn make_copy(&self) -> Result<()> {
-        let dest = self.copy_root();
-        let output = Command::new("cp")
-            .arg("-a")
-            .arg("--reflink=auto")
-            .arg("--")
-            .arg(&self.lower)
-            .arg(&dest)
-            .output()
-            .map_err(|e| Error::io("running `cp -a` to copy", &self.lower, e))?;
-        if !output.status.success() {
-            return Err(Error::io(
-                "copying the root filesystem to",
-                dest,
-                io::Error::other(String::from_utf8_lossy(&output.stderr).trim().to_owned()),
-            ));
-        }
-        Ok(())
+        copy_tree(&self.lower, &self.copy_root())
     }
 
     /// `unshare ... sh -c 'mount overlay; exec "$@"' ...`, waiting for
@@ -349,6 +333,25 @@ impl Drop for RunLayer {
         // Best effort: a leftover run directory only takes space.
         let _ = remove_tree(&self.scratch);
     }
+}
+
+/// `cp -a --reflink=auto SRC DEST`: a copy of a root file system (sharing
+/// blocks on a CoW file system).
+pub(crate) fn copy_tree(src: &Path, dest: &Path) -> Result<()> {
+    let output = Command::new("cp")
+        .args(["-a", "--reflink=auto", "--"])
+        .arg(src)
+        .arg(dest)
+        .output()
+        .map_err(|e| Error::io("running `cp -a` to copy", src, e))?;
+    if !output.status.success() {
+        return Err(Error::io(
+            "copying the root filesystem to",
+            dest,
+            io::Error::other(String::from_utf8_lossy(&output.stderr).trim().to_owned()),
+        ));
+    }
+    Ok(())
 }
 
 fn running_as_root() -> bool {
