@@ -182,6 +182,10 @@ pub(crate) struct DockerFlags {
     /// executable bit), which gives the same image whatever the umask.
     #[arg(long)]
     preserve_modes: bool,
+    /// Build this stage of a multi-stage Dockerfile (`FROM image AS
+    /// STAGE`) and the stages it needs, instead of the last stage.
+    #[arg(long, value_name = "STAGE")]
+    target: Option<String>,
     /// Print only the image names (and errors), like `docker build -q`.
     #[arg(short = 'q', long)]
     pub(crate) quiet: bool,
@@ -197,7 +201,7 @@ impl DockerFlags {
     /// The build args, labels, tags and cache policy, checked.
     pub(crate) fn extras(&self) -> anyhow::Result<Extras> {
         let extras = Extras::from_flags(&self.build_args, &self.labels, &self.tags, self.no_cache)?;
-        Ok(Extras { preserve_modes: self.preserve_modes, ..extras })
+        Ok(Extras { preserve_modes: self.preserve_modes, target: self.target.clone(), ..extras })
     }
 
     /// The platforms of `--platform`, checked (none: the default).

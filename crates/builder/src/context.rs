@@ -26,7 +26,7 @@ use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
 use forge_oci::{Node, NodeKind, Tree};
-use globset::GlobBuilder;
+use globset::{GlobBuilder, GlobMatcher};
 use walkdir::WalkDir;
 
 use crate::dockerignore::{clean, DockerIgnore};
@@ -263,17 +263,7 @@ impl Context {
         let mut current = vec![String::new()];
         for component in pattern.split('/') {
             let mut next = Vec::new();
-            let is_glob = component.contains(['*', '?', '[']);
-            let matcher = if is_glob {
-                let glob = GlobBuilder::new(component)
-                    .literal_separator(true)
-                    .backslash_escape(true)
-                    .build()
-                    .map_err(|e| Refusal::new(format!("invalid pattern `{pattern}`: {}", e.kind())))?;
-                Some(glob.compile_matcher())
-            } else {
-                None
-            };
+            let matcher = component_matcher(component, pattern)?;
             for dir in &current {
                 match &matcher {
                     None => {
@@ -461,6 +451,21 @@ fn is_lock(rel: &str) -> bool {
 
 fn is_own_output(rel: &str) -> bool {
     rel.strip_prefix(crate::TARGET_DIR).is_some_and(|rest| rest.is_empty() || rest.starts_with('/'))
+}
+
+/// The matcher of one path component of a `COPY` source pattern (Go's
+/// `filepath.Match`: `*` and `?` never cross `/`, `\` escapes), or `None`
+/// when the component has no glob characters.
+pub(crate) fn component_matcher(component: &str, pattern: &str) -> Result<Option<GlobMatcher>, Refusal> {
+    if !component.contains(['*', '?', '[']) {
+        return Ok(None);
+    }
+    let glob = GlobBuilder::new(component)
+        .literal_separator(true)
+        .backslash_escape(true)
+        .build()
+        .map_err(|e| Refusal::new(format!("invalid pattern `{pattern}`: {}", e.kind())))?;
+    Ok(Some(glob.compile_matcher()))
 }
 
 /// `path` resolved against the absolute directory `cwd`, cleaned.

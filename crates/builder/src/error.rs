@@ -97,6 +97,16 @@ pub enum BuildError {
         /// What is wrong.
         message: String,
     },
+    /// `--target` names no stage of the Dockerfile.
+    #[error("{}: --target {target}: no stage has that name; its stages: {stages}", file.display())]
+    UnknownTarget {
+        /// The Dockerfile, relative to the monorepo root.
+        file: PathBuf,
+        /// The name given.
+        target: String,
+        /// The names there are.
+        stages: String,
+    },
     /// A plugin's plan has no platform to build for.
     #[error("{}: nothing to build: the plan has no platform", plugin.display())]
     NoPlatform {

@@ -6,20 +6,31 @@
 //! [`RunChain`] per execution), each config change is applied, and the
 //! config and manifest are written to the store. Nothing here reads the
 //! Dockerfile: what to do was decided by [`crate::plan`].
+//!
+//! A multi-stage plan executes the stages the target needs first, each
+//! into an image of its own (config and manifest in the store, no ref),
+//! those that do not need each other in parallel; a stage based on another
+//! starts from that stage's image, and a `COPY --from` reads the files of
+//! the image it names ([`crate::copy_from`]). The target's image holds its
+//! own chain's layers only.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
+use std::path::Path;
 use std::sync::{Arc, Mutex};
+
+use rayon::prelude::*;
 
 use forge_oci::files::{Empty, ImageLayers};
 use forge_oci::{
     BlobStore, Compression, Digest, FileDigests, Image, ImageFiles, KeyInputs, Layer, LayerCache, LayerKey,
-    LayerOptions, Platform, Stack, Tree,
+    LayerOptions, Platform, Spool, Stack, Tree,
 };
 
+use crate::copy_from::{CopyFrom, CopySource};
 use crate::error::BuildError;
-use crate::image::ImageState;
+use crate::image::{BaseImage, ImageState};
 use crate::install::{InstallError, InstallRequest, Installer};
-use crate::plan::{BuildPlan, Step};
+use crate::plan::{BuildPlan, StagePlan, Step};
 use crate::sandboxed::{LayerBelow, RunChain, RunError, RunRequest, Runner};
 
 /// The outcome of [`execute`]: the image and how its layers were obtained.
@@ -59,31 +70,150 @@ pub fn execute(
     installer: &dyn Installer,
     runner: &dyn Runner,
 ) -> Result<Executed, BuildError> {
-    let mut state = ImageState::from_base(&plan.base, plan.epoch);
-    let mut parents = match &plan.base.image {
+    let context = Context { store, cache, slots, installer, runner };
+    let (images, mut layers_built, mut layers_cached) = execute_stages(plan, &context)?;
+    let base = stage_base(&plan.base, plan.base_stage, &plan.stages, &images);
+    let stage = Stage { dockerfile: &plan.dockerfile, base: &base, epoch: plan.epoch, steps: &plan.steps };
+    let ran = run(&stage, &context, &images)?;
+    layers_built += ran.built;
+    layers_cached += ran.cached;
+    let image = ran.image.assemble(store, plan.labels.clone(), &plan.annotations)?;
+    Ok(Executed { image, layers_built, layers_cached })
+}
+
+/// What every stage of an execution shares.
+#[derive(Clone, Copy)]
+struct Context<'a> {
+    store: &'a BlobStore,
+    cache: &'a dyn LayerCache,
+    slots: &'a LayerSlots,
+    installer: &'a dyn Installer,
+    runner: &'a dyn Runner,
+}
+
+/// One stage as it is executed: the target or one of [`BuildPlan::stages`].
+struct Stage<'a> {
+    dockerfile: &'a Path,
+    base: &'a BaseImage,
+    epoch: u64,
+    steps: &'a [Step],
+}
+
+/// A stage's image before its config is written, and how its layers were
+/// obtained.
+struct Ran {
+    image: ImageState,
+    built: usize,
+    cached: usize,
+}
+
+/// Executes the stages the target needs, in waves: each wave the stages
+/// whose own stages are done, in parallel. Returns their images by stage
+/// index and the layers built and found.
+fn execute_stages(
+    plan: &BuildPlan,
+    context: &Context<'_>,
+) -> Result<(BTreeMap<usize, Image>, usize, usize), BuildError> {
+    let (mut images, mut built, mut cached) = (BTreeMap::new(), 0, 0);
+    let mut pending: Vec<&StagePlan> = plan.stages.iter().collect();
+    while !pending.is_empty() {
+        let (ready, waiting): (Vec<&StagePlan>, Vec<&StagePlan>) =
+            pending.into_iter().partition(|s| needs(s).all(|n| images.contains_key(&n)));
+        if ready.is_empty() {
+            return Err(BuildError::Dockerfile {
+                file: plan.dockerfile.clone(),
+                line: waiting[0].steps.first().map_or(1, |s| s.position.line),
+                column: 1,
+                message: format!("stage `{}` needs a stage that is not planned", waiting[0].label),
+                help: None,
+            });
+        }
+        let done: Vec<Result<(usize, Image, usize, usize), BuildError>> = ready
+            .par_iter()
+            .map(|stage| {
+                let base = stage_base(&stage.base, stage.base_stage, &plan.stages, &images);
+                let run_stage = Stage {
+                    dockerfile: &plan.dockerfile,
+                    base: &base,
+                    epoch: plan.epoch,
+                    steps: &stage.steps,
+                };
+                let ran = run(&run_stage, context, &images)?;
+                let image = ran.image.assemble(context.store, BTreeMap::new(), &BTreeMap::new())?;
+                Ok((stage.index, image, ran.built, ran.cached))
+            })
+            .collect();
+        for result in done {
+            let (index, image, b, c) = result?;
+            images.insert(index, image);
+            built += b;
+            cached += c;
+        }
+        pending = waiting;
+    }
+    Ok((images, built, cached))
+}
+
+/// The stages `stage` needs done first: the one it is based on and those
+/// its `COPY --from`s read.
+fn needs(stage: &StagePlan) -> impl Iterator<Item = usize> + '_ {
+    stage.base_stage.into_iter().chain(stage.steps.iter().filter_map(|s| match &s.copy_from {
+        Some(CopyFrom { source: CopySource::Stage { index, .. }, .. }) => Some(*index),
+        _ => None,
+    }))
+}
+
+/// The base a stage starts from: the image of the stage it is based on,
+/// once executed, or its own base image.
+fn stage_base(
+    base: &BaseImage,
+    base_stage: Option<usize>,
+    stages: &[StagePlan],
+    images: &BTreeMap<usize, Image>,
+) -> BaseImage {
+    match base_stage.and_then(|index| Some((index, images.get(&index)?))) {
+        Some((index, image)) => {
+            let label = stages
+                .iter()
+                .find(|s| s.index == index)
+                .map_or_else(|| index.to_string(), |s| s.label.clone());
+            BaseImage { reference: label, image: Some(image.clone()), platform: base.platform.clone() }
+        }
+        None => base.clone(),
+    }
+}
+
+/// Executes the steps of `stage` over its base; `images` are the stages
+/// done, which its `COPY --from`s read.
+fn run(stage: &Stage<'_>, context: &Context<'_>, images: &BTreeMap<usize, Image>) -> Result<Ran, BuildError> {
+    let store = context.store;
+    let (installer, runner) = (context.installer, context.runner);
+    let mut state = ImageState::from_base(stage.base, stage.epoch);
+    let mut parents = match &stage.base.image {
         Some(image) => image.diff_ids()?,
         None => Vec::new(),
     };
     let mut executor = Executor {
         store,
-        cache,
-        slots,
+        cache: context.cache,
+        slots: context.slots,
         digests: FileDigests::new(store),
-        epoch: plan.epoch,
+        epoch: stage.epoch,
         built: 0,
         cached: 0,
     };
-    let mut installs = Installs::new(plan, store)?;
-    let mut runs = Runs::new(plan)?;
-    for (index, step) in plan.steps.iter().enumerate() {
+    let mut installs = Installs::new(stage, store)?;
+    let mut runs = Runs::new(stage)?;
+    let mut copies = Copies::default();
+    for (index, step) in stage.steps.iter().enumerate() {
         if let Some(change) = &step.change {
             change.apply(&mut state.runtime, &mut state.author);
         }
-        let layer = match (&step.layer, &step.install) {
-            (Some(tree), _) => {
-                Some(executor.layer(tree, step, &parents).map_err(|e| layer_error(plan, step, e))?)
+        let layer = match (&step.layer, &step.install, &step.copy_from) {
+            (Some(tree), _, _) => {
+                Some(executor.layer(tree, step, &parents).map_err(|e| layer_error(stage, step, e))?)
             }
-            (None, Some(_)) => {
+            (None, Some(_), _) => {
                 let env: Vec<(String, String)> = state
                     .runtime
                     .env
@@ -92,16 +222,24 @@ pub fn execute(
                         e.split_once('=').map_or((e.clone(), String::new()), |(k, v)| (k.into(), v.into()))
                     })
                     .collect();
-                Some(installs.layer(plan, index, &env, &mut executor, installer)?)
+                Some(installs.layer(stage, index, &env, &mut executor, installer)?)
             }
-            (None, None) if step.sandbox.is_some() => {
-                let layer = runs.layer(plan, index, &parents, &mut executor, runner)?;
+            (None, None, Some(copy)) => {
+                let tree = copies.tree(stage, step, copy, store, images)?;
+                let layer = executor.layer(&tree, step, &parents).map_err(|e| layer_error(stage, step, e))?;
                 if installs.last_install.is_some_and(|last| last > index) {
-                    installs.run_trees.insert(index, runs.read_back(plan, step, &layer, store)?);
+                    installs.run_trees.insert(index, tree);
                 }
                 Some(layer)
             }
-            (None, None) => None,
+            (None, None, None) if step.sandbox.is_some() => {
+                let layer = runs.layer(stage, index, &parents, &mut executor, runner)?;
+                if installs.last_install.is_some_and(|last| last > index) {
+                    installs.run_trees.insert(index, runs.read_back(stage, step, &layer, store)?);
+                }
+                Some(layer)
+            }
+            (None, None, None) => None,
         };
         match layer {
             Some(layer) => {
@@ -113,13 +251,61 @@ pub fn execute(
             None => state.record(&step.created_by),
         }
     }
-    let image = state.assemble(store, plan.labels.clone(), &plan.annotations)?;
-    Ok(Executed { image, layers_built: executor.built, layers_cached: executor.cached })
+    Ok(Ran { image: state, built: executor.built, cached: executor.cached })
 }
 
-fn layer_error(plan: &BuildPlan, step: &Step, source: forge_oci::Error) -> BuildError {
+/// The `COPY --from`s of one stage: the files of the images they read
+/// (each read once) and the spool their contents go to until the layers
+/// are written.
+#[derive(Default)]
+struct Copies {
+    files: HashMap<Digest, ImageLayers>,
+    spool: Option<(tempfile::TempDir, Spool)>,
+}
+
+impl Copies {
+    fn tree(
+        &mut self,
+        stage: &Stage<'_>,
+        step: &Step,
+        copy: &CopyFrom,
+        store: &BlobStore,
+        images: &BTreeMap<usize, Image>,
+    ) -> Result<Tree, BuildError> {
+        let image = match &copy.source {
+            CopySource::Stage { index, label } => {
+                images.get(index).cloned().ok_or_else(|| BuildError::Dockerfile {
+                    file: stage.dockerfile.to_path_buf(),
+                    line: step.position.line,
+                    column: step.position.column,
+                    message: format!("the stage `{label}` was not built before this COPY --from"),
+                    help: None,
+                })?
+            }
+            CopySource::Image { digest, .. } => Image::load(store, digest)?,
+        };
+        if !self.files.contains_key(&image.manifest_digest) {
+            let files = ImageLayers::read(store, &image)?;
+            self.files.insert(image.manifest_digest.clone(), files);
+        }
+        if self.spool.is_none() {
+            forge_oci::temp::register_dir(store.root());
+            let dir = tempfile::Builder::new()
+                .prefix(&format!("{}from-", forge_oci::temp::prefix(".tmp-")))
+                .tempdir_in(store.root())
+                .map_err(|e| BuildError::io("creating a spool directory in", store.root(), e))?;
+            let spool = Spool::new(dir.path()).map_err(|e| BuildError::io("creating", dir.path(), e))?;
+            self.spool = Some((dir, spool));
+        }
+        let files = &self.files[&image.manifest_digest];
+        let (_, spool) = self.spool.as_mut().expect("made above");
+        crate::copy_from::tree(files, copy, spool, stage.dockerfile, step.position)
+    }
+}
+
+fn layer_error(plan: &Stage<'_>, step: &Step, source: forge_oci::Error) -> BuildError {
     BuildError::Layer {
-        file: plan.dockerfile.clone(),
+        file: plan.dockerfile.to_path_buf(),
         line: step.position.line,
         column: step.position.column,
         instruction: step.created_by.clone(),
@@ -143,11 +329,11 @@ struct Installs {
     last_install: Option<usize>,
     /// The trees of sandboxed `RUN`s a later installing step needs, by
     /// step index.
-    run_trees: std::collections::BTreeMap<usize, Tree>,
+    run_trees: BTreeMap<usize, Tree>,
 }
 
 impl Installs {
-    fn new(plan: &BuildPlan, store: &BlobStore) -> Result<Installs, BuildError> {
+    fn new(plan: &Stage<'_>, store: &BlobStore) -> Result<Installs, BuildError> {
         let last_install = plan.steps.iter().rposition(|s| s.install.is_some());
         let platform = plan.base.platform.clone();
         let spool = match last_install {
@@ -175,7 +361,7 @@ impl Installs {
     /// The layer of the installing step `index`.
     fn layer(
         &mut self,
-        plan: &BuildPlan,
+        plan: &Stage<'_>,
         index: usize,
         env: &[(String, String)],
         executor: &mut Executor<'_>,
@@ -198,7 +384,7 @@ impl Installs {
         let base = self.base.as_deref().expect("read above");
         let files = Stack::new(base, self.trees.iter().flatten());
         let request = InstallRequest {
-            dockerfile: &plan.dockerfile,
+            dockerfile: plan.dockerfile,
             position: step.position,
             instruction: &step.created_by,
             run,
@@ -209,7 +395,7 @@ impl Installs {
         let install_error = |e: InstallError| {
             let at = e.position.unwrap_or(step.position);
             BuildError::Install {
-                file: plan.dockerfile.clone(),
+                file: plan.dockerfile.to_path_buf(),
                 line: at.line,
                 column: at.column,
                 instruction: step.created_by.clone(),
@@ -254,7 +440,7 @@ struct Runs<'r> {
 }
 
 impl<'r> Runs<'r> {
-    fn new(plan: &BuildPlan) -> Result<Runs<'r>, BuildError> {
+    fn new(plan: &Stage<'_>) -> Result<Runs<'r>, BuildError> {
         let mut below = Vec::new();
         if let Some(image) = &plan.base.image {
             for (descriptor, diff_id) in image.manifest.layers().iter().zip(image.diff_ids()?) {
@@ -267,7 +453,7 @@ impl<'r> Runs<'r> {
     /// The layer of the sandboxed step `index` over the layers `parents`.
     fn layer(
         &mut self,
-        plan: &BuildPlan,
+        plan: &Stage<'_>,
         index: usize,
         parents: &[Digest],
         executor: &mut Executor<'_>,
@@ -276,7 +462,7 @@ impl<'r> Runs<'r> {
         let step = &plan.steps[index];
         let run = step.sandbox.as_ref().expect("a sandboxed step");
         let request = RunRequest {
-            dockerfile: &plan.dockerfile,
+            dockerfile: plan.dockerfile,
             position: step.position,
             instruction: &step.created_by,
             run,
@@ -310,7 +496,7 @@ impl<'r> Runs<'r> {
     /// for an installing step after it.
     fn read_back(
         &mut self,
-        plan: &BuildPlan,
+        plan: &Stage<'_>,
         step: &Step,
         layer: &Layer,
         store: &BlobStore,
@@ -320,8 +506,7 @@ impl<'r> Runs<'r> {
             None => self.spool.insert(spool_dir(store)?).path().to_owned(),
         };
         let spool_path = dir.join(format!("layer-{}", self.below.len()));
-        let mut spool =
-            forge_oci::Spool::new(&spool_path).map_err(|e| BuildError::io("creating", &spool_path, e))?;
+        let mut spool = Spool::new(&spool_path).map_err(|e| BuildError::io("creating", &spool_path, e))?;
         let reader = store.open_uncompressed(&layer.descriptor()).map_err(|e| layer_error(plan, step, e))?;
         let mut tree = Tree::new();
         forge_oci::read_tar(reader, &mut spool, |path, node| {
@@ -331,7 +516,7 @@ impl<'r> Runs<'r> {
         .map_err(|e| {
             BuildError::io(
                 "reading back the layer of",
-                plan.dockerfile.clone(),
+                plan.dockerfile.to_path_buf(),
                 std::io::Error::other(e.to_string()),
             )
         })?;
@@ -349,9 +534,9 @@ fn spool_dir(store: &BlobStore) -> Result<tempfile::TempDir, BuildError> {
         .map_err(|e| BuildError::io("creating a spool directory in", store.root(), e))
 }
 
-fn run_error(plan: &BuildPlan, step: &Step, e: RunError) -> BuildError {
+fn run_error(plan: &Stage<'_>, step: &Step, e: RunError) -> BuildError {
     BuildError::Run {
-        file: plan.dockerfile.clone(),
+        file: plan.dockerfile.to_path_buf(),
         line: step.position.line,
         column: step.position.column,
         message: e.message,

@@ -38,6 +38,9 @@ pub struct Extras {
     /// disk, as `docker build` does, instead of 0644/0755 (which give the
     /// same image whatever the checkout's umask).
     pub preserve_modes: bool,
+    /// `--target STAGE`: build that stage of a multi-stage Dockerfile (and
+    /// the stages it needs) instead of the last.
+    pub target: Option<String>,
 }
 
 impl Extras {
@@ -84,7 +87,7 @@ impl Extras {
                 checked.push(tag.clone());
             }
         }
-        Ok(Extras { build_args, labels, tags: checked, no_cache, preserve_modes: false })
+        Ok(Extras { build_args, labels, tags: checked, no_cache, preserve_modes: false, target: None })
     }
 }
 

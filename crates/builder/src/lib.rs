@@ -22,6 +22,7 @@
 
 mod archive;
 mod context;
+mod copy_from;
 mod dockerignore;
 mod error;
 pub mod execute;
@@ -36,6 +37,7 @@ mod rootfs;
 pub mod run;
 pub mod sandboxed;
 pub mod secrets;
+mod stages;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -44,6 +46,7 @@ use forge_manifest::{ImageRef, Plugin, DOCKERFILE};
 use forge_oci::{BlobStore, Digest, LayerCache, Platform};
 
 pub use context::{Context, CopyOptions, LOCK_FILE};
+pub use copy_from::{CopyFrom, CopySource};
 pub use dockerignore::DockerIgnore;
 pub use error::{BuildError, Refusal};
 pub use execute::{execute, Executed, LayerSlots, Rebuild};
@@ -51,7 +54,10 @@ pub use extras::{Extras, RESERVED_BUILD_ARGS, RESERVED_LABELS};
 pub use image::BaseImage;
 pub use install::{InstallError, InstallRequest, Installer, NoInstaller};
 pub use labels::supervisely_labels;
-pub use plan::{base_reference, plan, BuildPlan, ConfigChange, ParsedDockerfile, PlanInputs, Step};
+pub use plan::{
+    base_reference, plan, plan_target, BuildPlan, ConfigChange, ParsedDockerfile, PlanInputs, StagePlan,
+    Step, Target,
+};
 pub use resolve::{split_source, BaseResolver, LocalResolver, Override};
 pub use rootfs::image_from_rootfs;
 pub use sandboxed::{LayerBelow, NoRunner, RunChain, RunError, RunMount, RunRequest, Runner, SandboxRun};
@@ -239,12 +245,6 @@ impl Workspace {
         let labels = supervisely_labels(root, &plugin, &image_name)?;
         let mut plans = Vec::new();
         for platform in options.platforms() {
-            let base = base_reference(&dockerfile, &build_args, &platform)?;
-            let base = if base.reference == "scratch" {
-                BaseImage::scratch_for(platform)
-            } else {
-                resolver.resolve(&base.reference, &platform, &self.store)?
-            };
             let inputs = PlanInputs {
                 context: &self.context,
                 build_args: &build_args,
@@ -252,7 +252,10 @@ impl Workspace {
                 spool_parent: self.store.root(),
                 preserve_modes: options.extras.preserve_modes,
             };
-            let mut plan = plan(&dockerfile, base, &inputs)?;
+            // Only the stages the target needs have their images resolved.
+            let target = Target { stage: options.extras.target.as_deref(), platform: &platform };
+            let mut resolve = |reference: &str| resolver.resolve(reference, &platform, &self.store);
+            let mut plan = plan_target(&dockerfile, &target, &mut resolve, &inputs)?;
             plan.labels = options.extras.labels.clone();
             plan.labels.extend(labels.clone());
             plan.annotations = annotations(&plugin, &image_name, options, &plan.base);

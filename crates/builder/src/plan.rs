@@ -11,9 +11,13 @@
 //! history's `created_by`) and its position in the Dockerfile, which every
 //! error points at.
 //!
-//! The base image is resolved before planning, by the caller:
-//! [`base_reference`] reads the global `ARG`s and the `FROM` and says what
-//! to resolve.
+//! The base images are resolved while planning, by the caller's
+//! function ([`plan_target`]), only for the stages the target needs (see
+//! [`crate::stages`]): the target's steps are the plan's, each stage it
+//! needs is a [`StagePlan`] of its own, and a `COPY --from` a step with a
+//! [`CopyFrom`] whose tree is made at execute time, from the image it reads.
+//! [`base_reference`] says which image the default target's chain of
+//! stages starts from.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
@@ -26,10 +30,12 @@ use forge_oci::{Node, Platform, RuntimeConfig, Spool, Tree};
 
 use crate::archive;
 use crate::context::{resolve, Context, CopyOptions};
+use crate::copy_from::{CopyFrom, CopySource};
 use crate::error::{BuildError, Refusal};
 use crate::image::BaseImage;
 use crate::run::{InstallRun, Unrecognized};
 use crate::sandboxed::{read_flags, RunMount, SandboxRun};
+use crate::stages::{Base, Graph};
 
 /// A Dockerfile parsed into instructions, with its path for errors.
 #[derive(Debug)]
@@ -62,7 +68,17 @@ impl ParsedDockerfile {
         &self.path
     }
 
-    fn error(&self, at: Position, message: String, help: Option<&str>) -> BuildError {
+    /// The escape character of the file.
+    pub(crate) fn escape(&self) -> char {
+        self.file.escape
+    }
+
+    /// The typed instructions, in order.
+    pub(crate) fn instrs(&self) -> &[Spanned<Instr>] {
+        &self.instrs
+    }
+
+    pub(crate) fn error(&self, at: Position, message: String, help: Option<&str>) -> BuildError {
         BuildError::Dockerfile {
             file: self.path.clone(),
             line: at.line,
@@ -184,6 +200,9 @@ pub struct Step {
     /// The `RUN` the [`crate::Runner`] executes in the sandbox at execute
     /// time (one no native installer takes).
     pub sandbox: Option<SandboxRun>,
+    /// A `COPY --from`, whose tree is made at execute time from the image
+    /// it reads.
+    pub copy_from: Option<CopyFrom>,
 }
 
 /// Everything a build will do; see the [module docs](self).
@@ -204,18 +223,60 @@ pub struct BuildPlan {
     /// The context paths the `COPY`/`ADD` sources read
     /// ([`Context::source_root`]; `""`: the whole context).
     pub context_paths: BTreeSet<String>,
+    /// The other stages the target needs (multi-stage builds), in
+    /// Dockerfile order: each comes after the stages it needs. Empty for a
+    /// single stage.
+    pub stages: Vec<StagePlan>,
+    /// The stage (by index) the target's `FROM` names: the target starts
+    /// from that stage's image, and `base` is the image its chain starts from.
+    pub base_stage: Option<usize>,
     /// Holds the spooled content of `ADD` archives until the plan is dropped.
     _spool: tempfile::TempDir,
 }
 
-/// Reads the global `ARG`s and the `FROM` of `dockerfile` for a build for
-/// `platform`: the base to resolve before [`plan`].
+/// A stage the target needs, planned as the target is.
+#[derive(Debug)]
+pub struct StagePlan {
+    /// Its index in the Dockerfile (`0` is the first `FROM`).
+    pub index: usize,
+    /// Its name, or its index when it has none.
+    pub label: String,
+    /// The image its chain of stages starts from.
+    pub base: BaseImage,
+    /// The stage (by index) its `FROM` names, whose image it starts from.
+    pub base_stage: Option<usize>,
+    /// Its steps after `FROM`.
+    pub steps: Vec<Step>,
+}
+
+/// Which stage to build, for which platform.
+#[derive(Debug, Clone, Copy)]
+pub struct Target<'a> {
+    /// `--target`: the stage's name; `None` for the last stage.
+    pub stage: Option<&'a str>,
+    /// The platform the build is for (the automatic `TARGET*` args of the
+    /// `FROM`s; each stage's own come from its base's platform).
+    pub platform: &'a Platform,
+}
+
+/// The image the chain of stages of the last stage of `dockerfile` starts
+/// from, for a build for `platform` (for one stage: its `FROM`).
 pub fn base_reference(
     dockerfile: &ParsedDockerfile,
     build_args: &BTreeMap<String, String>,
     platform: &Platform,
 ) -> Result<BaseReference, BuildError> {
-    Header::read(dockerfile, build_args, platform).map(|header| header.base)
+    let graph = Graph::read(dockerfile, build_args, platform)?;
+    let mut index = graph.stages.len() - 1;
+    loop {
+        let stage = &graph.stages[index];
+        match &stage.base {
+            Base::Stage(parent) => index = *parent,
+            Base::Image(reference) => {
+                return Ok(BaseReference { reference: reference.clone(), position: stage.position })
+            }
+        }
+    }
 }
 
 /// `BuildKit`'s automatic platform args: `TARGETPLATFORM`, `TARGETOS`,
@@ -229,133 +290,218 @@ pub fn platform_args(target: &Platform) -> BTreeMap<String, String> {
 }
 
 /// Whether `name` is one of [`platform_args`].
-fn is_platform_arg(name: &str) -> bool {
+pub(crate) fn is_platform_arg(name: &str) -> bool {
     let suffix = name.strip_prefix("TARGET").or_else(|| name.strip_prefix("BUILD"));
     matches!(suffix, Some("PLATFORM" | "OS" | "ARCH" | "VARIANT"))
 }
 
-/// Plans the build of `dockerfile` over `base` (the image
-/// [`base_reference`] names); see the [module docs](self).
+/// Plans the build of the last stage of `dockerfile` with `base` as the
+/// image of every `FROM` that names one (for one stage: the image
+/// [`base_reference`] names; lint plans over `scratch`); see the [module
+/// docs](self).
 pub fn plan(
     dockerfile: &ParsedDockerfile,
     base: BaseImage,
     inputs: &PlanInputs<'_>,
 ) -> Result<BuildPlan, BuildError> {
-    let header = Header::read(dockerfile, inputs.build_args, &base.platform)?;
+    let platform = base.platform.clone();
+    plan_target(dockerfile, &Target { stage: None, platform: &platform }, &mut |_| Ok(base.clone()), inputs)
+}
+
+/// Plans the build of `target`: the stages it needs, each image a `FROM`
+/// or `COPY --from` names found by `resolve` (never called for `scratch`,
+/// nor for the stages the target does not need); see the [module
+/// docs](self).
+pub fn plan_target(
+    dockerfile: &ParsedDockerfile,
+    target: &Target<'_>,
+    resolve: &mut dyn FnMut(&str) -> Result<BaseImage, BuildError>,
+    inputs: &PlanInputs<'_>,
+) -> Result<BuildPlan, BuildError> {
+    let graph = Graph::read(dockerfile, inputs.build_args, target.platform)?;
+    let target_index = graph.target(dockerfile, target.stage)?;
     forge_oci::temp::register_dir(inputs.spool_parent);
     let spool_dir = tempfile::Builder::new()
         .prefix(&forge_oci::temp::prefix("spool-"))
         .tempdir_in(inputs.spool_parent)
         .map_err(|e| BuildError::io("creating a spool directory in", inputs.spool_parent, e))?;
-    let spool = Spool::new(spool_dir.path()).map_err(|e| BuildError::io("creating", spool_dir.path(), e))?;
-    let runtime = base.image.as_ref().map(|i| RuntimeConfig::from_config(&i.config)).unwrap_or_default();
-    let mut planner = Planner {
-        dockerfile,
-        inputs,
-        texts: dockerfile
-            .file
-            .instructions
-            .iter()
-            .map(|i| (i.position, format!("{} {}", i.keyword, i.args)))
-            .collect(),
-        global_args: header.global_args,
-        stage_args: BTreeMap::new(),
-        runtime,
-        shell: vec!["/bin/sh".to_string(), "-c".to_string()],
-        created: BTreeSet::new(),
-        cmd_set_here: false,
-        spool,
-        steps: Vec::new(),
-        context_paths: BTreeSet::new(),
+    let mut spool =
+        Some(Spool::new(spool_dir.path()).map_err(|e| BuildError::io("creating", spool_dir.path(), e))?);
+    let texts: HashMap<Position, String> = dockerfile
+        .file
+        .instructions
+        .iter()
+        .map(|i| (i.position, format!("{} {}", i.keyword, i.args)))
+        .collect();
+    let mut images: HashMap<String, BaseImage> = HashMap::new();
+    let mut image = |reference: &str| -> Result<BaseImage, BuildError> {
+        if reference == "scratch" {
+            return Ok(BaseImage::scratch_for(target.platform.clone()));
+        }
+        if let Some(found) = images.get(reference) {
+            return Ok(found.clone());
+        }
+        let found = resolve(reference)?;
+        images.insert(reference.to_string(), found.clone());
+        Ok(found)
     };
-    for instr in &dockerfile.instrs[header.rest..] {
-        planner.instruction(instr.position, &instr.node)?;
+    let mut planned: BTreeMap<usize, (StagePlan, Start)> = BTreeMap::new();
+    let mut context_paths = BTreeSet::new();
+    for index in graph.needed(target_index) {
+        let def = &graph.stages[index];
+        let (base, base_stage, start) = match &def.base {
+            Base::Image(reference) => {
+                let base = image(reference)?;
+                let start = Start::of(&base);
+                (base, None, start)
+            }
+            Base::Stage(parent) => {
+                let (parent_plan, end) = &planned[parent];
+                (parent_plan.base.clone(), Some(*parent), end.clone())
+            }
+        };
+        let mut copies = HashMap::new();
+        for (position, word, source) in &def.copies {
+            let source = match source {
+                Base::Stage(stage) => {
+                    CopySource::Stage { index: *stage, label: graph.stages[*stage].label(*stage) }
+                }
+                Base::Image(reference) => match image(reference)
+                    .map_err(|e| copy_from_missing(dockerfile, &graph, *word, reference, &e))?
+                    .image
+                {
+                    Some(found) => {
+                        CopySource::Image { reference: reference.clone(), digest: found.manifest_digest }
+                    }
+                    None => {
+                        return Err(dockerfile.error(
+                            *word,
+                            format!(
+                                "COPY --from={reference} copies nothing: `{reference}` is the empty image"
+                            ),
+                            Some("name a stage or an image that has the files"),
+                        ))
+                    }
+                },
+            };
+            copies.insert(*position, source);
+        }
+        let mut planner = Planner {
+            dockerfile,
+            inputs,
+            texts: &texts,
+            global_args: global_args(dockerfile, inputs.build_args, &base.platform)?,
+            stage_args: BTreeMap::new(),
+            runtime: start.runtime,
+            shell: start.shell,
+            created: start.created,
+            cmd_set_here: false,
+            spool: spool.take().expect("given back by every stage"),
+            copies,
+            steps: Vec::new(),
+            context_paths: BTreeSet::new(),
+        };
+        for instr in &dockerfile.instrs[def.instrs.clone()] {
+            planner.instruction(instr.position, &instr.node)?;
+        }
+        let end = Start { runtime: planner.runtime, shell: planner.shell, created: planner.created };
+        spool = Some(planner.spool);
+        context_paths.extend(planner.context_paths);
+        let label = def.label(index);
+        planned.insert(index, (StagePlan { index, label, base, base_stage, steps: planner.steps }, end));
     }
+    let (target_plan, _) = planned.remove(&target_index).expect("the target is needed");
     Ok(BuildPlan {
         dockerfile: dockerfile.path.clone(),
-        base,
+        base: target_plan.base,
         epoch: inputs.epoch,
-        steps: planner.steps,
+        steps: target_plan.steps,
         labels: BTreeMap::new(),
         annotations: BTreeMap::new(),
-        context_paths: planner.context_paths,
+        context_paths,
+        stages: planned.into_values().map(|(stage, _)| stage).collect(),
+        base_stage: target_plan.base_stage,
         _spool: spool_dir,
     })
 }
 
-/// The global `ARG`s, the `FROM`, and where the stage's instructions start.
-struct Header {
-    global_args: BTreeMap<String, Option<String>>,
-    base: BaseReference,
-    rest: usize,
+/// `COPY --from=REFERENCE` when no stage has that name and no image is
+/// found by it either.
+fn copy_from_missing(
+    dockerfile: &ParsedDockerfile,
+    graph: &Graph,
+    at: Position,
+    reference: &str,
+    error: &BuildError,
+) -> BuildError {
+    let names: Vec<String> = graph.stages.iter().filter_map(|s| s.name.clone()).collect();
+    let stages = if names.is_empty() {
+        "no stage has a name".to_string()
+    } else {
+        format!("the stages are {}", names.join(", "))
+    };
+    dockerfile.error(
+        at,
+        format!(
+            "COPY --from={reference}: no stage has that name ({stages}), and it is no image either: {error}"
+        ),
+        Some("name a stage of this Dockerfile (`FROM image AS name`), its index, or an image"),
+    )
 }
 
-impl Header {
-    fn read(
-        dockerfile: &ParsedDockerfile,
-        build_args: &BTreeMap<String, String>,
-        platform: &Platform,
-    ) -> Result<Header, BuildError> {
-        let automatic = platform_args(platform);
-        let mut global_args: BTreeMap<String, Option<String>> =
-            automatic.iter().map(|(k, v)| (k.clone(), Some(v.clone()))).collect();
-        let escape = dockerfile.file.escape;
-        let expand = |word: &RawWord, args: &BTreeMap<String, Option<String>>| {
-            expand(dockerfile, escape, word, &|name| args.get(name).cloned().flatten())
-        };
-        for (index, instr) in dockerfile.instrs.iter().enumerate() {
-            let at = instr.position;
-            match &instr.node {
-                Instr::Arg(decls) => {
-                    for decl in decls {
-                        let name = decl.name.raw.clone();
-                        if is_platform_arg(&name) {
-                            continue;
-                        }
-                        let value = match build_args.get(&name) {
-                            Some(v) => Some(v.clone()),
-                            None => decl.default.as_ref().map(|d| expand(d, &global_args)).transpose()?,
-                        };
-                        global_args.insert(name, value);
-                    }
-                }
-                Instr::From(from) => {
-                    if let Some(word) = &from.platform {
-                        let value = expand(word, &global_args)?;
-                        let asked = Platform::parse(&value).ok_or_else(|| {
-                            dockerfile.error(
-                                word.position,
-                                format!("`--platform={value}` is not a platform"),
-                                Some("write OS/ARCH[/VARIANT], e.g. --platform=linux/arm64, or --platform=$TARGETPLATFORM"),
-                            )
-                        })?;
-                        if !asked.accepts(platform) && !platform.accepts(&asked) {
-                            return Err(dockerfile.error(
-                                word.position,
-                                format!("FROM --platform={value}, but this build is for {platform}"),
-                                Some("the image of a single-stage build is its base's platform: write --platform=$TARGETPLATFORM, or drop --platform from FROM, or build with --platform of the same value"),
-                            ));
-                        }
-                    }
-                    let reference = expand(&from.image, &global_args)?;
-                    let base = BaseReference { reference, position: at };
-                    return Ok(Header { global_args, base, rest: index + 1 });
-                }
-                other => {
-                    return Err(dockerfile.error(
-                        at,
-                        format!("{} comes before FROM", other.keyword()),
-                        Some("start the build stage with FROM; only ARG may come before it"),
-                    ));
-                }
-            }
+/// What a stage starts from: its base's config, or where the stage it is
+/// based on left off (with its `SHELL` and the directories its layers made).
+#[derive(Debug, Clone)]
+struct Start {
+    runtime: RuntimeConfig,
+    shell: Vec<String>,
+    created: BTreeSet<String>,
+}
+
+impl Start {
+    fn of(base: &BaseImage) -> Start {
+        Start {
+            runtime: base.image.as_ref().map(|i| RuntimeConfig::from_config(&i.config)).unwrap_or_default(),
+            shell: vec!["/bin/sh".to_string(), "-c".to_string()],
+            created: BTreeSet::new(),
         }
-        Err(dockerfile.error(Position { line: 1, column: 1 }, "no FROM instruction".into(), None))
     }
 }
 
+/// The global `ARG`s (those before the first `FROM`) with the automatic
+/// platform args of `platform`, as a stage's `ARG NAME` sees them.
+pub(crate) fn global_args(
+    dockerfile: &ParsedDockerfile,
+    build_args: &BTreeMap<String, String>,
+    platform: &Platform,
+) -> Result<BTreeMap<String, Option<String>>, BuildError> {
+    let mut args: BTreeMap<String, Option<String>> =
+        platform_args(platform).into_iter().map(|(k, v)| (k, Some(v))).collect();
+    for instr in &dockerfile.instrs {
+        let Instr::Arg(decls) = &instr.node else { break };
+        for decl in decls {
+            let name = decl.name.raw.clone();
+            if is_platform_arg(&name) {
+                continue;
+            }
+            let value = match build_args.get(&name) {
+                Some(v) => Some(v.clone()),
+                None => decl
+                    .default
+                    .as_ref()
+                    .map(|d| {
+                        expand(dockerfile, dockerfile.file.escape, d, &|n| args.get(n).cloned().flatten())
+                    })
+                    .transpose()?,
+            };
+            args.insert(name, value);
+        }
+    }
+    Ok(args)
+}
+
 /// Expands `word` with `lookup`, errors pointing into the word.
-fn expand(
+pub(crate) fn expand(
     dockerfile: &ParsedDockerfile,
     escape: char,
     word: &RawWord,
@@ -371,7 +517,7 @@ struct Planner<'a> {
     dockerfile: &'a ParsedDockerfile,
     inputs: &'a PlanInputs<'a>,
     /// `created_by` text of each instruction, by position.
-    texts: HashMap<Position, String>,
+    texts: &'a HashMap<Position, String>,
     global_args: BTreeMap<String, Option<String>>,
     stage_args: BTreeMap<String, Option<String>>,
     /// The runtime config as the next instruction sees it.
@@ -383,6 +529,8 @@ struct Planner<'a> {
     cmd_set_here: bool,
     /// Where `ADD` spools archive members, one counter for the whole build.
     spool: Spool,
+    /// What each `COPY --from` of the stage reads, by position.
+    copies: HashMap<Position, CopySource>,
     steps: Vec<Step>,
     /// What the `COPY`/`ADD` sources read, for [`BuildPlan::context_paths`].
     context_paths: BTreeSet<String>,
@@ -418,12 +566,29 @@ impl Planner<'_> {
                 }
             }
         }
+        self.steps.push(Step { change, layer, ..self.step(at) });
+    }
+
+    /// The step of the instruction at `at`, doing nothing yet.
+    fn step(&self, at: Position) -> Step {
         let created_by = self.texts.get(&at).cloned().unwrap_or_default();
-        self.steps.push(Step { position: at, created_by, change, layer, install: None, sandbox: None });
+        Step {
+            position: at,
+            created_by,
+            change: None,
+            layer: None,
+            install: None,
+            sandbox: None,
+            copy_from: None,
+        }
     }
 
     fn instruction(&mut self, at: Position, node: &Instr) -> Result<(), BuildError> {
         match node {
+            Instr::Copy(copy) if copy.from.is_some() => {
+                let copy_from = self.copy_from(at, copy)?;
+                self.steps.push(Step { copy_from: Some(copy_from), ..self.step(at) });
+            }
             Instr::Copy(copy) => {
                 let tree = self.copy(at, copy, false)?;
                 self.push(at, None, Some(tree));
@@ -448,15 +613,7 @@ impl Planner<'_> {
                     Ok(install) => (Some(install), None),
                     Err(not_native) => (None, Some(self.sandbox_run(run, not_native)?)),
                 };
-                let created_by = self.texts.get(&at).cloned().unwrap_or_default();
-                self.steps.push(Step {
-                    position: at,
-                    created_by,
-                    change: None,
-                    layer: None,
-                    install,
-                    sandbox,
-                });
+                self.steps.push(Step { install, sandbox, ..self.step(at) });
             }
             Instr::Healthcheck(_) | Instr::Onbuild(_) => {
                 return Err(self.error(
@@ -466,13 +623,6 @@ impl Planner<'_> {
                         node.keyword()
                     ),
                     Some("remove it; the Supervisely agent does not use it"),
-                ));
-            }
-            Instr::From(_) => {
-                return Err(self.error(
-                    at,
-                    "multi-stage builds are not supported yet: this is a second FROM".into(),
-                    Some("build the plugin from a single stage"),
                 ));
             }
             other => {
@@ -667,19 +817,35 @@ impl Planner<'_> {
         })
     }
 
-    /// The tree of a `COPY` (or `ADD`, which also extracts local archives).
-    fn copy(&mut self, at: Position, copy: &Copy, add: bool) -> Result<Tree, BuildError> {
-        if let Some(from) = &copy.from {
+    /// What a `COPY --from` copies, from what; its tree is made at execute
+    /// time.
+    fn copy_from(&self, at: Position, copy: &Copy) -> Result<CopyFrom, BuildError> {
+        if let Some(heredoc) = copy.heredocs.first() {
             return Err(self.error(
-                from.position,
-                "COPY --from is not supported yet: it needs multi-stage builds".into(),
-                Some("copy files from the build context instead"),
+                heredoc.position,
+                "COPY --from with a heredoc is not supported".into(),
+                Some("copy the heredoc in a COPY of its own"),
             ));
         }
+        let source = self.copies.get(&at).cloned().ok_or_else(|| {
+            self.error(at, "COPY --from outside a stage".into(), Some("start the stage with FROM"))
+        })?;
         let options = self.copy_options(copy)?;
         let dest = self.expand(&copy.dest)?;
-        let workdir =
-            self.runtime.working_dir.clone().filter(|d| !d.is_empty()).unwrap_or_else(|| "/".into());
+        let sources = copy
+            .sources
+            .iter()
+            .map(|s| Ok((self.expand(s)?, s.position)))
+            .collect::<Result<Vec<_>, BuildError>>()?;
+        let workdir = self.workdir();
+        Ok(CopyFrom { source, sources, dest, workdir, options })
+    }
+
+    /// The tree of a `COPY` (or `ADD`, which also extracts local archives).
+    fn copy(&mut self, at: Position, copy: &Copy, add: bool) -> Result<Tree, BuildError> {
+        let options = self.copy_options(copy)?;
+        let dest = self.expand(&copy.dest)?;
+        let workdir = self.workdir();
         let context = self.inputs.context;
         let mut tree = Tree::new();
         let mut plain = Vec::new();

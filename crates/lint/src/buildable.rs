@@ -1,11 +1,12 @@
 //! Rules PF307 and PF207: the build's own planning ([`forge_builder::plan`]), run
 //! without building, so that whatever would fail the build fails lint
 //! first, at the same Dockerfile position: expansion errors (unterminated
-//! quotes, `${X:?msg}`, bombs), what the builder does not support (a second
-//! `FROM`, `COPY --from`, `RUN`, `--chown` with names), and every `COPY`
-//! and `ADD` source refused in the build context. The base image is not
-//! resolved (lint needs no store): the plan runs over `scratch`, which
-//! only changes the starting config. Nothing is written but the spool
+//! quotes, `${X:?msg}`, bombs), what the builder refuses (a duplicate stage
+//! name, a `COPY --from` of its own or a later stage, `RUN`, `--chown` with
+//! names), and every `COPY` and `ADD` source refused in the build context,
+//! in every stage the final one needs. No base image is resolved (lint
+//! needs no store): the plan runs over `scratch` for every `FROM` and
+//! `COPY --from` image, which only changes the starting config. Nothing is written but the spool
 //! directory of `ADD` archives, a temporary directory removed at the end.
 //! The plan then says which files go into the image, whose modes on disk
 //! PF207 checks.

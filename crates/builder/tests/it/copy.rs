@@ -138,9 +138,7 @@ fn copy_heredocs_become_files() {
     if !require_tool("python3") || !require_tool("skopeo") || !require_tool("umoci") {
         return;
     }
-    let files = plugin_files("plugins/p", HEREDOCS);
-    let files: Vec<(&str, &str)> = files.iter().map(|(p, c)| (p.as_str(), *c)).collect();
-    let repo = tree(&files);
+    let repo = crate::plugin_repo(HEREDOCS, &[]);
     let (out, tarball, listing) = build_and_list(repo.path());
     let ours: Vec<&str> = listing.split("--\n").skip(1).collect();
     expect![[r#"

@@ -3,20 +3,13 @@
 
 use expect_test::{expect, Expect};
 
-use crate::{build, plugin_files, tree};
+use crate::{build, outcome, plugin_files, plugin_repo, tree};
 
 fn check(dockerfile: &str, extra: &[(&str, &str)], expect: Expect) {
-    let mut files = plugin_files("plugins/p", dockerfile);
-    files.extend(extra.iter().map(|(p, c)| (p.to_string(), *c)));
-    let files: Vec<(&str, &str)> = files.iter().map(|(p, c)| (p.as_str(), *c)).collect();
-    let repo = tree(&files);
+    let repo = plugin_repo(dockerfile, extra);
     std::os::unix::fs::symlink("/etc", repo.path().join("outside")).unwrap();
     let store = tempfile::tempdir().unwrap();
-    let err = match build(repo.path(), store.path(), "plugins/p") {
-        Ok(_) => "built".to_string(),
-        Err(e) => e.to_string(),
-    };
-    expect.assert_eq(&err);
+    expect.assert_eq(&outcome(build(repo.path(), store.path(), "plugins/p")));
 }
 
 const FROM: &str = "FROM localhost:5000/base-py:1.0.0\n";
@@ -143,11 +136,11 @@ fn copy_rules() {
 #[test]
 fn stages_and_bases() {
     check(
-        &format!("{FROM}FROM scratch\n"),
+        &format!("{FROM}COPY --from=0 /etc /x\n"),
         &[],
         expect![[r#"
-        plugins/p/Dockerfile:2:1: multi-stage builds are not supported yet: this is a second FROM
-          help: build the plugin from a single stage"#]],
+            plugins/p/Dockerfile:2:13: COPY --from=0 names its own stage (`0`)
+              help: copy from an earlier stage; within a stage, the files are already there"#]],
     );
     check("FROM localhost:5000/other:1\n", &[], expect![[
         "base image `localhost:5000/other:1` not found: import it with `cargo xtask image import SOURCE localhost:5000/other` (for every tag) or pass `--base-image localhost:5000/other:1=SOURCE`"

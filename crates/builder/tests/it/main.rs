@@ -10,6 +10,7 @@ mod platforms;
 mod repro;
 mod run;
 mod samples;
+mod stages;
 
 use std::fs;
 use std::os::unix::fs::PermissionsExt;
@@ -78,6 +79,23 @@ pub(crate) fn tree(files: &[(&str, &str)]) -> tempfile::TempDir {
         fs::write(path, content).unwrap();
     }
     dir
+}
+
+/// A monorepo holding the minimal plugin `plugins/p` whose Dockerfile is
+/// `dockerfile`, and the files `extra`.
+pub(crate) fn plugin_repo(dockerfile: &str, extra: &[(&str, &str)]) -> tempfile::TempDir {
+    let mut files = plugin_files("plugins/p", dockerfile);
+    files.extend(extra.iter().map(|(p, c)| (p.to_string(), *c)));
+    let files: Vec<(&str, &str)> = files.iter().map(|(p, c)| (p.as_str(), *c)).collect();
+    tree(&files)
+}
+
+/// `built`, or the error of a build.
+pub(crate) fn outcome<T>(result: Result<T, forge_builder::BuildError>) -> String {
+    match result {
+        Ok(_) => "built".to_string(),
+        Err(e) => e.to_string(),
+    }
 }
 
 /// The files of a minimal valid plugin at `dir` whose Dockerfile is `dockerfile`.
