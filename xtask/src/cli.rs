@@ -11,7 +11,8 @@ use forge_builder::Extras;
 use forge_lint::{rules, Level, LintConfig};
 use forge_oci::Platform;
 use forge_pipeline::{
-    BatchOptions, LockMode, PushOptions, RunPolicy, Selection, SessionOptions, Shard, DEFAULT_REGISTRY,
+    BatchOptions, CacheMode, CacheOptions, LockMode, PushOptions, RunPolicy, Selection, SessionOptions,
+    Shard, DEFAULT_REGISTRY,
 };
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -78,6 +79,23 @@ pub(crate) struct Common {
     /// what the network serves; by default they have none).
     #[arg(long, conflicts_with = "native_only")]
     run_network: bool,
+    /// A layer cache in a registry repository, shared by CI runners:
+    /// layers found there are not built again, layers built here are
+    /// written to the first one (unless --cache-mode read); the others are
+    /// read-only fallbacks, asked in order. Repeatable.
+    #[arg(long = "cache", value_name = "REG/REPO")]
+    caches: Vec<String>,
+    /// Whether the first --cache is written to.
+    #[arg(long, value_enum, default_value_t = CacheModeFlag::Readwrite)]
+    cache_mode: CacheModeFlag,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub(crate) enum CacheModeFlag {
+    /// Only read the caches (pull requests, forks).
+    Read,
+    /// Read them, and write what is built to the first.
+    Readwrite,
 }
 
 impl Common {
@@ -122,6 +140,13 @@ impl Common {
             },
             debian_mirror: self.debian_mirror.clone(),
             run: RunPolicy { native_only: self.native_only, network: self.run_network },
+            cache: CacheOptions {
+                repositories: self.caches.clone(),
+                mode: match self.cache_mode {
+                    CacheModeFlag::Read => CacheMode::Read,
+                    CacheModeFlag::Readwrite => CacheMode::ReadWrite,
+                },
+            },
         })
     }
 

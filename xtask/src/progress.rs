@@ -180,6 +180,10 @@ impl Observer for Progress {
                 }
             }
             Event::Push { plugin, event } => self.push_progress(plugin, event),
+            Event::CacheWarning { repository, message } => {
+                eprintln!("warning: cache {repository}: {message}")
+            }
+            Event::CacheWritten { .. } => {}
             Event::PushFinished { plugin, ok } => {
                 self.finish_bar(plugin, if *ok { "pushed" } else { "failed" }.to_string());
             }

@@ -146,6 +146,14 @@ pub enum Error {
         /// The platform or dpkg architecture asked for.
         architecture: String,
     },
+    /// `--cache` does not name a repository.
+    #[error("--cache {value}: {reason}")]
+    CacheFlag {
+        /// What was given.
+        value: String,
+        /// What is wrong with it.
+        reason: String,
+    },
     /// git could not answer what `--changed-since` asks.
     #[error("{what} (in {})\nhelp: {help}", root.display())]
     Git {

@@ -99,6 +99,23 @@ pub enum Event<'a> {
         /// What the registry client reports.
         event: &'a PushEvent,
     },
+    /// A `--cache` registry failed; the build goes on without it (the
+    /// layer is built here).
+    CacheWarning {
+        /// The cache repository, `REG/REPO`.
+        repository: &'a str,
+        /// What failed.
+        message: &'a str,
+    },
+    /// A layer's entry was written to the `--cache` registry.
+    CacheWritten {
+        /// The cache repository, `REG/REPO`.
+        repository: &'a str,
+        /// The layer blob.
+        layer: &'a forge_oci::Digest,
+        /// Blob bytes uploaded for it (0 when the registry had them).
+        bytes_uploaded: u64,
+    },
     /// A push finished.
     PushFinished {
         /// The plugin, relative to the root.

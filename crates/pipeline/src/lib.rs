@@ -31,6 +31,7 @@ mod registry;
 mod runner;
 mod select;
 mod session;
+mod shared_cache;
 
 use std::path::{Path, PathBuf};
 
@@ -52,6 +53,7 @@ pub use registry::{client, login, logout, LoggedIn, LoginOptions, PullingResolve
 pub use runner::{RunPolicy, SandboxRunner};
 pub use select::{discover, select, Selection, Shard, ShardError};
 pub use session::{Artifact, BatchOptions, Outcome, Session, SessionOptions};
+pub use shared_cache::{CacheMode, CacheOptions};
 
 /// The registry image names get when none is given.
 pub const DEFAULT_REGISTRY: &str = "localhost:5000";

@@ -30,19 +30,41 @@ pub fn client(
     Ok(client_with(insecure_registries, ca_certs, chunk_size, Box::new(credentials)))
 }
 
+/// The client of the `--cache` registries: as [`client`], but with one
+/// quick retry, because a cache that fails is done without, not waited
+/// for.
+pub(crate) fn cache_client(insecure_registries: &[String], ca_certs: &[PathBuf]) -> Result<Client, Error> {
+    let credentials = DockerConfig::from_env().map_err(|source| Error::Credentials { source })?;
+    Ok(Client::new(ClientOptions {
+        retries: 1,
+        retry_delay: std::time::Duration::from_millis(200),
+        max_retry_after: std::time::Duration::from_secs(2),
+        ..options(insecure_registries, ca_certs, u64::MAX, Box::new(credentials))
+    }))
+}
+
 fn client_with(
     insecure_registries: &[String],
     ca_certs: &[PathBuf],
     chunk_size: u64,
     credentials: Box<dyn CredentialSource>,
 ) -> Client {
-    Client::new(ClientOptions {
+    Client::new(options(insecure_registries, ca_certs, chunk_size, credentials))
+}
+
+fn options(
+    insecure_registries: &[String],
+    ca_certs: &[PathBuf],
+    chunk_size: u64,
+    credentials: Box<dyn CredentialSource>,
+) -> ClientOptions {
+    ClientOptions {
         insecure_registries: insecure_registries.to_vec(),
         chunk_size,
         credentials,
         tls: TlsOptions { ca_certs: ca_certs.to_vec(), ..TlsOptions::default() },
         ..ClientOptions::default()
-    })
+    }
 }
 
 /// What `login` is given.

@@ -12,7 +12,7 @@ use forge_builder::{
 };
 use forge_debian::description::Description;
 use forge_lint::LintConfig;
-use forge_oci::{Platform, Target};
+use forge_oci::{LayerCache, Platform, Target};
 use rayon::prelude::*;
 
 use crate::base_image::description_path;
@@ -20,7 +20,9 @@ use crate::image_check;
 use crate::inputs::BuildInputs;
 use crate::install::NativeInstaller;
 use crate::locks::LockMode;
+use crate::registry::cache_client;
 use crate::runner::{RunPolicy, SandboxRunner};
+use crate::shared_cache::{with_run_cache, CacheOptions, RegistryCaches};
 use crate::{
     client, descriptions, ensure, lint_gate, provenance, store_dir, BaseImageOptions, Error, Event, Observer,
     PullingResolver,
@@ -58,6 +60,8 @@ pub struct SessionOptions {
     /// How `RUN`s no native installer takes run (`--native-only`,
     /// `--run-network`).
     pub run: RunPolicy,
+    /// `--cache`, `--cache-mode`: layer caches in registries.
+    pub cache: CacheOptions,
 }
 
 /// How [`Session::build`] runs.
@@ -106,6 +110,8 @@ pub struct Session {
     ca_certs: Vec<PathBuf>,
     lint: LintConfig,
     installer: NativeInstaller,
+    /// The `--cache` registries, if any.
+    caches: Option<RegistryCaches>,
 }
 
 impl Session {
@@ -126,6 +132,7 @@ impl Session {
             debian_mirror,
             platforms,
             run,
+            cache,
         } = options;
         let overrides = base_images
             .iter()
@@ -153,10 +160,21 @@ impl Session {
             LocalResolver::new(overrides),
             client(&insecure_registries, &ca_certs, u64::MAX)?,
         );
+        let caches = RegistryCaches::new(&cache, cache_client(&insecure_registries, &ca_certs)?)?;
         let out = out.unwrap_or_else(|| root.join(TARGET_DIR).join("images"));
         // Tarballs half-written by killed runs (the store cleans its own).
         forge_oci::temp::remove_under(&out, forge_oci::temp::Scope::Stale);
-        Ok(Session { workspace, resolver, out, options, insecure_registries, ca_certs, lint, installer })
+        Ok(Session {
+            workspace,
+            resolver,
+            out,
+            options,
+            insecure_registries,
+            ca_certs,
+            lint,
+            installer,
+            caches,
+        })
     }
 
     /// The builder's workspace: the canonical root and the store.
@@ -187,7 +205,7 @@ impl Session {
     /// Builds the plugin at `ROOT/plugin`, checks the image and writes its
     /// tarball; no lint gate.
     pub fn build_one(&self, plugin: &Path, observer: &dyn Observer) -> Result<Artifact, Error> {
-        let built = self.build_plugin(plugin);
+        let built = self.with_cache(observer, |cache| self.build_plugin(plugin, cache));
         self.write_locks(observer)?;
         let built = built?;
         image_check::check(&self.workspace, &built, &self.lint, observer)?;
@@ -212,7 +230,8 @@ impl Session {
         };
         let buildable: Vec<PathBuf> =
             plugins.iter().filter(|p| !rejected.contains_key(*p)).cloned().collect();
-        let outcomes = self.build_in_parallel(&buildable, batch.jobs, observer);
+        let outcomes = self
+            .with_cache(observer, |cache| self.build_in_parallel(&buildable, batch.jobs, cache, observer));
         // What resolved is kept even when a build failed later.
         self.write_locks(observer)?;
         let mut built: HashMap<PathBuf, Outcome> =
@@ -234,7 +253,7 @@ impl Session {
     /// Plans the plugin at `ROOT/plugin`, gives its image the revision of
     /// its build inputs (the last commit that changed them, not `HEAD`),
     /// and executes the plan with the run's layer cache.
-    fn build_plugin(&self, plugin: &Path) -> Result<Built, Error> {
+    fn build_plugin(&self, plugin: &Path, cache: &dyn LayerCache) -> Result<Built, Error> {
         let mut planned = self.workspace.plan(plugin, &self.options, &self.resolver)?;
         if self.options.revision.is_some() {
             let root = self.workspace.root();
@@ -247,13 +266,17 @@ impl Session {
                 };
             }
         }
+        Ok(self.workspace.execute(&planned, cache, &self.installer)?)
+    }
+
+    /// Runs `work` with the run's layer cache: the store (bypassed by
+    /// `--no-cache`), then the `--cache` registries.
+    fn with_cache<R>(&self, observer: &dyn Observer, work: impl FnOnce(&dyn LayerCache) -> R) -> R {
         let store = self.workspace.store();
-        let built = if self.options.extras.no_cache {
-            self.workspace.execute(&planned, &Rebuild(store), &self.installer)
-        } else {
-            self.workspace.execute(&planned, store, &self.installer)
-        };
-        Ok(built?)
+        let no_cache = self.options.extras.no_cache;
+        let rebuild = Rebuild(store);
+        let local: &dyn LayerCache = if no_cache { &rebuild } else { store };
+        with_run_cache(local, !no_cache, self.caches.as_ref(), store, observer, work)
     }
 
     /// Writes the `Dockerfile.lock`s the builds so far changed.
@@ -268,6 +291,7 @@ impl Session {
         &self,
         plugins: &[PathBuf],
         jobs: Option<usize>,
+        cache: &dyn LayerCache,
         observer: &dyn Observer,
     ) -> Result<Vec<Outcome>, Error> {
         let jobs = jobs.unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get())).max(1);
@@ -275,15 +299,17 @@ impl Session {
             .num_threads(jobs)
             .build()
             .map_err(|source| Error::Threads { what: "build", source })?;
-        Ok(pool.install(|| plugins.par_iter().map(|plugin| self.build_observed(plugin, observer)).collect()))
+        Ok(pool.install(|| {
+            plugins.par_iter().map(|plugin| self.build_observed(plugin, cache, observer)).collect()
+        }))
     }
 
     /// One plugin of a batch: build, image checks, tarball, with events
     /// around them.
-    fn build_observed(&self, plugin: &Path, observer: &dyn Observer) -> Outcome {
+    fn build_observed(&self, plugin: &Path, cache: &dyn LayerCache, observer: &dyn Observer) -> Outcome {
         observer.event(&Event::BuildStarted { plugin });
         let started = Instant::now();
-        let result = self.build_plugin(plugin).and_then(|built| {
+        let result = self.build_plugin(plugin, cache).and_then(|built| {
             image_check::check(&self.workspace, &built, &self.lint, observer)?;
             observer.event(&Event::Exporting { plugin });
             let tarball = self.workspace.export(&built, &self.out)?;

@@ -19,6 +19,8 @@
 //!   credential helper), as `docker login` writes it.
 //! - [`pull`](mod@pull): manifests, indexes (platform choice) and blobs into the store.
 //! - [`push`](mod@push): blobs (skip, mount, upload), then manifest, then tag.
+//! - [`cache`]: a layer cache in a repository (`--cache`): entries tagged
+//!   by the layer's content key, verified when read.
 //! - `mounts`: which repositories are known to hold a blob (noted by pulls
 //!   and pushes, used by pushes to mount instead of upload).
 //!
@@ -31,6 +33,7 @@
 #![deny(missing_docs)]
 
 pub mod auth;
+pub mod cache;
 pub mod client;
 mod error;
 pub mod login;

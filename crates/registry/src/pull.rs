@@ -151,7 +151,7 @@ impl Client {
     /// (checked against the body), or, without that header, by fetching
     /// the body's digest again, so that content is trusted only as the
     /// registry serves it under its digest, never as one response said.
-    fn resolve_manifest(
+    pub(crate) fn resolve_manifest(
         &self,
         reference: &Reference,
         notify: &dyn Fn(RetryNotice),
@@ -245,7 +245,7 @@ impl Client {
 
     /// Streams one blob into the store, verifying it; a connection lost in
     /// the middle starts the blob again.
-    fn fetch_blob(
+    pub(crate) fn fetch_blob(
         &self,
         reference: &Reference,
         digest: &Digest,

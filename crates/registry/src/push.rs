@@ -455,7 +455,7 @@ impl Client {
 
     /// PUTs the manifest or index `digest` of `store` by digest, then
     /// under the tag of `reference` if it has one.
-    fn put_manifest(
+    pub(crate) fn put_manifest(
         &self,
         store: &BlobStore,
         digest: &Digest,

@@ -173,3 +173,166 @@ fn changed_since_selects_exactly_the_plugins_a_commit_touched() {
     assert_eq!(d4, d3);
     assert_ne!(d3[&p(2)].0, d0[&p(2)].0, "a README is a label");
 }
+
+/// Runs the xtask binary with Docker's config in `docker_config` (empty:
+/// anonymous), returning the JSON lines of a successful run and the time.
+fn timed(root: &Path, docker_config: &Path, args: &[&str]) -> (Vec<Value>, std::time::Duration, String) {
+    let started = std::time::Instant::now();
+    let out = Command::new(env!("CARGO_BIN_EXE_xtask"))
+        .args(args)
+        .current_dir(root)
+        .env("DOCKER_CONFIG", docker_config)
+        .output()
+        .unwrap();
+    let time = started.elapsed();
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    (json_lines(&ok(&out)), time, stderr)
+}
+
+/// A "registry" that answers 500 to every request.
+fn failing_server() -> String {
+    use std::io::{Read, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let host = format!("127.0.0.1:{}", listener.local_addr().unwrap().port());
+    std::thread::spawn(move || {
+        for mut stream in listener.incoming().flatten() {
+            let mut buf = [0u8; 4096];
+            let _ = stream.read(&mut buf);
+            let _ = stream.write_all(
+                b"HTTP/1.1 500 Internal Server Error\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
+            );
+        }
+    });
+    host
+}
+
+/// Files under `dir`, recursively.
+fn files_under(dir: &Path) -> Vec<std::path::PathBuf> {
+    let mut found = Vec::new();
+    for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        let path = entry.path();
+        if path.is_dir() {
+            found.extend(files_under(&path));
+        } else {
+            found.push(path);
+        }
+    }
+    found
+}
+
+fn sizes_of(dir: &Path) -> u64 {
+    files_under(dir).iter().map(|f| f.metadata().map_or(0, |m| m.len())).sum()
+}
+
+#[test]
+fn two_runners_share_a_cache_repository_and_a_failing_cache_changes_nothing() {
+    let Some(registry) = forge_testkit::registry::Registry::start(None) else { return };
+    let host = registry.host();
+    let scratch = tempfile::tempdir().unwrap();
+    let base = crate::publish::base_tarball(scratch.path());
+    let override_ = format!("{host}/base-py={}", base.display());
+    let docker_config = tempfile::tempdir().unwrap();
+    let cache = format!("{host}/plugin-forge/cache");
+    let runner = || {
+        let root = tempfile::tempdir().unwrap();
+        monorepo::generate(root.path(), 20);
+        root
+    };
+    let run = |root: &Path, command: &[&str], extra: &[&str]| {
+        let mut args = command.to_vec();
+        args.extend(["--root", root.to_str().unwrap(), "--registry", &host, "--base-image", &override_]);
+        args.extend(["--format", "json"]);
+        args.extend(extra);
+        timed(root, docker_config.path(), &args)
+    };
+    let digests = |lines: &[Value]| -> BTreeMap<String, String> {
+        lines
+            .iter()
+            .map(|l| (l["plugin"].as_str().unwrap().into(), l["digest"].as_str().unwrap().into()))
+            .collect()
+    };
+    let sum = |lines: &[Value], field: &str| lines.iter().map(|l| l[field].as_u64().unwrap()).sum::<u64>();
+
+    // Runner 1: cold, writes the cache, then publishes.
+    let one = runner();
+    let (built1, build1_time, _) = run(one.path(), &["build-all"], &["--cache", &cache]);
+    assert_eq!(built1.len(), 20);
+    // Each plugin compresses its own layer; the SDK's is compressed once.
+    assert_eq!(sum(&built1, "layers_built"), 21, "{built1:?}");
+    let cache_bytes = sizes_of(&registry.storage);
+    let (pushed1, publish1_time, _) = run(one.path(), &["publish"], &["--cache", &cache]);
+    assert!(pushed1.iter().all(|l| l["status"] == "pushed"), "{pushed1:?}");
+    // The 40 cached layers are mounted from the cache repository (and the
+    // base's from the first repository that got it): only the 20 configs
+    // and the base layer are uploaded.
+    assert_eq!(sum(&pushed1, "blobs_uploaded"), 21, "{pushed1:?}");
+    assert_eq!(sum(&pushed1, "blobs_mounted"), 59, "{pushed1:?}");
+
+    // Runner 2: another root with an empty store, the same sources.
+    let two = runner();
+    let (built2, build2_time, _) = run(two.path(), &["build-all"], &["--cache", &cache]);
+    assert_eq!(sum(&built2, "layers_built"), 0, "{built2:?}");
+    assert_eq!(sum(&built2, "layers_cached"), 40);
+    assert_eq!(digests(&built2), digests(&built1));
+    let (pushed2, publish2_time, _) = run(two.path(), &["publish"], &["--cache", &cache]);
+    assert_eq!(sum(&pushed2, "bytes_uploaded"), 0, "{pushed2:?}");
+    assert_eq!(sum(&pushed2, "blobs_uploaded"), 0, "{pushed2:?}");
+    assert_eq!(digests(&pushed2), digests(&built1));
+    let validate = ok(&xtask(
+        two.path(),
+        &["image", "validate", &format!("{host}/team/plugin-07"), "--root", two.path().to_str().unwrap()],
+    ));
+    assert!(!validate.is_empty());
+    eprintln!(
+        "20 plugins: runner 1 (cold) build-all {:.2}s, publish {:.2}s ({} cache bytes, {} blob bytes uploaded); \
+         runner 2 (shared cache) build-all {:.2}s, publish {:.2}s ({} blob bytes uploaded)",
+        build1_time.as_secs_f64(),
+        publish1_time.as_secs_f64(),
+        cache_bytes,
+        sum(&pushed1, "bytes_uploaded"),
+        build2_time.as_secs_f64(),
+        publish2_time.as_secs_f64(),
+        sum(&pushed2, "bytes_uploaded"),
+    );
+
+    // A cache answering 500: built here, a warning, nothing else.
+    let failing = format!("{}/cache", failing_server());
+    let three = runner();
+    let (built3, _, stderr) = run(three.path(), &["build-all"], &["--cache", &failing]);
+    assert_eq!(sum(&built3, "layers_built"), 21, "{built3:?}");
+    assert_eq!(digests(&built3), digests(&built1));
+    assert!(stderr.contains("not used for the rest of this run"), "{stderr}");
+    assert_eq!(stderr.matches("warning: cache").count(), 1, "one warning: {stderr}");
+
+    // Wrong bytes: every layer blob the registry stores is damaged (same
+    // size); the entries are refused, the layers built here.
+    for data in files_under(&registry.storage).iter().filter(|f| f.ends_with("data")) {
+        let mut bytes = std::fs::read(data).unwrap();
+        if bytes.len() > 8 << 10 {
+            let at = bytes.len() / 2;
+            bytes[at] ^= 0xff;
+            std::fs::write(data, bytes).unwrap();
+        }
+    }
+    let four = runner();
+    let read = ["--cache", cache.as_str(), "--cache-mode", "read"];
+    let (built4, _, stderr) = run(four.path(), &["build-all"], &read);
+    assert_eq!(sum(&built4, "layers_built"), 21, "{built4:?}");
+    assert_eq!(digests(&built4), digests(&built1));
+    assert!(stderr.contains("digest"), "{stderr}");
+    assert!(stderr.contains("the layer is built here"), "{stderr}");
+    let validate = xtask(
+        four.path(),
+        &["image", "validate", &format!("{host}/team/plugin-03"), "--root", four.path().to_str().unwrap()],
+    );
+    ok(&validate);
+
+    // The cache vanishes: the first failure is a warning, the rest is built here, quickly.
+    registry.kill();
+    let five = runner();
+    let (built5, time5, stderr) = run(five.path(), &["build-all"], &["--cache", &cache]);
+    assert_eq!(sum(&built5, "layers_built"), 21, "{built5:?}");
+    assert_eq!(digests(&built5), digests(&built1));
+    assert_eq!(stderr.matches("warning: cache").count(), 1, "one warning: {stderr}");
+    assert!(time5 < build1_time * 3, "{time5:?} against a cold {build1_time:?}");
+}

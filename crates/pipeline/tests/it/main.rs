@@ -66,6 +66,7 @@ fn options(root: &Path) -> SessionOptions {
         debian_mirror: None,
         platforms: Vec::new(),
         run: Default::default(),
+        cache: Default::default(),
     }
 }
 
