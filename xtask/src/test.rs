@@ -16,7 +16,7 @@ pub(crate) struct Args {
 
 /// Programs the tests check our images with, and the Debian packages
 /// that provide them.
-const TOOLS: [(&str, &str); 10] = [
+const TOOLS: [(&str, &str); 11] = [
     ("skopeo", "skopeo"),
     ("umoci", "umoci"),
     ("python3", "python3"),
@@ -27,6 +27,7 @@ const TOOLS: [(&str, &str); 10] = [
     ("htpasswd", "apache2-utils"),
     ("gpgv", "gpgv"),
     ("openssl", "openssl"),
+    ("git", "git"),
 ];
 
 pub(crate) fn run(args: Args) -> anyhow::Result<ExitCode> {
