@@ -48,16 +48,7 @@ pub(crate) fn human_size(bytes: u64) -> String {
 
 /// An error and its causes, joined by `: ` (what `{:#}` prints for an
 /// `anyhow::Error`, and `main` for a failed command).
-pub(crate) fn chain(error: &dyn std::error::Error) -> String {
-    let mut text = error.to_string();
-    let mut cause = error.source();
-    while let Some(e) = cause {
-        text.push_str(": ");
-        text.push_str(&e.to_string());
-        cause = e.source();
-    }
-    text
-}
+pub(crate) use forge_input::error_chain as chain;
 
 /// How to show `root` in messages: relative to the working directory when
 /// it is inside it, as given otherwise.

@@ -1,6 +1,7 @@
 //! Reading the small files a user gives us: manifests, Dockerfiles,
 //! `.dockerignore`, lock files; and the one I/O error shape, [`IoError`],
-//! that every crate's error wraps.
+//! that every crate's error wraps, and [`error_chain`], the one way to
+//! print an error with its causes as text.
 //!
 //! Each is read with a size limit and only when it is a regular file (a
 //! symlink to one is fine). A FIFO would block the reader forever, a link to
@@ -45,6 +46,20 @@ impl IoError {
     pub fn new(op: &'static str, path: impl Into<PathBuf>, source: io::Error) -> IoError {
         IoError { op, path: path.into(), source }
     }
+}
+
+/// An error and its causes on one line, joined by `: `, as `{:#}` of an
+/// `anyhow::Error` prints them: for messages that hold an error as text
+/// (a validation problem, an installer's error, a JSON report).
+pub fn error_chain(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
 }
 
 /// Names the operation and the path of an [`io::Result`]'s error:
@@ -258,6 +273,13 @@ mod tests {
         let unreadable = cannot_read(Path::new("shown"), io::ErrorKind::PermissionDenied.into());
         assert_eq!(unreadable.to_string(), "cannot read shown");
         assert_eq!(unreadable.path(), Path::new("shown"));
+    }
+
+    #[test]
+    fn an_error_chain_names_every_cause_once() {
+        let err = IoError::new("writing", "x", io::Error::other("disk full"));
+        assert_eq!(error_chain(&err), "writing x: disk full");
+        assert_eq!(error_chain(&io::Error::other("alone")), "alone");
     }
 
     #[test]

@@ -342,7 +342,7 @@ fn check_layer(
                 Error::DigestMismatch { expected, found, .. } => {
                     problems.push(Problem::Digest { what, expected, found })
                 }
-                other => problems.push(Problem::Unreadable { what, error: error_chain(&other) }),
+                other => problems.push(Problem::Unreadable { what, error: forge_input::error_chain(&other) }),
             }
             (None, problems)
         }
@@ -360,16 +360,4 @@ fn read_layer(reader: UncompressedReader) -> io::Result<(Digest, u64, u64, u64)>
     }
     let found = archive.into_inner().finish()?;
     Ok((found.diff_id, found.size, entries, found.blob_size))
-}
-
-/// `error: cause: cause`, as `anyhow`'s `{:#}` prints it.
-fn error_chain(error: &dyn std::error::Error) -> String {
-    let mut text = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    text
 }

@@ -26,6 +26,7 @@ use forge_builder::run::{InstallKind, InstallOp, PipInstall};
 use forge_builder::{InstallError, InstallRequest, Installer};
 use forge_debian::fetch::Fetcher;
 use forge_debian::release::ReleaseOptions;
+use forge_input::error_chain;
 use forge_oci::files::{self, ImageFiles, Stack};
 use forge_oci::{Digest, NodeKind, Spool, Tree};
 use serde::{Deserialize, Serialize};
@@ -93,7 +94,9 @@ impl NativeInstaller {
 
     fn uv(&self) -> Result<&forge_python::uv::Uv, InstallError> {
         self.uv
-            .get_or_init(|| forge_python::uv::Uv::ensure(&self.cache.join("tools")).map_err(|e| chain(&e)))
+            .get_or_init(|| {
+                forge_python::uv::Uv::ensure(&self.cache.join("tools")).map_err(|e| error_chain(&e))
+            })
             .as_ref()
             .map_err(|e| {
                 InstallError::new(format!("cannot set up uv, the resolver of pip requirements: {e}"))
@@ -172,11 +175,11 @@ impl NativeInstaller {
                     // As `apt-get update`: the suites' current indexes.
                     let options = ReleaseOptions { update: true, ..ReleaseOptions::default() };
                     let lock = apt::resolve(&target, &wanted, &fetcher, &options, SystemTime::now())
-                        .map_err(|e| InstallError::new(chain(&e)).at(op.position))?;
+                        .map_err(|e| InstallError::new(error_chain(&e)).at(op.position))?;
                     // A later command sees what this one installs.
                     if ops[index + 1..].iter().any(needs_files) {
                         let tree = apt::materialize(&view, &target, &lock, &fetcher, &mut spool)
-                            .map_err(|e| InstallError::new(chain(&e)).at(op.position))?;
+                            .map_err(|e| InstallError::new(error_chain(&e)).at(op.position))?;
                         outputs.push(tree);
                     }
                     Some(tagged("apt", to_table(&lock)?))
@@ -193,7 +196,7 @@ impl NativeInstaller {
                     })?;
                     let wheels =
                         forge_python::resolve::resolve(self.uv()?, &wanted, &env, &self.cache.join("python"))
-                            .map_err(|e| InstallError::new(chain(&e)).at(op.position))?;
+                            .map_err(|e| InstallError::new(error_chain(&e)).at(op.position))?;
                     let lock = forge_python::lock::PipLock::new(&env, wheels);
                     if ops[index + 1..].iter().any(needs_files) {
                         let mut tree = Tree::new();
@@ -234,7 +237,7 @@ impl NativeInstaller {
     /// The Debian download cache (shared with base images).
     fn fetcher(&self) -> Result<Fetcher, InstallError> {
         let mirror = self.debian_mirror.as_deref().unwrap_or(apt::DEBIAN_ARCHIVE);
-        Fetcher::new(self.cache.join("debian"), mirror).map_err(|e| InstallError::new(chain(&e)))
+        Fetcher::new(self.cache.join("debian"), mirror).map_err(|e| InstallError::new(error_chain(&e)))
     }
 
     fn apt_target(
@@ -244,7 +247,7 @@ impl NativeInstaller {
         op: &InstallOp,
     ) -> Result<apt::AptTarget, InstallError> {
         let mut target = apt::detect(view, &oci_arch(request))
-            .map_err(|e| InstallError::new(chain(&e)).at(op.position))?;
+            .map_err(|e| InstallError::new(error_chain(&e)).at(op.position))?;
         target.override_mirrors(self.debian_mirror.as_deref(), None);
         Ok(target)
     }
@@ -264,7 +267,7 @@ impl NativeInstaller {
             &path,
             &oci_arch(request),
         )
-        .map_err(|e| InstallError::new(chain(&e)).at(op.position))?;
+        .map_err(|e| InstallError::new(error_chain(&e)).at(op.position))?;
         // PEP 668: pip refuses an externally managed interpreter (Debian's
         // python3) unless told, and so do we: the Dockerfile must build
         // with `docker build` too.
@@ -317,7 +320,7 @@ impl NativeInstaller {
         spool: &mut Spool,
         op: &InstallOp,
     ) -> Result<(), InstallError> {
-        let at = |e: &dyn std::error::Error| InstallError::new(chain(e)).at(op.position);
+        let at = |e: &dyn std::error::Error| InstallError::new(error_chain(e)).at(op.position);
         let paths =
             forge_python::fetch::fetch(&lock.packages, &self.cache.join("python")).map_err(|e| at(&e))?;
         for (wheel, path) in lock.packages.iter().zip(paths) {
@@ -383,18 +386,6 @@ fn oci_arch(request: &InstallRequest<'_>) -> String {
     }
 }
 
-/// An error and its causes on one line, as `{:#}` of anyhow would print.
-pub(crate) fn chain(err: &dyn std::error::Error) -> String {
-    let mut text = err.to_string();
-    let mut source = err.source();
-    while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    text
-}
-
 /// A text file of the image (a requirements file), or an error at `op`.
 fn read_image_text(files: &dyn ImageFiles, path: &str, op: &InstallOp) -> Result<String, InstallError> {
     match files::read_to_string(files, path, REQUIREMENTS_LIMIT) {
@@ -414,7 +405,7 @@ impl Installer for NativeInstaller {
         let existing = self
             .locks
             .get(request.dockerfile, request.instruction, &platform)
-            .map_err(|e| InstallError::new(chain(&e)))?;
+            .map_err(|e| InstallError::new(error_chain(&e)))?;
         let lock = match (self.locks.mode(), existing) {
             (LockMode::Normal | LockMode::Locked, Some(lock)) if lock.inputs == inputs => lock,
             (LockMode::Locked, found) => {
@@ -431,7 +422,9 @@ impl Installer for NativeInstaller {
             }
             _ => self.resolve_fresh(request, inputs)?,
         };
-        self.locks.record(request.dockerfile, lock.clone()).map_err(|e| InstallError::new(chain(&e)))?;
+        self.locks
+            .record(request.dockerfile, lock.clone())
+            .map_err(|e| InstallError::new(error_chain(&e)))?;
         let commands = self.below(request)?;
         toml::to_string(&Resolution { lock, commands })
             .map_err(|e| InstallError::new(format!("writing the resolution: {e}")))
@@ -458,7 +451,7 @@ impl Installer for NativeInstaller {
                         lock.check().map_err(|e| stale_resolution(op).help(e))?;
                         let target = self.apt_target(&view, request, op)?;
                         out = apt::materialize(&view, &target, &lock, &self.fetcher()?, &mut spool)
-                            .map_err(|e| InstallError::new(chain(&e)).at(op.position))?;
+                            .map_err(|e| InstallError::new(error_chain(&e)).at(op.position))?;
                     }
                     InstallKind::Pip(pip) => {
                         let table: toml::Table = from_table(locked.next(), "pip", op)?;

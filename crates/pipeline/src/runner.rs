@@ -14,10 +14,9 @@ use std::process::{Command, Stdio};
 use std::sync::OnceLock;
 
 use forge_builder::{RunChain, RunError, RunMount, RunRequest, Runner, TARGET_DIR};
+use forge_input::error_chain;
 use forge_oci::{BlobStore, Digest, Platform, Tree};
 use forge_sandbox::{Bind, BuildCommand, BuildRoot, RootCache};
-
-use crate::install::chain;
 
 /// How sandboxed `RUN`s run, from the command line.
 #[derive(Debug, Clone, Default)]
@@ -122,7 +121,7 @@ struct Chain<'a> {
 
 impl RunChain for Chain<'_> {
     fn run(&mut self, request: &RunRequest<'_>, spool: &Path) -> Result<Tree, RunError> {
-        let sandbox = |e: forge_sandbox::Error| RunError::new(format!("the sandbox failed: {}", chain(&e)));
+        let sandbox = |e: forge_sandbox::Error| RunError::new(format!("the sandbox failed: {}", error_chain(&e)));
         let run = request.run;
         let layers: Vec<_> =
             request.below.iter().map(|l| (l.descriptor.clone(), l.diff_id.clone())).collect();

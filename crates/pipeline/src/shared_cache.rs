@@ -125,7 +125,7 @@ impl RegistryCaches {
             repository: &repo.reference.name(),
             message: &format!(
                 "{doing} the layer cache failed ({}){}",
-                crate::install::chain(error),
+                forge_input::error_chain(error),
                 if give_up { "; not used for the rest of this run" } else { "; the layer is built here" }
             ),
         });

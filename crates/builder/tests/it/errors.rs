@@ -233,18 +233,6 @@ fn an_archive_entry_under_a_symlink_is_refused_at_the_add() {
     );
 }
 
-/// The error and its causes, as `{:#}` of anyhow prints them.
-fn chain(e: &dyn std::error::Error) -> String {
-    let mut text = e.to_string();
-    let mut cause = e.source();
-    while let Some(c) = cause {
-        text.push_str(": ");
-        text.push_str(&c.to_string());
-        cause = c.source();
-    }
-    text
-}
-
 #[test]
 fn a_source_swapped_for_a_fifo_after_the_plan_fails_without_blocking() {
     // Empty, the size the plan recorded matches the FIFO's; with content,
@@ -272,7 +260,7 @@ fn a_source_swapped_for_a_fifo_after_the_plan_fails_without_blocking() {
         let (done, outcome) = std::sync::mpsc::channel();
         std::thread::spawn(move || {
             let result = ws.execute(&planned, ws.store(), &forge_builder::NoInstaller);
-            done.send(result.map(|_| ()).map_err(|e| chain(&e))).unwrap();
+            done.send(result.map(|_| ()).map_err(|e| forge_input::error_chain(&e))).unwrap();
         });
         let outcome = outcome.recv_timeout(std::time::Duration::from_secs(60));
         let err = outcome.expect("the build blocked on the FIFO").unwrap_err();
