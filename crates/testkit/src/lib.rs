@@ -12,19 +12,38 @@ pub mod registry;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
+/// Whether this is a CI run (`CI=true`), where nothing a test needs may be
+/// missing and nothing unreachable is skipped.
+pub fn ci() -> bool {
+    std::env::var("CI").as_deref() == Ok("true")
+}
+
+/// Whether a test can run: `true` when what it needs is `present`;
+/// otherwise panics under `CI=true` and elsewhere prints `skipping:
+/// {missing}` and returns `false`. `missing` says what is missing and how
+/// to get it.
+pub fn prerequisite(present: bool, missing: &str) -> bool {
+    if present {
+        return true;
+    }
+    assert!(!ci(), "{missing}, and CI=true requires it");
+    eprintln!("skipping: {missing}");
+    false
+}
+
 /// Whether `name` can be run. Panics under `CI=true` when it cannot.
 pub fn require_tool(name: &str) -> bool {
     let found =
         Command::new(name).arg("--version").stdout(Stdio::null()).stderr(Stdio::null()).status().is_ok();
-    if found {
-        return true;
-    }
-    assert!(
-        std::env::var("CI").as_deref() != Ok("true"),
-        "{name} is not installed, and CI=true requires it (`cargo xtask test` installs it)"
-    );
-    eprintln!("skipping: {name} not installed (`cargo xtask test` installs it)");
-    false
+    prerequisite(found, &format!("{name} is not installed (`cargo xtask test` installs it)"))
+}
+
+/// The pid of a process that has ended: what a temporary left by a killed
+/// run is named after.
+pub fn dead_pid() -> u32 {
+    let mut child = Command::new("true").spawn().unwrap();
+    child.wait().unwrap();
+    child.id()
 }
 
 /// Runs `program args`, returns its stdout; panics with stderr on failure.

@@ -128,19 +128,12 @@ fn unsigned_inrelease_is_refused() {
     assert!(err.to_string().contains("gpgv: "), "{err}");
 }
 
-/// The pid of a process that has ended.
-fn dead_pid() -> u32 {
-    let mut child = std::process::Command::new("true").spawn().unwrap();
-    child.wait().unwrap();
-    child.id()
-}
-
 #[test]
 fn downloads_are_temporaries_of_this_process_and_stale_ones_go() {
     let cache = tempfile::tempdir().unwrap();
     let tmp = cache.path().join("tmp");
     std::fs::create_dir_all(&tmp).unwrap();
-    let stale = tmp.join(format!(".tmp-{}-killed", dead_pid()));
+    let stale = tmp.join(format!(".tmp-{}-killed", forge_testkit::dead_pid()));
     let live = tmp.join(".tmp-1-running");
     std::fs::write(&stale, "partial").unwrap();
     std::fs::write(&live, "partial").unwrap();

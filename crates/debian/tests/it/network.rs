@@ -34,12 +34,14 @@ fn bookworm_python3_and_dash() {
     if !forge_testkit::require_tool("gpgv") {
         return;
     }
-    let ci = std::env::var("CI").as_deref() == Ok("true");
-    if !Path::new(DEFAULT_KEYRING).exists() {
-        assert!(!ci, "{DEFAULT_KEYRING} is missing, and CI=true requires it");
-        eprintln!("skipping: {DEFAULT_KEYRING} is missing (install debian-archive-keyring)");
+    let keyring = Path::new(DEFAULT_KEYRING).exists();
+    if !forge_testkit::prerequisite(
+        keyring,
+        &format!("{DEFAULT_KEYRING} is missing (install debian-archive-keyring)"),
+    ) {
         return;
     }
+    let ci = forge_testkit::ci();
     let description = Description::parse(DESCRIPTION, Path::new("base-py.toml")).unwrap();
     let fetcher = Fetcher::new(cache_dir(), &description.mirror_or_default()).unwrap();
     let options = forge_debian::release::ReleaseOptions { update: true, ..Default::default() };

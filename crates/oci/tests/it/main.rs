@@ -25,7 +25,7 @@ pub use forge_testkit::{require_tool, run};
 fn require_tool_follows_the_ci_policy() {
     assert!(require_tool("sh"));
     let missing = "forge-oci-no-such-tool";
-    if std::env::var("CI").as_deref() == Ok("true") {
+    if forge_testkit::ci() {
         assert!(std::panic::catch_unwind(|| require_tool(missing)).is_err());
     } else {
         assert!(!require_tool(missing));

@@ -10,14 +10,11 @@ use std::time::SystemTime;
 
 use forge_python::index::{Version, WheelName};
 use forge_python::{fetch, resolve, LockedWheel, PipLock, PipRequest, ResolveEnv, ResolveError, Uv};
+use forge_testkit::ci;
 
 fn cache_dir() -> PathBuf {
     // Kept across runs under target/, so uv and its index cache come once.
     PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("forge-python-cache")
-}
-
-fn ci() -> bool {
-    std::env::var("CI").as_deref() == Ok("true")
 }
 
 /// Whether `e` says PyPI could not be reached (rather than that we are wrong).

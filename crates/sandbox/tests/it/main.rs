@@ -571,19 +571,12 @@ fn each_run_writes_to_its_own_layer() {
     assert!(!root.exists() && newer_root.is_dir());
 }
 
-/// The pid of a process that has ended.
-fn dead_pid() -> u32 {
-    let mut child = std::process::Command::new("true").spawn().unwrap();
-    child.wait().unwrap();
-    child.id()
-}
-
 #[test]
 fn temporaries_of_killed_runs_go_with_the_next_run() {
     let (dir, store) = store();
     let image = image(&store, vec![vec![Entry::bytes("hello", 0o644, "hi")]], &RuntimeConfig::default());
     let roots = dir.path().join("roots");
-    let dead = dead_pid();
+    let dead = forge_testkit::dead_pid();
     let unpacking = roots.join(image.manifest_digest.hex());
     let stale_unpack = unpacking.join(format!(".tmp-{dead}-unpack-x"));
     let live_unpack = unpacking.join(".tmp-1-unpack-x");
