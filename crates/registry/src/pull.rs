@@ -96,7 +96,7 @@ impl Client {
         let (digest, bytes, media_type) = self.resolve_manifest(reference, &quiet)?;
         let (digest, bytes) = if is_index(&media_type, &bytes) {
             let chosen = choose_platform(reference, &bytes, platform)?;
-            let (d, b, m) = self.fetch_manifest(reference, &chosen.to_string(), &quiet)?;
+            let (d, b, m, _) = self.fetch_manifest(reference, &chosen.to_string(), &quiet)?;
             if d != chosen {
                 return Err(Error::DigestMismatch {
                     what: format!("manifest of {reference}"),
@@ -157,7 +157,7 @@ impl Client {
         notify: &dyn Fn(RetryNotice),
     ) -> Result<(Digest, Vec<u8>, String)> {
         let target = reference.manifest_path_part();
-        let (found, bytes, media_type, said) = self.fetch_manifest_said(reference, &target, notify)?;
+        let (found, bytes, media_type, said) = self.fetch_manifest(reference, &target, notify)?;
         if reference.digest().is_some() {
             return Ok((found, bytes, media_type));
         }
@@ -177,7 +177,7 @@ impl Client {
                 Ok((found, bytes, media_type))
             }
             None => {
-                let (again, bytes, media_type) =
+                let (again, bytes, media_type, _) =
                     self.fetch_manifest(reference, &found.to_string(), notify)?;
                 debug_assert_eq!(again, found);
                 Ok((again, bytes, media_type))
@@ -186,20 +186,9 @@ impl Client {
     }
 
     /// `GET /v2/NAME/manifests/REF`: digest (verified when REF is one),
-    /// bytes and media type.
+    /// bytes, media type and the `Docker-Content-Digest` header the
+    /// registry sent, if any.
     fn fetch_manifest(
-        &self,
-        reference: &Reference,
-        target: &str,
-        notify: &dyn Fn(RetryNotice),
-    ) -> Result<(Digest, Vec<u8>, String)> {
-        let (digest, bytes, media_type, _) = self.fetch_manifest_said(reference, target, notify)?;
-        Ok((digest, bytes, media_type))
-    }
-
-    /// [`Client::fetch_manifest`], with the `Docker-Content-Digest` header
-    /// the registry sent, if any.
-    fn fetch_manifest_said(
         &self,
         reference: &Reference,
         target: &str,

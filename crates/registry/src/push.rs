@@ -119,6 +119,28 @@ pub struct PushReport {
     pub blobs_uploaded: usize,
 }
 
+impl PushReport {
+    /// An empty report for pushing `digest` (an image's or an index's,
+    /// as `what` says) to `reference`, which may pin no other digest.
+    fn start(reference: &Reference, digest: &Digest, what: &str) -> Result<PushReport> {
+        if let Some(pinned) = reference.digest() {
+            if pinned != digest {
+                return Err(Error::InvalidReference {
+                    reference: reference.to_string(),
+                    reason: format!("the {what} to push has digest {digest}"),
+                });
+            }
+        }
+        Ok(PushReport {
+            digest: digest.clone(),
+            bytes_uploaded: 0,
+            blobs_skipped: 0,
+            blobs_mounted: 0,
+            blobs_uploaded: 0,
+        })
+    }
+}
+
 /// What a mount attempt came to.
 enum Mount {
     /// The registry mounted the blob from this repository.
@@ -154,21 +176,7 @@ impl Client {
         reference: &Reference,
         progress: &dyn Fn(PushEvent),
     ) -> Result<PushReport> {
-        if let Some(digest) = reference.digest() {
-            if digest != &image.manifest_digest {
-                return Err(Error::InvalidReference {
-                    reference: reference.to_string(),
-                    reason: format!("the image to push has digest {}", image.manifest_digest),
-                });
-            }
-        }
-        let mut report = PushReport {
-            digest: image.manifest_digest.clone(),
-            bytes_uploaded: 0,
-            blobs_skipped: 0,
-            blobs_mounted: 0,
-            blobs_uploaded: 0,
-        };
+        let mut report = PushReport::start(reference, &image.manifest_digest, "image")?;
         let mut blobs = vec![image.manifest.config().clone()];
         blobs.extend(image.manifest.layers().iter().cloned());
         for descriptor in &blobs {
@@ -421,21 +429,7 @@ impl Client {
         reference: &Reference,
         progress: &dyn Fn(PushEvent),
     ) -> Result<PushReport> {
-        if let Some(digest) = reference.digest() {
-            if digest != &index.digest {
-                return Err(Error::InvalidReference {
-                    reference: reference.to_string(),
-                    reason: format!("the index to push has digest {}", index.digest),
-                });
-            }
-        }
-        let mut report = PushReport {
-            digest: index.digest.clone(),
-            bytes_uploaded: 0,
-            blobs_skipped: 0,
-            blobs_mounted: 0,
-            blobs_uploaded: 0,
-        };
+        let mut report = PushReport::start(reference, &index.digest, "index")?;
         for image in &index.images {
             let pushed = self.push(store, image, &reference.with_digest(&image.manifest_digest), progress)?;
             report.bytes_uploaded += pushed.bytes_uploaded;
