@@ -14,7 +14,6 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use crate::digest::{descriptor, Digest};
 use crate::error::{Error, Result};
-use crate::json::canonical_json;
 use crate::store::BlobStore;
 use oci_spec::image::{
     Arch, Config, ConfigBuilder, Descriptor, History, HistoryBuilder, ImageConfiguration,
@@ -321,21 +320,25 @@ pub fn write_image(
     layers: &[Descriptor],
     annotations: &BTreeMap<String, String>,
 ) -> Result<Image> {
-    let config_bytes = canonical_json(config, "image config")?;
-    let (config_digest, config_size) = store.put_bytes(&config_bytes)?;
-    let mut builder = ImageManifestBuilder::default()
+    let (config_digest, config_size) = store.put_json(config, "image config")?;
+    let mut manifest = ImageManifestBuilder::default()
         .schema_version(2u32)
         .media_type(MediaType::ImageManifest)
         .config(descriptor(MediaType::ImageConfig, &config_digest, config_size))
-        .layers(layers.to_vec());
-    if !annotations.is_empty() {
-        builder =
-            builder.annotations(annotations.clone().into_iter().collect::<std::collections::HashMap<_, _>>());
-    }
-    let manifest = builder.build().map_err(|source| Error::Spec { what: "image manifest", source })?;
-    let manifest_bytes = canonical_json(&manifest, "image manifest")?;
-    let (manifest_digest, manifest_size) = store.put_bytes(&manifest_bytes)?;
+        .layers(layers.to_vec())
+        .build()
+        .map_err(|source| Error::Spec { what: "image manifest", source })?;
+    manifest.set_annotations(annotation_map(annotations));
+    let (manifest_digest, manifest_size) = store.put_json(&manifest, "image manifest")?;
     Ok(Image { manifest_digest, manifest_size, manifest, config: config.clone() })
+}
+
+/// A manifest's or an index's `annotations`: none when empty (the field
+/// is then left out of the JSON).
+pub(crate) fn annotation_map(
+    annotations: &BTreeMap<String, String>,
+) -> Option<std::collections::HashMap<String, String>> {
+    (!annotations.is_empty()).then(|| annotations.clone().into_iter().collect())
 }
 
 pub(crate) fn is_manifest_media_type(media_type: &MediaType) -> bool {
@@ -356,6 +359,7 @@ pub(crate) fn is_config_media_type(media_type: &MediaType) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::json::canonical_json;
 
     #[test]
     fn rfc3339_dates() {

@@ -53,7 +53,6 @@ use crate::compression::{read_up_to, Compression, Decoder};
 use crate::digest::{descriptor, Digest};
 use crate::error::{Error, Result};
 use crate::image::{self, Image};
-use crate::json::canonical_json;
 use crate::store::{self, BlobStore, MAX_JSON_SIZE};
 
 /// Imports the image in `source` into `into`; see the module docs. The
@@ -436,7 +435,7 @@ fn convert_docker(source: &Path, scan: &Scan, tag: Option<&str>, into: &BlobStor
         .layers(layers)
         .build()
         .map_err(|source| Error::Spec { what: "image manifest", source })?;
-    let (manifest_digest, _) = into.put_bytes(&canonical_json(&manifest, "image manifest")?)?;
+    let (manifest_digest, _) = into.put_json(&manifest, "image manifest")?;
     Image::load(into, &manifest_digest)
 }
 

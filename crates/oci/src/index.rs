@@ -14,8 +14,7 @@ use oci_spec::image::{Descriptor, ImageIndex, ImageIndexBuilder, MediaType};
 
 use crate::digest::{descriptor, Digest};
 use crate::error::{Error, Result};
-use crate::image::{is_index_media_type, Image};
-use crate::json::canonical_json;
+use crate::image::{annotation_map, is_index_media_type, Image};
 use crate::platform::Platform;
 use crate::store::BlobStore;
 
@@ -71,17 +70,14 @@ pub fn write_index(
             entry
         })
         .collect();
-    let mut builder = ImageIndexBuilder::default()
+    let mut index = ImageIndexBuilder::default()
         .schema_version(2u32)
         .media_type(MediaType::ImageIndex)
-        .manifests(manifests);
-    if !annotations.is_empty() {
-        builder =
-            builder.annotations(annotations.clone().into_iter().collect::<std::collections::HashMap<_, _>>());
-    }
-    let index = builder.build().map_err(|source| Error::Spec { what: "image index", source })?;
-    let bytes = canonical_json(&index, "image index")?;
-    let (digest, size) = store.put_bytes(&bytes)?;
+        .manifests(manifests)
+        .build()
+        .map_err(|source| Error::Spec { what: "image index", source })?;
+    index.set_annotations(annotation_map(annotations));
+    let (digest, size) = store.put_json(&index, "image index")?;
     Ok(Index { digest, size, images: images.to_vec() })
 }
 
@@ -241,7 +237,7 @@ mod tests {
             .manifests(vec![inner.descriptor()])
             .build()
             .unwrap();
-        let (digest, _) = store.put_bytes(&canonical_json(&outer, "index").unwrap()).unwrap();
+        let (digest, _) = store.put_json(&outer, "index").unwrap();
         let err = Index::load(&store, &digest).unwrap_err().to_string();
         assert!(err.contains("it lists another index"), "{err}");
     }

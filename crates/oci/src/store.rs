@@ -135,6 +135,13 @@ impl BlobStore {
         writer.finish()
     }
 
+    /// Stores `value` as a blob of canonical JSON (see
+    /// [`canonical_json`](crate::json::canonical_json)); `what` names it in
+    /// errors (`"image manifest"`).
+    pub fn put_json<T: serde::Serialize>(&self, value: &T, what: &str) -> Result<(Digest, u64)> {
+        self.put_bytes(&crate::json::canonical_json(value, what)?)
+    }
+
     /// A writer for a new blob; see [`BlobWriter`].
     pub fn writer(&self) -> Result<BlobWriter> {
         let dir = self.root.join("blobs");
