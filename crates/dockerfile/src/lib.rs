@@ -38,17 +38,6 @@ pub use lexer::{parse, Directive, Dockerfile, Instruction, SyntaxError, SyntaxEr
 pub use values::{parse_chmod, parse_port, split_user, validate_signal, PortSpec, Protocol, ValueError};
 pub use words::{parse_env, split_words, unquote, EnvPair, Word};
 
-/// A 1-based line and column (in characters) in a Dockerfile.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub struct Position {
-    /// Line, from 1.
-    pub line: u32,
-    /// Column in characters, from 1.
-    pub column: u32,
-}
-
-impl std::fmt::Display for Position {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{}:{}", self.line, self.column)
-    }
-}
+/// A 1-based line and column (in characters) in a Dockerfile: the one
+/// position type of every file we read.
+pub use forge_input::Position;

@@ -1,7 +1,8 @@
 //! Reading the small files a user gives us: manifests, Dockerfiles,
 //! `.dockerignore`, lock files; and the one I/O error shape, [`IoError`],
 //! that every crate's error wraps, and [`error_chain`], the one way to
-//! print an error with its causes as text.
+//! print an error with its causes as text; and [`Position`], where in such
+//! a file something is.
 //!
 //! Each is read with a size limit and only when it is a regular file (a
 //! symlink to one is fine). A FIFO would block the reader forever, a link to
@@ -14,6 +15,10 @@ use std::fs::{File, FileType, OpenOptions};
 use std::io::{self, Read};
 use std::os::unix::fs::{FileTypeExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
+
+mod position;
+
+pub use position::Position;
 
 /// The limit for manifests (`plugin_info.json`, `VERSION`,
 /// `predefined_run_configs.json`, `README.md`), Dockerfiles and

@@ -85,7 +85,7 @@ fn restrictive_modes(root: &Path, plan: &BuildPlan, rel: &Path, text: &str, sink
             1 => String::new(),
             n => format!(" (and {} more)", n - 1),
         };
-        let position = Position { line: step.position.line, column: step.position.column };
+        let position = step.position;
         sink.report(
             rules::RESTRICTIVE_MODE,
             Finding::new(format!(

@@ -19,9 +19,7 @@ const MODULE_PATH_VARS: [&str; 2] = ["$MODULE_PATH", "${MODULE_PATH}"];
 pub(crate) fn check(dir: &Path, rel: &Path, src: &str, sink: &mut Sink<'_>) {
     let file = forge_dockerfile::parse(src);
     let (instrs, errors) = parse_instructions(&file);
-    let finding = |message: String, at: forge_dockerfile::Position| {
-        Finding::new(message).in_file(rel).at(Position { line: at.line, column: at.column }, src)
-    };
+    let finding = |message: String, at: Position| Finding::new(message).in_file(rel).at(at, src);
     let mut syntax: Vec<_> = file.errors.iter().chain(&errors).collect();
     syntax.sort_by_key(|e| e.position);
     for err in syntax {
@@ -46,10 +44,9 @@ pub(crate) fn check(dir: &Path, rel: &Path, src: &str, sink: &mut Sink<'_>) {
         if !from_keyword && first_stage_start.is_none_or(|i| matches!(i.node, Instr::From(_))) {
             sink.report(
                 rules::DOCKERFILE_NO_FROM,
-                finding("no FROM instruction".into(), forge_dockerfile::Position { line: 1, column: 1 })
-                    .help(
-                        "start the Dockerfile with `FROM ${REGISTRY}/base-py:${TAG}` or another base image",
-                    ),
+                finding("no FROM instruction".into(), Position::START).help(
+                    "start the Dockerfile with `FROM ${REGISTRY}/base-py:${TAG}` or another base image",
+                ),
             );
         }
         return;
@@ -61,8 +58,8 @@ pub(crate) fn check(dir: &Path, rel: &Path, src: &str, sink: &mut Sink<'_>) {
     let mut workdir = String::from("/");
     let mut module_path_declared = false;
     let mut code_copied = false;
-    let mut whole_context: Option<forge_dockerfile::Position> = None;
-    let mut pythonpath: Option<(String, forge_dockerfile::Position)> = None;
+    let mut whole_context: Option<Position> = None;
+    let mut pythonpath: Option<(String, Position)> = None;
     for ins in stage {
         match &ins.node {
             Instr::Arg(decls) => module_path_declared |= decls.iter().any(|d| d.name.raw == "MODULE_PATH"),
@@ -146,7 +143,7 @@ const SET_BY_BUILD: [&str; 3] = ["MODULE_PATH", "REGISTRY", "TAG"];
 fn unset_args(
     file: &forge_dockerfile::Dockerfile,
     instrs: &[forge_dockerfile::Spanned<Instr>],
-    finding: &dyn Fn(String, forge_dockerfile::Position) -> Finding,
+    finding: &dyn Fn(String, Position) -> Finding,
     sink: &mut Sink<'_>,
 ) {
     use std::collections::BTreeMap;
@@ -154,8 +151,8 @@ fn unset_args(
     // Global args (before the first FROM) with whether they have a default.
     let mut global: BTreeMap<String, bool> = BTreeMap::new();
     // Args of the current scope without a value: name → where declared.
-    let mut unset: BTreeMap<String, forge_dockerfile::Position> = BTreeMap::new();
-    let mut reported: Vec<(String, forge_dockerfile::Position)> = Vec::new();
+    let mut unset: BTreeMap<String, Position> = BTreeMap::new();
+    let mut reported: Vec<(String, Position)> = Vec::new();
     let mut in_stage = false;
     for ins in instrs {
         let text = text_at.get(&ins.position).copied().unwrap_or_default();

@@ -19,7 +19,6 @@ mod info;
 pub mod json_span;
 mod plugin;
 pub mod plugin_type;
-mod position;
 mod problem;
 mod run_configs;
 mod version;
@@ -27,11 +26,11 @@ mod version;
 pub use discover::{discover, Discovery, PLUGINS_DIR};
 pub use entry::{modes_label, EntryPoint};
 pub use error::ManifestError;
+pub use forge_input::Position;
 pub use info::PluginInfo;
 pub use plugin::{
     entry_points, read_text, Plugin, DOCKERFILE, LICENSE, PLUGIN_INFO, README, RUN_CONFIGS, SRC, VERSION,
 };
-pub use position::Position;
 pub use problem::Problem;
 pub use run_configs::RunConfig;
 pub use version::ImageRef;

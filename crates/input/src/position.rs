@@ -1,5 +1,6 @@
 //! Source positions (1-based line and column, columns counted in characters
-//! like rustc does) and the conversion from byte offsets.
+//! like rustc does) and the conversion from byte offsets: the one position
+//! type of manifests, Dockerfiles and lint diagnostics.
 
 use std::fmt;
 
