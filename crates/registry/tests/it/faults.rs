@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 use forge_registry::{Client, ClientOptions, Error, PushEvent};
 
 use crate::servers::{Fault, Proxy, Registry, Rule};
-use crate::{at, client, options, store_with_image, Events};
+use crate::{at, client, options, pushed_image, store_with_image, Events};
 
 #[test]
 fn a_push_survives_a_dropped_connection_a_500_and_a_429() {
@@ -87,10 +87,7 @@ fn a_registry_killed_mid_push_leaves_no_tag() {
 #[test]
 fn a_tag_pull_trusts_only_what_the_registry_serves_under_its_digest() {
     let Some(registry) = Registry::start(None) else { return };
-    let (_dir, store, image) = store_with_image(23, 10_000);
-    let direct = at(&registry.host(), "tampered/app:1");
-    let client = client();
-    client.push(&store, &image, &direct, &|_| {}).unwrap();
+    let (_dir, _, image, _, client) = pushed_image(&registry.host(), "tampered/app:1", 23, 10_000);
     for drop_digest in [false, true] {
         // A proxy appends whitespace to the manifest of the tag: still
         // JSON, but not the bytes the registry has under that digest.
@@ -121,10 +118,7 @@ fn a_tag_pull_trusts_only_what_the_registry_serves_under_its_digest() {
 #[test]
 fn a_blob_cut_short_every_time_is_named_as_such_not_as_an_unreachable_registry() {
     let Some(registry) = Registry::start(None) else { return };
-    let (_dir, store, image) = store_with_image(24, 200_000);
-    let direct = at(&registry.host(), "cut/app:1");
-    let client = client();
-    client.push(&store, &image, &direct, &|_| {}).unwrap();
+    let (_dir, _, _, _, client) = pushed_image(&registry.host(), "cut/app:1", 24, 200_000);
     let rules =
         (0..10).map(|_| Rule { method: "GET", path: "/blobs/sha256:", fault: Fault::Truncate }).collect();
     let proxy = Proxy::start(registry.port, rules, None);

@@ -86,6 +86,21 @@ pub fn store_with_image(seed: u64, size: usize) -> (tempfile::TempDir, BlobStore
     (dir, store, image)
 }
 
+/// A new store holding [`sample_image`]`(seed, size)`, pushed to
+/// `host/name` by a new [`client`], which is returned with the reference.
+pub fn pushed_image(
+    host: &str,
+    name: &str,
+    seed: u64,
+    size: usize,
+) -> (tempfile::TempDir, BlobStore, Image, Reference, Client) {
+    let (dir, store, image) = store_with_image(seed, size);
+    let reference = at(host, name);
+    let client = client();
+    client.push(&store, &image, &reference, &|_| {}).unwrap();
+    (dir, store, image, reference, client)
+}
+
 pub fn store() -> (tempfile::TempDir, BlobStore) {
     let dir = tempfile::tempdir().unwrap();
     let store = BlobStore::open_or_create(dir.path().join("store")).unwrap();

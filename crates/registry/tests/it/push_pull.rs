@@ -4,7 +4,7 @@ use forge_oci::validate;
 use forge_registry::{cached_image, Client, ClientOptions, Error, Platform, PushEvent, Reference};
 
 use crate::servers::{Proxy, Registry};
-use crate::{at, client, options, store, store_with_image, Events};
+use crate::{at, client, options, pushed_image, store, store_with_image, Events};
 
 #[test]
 fn push_is_seen_by_skopeo_and_pulls_back_valid_and_repush_uploads_nothing() {
@@ -69,10 +69,7 @@ fn push_is_seen_by_skopeo_and_pulls_back_valid_and_repush_uploads_nothing() {
 #[test]
 fn repush_skips_every_blob_and_a_second_repository_mounts_them() {
     let Some(registry) = Registry::start(None) else { return };
-    let (_dir, store, image) = store_with_image(2, 100_000);
-    let first = at(&registry.host(), "team/base:1");
-    let client = client();
-    client.push(&store, &image, &first, &|_| {}).unwrap();
+    let (_dir, store, image, first, client) = pushed_image(&registry.host(), "team/base:1", 2, 100_000);
 
     let again = client.push(&store, &image, &first, &|_| {}).unwrap();
     assert_eq!((again.bytes_uploaded, again.blobs_skipped, again.blobs_uploaded), (0, 3, 0));
@@ -119,10 +116,7 @@ fn parallel_pushes_of_a_shared_blob_upload_it_once() {
 #[test]
 fn a_refused_mount_falls_back_to_an_upload() {
     let Some(registry) = Registry::start(None) else { return };
-    let (_dir, store, image) = store_with_image(3, 50_000);
-    let first = at(&registry.host(), "a/one:1");
-    let client = client();
-    client.push(&store, &image, &first, &|_| {}).unwrap();
+    let (_dir, store, image, _, client) = pushed_image(&registry.host(), "a/one:1", 3, 50_000);
     // The source repository goes away: the registry answers the mount
     // with an upload session, which the push uses.
     std::fs::remove_dir_all(registry.storage.join("docker/registry/v2/repositories/a/one")).unwrap();
