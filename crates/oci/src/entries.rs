@@ -578,22 +578,23 @@ mod tests {
     use crate::digest::Digest;
     use crate::tree::FileSource;
 
+    /// A ustar header: `kind`, `mode`, owner `uid`:0, `size` bytes.
+    pub(super) fn header(kind: tar::EntryType, mode: u32, uid: u64, size: u64) -> tar::Header {
+        let mut header = tar::Header::new_ustar();
+        header.set_entry_type(kind);
+        header.set_mode(mode);
+        header.set_uid(uid);
+        header.set_gid(0);
+        header.set_size(size);
+        header
+    }
+
     #[test]
     fn tar_entries_become_nodes_with_spooled_content() {
         let mut tar = tar::Builder::new(Vec::new());
-        let mut header = tar::Header::new_ustar();
-        header.set_entry_type(tar::EntryType::Regular);
-        header.set_mode(0o100755);
-        header.set_uid(7);
-        header.set_gid(0);
-        header.set_size(5);
-        tar.append_data(&mut header, "./bin/tool", &b"hello"[..]).unwrap();
-        let mut link = tar::Header::new_ustar();
-        link.set_entry_type(tar::EntryType::Link);
-        link.set_mode(0o644);
-        link.set_uid(0);
-        link.set_gid(0);
-        link.set_size(0);
+        let mut file = header(tar::EntryType::Regular, 0o100755, 7, 5);
+        tar.append_data(&mut file, "./bin/tool", &b"hello"[..]).unwrap();
+        let mut link = header(tar::EntryType::Link, 0o644, 0, 0);
         tar.append_link(&mut link, "bin/again", "/bin/tool").unwrap();
         let bytes = tar.into_inner().unwrap();
 
@@ -706,6 +707,7 @@ mod special_entries {
     use std::io::Write;
     use std::process::Command;
 
+    use super::tests::header;
     use super::*;
     use crate::compression::Compression;
     use crate::layer::LayerOptions;
@@ -779,15 +781,10 @@ mod special_entries {
             ("dev/sda", tar::EntryType::Block, 8, 0),
             ("run/fifo", tar::EntryType::Fifo, 0, 0),
         ] {
-            let mut header = tar::Header::new_ustar();
-            header.set_entry_type(kind);
-            header.set_mode(0o666);
-            header.set_size(0);
-            header.set_uid(0);
-            header.set_gid(0);
-            header.set_device_major(major).unwrap();
-            header.set_device_minor(minor).unwrap();
-            tar.append_data(&mut header, name, io::empty()).unwrap();
+            let mut device = header(kind, 0o666, 0, 0);
+            device.set_device_major(major).unwrap();
+            device.set_device_minor(minor).unwrap();
+            tar.append_data(&mut device, name, io::empty()).unwrap();
         }
         let bytes = tar.into_inner().unwrap();
         let dir = tempfile::tempdir().unwrap();

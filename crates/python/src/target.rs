@@ -160,6 +160,13 @@ pub struct Scheme {
 }
 
 impl Scheme {
+    /// The scheme of a layout whose pure and compiled modules share one
+    /// site directory (every layout we know): `site`, then `scripts`,
+    /// `data` and `include` as the fields.
+    fn one_site(site: String, scripts: String, data: String, include: String) -> Scheme {
+        Scheme { purelib: site.clone(), platlib: site, scripts, data, include }
+    }
+
     /// Where the headers of the distribution `name` go: `include/<name>`,
     /// as pip's `get_scheme(dist_name)` gives them.
     pub fn headers_for(&self, name: &str) -> String {
@@ -294,40 +301,30 @@ pub fn detect(
     let debian_site = "usr/lib/python3/dist-packages";
     let debian = prefix == "usr" && is_dir(files, debian_site);
 
-    let mut site_dirs = Vec::new();
     let (layout, scheme) = if let Some(venv) = &venv {
-        let site = format!("{}/lib/{libdir}/site-packages", venv.dir);
-        site_dirs.push(site.clone());
-        let scheme = Scheme {
-            purelib: site.clone(),
-            platlib: site,
-            scripts: format!("{}/bin", venv.dir),
-            data: venv.dir.clone(),
+        let scheme = Scheme::one_site(
+            format!("{}/lib/{libdir}/site-packages", venv.dir),
+            format!("{}/bin", venv.dir),
+            venv.dir.clone(),
             // pip's historical header path inside a virtual environment.
-            include: format!("{}/include/site/python{version}", venv.dir),
-        };
+            format!("{}/include/site/python{version}", venv.dir),
+        );
         (Layout::Venv, scheme)
     } else if debian {
-        let site = format!("usr/local/lib/python{version}/dist-packages");
-        site_dirs.push(site.clone());
-        let scheme = Scheme {
-            purelib: site.clone(),
-            platlib: site,
-            scripts: "usr/local/bin".to_owned(),
-            data: "usr/local".to_owned(),
-            include: format!("usr/local/include/python{version}"),
-        };
+        let scheme = Scheme::one_site(
+            format!("usr/local/lib/python{version}/dist-packages"),
+            "usr/local/bin".to_owned(),
+            "usr/local".to_owned(),
+            format!("usr/local/include/python{version}"),
+        );
         (Layout::DebianSystem, scheme)
     } else if has_stdlib {
-        let site = format!("{stdlib}/site-packages");
-        site_dirs.push(site.clone());
-        let scheme = Scheme {
-            purelib: site.clone(),
-            platlib: site,
-            scripts: join(&prefix, "bin"),
-            data: prefix.clone(),
-            include: join(&prefix, &format!("include/{libdir}")),
-        };
+        let scheme = Scheme::one_site(
+            format!("{stdlib}/site-packages"),
+            join(&prefix, "bin"),
+            prefix.clone(),
+            join(&prefix, &format!("include/{libdir}")),
+        );
         (Layout::Prefix, scheme)
     } else {
         return Err(TargetError::UnknownLayout {
@@ -339,6 +336,7 @@ pub fn detect(
             ),
         });
     };
+    let mut site_dirs = vec![scheme.purelib.clone()];
     // The rest of sys.path: the base installation's directories (for a
     // venv only when it includes the system site-packages), then the
     // standard library itself.

@@ -41,40 +41,26 @@ fn list(items: &[String]) -> String {
 }
 
 fn dump_pip(p: &PipInstall) -> String {
-    let mut out = format!("pip program={}", p.program);
-    if let Some(python) = &p.python {
-        write!(out, " python={python}").unwrap();
-    }
-    if !p.requirements.is_empty() {
-        write!(out, " requirements={}", list(&p.requirements)).unwrap();
-    }
-    if !p.requirement_files.is_empty() {
-        write!(out, " -r={}", list(&p.requirement_files)).unwrap();
-    }
-    if !p.constraint_files.is_empty() {
-        write!(out, " -c={}", list(&p.constraint_files)).unwrap();
-    }
-    for (set, name) in [
-        (p.upgrade, "upgrade"),
-        (p.no_deps, "no-deps"),
-        (p.pre, "pre"),
-        (p.no_index, "no-index"),
-        (p.compile, "compile"),
-    ] {
-        if set {
-            write!(out, " {name}").unwrap();
-        }
-    }
-    if let Some(index) = &p.index_url {
-        write!(out, " index={index}").unwrap();
-    }
-    if !p.extra_index_urls.is_empty() {
-        write!(out, " extra-index={}", list(&p.extra_index_urls)).unwrap();
-    }
-    if !p.find_links.is_empty() {
-        write!(out, " find-links={}", list(&p.find_links)).unwrap();
-    }
-    out
+    let value = |name: &str, value: &Option<String>| value.as_ref().map(|v| format!(" {name}={v}"));
+    let items =
+        |name: &str, items: &[String]| (!items.is_empty()).then(|| format!(" {name}={}", list(items)));
+    let flag = |name: &str, set: bool| set.then(|| format!(" {name}"));
+    let parts = [
+        value("python", &p.python),
+        items("requirements", &p.requirements),
+        items("-r", &p.requirement_files),
+        items("-c", &p.constraint_files),
+        flag("upgrade", p.upgrade),
+        flag("no-deps", p.no_deps),
+        flag("pre", p.pre),
+        flag("no-index", p.no_index),
+        flag("compile", p.compile),
+        value("index", &p.index_url),
+        items("extra-index", &p.extra_index_urls),
+        items("find-links", &p.find_links),
+    ];
+    let options: String = parts.into_iter().flatten().collect();
+    format!("pip program={}{options}", p.program)
 }
 
 fn dump_op(op: &InstallOp) -> String {

@@ -42,6 +42,18 @@ fn host_pip() -> bool {
     )
 }
 
+/// A scratch directory and an empty `wheels/` in it, when the host's pip
+/// runs ([`host_pip`]; `None`: the test is skipped).
+fn pip_workdir() -> Option<(tempfile::TempDir, std::path::PathBuf)> {
+    if !host_pip() {
+        return None;
+    }
+    let work = tempfile::tempdir().unwrap();
+    let wheels = work.path().join("wheels");
+    std::fs::create_dir_all(&wheels).unwrap();
+    Some((work, wheels))
+}
+
 /// The version of the host's pip (`23.2.1`).
 fn host_pip_version() -> String {
     python("import pip; print(pip.__version__)").trim().to_owned()
@@ -105,12 +117,7 @@ fn fixture() -> WheelSpec {
 
 #[test]
 fn install_matches_pip() {
-    if !host_pip() {
-        return;
-    }
-    let work = tempfile::tempdir().unwrap();
-    let wheels = work.path().join("wheels");
-    std::fs::create_dir_all(&wheels).unwrap();
+    let Some((work, wheels)) = pip_workdir() else { return };
     let wheel = fixture().write(&wheels);
     let root = work.path().join("root");
     let output = Command::new("sh")
@@ -267,12 +274,7 @@ fn listing(view: &dyn forge_oci::ImageFiles, dir: &str, out: &mut BTreeMap<Strin
 /// files: the same files and directories afterwards.
 #[test]
 fn upgrade_matches_pip() {
-    if !host_pip() {
-        return;
-    }
-    let work = tempfile::tempdir().unwrap();
-    let wheels = work.path().join("wheels");
-    std::fs::create_dir_all(&wheels).unwrap();
+    let Some((work, wheels)) = pip_workdir() else { return };
     WheelSpec::new("Upgraded", "1.0")
         .file("upgraded/__init__.py", "V = 1\n")
         .file("upgraded/gone.py", "")
