@@ -51,23 +51,7 @@ impl RawWord {
     /// words taken verbatim from the file, also across continuation lines;
     /// for JSON strings with escapes, the position of the string's start.
     pub fn position_at(&self, offset: usize) -> Position {
-        let offset = offset.min(self.raw.len());
-        let (start, at) = self
-            .breaks
-            .iter()
-            .rev()
-            .find(|(start, _)| *start <= offset)
-            .copied()
-            .unwrap_or((0, self.position));
-        let mut end = offset;
-        while !self.raw.is_char_boundary(end) {
-            end -= 1;
-        }
-        let skipped = self.raw.get(start..end).map_or(0, |s| s.chars().count());
-        Position {
-            line: at.line,
-            column: at.column.saturating_add(u32::try_from(skipped).unwrap_or(u32::MAX)),
-        }
+        crate::lexer::position_in_pieces(&self.raw, &self.breaks, self.position, offset)
     }
 
     /// Bytes `start..end` of the instruction's arguments.

@@ -52,19 +52,30 @@ pub struct Instruction {
     pub heredocs: Vec<Heredoc>,
 }
 
+/// The file position of byte `offset` of `text`, a text joined from
+/// pieces of the file: `pieces` are (offset in `text`, file position of
+/// that byte), ascending; before the first, `text` starts at `start`.
+/// An offset past the end or inside a character is clamped to the
+/// character boundary before it.
+pub(crate) fn position_in_pieces(
+    text: &str,
+    pieces: &[(usize, Position)],
+    start: Position,
+    offset: usize,
+) -> Position {
+    let mut offset = offset.min(text.len());
+    while !text.is_char_boundary(offset) {
+        offset -= 1;
+    }
+    let (piece, at) = pieces.iter().rev().find(|(piece, _)| *piece <= offset).copied().unwrap_or((0, start));
+    let skipped = text.get(piece..offset).map_or(0, |s| s.chars().count());
+    Position { line: at.line, column: at.column.saturating_add(u32::try_from(skipped).unwrap_or(u32::MAX)) }
+}
+
 impl Instruction {
     /// The file position of byte `offset` of [`Instruction::args`].
     pub fn position_of(&self, offset: usize) -> Position {
-        let offset = (self.args_start + offset).min(self.line.len());
-        let (start, at) = self
-            .pieces
-            .iter()
-            .rev()
-            .find(|(start, _)| *start <= offset)
-            .copied()
-            .unwrap_or((0, self.position));
-        let skipped = self.line.get(start..offset).map_or(0, |s| s.chars().count());
-        Position { line: at.line, column: at.column + u32::try_from(skipped).unwrap_or(u32::MAX) }
+        position_in_pieces(&self.line, &self.pieces, self.position, self.args_start + offset)
     }
 
     /// Where the arguments start.
