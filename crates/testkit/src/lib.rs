@@ -46,6 +46,40 @@ pub fn dead_pid() -> u32 {
     child.id()
 }
 
+/// The cases of a data-driven test file: each `//- NAME` line starts one,
+/// whose text is every line up to the next (newlines kept). Before the
+/// first case only blank lines and `//` comments may stand.
+pub fn cases(text: &str) -> Vec<(String, String)> {
+    let mut cases: Vec<(String, String)> = Vec::new();
+    for line in text.split_inclusive('\n') {
+        if let Some(name) = line.strip_prefix("//- ") {
+            cases.push((name.trim().to_string(), String::new()));
+        } else if let Some((_, body)) = cases.last_mut() {
+            body.push_str(line);
+        } else {
+            assert!(
+                line.trim().is_empty() || line.starts_with("//"),
+                "text before the first `//- case`: {line}"
+            );
+        }
+    }
+    cases
+}
+
+/// The data-driven test of `dir/GROUP.txt`: each of its [`cases`] goes
+/// through `run`, and `//- NAME` then what `run` gave, for every case in
+/// order, must be `dir/GROUP.expected` (`UPDATE_EXPECT=1` rewrites it).
+pub fn check_cases(dir: &Path, group: &str, run: impl Fn(&str) -> String) {
+    let text = std::fs::read_to_string(dir.join(format!("{group}.txt")))
+        .unwrap_or_else(|e| panic!("reading {}/{group}.txt: {e}", dir.display()));
+    let mut out = String::new();
+    for (name, case) in cases(&text) {
+        out.push_str(&format!("//- {name}\n"));
+        out.push_str(&run(&case));
+    }
+    expect_test::expect_file![dir.join(format!("{group}.expected"))].assert_eq(&out);
+}
+
 /// Runs `program args`, returns its stdout; panics with stderr on failure.
 pub fn run(program: &str, args: &[&str]) -> String {
     let output =

@@ -10,30 +10,11 @@ use std::collections::BTreeMap;
 use std::fmt::Write;
 use std::path::{Path, PathBuf};
 
-use expect_test::expect_file;
 use forge_builder::run::{recognize, InstallKind, InstallOp, PipInstall};
 use forge_dockerfile::{expand_word, parse, parse_instructions, Instr};
 
 fn test_data() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("test_data/run")
-}
-
-/// The cases of a fixture: (name, Dockerfile).
-fn cases(text: &str) -> Vec<(String, String)> {
-    let mut cases: Vec<(String, String)> = Vec::new();
-    for line in text.split_inclusive('\n') {
-        if let Some(name) = line.strip_prefix("//- ") {
-            cases.push((name.trim().to_string(), String::new()));
-        } else if let Some((_, body)) = cases.last_mut() {
-            body.push_str(line);
-        } else {
-            assert!(
-                line.trim().is_empty() || line.starts_with("//"),
-                "text before the first `//- case`: {line}"
-            );
-        }
-    }
-    cases
 }
 
 fn list(items: &[String]) -> String {
@@ -144,14 +125,7 @@ fn run_case(dockerfile: &str) -> String {
 }
 
 fn check(group: &str) {
-    let dir = test_data();
-    let text = std::fs::read_to_string(dir.join(format!("{group}.txt"))).unwrap();
-    let mut out = String::new();
-    for (name, dockerfile) in cases(&text) {
-        writeln!(out, "//- {name}").unwrap();
-        out += &run_case(&dockerfile);
-    }
-    expect_file![dir.join(format!("{group}.expected"))].assert_eq(&out);
+    forge_testkit::check_cases(&test_data(), group, run_case);
 }
 
 #[test]
