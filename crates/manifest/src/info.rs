@@ -96,17 +96,16 @@ mod tests {
     use super::*;
 
     fn check(src: &str, expect: Expect) {
-        let actual = match PluginInfo::parse(src) {
-            Ok(info) => format!(
+        let actual = crate::problem::render(PluginInfo::parse(src), |info| {
+            format!(
                 "ok title={:?} description={:?} type={:?}@{} extra={}",
                 info.title,
                 info.description,
                 info.plugin_type,
                 info.type_position,
                 Value::Object(info.extra)
-            ),
-            Err(problems) => crate::problem::render(&problems),
-        };
+            )
+        });
         expect.assert_eq(&actual);
     }
 

@@ -44,10 +44,13 @@ impl Problem {
     }
 }
 
-/// `LINE:COL: message` (`-` for the whole file), one problem a line: what
-/// the parsers' tests compare.
+/// What the parsers' tests compare: `ok` of what was parsed, or the
+/// problems as `LINE:COL: message` (`-` for the whole file), one a line.
 #[cfg(test)]
-pub(crate) fn render(problems: &[Problem]) -> String {
+pub(crate) fn render<T>(parsed: Result<T, Vec<Problem>>, ok: impl FnOnce(T) -> String) -> String {
     let line = |p: &Problem| format!("{}: {}", p.position.map_or("-".into(), |p| p.to_string()), p.message);
-    problems.iter().map(line).collect::<Vec<_>>().join("\n")
+    match parsed {
+        Ok(value) => ok(value),
+        Err(problems) => problems.iter().map(line).collect::<Vec<_>>().join("\n"),
+    }
 }

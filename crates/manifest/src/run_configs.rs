@@ -106,22 +106,18 @@ mod tests {
     use super::*;
 
     fn check(src: &str, expect: Expect) {
-        let actual = match RunConfig::parse_file(src) {
-            Ok(configs) => configs
-                .iter()
-                .map(|c| {
-                    format!(
-                        "ok {:?} type={:?}@{} config={}",
-                        c.title,
-                        c.config_type,
-                        c.type_position,
-                        Value::Object(c.config.clone())
-                    )
-                })
-                .collect::<Vec<_>>()
-                .join("\n"),
-            Err(problems) => crate::problem::render(&problems),
-        };
+        let actual = crate::problem::render(RunConfig::parse_file(src), |configs| {
+            let line = |c: &RunConfig| {
+                format!(
+                    "ok {:?} type={:?}@{} config={}",
+                    c.title,
+                    c.config_type,
+                    c.type_position,
+                    Value::Object(c.config.clone())
+                )
+            };
+            configs.iter().map(line).collect::<Vec<_>>().join("\n")
+        });
         expect.assert_eq(&actual);
     }
 

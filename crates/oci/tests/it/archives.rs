@@ -288,13 +288,26 @@ fn docker_archive(s: &Sample, out: &Path, corrupt_layer: bool) {
     builder.finish().unwrap();
 }
 
+/// [`docker_archive`] of `s`, written to `name` in its directory, imported
+/// into a fresh store.
+fn import_docker_archive(
+    s: &Sample,
+    name: &str,
+    corrupt_layer: bool,
+) -> (tempfile::TempDir, BlobStore, Result<Image, Error>) {
+    let archive = s.dir.path().join(name);
+    docker_archive(s, &archive, corrupt_layer);
+    let (dir, store) = fresh_store();
+    let image = import(&archive, None, &store);
+    (dir, store, image)
+}
+
 #[test]
 fn docker_archive_import_keeps_uncompressed_layers() {
     let s = sample();
+    let (_dir, store, image) = import_docker_archive(&s, "docker-save", false);
+    let image = image.unwrap();
     let archive = s.dir.path().join("docker-save");
-    docker_archive(&s, &archive, false);
-    let (_dir, store) = fresh_store();
-    let image = import(&archive, None, &store).unwrap();
     validate::image(&store, &image.manifest_digest).unwrap();
     // The config is kept byte for byte; layers are stored uncompressed, with
     // the diff ID as their digest.
@@ -350,10 +363,8 @@ fn docker_archive_with_gzip_layers_is_our_own_export() {
 #[test]
 fn docker_archive_with_a_wrong_layer_is_refused() {
     let s = sample();
-    let archive = s.dir.path().join("bad-docker.tar");
-    docker_archive(&s, &archive, true);
-    let (_dir, store) = fresh_store();
-    let err = import(&archive, None, &store).unwrap_err();
+    let (_dir, _, image) = import_docker_archive(&s, "bad-docker.tar", true);
+    let err = image.unwrap_err();
     assert!(matches!(err, Error::DiffIdMismatch { index: 0, .. }), "{err}");
     assert!(err.to_string().contains("layer.tar: layer 0 has diff ID"), "{err}");
 }
