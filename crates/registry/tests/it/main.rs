@@ -17,11 +17,11 @@ mod tls;
 
 use std::collections::BTreeMap;
 use std::sync::Mutex;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use forge_oci::image::{layer_history, new_config, write_image};
 use forge_oci::{BlobStore, Entry, Image, LayerBuilder, LayerOptions, RuntimeConfig};
-use forge_registry::{Anonymous, Client, ClientOptions, CredentialSource, PushEvent, Reference};
+use forge_registry::{Anonymous, Client, ClientOptions, CredentialSource, PushEvent, PushReport, Reference};
 
 pub const MTIME: u64 = 1_700_000_000;
 
@@ -99,6 +99,25 @@ pub fn pushed_image(
     let client = client();
     client.push(&store, &image, &reference, &|_| {}).unwrap();
     (dir, store, image, reference, client)
+}
+
+/// What a push of [`sample_image`]`(seed, size)` to `host/name` by a new
+/// [`client`] did (through a fault-injecting proxy, say).
+#[derive(Debug)]
+pub struct RecordedPush {
+    pub image: Image,
+    pub report: PushReport,
+    pub events: Events,
+    /// How long the push took, retries and their delays included.
+    pub took: Duration,
+}
+
+pub fn recorded_push(host: &str, name: &str, seed: u64, size: usize) -> RecordedPush {
+    let (_dir, store, image) = store_with_image(seed, size);
+    let events = Events::default();
+    let started = Instant::now();
+    let report = client().push(&store, &image, &at(host, name), &events.record()).unwrap();
+    RecordedPush { image, report, events, took: started.elapsed() }
 }
 
 pub fn store() -> (tempfile::TempDir, BlobStore) {

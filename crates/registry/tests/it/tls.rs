@@ -15,7 +15,7 @@ use forge_registry::{
 use forge_testkit::registry::{ServeTls, TestCa, TLS_NAME};
 
 use crate::servers::{Fault, Proxy, Registry, Rule, TlsProxy};
-use crate::{at, client, options, store, store_with_image, Events};
+use crate::{at, options, recorded_push, store, store_with_image, Events, RecordedPush};
 
 /// Client options for `registry` by its name: the name resolved to
 /// loopback, the CAs found in `certs_dirs` and `ca_certs` only.
@@ -273,12 +273,7 @@ fn retry_after_as_an_http_date_is_honoured() {
     let Some(registry) = Registry::start(None) else { return };
     let rules = vec![Rule { method: "HEAD", path: "/blobs/", fault: Fault::StatusUntil(503, 2) }];
     let proxy = Proxy::start(registry.port, rules, None);
-    let (_dir, store, image) = store_with_image(47, 5_000);
-    let reference = at(&proxy.host(), "dated/app:1");
-    let client = client();
-    let events = Events::default();
-    let started = Instant::now();
-    client.push(&store, &image, &reference, &events.record()).unwrap();
+    let RecordedPush { events, took, .. } = recorded_push(&proxy.host(), "dated/app:1", 47, 5_000);
     let delays: Vec<Duration> = events
         .0
         .lock()
@@ -293,5 +288,5 @@ fn retry_after_as_an_http_date_is_honoured() {
     // Two seconds from a date with whole seconds: more than the 50 ms
     // backoff of these options, at most two seconds.
     assert!(delays[0] > Duration::from_millis(900) && delays[0] <= Duration::from_secs(2), "{delays:?}");
-    assert!(started.elapsed() >= delays[0]);
+    assert!(took >= delays[0]);
 }
