@@ -1,26 +1,15 @@
-//! Variable substitution: each case is a raw word, expanded against a fixed
-//! environment (`SET=value`, `EMPTY=`, `SPACE=a b`, `FILE=archive.tar.gz`,
-//! `PATHV=/usr/local/bin:/usr/bin`, `NL` with a newline; `UNSET` is not
-//! set), and the result or the error with its byte offset in the word.
+//! Variable substitution: each case is a raw word, expanded against the
+//! tests' fixed environment ([`lookup`]: `SET=value`, `EMPTY=`, `SPACE=a b`,
+//! `FILE=archive.tar.gz`, `PATHV=/usr/local/bin:/usr/bin`, `NL` with a
+//! newline; `UNSET` is not set), and the result or the error with its byte
+//! offset in the word.
 
 use expect_test::{expect, Expect};
 use forge_dockerfile::{
     expand_heredoc, expand_word, expand_words, expands, parse, parse_instructions, Instr, Keyword,
 };
 
-fn lookup(name: &str) -> Option<String> {
-    let value = match name {
-        "SET" => "value",
-        "EMPTY" => "",
-        "SPACE" => "a b",
-        "FILE" => "archive.tar.gz",
-        "PATHV" => "/usr/local/bin:/usr/bin",
-        "NL" => "a\nb",
-        "é" => "unicode",
-        _ => return None,
-    };
-    Some(value.to_string())
-}
+use crate::lookup;
 
 fn render(result: Result<String, forge_dockerfile::ExpandError>) -> String {
     match result {

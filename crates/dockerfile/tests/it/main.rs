@@ -23,6 +23,27 @@ pub(crate) fn heredoc(h: &Heredoc) -> String {
     format!("heredoc {}@{} name={:?}{flags} body@{} {:?}", h.word, h.position, h.name, h.body, h.content)
 }
 
+/// The fixed environment every expansion test reads (`UNSET` and any
+/// other name are not set).
+pub(crate) fn lookup(name: &str) -> Option<String> {
+    let value = match name {
+        "SET" => "value",
+        "EMPTY" => "",
+        "SPACE" => "a b",
+        "SPACED" => " a b ",
+        "FILE" => "archive.tar.gz",
+        "PATHV" => "/usr/local/bin:/usr/bin",
+        "NL" => "a\nb",
+        "é" => "unicode",
+        "HOME" => "/root",
+        "PY" => "python3",
+        "PKGS" => "numpy  pandas",
+        "STAR" => "*.txt",
+        _ => return None,
+    };
+    Some(value.to_string())
+}
+
 /// What the lexer reads of `src`: directives, instructions with the
 /// position of every argument word (and their heredocs), errors.
 fn dump_file(src: &str) -> String {

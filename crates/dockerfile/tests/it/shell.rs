@@ -1,6 +1,7 @@
 //! The shell reader: each case is the text of a shell-form `RUN`, read with
-//! a fixed environment (`HOME=/root`, `PY=python3`, `PKGS` = `numpy  pandas`,
-//! `SPACED` = ` a b `, `EMPTY=`, `STAR=*.txt`; `UNSET` is not set), and the
+//! the tests' fixed environment ([`lookup`]: `HOME=/root`, `PY=python3`,
+//! `PKGS` = `numpy  pandas`, `SPACED` = ` a b `, `EMPTY=`, `STAR=*.txt`;
+//! `UNSET` is not set), and the
 //! dump of its commands (assignments, then words with their byte offsets,
 //! `glob(pattern)` for a word with unquoted glob characters) or the error
 //! with its offset and the text there.
@@ -8,18 +9,7 @@
 use expect_test::{expect, Expect};
 use forge_dockerfile::shell::{parse_script, ShellOptions};
 
-fn lookup(name: &str) -> Option<String> {
-    let value = match name {
-        "HOME" => "/root",
-        "PY" => "python3",
-        "PKGS" => "numpy  pandas",
-        "SPACED" => " a b ",
-        "EMPTY" => "",
-        "STAR" => "*.txt",
-        _ => return None,
-    };
-    Some(value.to_string())
-}
+use crate::lookup;
 
 fn dump(script: &str, options: ShellOptions) -> String {
     match parse_script(script, options, &lookup) {
