@@ -121,7 +121,8 @@ struct Chain<'a> {
 
 impl RunChain for Chain<'_> {
     fn run(&mut self, request: &RunRequest<'_>, spool: &Path) -> Result<Tree, RunError> {
-        let sandbox = |e: forge_sandbox::Error| RunError::new(format!("the sandbox failed: {}", error_chain(&e)));
+        let sandbox =
+            |e: forge_sandbox::Error| RunError::new(format!("the sandbox failed: {}", error_chain(&e)));
         let run = request.run;
         let layers: Vec<_> =
             request.below.iter().map(|l| (l.descriptor.clone(), l.diff_id.clone())).collect();
