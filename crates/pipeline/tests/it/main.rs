@@ -2,6 +2,7 @@
 //! made from a root filesystem into the session's store, plugins built one
 //! and many at a time behind the lint gate, pushes of what built.
 
+mod cache;
 mod run;
 
 use std::os::unix::fs::PermissionsExt;
