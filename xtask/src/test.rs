@@ -16,7 +16,7 @@ pub(crate) struct Args {
 
 /// Programs the tests check our images with, and the Debian packages
 /// that provide them.
-const TOOLS: [(&str, &str); 11] = [
+const TOOLS: [(&str, &str); 13] = [
     ("skopeo", "skopeo"),
     ("umoci", "umoci"),
     ("python3", "python3"),
@@ -28,6 +28,9 @@ const TOOLS: [(&str, &str); 11] = [
     ("gpgv", "gpgv"),
     ("openssl", "openssl"),
     ("git", "git"),
+    // The peers of `cargo xtask bench --quick` (xtask/tests/it/bench.rs).
+    ("buildah", "buildah"),
+    ("pigz", "pigz"),
 ];
 
 pub(crate) fn run(args: Args) -> anyhow::Result<ExitCode> {

@@ -226,11 +226,16 @@ impl Dockerd {
         None
     }
 
+    /// The engine's address, for `DOCKER_HOST`.
+    pub fn host(&self) -> String {
+        format!("unix://{}", self.socket.display())
+    }
+
     /// Runs `docker ARGS` against this engine.
     pub fn docker(&self, args: &[&str]) -> Result<String, String> {
         let output = Command::new("docker")
             .args(args)
-            .env("DOCKER_HOST", format!("unix://{}", self.socket.display()))
+            .env("DOCKER_HOST", self.host())
             .output()
             .map_err(|e| e.to_string())?;
         if output.status.success() {

@@ -35,6 +35,14 @@
 //! and `/etc/os-release` several times) are kept, up to [`MEMO_FILE`] each
 //! and [`MEMO_TOTAL`] in all, so that a second open does not decompress the
 //! layer again; memory stays bounded.
+//!
+//! The merged view of a prefix of layers is kept for the process
+//! ([`PREFIXES`] of them, by the store and the layers' digests), so that
+//! the images of a monorepo, which share their base and SDK layers, read
+//! those once per run rather than once per image: a build-all's agent
+//! checks read only each plugin's own layers. A blob read once has had its
+//! digest verified, and its digest names its content, so the kept view is
+//! the one reading it again would give.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::io::{self, Read, Seek};
@@ -85,24 +93,54 @@ struct Located {
     size: u64,
 }
 
+/// How many merged prefixes of layers the process keeps; see the
+/// [module docs](self).
+pub const PREFIXES: usize = 16;
+
+/// A merged prefix: the store's root, the layers' digests, the view.
+type Prefix = (std::path::PathBuf, Vec<Digest>, ImageLayers);
+
+static KEPT: Mutex<Vec<Prefix>> = Mutex::new(Vec::new());
+
 impl ImageLayers {
     /// Lists the layers of `image` in `store`, applying each over those
     /// below it; see the [module docs](self).
     pub fn read(store: &BlobStore, image: &Image) -> Result<ImageLayers> {
-        let mut merged = ImageLayers {
-            store: store.clone(),
-            memo: Arc::default(),
-            layers: Vec::new(),
-            nodes: BTreeMap::new(),
-        };
-        for (index, desc) in image.manifest.layers().iter().enumerate() {
-            let digest = Digest::from_descriptor(desc)?;
+        let descs = image.manifest.layers();
+        let digests = descs.iter().map(Digest::from_descriptor).collect::<Result<Vec<_>, _>>()?;
+        let kept = KEPT.lock().ok().and_then(|kept| {
+            kept.iter()
+                .filter(|(root, prefix, _)| root == store.root() && digests.starts_with(prefix))
+                .max_by_key(|(_, prefix, _)| prefix.len())
+                .map(|(_, prefix, view)| (prefix.len(), view.clone()))
+        });
+        let (start, mut merged) = kept.unwrap_or_else(|| {
+            (
+                0,
+                ImageLayers {
+                    store: store.clone(),
+                    memo: Arc::default(),
+                    layers: Vec::new(),
+                    nodes: BTreeMap::new(),
+                },
+            )
+        });
+        merged.memo = Arc::default();
+        for (index, (desc, digest)) in descs.iter().zip(&digests).enumerate().skip(start) {
             let mut stream = store.open_uncompressed(desc)?;
             let read_error = |source| Error::ReadLayer { layer: digest.clone(), source };
             merged.layers.push((desc.clone(), digest.clone()));
             merged.apply_layer(index, &mut stream).map_err(read_error)?;
             // Reading to the end verifies the blob's digest.
             stream.finish().map_err(read_error)?;
+            if index + 1 < digests.len() {
+                if let Ok(mut kept) = KEPT.lock() {
+                    if kept.len() >= PREFIXES {
+                        kept.remove(0);
+                    }
+                    kept.push((store.root().to_path_buf(), digests[..=index].to_vec(), merged.clone()));
+                }
+            }
         }
         Ok(merged)
     }
