@@ -65,21 +65,12 @@ impl Buildah {
     /// in `out`.
     pub fn build_all(&self, root: &Path, plugins: &[PathBuf], out: &Path) -> String {
         let f = &self.flags;
-        plugins
-            .iter()
-            .map(|p| {
-                let name = image_name(p);
-                format!(
-                    "buildah {f} bud --isolation chroot --pull-never -q -f {df} --build-arg MODULE_PATH={m} -t {name} {root} > /dev/null \
-                     && buildah {f} push -q {name} oci-archive:{out}",
-                    df = quote(root.join(p).join("Dockerfile")),
-                    m = quote(p),
-                    root = quote(root),
-                    out = quote(out.join(format!("{}.tar", file_stem(p)))),
-                )
-            })
-            .collect::<Vec<_>>()
-            .join(" && ")
+        per_plugin(root, plugins, out, |build, name, out| {
+            format!(
+                "buildah {f} bud --isolation chroot --pull-never -q {build} > /dev/null \
+                 && buildah {f} push -q {name} oci-archive:{out}"
+            )
+        })
     }
 
     /// Removes the images [`Buildah::build_all`] made (for a cold run).
@@ -96,6 +87,32 @@ pub fn image_name(plugin: &Path) -> String {
 
 fn file_stem(plugin: &Path) -> String {
     plugin.file_name().unwrap_or_default().to_string_lossy().into_owned()
+}
+
+/// One command per plugin, joined by `&&`: `command(build, name, out)`
+/// gets the arguments of a `docker build`-style build of the plugin
+/// (`-f DOCKERFILE --build-arg MODULE_PATH=... -t NAME ROOT`), its image
+/// name and the archive to write in `out`.
+fn per_plugin(
+    root: &Path,
+    plugins: &[PathBuf],
+    out: &Path,
+    command: impl Fn(&str, &str, &str) -> String,
+) -> String {
+    plugins
+        .iter()
+        .map(|p| {
+            let name = image_name(p);
+            let build = format!(
+                "-f {} --build-arg MODULE_PATH={} -t {name} {}",
+                quote(root.join(p).join("Dockerfile")),
+                quote(p),
+                quote(root)
+            );
+            command(&build, &name, &quote(out.join(format!("{}.tar", file_stem(p)))))
+        })
+        .collect::<Vec<_>>()
+        .join(" && ")
 }
 
 /// A Docker engine (the tests' `Dockerd`), the base loaded.
@@ -154,21 +171,11 @@ impl Docker {
             Builder::BuildKit => (1, self.buildkit.as_deref().unwrap_or("docker")),
         };
         let no_cache = if cached { "" } else { "--no-cache " };
-        plugins
-            .iter()
-            .map(|p| {
-                let name = image_name(p);
-                format!(
-                    "DOCKER_BUILDKIT={buildkit} {cli} build {no_cache}-q -f {df} --build-arg MODULE_PATH={m} -t {name} {root} > /dev/null \
-                     && docker save -o {out} {name}",
-                    df = quote(root.join(p).join("Dockerfile")),
-                    m = quote(p),
-                    root = quote(root),
-                    out = quote(out.join(format!("{}.tar", file_stem(p)))),
-                )
-            })
-            .collect::<Vec<_>>()
-            .join(" && ")
+        per_plugin(root, plugins, out, |build, name, out| {
+            format!(
+                "DOCKER_BUILDKIT={buildkit} {cli} build {no_cache}-q {build} > /dev/null && docker save -o {out} {name}"
+            )
+        })
     }
 
     /// Removes the built images and the build cache (for a cold run).

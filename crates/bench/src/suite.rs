@@ -344,9 +344,6 @@ pub fn run(config: &Config, log: &mut dyn FnMut(&str)) -> Result<Report, Error> 
     // W1: cold build-all.
     let sdk_and = |p: &PathBuf| vec![PathBuf::from("supervisely_lib"), p.clone()];
     let groups: Vec<Vec<PathBuf>> = plugins.iter().map(sdk_and).collect();
-    let floor = |compressor: &str, groups: &[Vec<PathBuf>], root: &Path| {
-        format!("cd {} && {}", quote(root), peers::floor(compressor, groups))
-    };
     let build_all = format!("{bin} build-all --root {} --format json > /dev/null", quote(mono));
     let (buildah_out, classic_out, buildkit_out) = (out("buildah")?, out("classic")?, out("buildkit")?);
     let w1 = format!("cold build-all of {n} plugins, tarballs written");
@@ -356,80 +353,53 @@ pub fn run(config: &Config, log: &mut dyn FnMut(&str)) -> Result<Report, Error> 
     suite.alternate(
         "W1",
         &w1,
-        vec![
-            Contender::ours(runs, |_| {
-                reset(&layout, mono)?;
-                Ok(build_all.clone())
-            }),
-            Contender::peer(
-                "tar | pigz -p2 | sha256sum",
-                runs,
-                pigz.clone().map(|()| |_| Ok(floor("pigz -p2 -6", &groups, mono))),
-            ),
-            Contender::peer("tar | gzip -6 | sha256sum", runs, Ok(|_| Ok(floor("gzip -6", &groups, mono)))),
-            Contender::peer(
-                "buildah bud + push",
-                peer_runs,
-                buildah
-                    .as_ref()
-                    .map(|b| {
-                        |_| {
-                            measure::run(&b.forget(some), &[], mono)?;
-                            Ok(b.build_all(mono, some, &buildah_out))
-                        }
-                    })
-                    .map_err(Clone::clone),
-            )
-            .part(k, n),
-            docker_contender(
-                "docker build + save (classic)",
-                peer_runs,
-                &docker,
-                Builder::Classic,
-                false,
-                mono,
-                some,
-                &classic_out,
-                None,
-            )
-            .part(k, n),
-            docker_contender(
-                "docker build + save (BuildKit)",
-                peer_runs,
-                &docker,
-                Builder::BuildKit,
-                false,
-                mono,
-                plugins,
-                &buildkit_out,
-                None,
-            ),
-        ],
+        cold_with_floors(&layout, mono, &build_all, &groups, &pigz, [runs, runs])
+            .into_iter()
+            .chain([
+                Contender::peer(
+                    "buildah bud + push",
+                    peer_runs,
+                    buildah
+                        .as_ref()
+                        .map(|b| {
+                            |_| {
+                                measure::run(&b.forget(some), &[], mono)?;
+                                Ok(b.build_all(mono, some, &buildah_out))
+                            }
+                        })
+                        .map_err(Clone::clone),
+                )
+                .part(k, n),
+                docker_contender(
+                    "docker build + save (classic)",
+                    peer_runs,
+                    &docker,
+                    Builder::Classic,
+                    false,
+                    mono,
+                    some,
+                    &classic_out,
+                    None,
+                )
+                .part(k, n),
+                docker_contender(
+                    "docker build + save (BuildKit)",
+                    peer_runs,
+                    &docker,
+                    Builder::BuildKit,
+                    false,
+                    mono,
+                    plugins,
+                    &buildkit_out,
+                    None,
+                ),
+            ])
+            .collect(),
     );
     let w1_bytes = bytes_below(&mono.join(STORE).join("images"));
     suite.set_bytes("W1", "plugin-forge", w1_bytes);
 
-    // W2: nothing changed.
-    suite.alternate(
-        "W2",
-        &format!("warm build-all of {n} plugins, nothing changed"),
-        vec![
-            Contender::ours(runs, |_| Ok(build_all.clone())),
-            docker_contender(
-                "docker build + save (BuildKit, cached)",
-                peer_runs,
-                &docker,
-                Builder::BuildKit,
-                true,
-                mono,
-                plugins,
-                &buildkit_out,
-                None,
-            ),
-        ],
-    );
-
-    // W3: one source file changed.
+    // W2: nothing changed; W3: one source file changed.
     let edits = RefCell::new(0usize);
     let edit = || -> Result<(), Error> {
         let mut k = edits.borrow_mut();
@@ -437,27 +407,35 @@ pub fn run(config: &Config, log: &mut dyn FnMut(&str)) -> Result<Report, Error> 
         workload::change(mono, *k)?;
         Ok(())
     };
-    suite.alternate(
-        "W3",
-        &format!("build-all of {n} plugins, one source file changed"),
-        vec![
-            Contender::ours(runs, |_| {
-                edit()?;
-                Ok(build_all.clone())
-            }),
-            docker_contender(
-                "docker build + save (BuildKit, cached)",
-                peer_runs,
-                &docker,
-                Builder::BuildKit,
-                true,
-                mono,
-                plugins,
-                &buildkit_out,
-                Some(&edit),
-            ),
-        ],
-    );
+    let edit: &dyn Fn() -> Result<(), Error> = &edit;
+    for (workload, what, edit) in [
+        ("W2", format!("warm build-all of {n} plugins, nothing changed"), None),
+        ("W3", format!("build-all of {n} plugins, one source file changed"), Some(edit)),
+    ] {
+        suite.alternate(
+            workload,
+            &what,
+            vec![
+                Contender::ours(runs, |_| {
+                    if let Some(edit) = edit {
+                        edit()?;
+                    }
+                    Ok(build_all.clone())
+                }),
+                docker_contender(
+                    "docker build + save (BuildKit, cached)",
+                    peer_runs,
+                    &docker,
+                    Builder::BuildKit,
+                    true,
+                    mono,
+                    plugins,
+                    &buildkit_out,
+                    edit,
+                ),
+            ],
+        );
+    }
 
     // W6: publish to an empty registry, then again to a full one; skopeo
     // copies our W1 tarballs (the same images).
@@ -532,22 +510,7 @@ pub fn run(config: &Config, log: &mut dyn FnMut(&str)) -> Result<Report, Error> 
             "cold build of one plugin with {} MiB of weights in one layer",
             config.scale.sizes().weights_bytes >> 20
         ),
-        vec![
-            Contender::ours(runs, |_| {
-                reset(&layout, big)?;
-                Ok(build_big.clone())
-            }),
-            Contender::peer(
-                "tar | pigz -p2 | sha256sum",
-                runs,
-                pigz.clone().map(|()| |_| Ok(floor("pigz -p2 -6", &weights, big))),
-            ),
-            Contender::peer(
-                "tar | gzip -6 | sha256sum",
-                peer_runs,
-                Ok(|_| Ok(floor("gzip -6", &weights, big))),
-            ),
-        ],
+        cold_with_floors(&layout, big, &build_big, &weights, &pigz, [runs, peer_runs]).into(),
     );
     suite.set_bytes("W4", "plugin-forge", largest_new_blob(&layout, big));
     if pigz.is_ok() {
@@ -617,6 +580,30 @@ pub fn run(config: &Config, log: &mut dyn FnMut(&str)) -> Result<Report, Error> 
     let mut report = Report { scale: config.scale, machine, rows, targets: Vec::new() };
     report.targets = targets(&report, n, m, store_bytes);
     Ok(report)
+}
+
+/// Our cold `script` over `root` (its store reset first), and the
+/// `tar | pigz -p2` and `tar | gzip -6` floors over `groups` of paths of
+/// `root` (`runs` of each floor).
+fn cold_with_floors<'a>(
+    layout: &'a Layout,
+    root: &'a Path,
+    script: &'a str,
+    groups: &'a [Vec<PathBuf>],
+    pigz: &Peer<()>,
+    runs: [usize; 2],
+) -> [Contender<'a>; 3] {
+    let floor = move |compressor: &'static str| {
+        move |_| Ok(format!("cd {} && {}", quote(root), peers::floor(compressor, groups)))
+    };
+    [
+        Contender::ours(runs[0], move |_| {
+            reset(layout, root)?;
+            Ok(script.to_owned())
+        }),
+        Contender::peer("tar | pigz -p2 | sha256sum", runs[0], pigz.clone().map(|()| floor("pigz -p2 -6"))),
+        Contender::peer("tar | gzip -6 | sha256sum", runs[1], Ok(floor("gzip -6"))),
+    ]
 }
 
 /// A Docker contender (skipped without an engine); `edit` runs before
