@@ -4,6 +4,7 @@
 
 mod cache;
 mod run;
+mod stages;
 
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};

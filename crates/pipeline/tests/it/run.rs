@@ -12,7 +12,7 @@ use super::{options, write};
 /// A monorepo with plugin `plugins/r` whose Dockerfile is `dockerfile`,
 /// and `localhost:5000/base-py` made of the host's userland plus
 /// `/etc/gone`, `/srv/data/old` and a `python` stand-in.
-fn monorepo(dockerfile: &str) -> tempfile::TempDir {
+pub(super) fn monorepo(dockerfile: &str) -> tempfile::TempDir {
     let repo = tempfile::tempdir().unwrap();
     write(
         repo.path(),
@@ -37,7 +37,7 @@ fn monorepo(dockerfile: &str) -> tempfile::TempDir {
 
 const HEADER: &str = "ARG REGISTRY\nARG TAG\nFROM ${REGISTRY}/base-py:${TAG}\nARG MODULE_PATH\n";
 
-fn session(repo: &Path, run: RunPolicy) -> Session {
+pub(super) fn session(repo: &Path, run: RunPolicy) -> Session {
     Session::open(SessionOptions { run, ..options(repo) }, &forge_pipeline::Quiet).unwrap()
 }
 
