@@ -23,7 +23,7 @@ fn sample_plugins_build_on_the_debian_base_and_run() {
     // build-all builds the missing base image by itself.
     let out = xtask(repo.path(), &["build-all", "--root", root, "--format", "json"]);
     let lines = ok(&out);
-    assert_eq!(lines.lines().count(), 4, "{lines}");
+    assert_eq!(lines.lines().count(), 5, "{lines}");
     assert!(lines.lines().all(|l| l.contains("\"status\":\"built\"")), "{lines}");
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("base image localhost:5000/base-py is missing"), "{stderr}");
@@ -39,7 +39,7 @@ fn sample_plugins_build_on_the_debian_base_and_run() {
     assert_eq!(list(repo.path()), list(other.path()));
 
     // As `docker run` would start them (ENTRYPOINT + CMD, no task directory).
-    let checks: [(&str, &[&str], &str); 4] = [
+    let checks: [(&str, &[&str], &str); 5] = [
         ("csv-bboxes", &[], "predefined run configs: 2 in /workdir/predefined_run_configs.json"),
         ("tiny-classifier", &[], "\"message\": \"inference finished\""),
         (
@@ -48,6 +48,7 @@ fn sample_plugins_build_on_the_debian_base_and_run() {
             "\"message\": \"training finished\"",
         ),
         ("dataset-stats", &[], "\"message\": \"project stats\""),
+        ("shell-notes", &[], "\"banner\": \"made by a sandboxed RUN\""),
     ];
     // class-catalog's RUNs installed jq from Debian, python-slugify (with
     // its dependency) and PyYAML (a compiled extension) from PyPI, pinned
@@ -103,6 +104,10 @@ fn sample_plugins_build_on_the_debian_base_and_run() {
     let count: usize = out.trim().strip_prefix("ca certs: ").and_then(|n| n.parse().ok()).unwrap_or(0);
     assert!(count > 100, "{out}");
 
+    // shell-notes' sandboxed RUN: the same tree under umoci, runc and
+    // cargo xtask run (and docker, below).
+    crate::sandboxed::shell_notes_is_the_same_everywhere(repo.path());
+
     // A real Docker engine loads and runs them, plainly and as the agent does.
     let Some(engine) = Dockerd::start() else { return };
     let tarball = repo.path().join("target/plugin-forge/images/supervisely/import-csv-bboxes_1.2.0.tar");
@@ -124,4 +129,5 @@ fn sample_plugins_build_on_the_debian_base_and_run() {
     crate::agent::docker_gives_the_same_results(repo.path(), &engine);
     // class-catalog's natively installed packages, under docker and runc.
     crate::runtimes::class_catalog_behaves_the_same_in_real_runtimes(repo.path(), Some(&engine));
+    crate::sandboxed::shell_notes_under_docker(repo.path(), &engine);
 }

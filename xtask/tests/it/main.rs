@@ -15,6 +15,7 @@ mod platform;
 mod publish;
 mod register;
 mod runtimes;
+mod sandboxed;
 mod standalone;
 mod temporaries;
 mod tidy;
