@@ -1,5 +1,8 @@
-//! The comparison test: for one `RUN apt-get install` and one `RUN pip
-//! install`, the files our layers add equal those `docker build` adds for
+//! The comparison test: for one `RUN apt-get install`, one `RUN pip
+//! install` and one plain shell `RUN` (executed in our sandbox: a
+//! directory, `echo`, a symlink, a whiteout, an opaque directory, as the
+//! sample plugin shell-notes has), the files our layers add equal those
+//! `docker build` adds for
 //! the same Dockerfile over the same base image, apart from the
 //! differences the README names ("Differences from `docker build`").
 //!
@@ -52,6 +55,10 @@ const AWK: &str = "#!/bin/sh\nexec mawk \"$@\"\n";
 const APT_RUN: &str = "RUN apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y \
 --no-install-recommends jq && apt-get clean && rm -rf /var/lib/apt/lists/*";
 const PIP_RUN: &str = "RUN pip install --break-system-packages python-slugify==8.0.4 PyYAML==6.0.2";
+const SHELL_RUN: &str = "RUN mkdir -p /opt/notes/templates && echo 'made by a sandboxed RUN' > /opt/notes/templates/banner.txt \
+&& ln -s templates/banner.txt /opt/notes/banner && ln /opt/notes/templates/banner.txt /opt/notes/hard \
+&& rm /etc/issue.net && rm -rf /etc/update-motd.d && mkdir /etc/update-motd.d \
+&& printf '#!/bin/sh\\ncat /opt/notes/banner\\n' > /etc/update-motd.d/00-notes && chmod 755 /etc/update-motd.d/00-notes";
 
 /// One layer member, as compared.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -218,21 +225,23 @@ fn changes(below: &Layer, layer: &Layer) -> Layer {
         .collect()
 }
 
-/// The changes of the last two layers (the `RUN`s) of `archive`, and the
+/// The changes of the last three layers (the `RUN`s) of `archive`, and the
 /// paths in them that [`documented`] leaves out.
-fn run_layers(archive: &Path) -> ([Layer; 2], Vec<String>) {
+fn run_layers(archive: &Path) -> ([Layer; 3], Vec<String>) {
     let all = layers(archive);
-    assert!(all.len() >= 3, "{}: {} layers", archive.display(), all.len());
-    let runs = &all[all.len() - 2..];
+    assert!(all.len() >= 4, "{}: {} layers", archive.display(), all.len());
+    let runs = &all[all.len() - 3..];
     let left_out = runs.iter().flat_map(|l| l.keys()).filter(|p| documented(p).is_some()).cloned().collect();
     let mut below = Layer::new();
-    for layer in &all[..all.len() - 2] {
+    for layer in &all[..all.len() - 3] {
         below.extend(layer.clone());
     }
-    let apt = changes(&below, &runs[0]);
-    below.extend(runs[0].clone());
-    let pip = changes(&below, &runs[1]);
-    ([apt, pip], left_out)
+    let mut changed = Vec::new();
+    for run in runs {
+        changed.push(changes(&below, run));
+        below.extend(run.clone());
+    }
+    (changed.try_into().expect("three layers"), left_out)
 }
 
 impl std::fmt::Display for Member {
@@ -301,7 +310,7 @@ fn run_layers_add_what_docker_build_adds() {
         fs::copy(host_ca, dir.join("ca-certificates.crt")).unwrap();
         dockerfile.push_str("COPY ${MODULE_PATH}/ca-certificates.crt /etc/ssl/certs/ca-certificates.crt\n");
     }
-    dockerfile.push_str(&format!("{APT_RUN}\n{PIP_RUN}\n"));
+    dockerfile.push_str(&format!("{APT_RUN}\n{PIP_RUN}\n{SHELL_RUN}\n"));
     fs::write(dir.join("Dockerfile"), dockerfile).unwrap();
     fs::write(repo.path().join(".dockerignore"), "target\n").unwrap();
     let root = repo.path().to_str().unwrap();
@@ -343,8 +352,8 @@ fn run_layers_add_what_docker_build_adds() {
     engine.docker(&["save", "-o", theirs.to_str().unwrap(), "cmp-docker"]).unwrap();
     fs::remove_file(&base).unwrap();
 
-    let ([our_apt, our_pip], ours_left_out) = run_layers(&ours);
-    let ([docker_apt, docker_pip], docker_left_out) = run_layers(&theirs);
+    let ([our_apt, our_pip, our_shell], ours_left_out) = run_layers(&ours);
+    let ([docker_apt, docker_pip, docker_shell], docker_left_out) = run_layers(&theirs);
     // The differences allowed are Docker's extras, never ours; and Docker
     // did run apt and pip.
     assert!(ours_left_out.is_empty(), "our layers hold {ours_left_out:?}");
@@ -366,15 +375,21 @@ fn run_layers_add_what_docker_build_adds() {
         (&our_apt, "var/lib/apt/lists/.wh.partial"),
         (&our_pip, "usr/local/bin/slugify"),
         (&our_pip, "usr/local/lib/python3.11/dist-packages/PyYAML-6.0.2.dist-info/RECORD"),
+        (&our_shell, "opt/notes/banner"),
+        (&our_shell, "opt/notes/hard"),
+        (&our_shell, "etc/.wh.issue.net"),
+        (&our_shell, "etc/update-motd.d/.wh..wh..opq"),
     ] {
         assert!(layer.contains_key(path), "{path} not in our layer: {:?}", layer.keys().collect::<Vec<_>>());
     }
     let mut found = differences(&our_apt, &docker_apt);
     found.extend(differences(&our_pip, &docker_pip));
+    found.extend(differences(&our_shell, &docker_shell));
     eprintln!(
-        "compared {} + {} members: ours built in {:.1}s, all done in {:.1}s",
+        "compared {} + {} + {} members: ours built in {:.1}s, all done in {:.1}s",
         our_apt.len(),
         our_pip.len(),
+        our_shell.len(),
         ours_done.as_secs_f64(),
         started.elapsed().as_secs_f64()
     );
