@@ -279,7 +279,7 @@ impl RunLayer {
     }
 
     fn make_copy(&self) -> Result<()> {
-        copy_tree(&self.lower, &self.copy_root())
+        copy_tree(&self.lower, &self.copy_root(), false)
     }
 
     /// `unshare ... sh -c 'mount overlay; exec "$@"' ...`, waiting for
@@ -336,10 +336,11 @@ impl Drop for RunLayer {
 }
 
 /// `cp -a --reflink=auto SRC DEST`: a copy of a root file system (sharing
-/// blocks on a CoW file system).
-pub(crate) fn copy_tree(src: &Path, dest: &Path) -> Result<()> {
+/// blocks on a CoW file system); with `hard_links`, `cp -al`: directories
+/// made anew, files hard-linked (only for a root nothing writes into).
+pub(crate) fn copy_tree(src: &Path, dest: &Path, hard_links: bool) -> Result<()> {
     let output = Command::new("cp")
-        .args(["-a", "--reflink=auto", "--"])
+        .args(if hard_links { ["-al", "--"].as_slice() } else { ["-a", "--reflink=auto", "--"].as_slice() })
         .arg(src)
         .arg(dest)
         .output()

@@ -41,11 +41,10 @@ pub(super) fn session(repo: &Path, run: RunPolicy) -> Session {
     Session::open(SessionOptions { run, ..options(repo) }, &forge_pipeline::Quiet).unwrap()
 }
 
-/// The members of the image's last layer, as Python's tarfile reads them.
-fn last_layer(tarball: &Path) -> Vec<String> {
+/// The members of each layer of the image, as Python's tarfile reads them.
+fn layers(tarball: &Path) -> Vec<Vec<String>> {
     let listing = forge_testkit::python_check_archive(tarball);
-    let last = listing.rsplit("--\n").next().unwrap();
-    last.lines().map(str::to_string).collect()
+    listing.split("--\n").map(|layer| layer.lines().map(str::to_string).collect()).collect()
 }
 
 #[test]
@@ -58,13 +57,15 @@ fn a_run_becomes_a_layer_of_what_it_changed() {
          RUN mkdir -p /opt/made && echo hello > /opt/made/greeting && ln -s made/greeting /opt/link \\\n\
          \x20   && rm /etc/gone && rm -rf /srv/data && mkdir /srv/data && echo new > /srv/data/new \\\n\
          \x20   && cat /workdir/src/main.py > /opt/made/copied && echo same > /tmp/scratch\n\
+         RUN cat /opt/made/greeting /srv/data/new > /second && rm /opt/link\n\
          ENV PYTHONPATH=/workdir:/workdir/src:/workdir/supervisely_lib/worker_proto\n"
     );
     let repo = monorepo(&dockerfile);
     let session = session(repo.path(), RunPolicy::default());
     let built = session.build_one(Path::new("plugins/r"), &forge_pipeline::Quiet).unwrap();
+    let layers = layers(&built.tarball);
     assert_eq!(
-        last_layer(&built.tarball),
+        layers[layers.len() - 2],
         [
             "d 0755 0:0 0 etc",
             "f 0000 0:0 0 etc/.wh.gone",
@@ -79,7 +80,24 @@ fn a_run_becomes_a_layer_of_what_it_changed() {
             "f 0644 0:0 0 srv/data/new",
         ]
     );
-    assert_eq!(built.built.layers_built, 2, "COPY and RUN");
+    // The second RUN saw the first one's files (and not its /tmp).
+    assert_eq!(
+        layers[layers.len() - 1],
+        ["d 0755 0:0 0 opt", "f 0000 0:0 0 opt/.wh.link", "f 0644 0:0 0 second"]
+    );
+    assert_eq!(built.built.layers_built, 3, "COPY and the RUNs");
+    // The unpacked base is as it was: the RUNs wrote only to their overlays.
+    let roots = repo.path().join("target/plugin-forge/roots");
+    let base = std::fs::read_dir(&roots)
+        .unwrap()
+        .flatten()
+        .find(|e| e.file_name().to_string_lossy().starts_with("layers-"))
+        .unwrap()
+        .path()
+        .join("rootfs");
+    assert_eq!(std::fs::read_to_string(base.join("etc/gone")).unwrap(), "old\n");
+    assert!(base.join("srv/data/old").is_file() && !base.join("srv/data/new").exists());
+    assert!(!base.join("opt").exists());
 
     // Built again: every layer from the cache, the RUN not executed.
     let again = session.build_one(Path::new("plugins/r"), &forge_pipeline::Quiet).unwrap();
