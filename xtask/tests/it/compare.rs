@@ -14,6 +14,13 @@
 //! `RUN` layers are read member by member (path, type, mode, owner, link
 //! target, SHA-256 of the content). Needs dockerd, gpgv and the network:
 //! fails under `CI=true` without them, skips with a message elsewhere.
+//!
+//! A second test does the same for `COPY --from` (of a stage by name and
+//! index, with `--chown`, and of an image) in a multi-stage build without
+//! `RUN`s, over a small base made with `image from-rootfs`; it needs
+//! dockerd only. (Heredocs are BuildKit's; the engine's own builder, all a
+//! Docker without buildx has, cannot read them, so they are compared with
+//! BuildKit's documented behaviour in the builder's tests instead.)
 
 use std::collections::BTreeMap;
 use std::fs;
@@ -258,6 +265,31 @@ impl std::fmt::Display for Member {
     }
 }
 
+/// `docker build` of `plugins/cmp` in the monorepo at `repo` with the build
+/// args our build gives it (and `extra` flags), saved; returns the archive.
+fn docker_build(engine: &Dockerd, repo: &Path, extra: &[&str]) -> std::path::PathBuf {
+    let dockerfile = repo.join("plugins/cmp/Dockerfile");
+    let mut args = vec!["build"];
+    args.extend_from_slice(extra);
+    args.extend([
+        "-f",
+        dockerfile.to_str().unwrap(),
+        "--build-arg",
+        "REGISTRY=localhost:5000",
+        "--build-arg",
+        "TAG=1.0.0",
+        "--build-arg",
+        "MODULE_PATH=plugins/cmp",
+        "-t",
+        "cmp-docker",
+        repo.to_str().unwrap(),
+    ]);
+    engine.docker(&args).unwrap_or_else(|e| panic!("docker build failed:\n{e}"));
+    let saved = repo.join("docker.tar");
+    engine.docker(&["save", "-o", saved.to_str().unwrap(), "cmp-docker"]).unwrap();
+    saved
+}
+
 /// One line per difference.
 fn differences(ours: &Layer, docker: &Layer) -> Vec<String> {
     let mut out = Vec::new();
@@ -329,27 +361,7 @@ fn run_layers_add_what_docker_build_adds() {
     ));
     engine.docker(&["load", "-i", base.to_str().unwrap()]).unwrap();
     engine.docker(&["tag", "localhost:5000/base-apt:latest", "localhost:5000/base-apt:1.0.0"]).unwrap();
-    let dockerfile = dir.join("Dockerfile");
-    engine
-        .docker(&[
-            "build",
-            "--network",
-            "host",
-            "-f",
-            dockerfile.to_str().unwrap(),
-            "--build-arg",
-            "REGISTRY=localhost:5000",
-            "--build-arg",
-            "TAG=1.0.0",
-            "--build-arg",
-            "MODULE_PATH=plugins/cmp",
-            "-t",
-            "cmp-docker",
-            root,
-        ])
-        .unwrap_or_else(|e| panic!("docker build failed:\n{e}"));
-    let theirs = repo.path().join("docker.tar");
-    engine.docker(&["save", "-o", theirs.to_str().unwrap(), "cmp-docker"]).unwrap();
+    let theirs = docker_build(&engine, repo.path(), &["--network", "host"]);
     fs::remove_file(&base).unwrap();
 
     let ([our_apt, our_pip, our_shell], ours_left_out) = run_layers(&ours);
@@ -393,5 +405,86 @@ fn run_layers_add_what_docker_build_adds() {
         ours_done.as_secs_f64(),
         started.elapsed().as_secs_f64()
     );
+    assert!(found.is_empty(), "{} differences from docker build:\n{}", found.len(), found.join("\n"));
+}
+
+const STAGES: &str = "ARG REGISTRY
+ARG TAG
+FROM ${REGISTRY}/base-mini:${TAG} AS builder
+ARG MODULE_PATH
+COPY --chown=1000:1001 ${MODULE_PATH}/out /build/out
+COPY ${MODULE_PATH}/junk /build/junk
+FROM ${REGISTRY}/base-mini:${TAG}
+ARG MODULE_PATH
+COPY ${MODULE_PATH}/src /workdir/src
+COPY --from=builder /build/out/ /workdir/model/
+COPY --from=builder /build/out/a.txt /opt/
+COPY --from=0 --chown=7:8 /build/out /srv/out
+COPY --from=localhost:5000/base-mini:1.0.0 /etc/passwd /etc/copied
+";
+
+/// `COPY --from` a stage (by name and index, `--chown`) and from an
+/// image: the final image's layers equal those of `docker build` (the
+/// engine's own builder, which runs no `RUN` here) member by member, the
+/// builder stage's files in neither. Needs dockerd only.
+#[test]
+fn copy_from_copies_what_docker_build_copies() {
+    let Some(engine) = Dockerd::start() else { return };
+    use std::os::unix::fs::PermissionsExt;
+    let repo = tempfile::tempdir().unwrap();
+    let root = repo.path().to_str().unwrap();
+    let rootfs = repo.path().join("rootfs");
+    fs::create_dir_all(rootfs.join("etc")).unwrap();
+    fs::write(rootfs.join("etc/passwd"), "root:x:0:0:root:/root:/bin/sh\n").unwrap();
+    let dir = repo.path().join("plugins/cmp");
+    for (path, content, mode) in [
+        ("plugin_info.json", r#"{"title": "cmp", "description": "d", "type": "custom"}"#, 0o644),
+        ("VERSION", "team/cmp:1.0.0\n", 0o644),
+        ("Dockerfile", STAGES, 0o644),
+        ("src/main.py", "print(1)\n", 0o644),
+        ("out/a.txt", "artifact\n", 0o644),
+        ("out/bin/tool", "#!/bin/sh\n", 0o755),
+        ("junk/x", "junk\n", 0o644),
+    ] {
+        let path = dir.join(path);
+        fs::create_dir_all(path.parent().unwrap()).unwrap();
+        fs::write(&path, content).unwrap();
+        fs::set_permissions(&path, fs::Permissions::from_mode(mode)).unwrap();
+    }
+    std::os::unix::fs::symlink("../a.txt", dir.join("out/bin/link")).unwrap();
+    fs::write(repo.path().join(".dockerignore"), "target\nrootfs\n").unwrap();
+    let rootfs_arg = rootfs.to_str().unwrap();
+    ok(&xtask(
+        repo.path(),
+        &["image", "from-rootfs", rootfs_arg, "localhost:5000/base-mini:1.0.0", "--root", root],
+    ));
+    let out = ok(&xtask(repo.path(), &["build", "cmp", "--root", root, "--no-lint", "-A", "PF401"]));
+    let ours = repo.path().join("target/plugin-forge/images/team/cmp_1.0.0.tar");
+    assert!(ours.is_file(), "{out}");
+
+    let base = repo.path().join("base.tar");
+    ok(&xtask(
+        repo.path(),
+        &["image", "export", "localhost:5000/base-mini:1.0.0", base.to_str().unwrap(), "--root", root],
+    ));
+    engine.docker(&["load", "-i", base.to_str().unwrap()]).unwrap();
+    let theirs = docker_build(&engine, repo.path(), &[]);
+
+    let (ours, theirs) = (layers(&ours), layers(&theirs));
+    assert_eq!(ours.len(), theirs.len(), "the base's layer and the final stage's five");
+    let (mut found, mut compared) = (Vec::new(), 0);
+    let (mut our_below, mut their_below) = (ours[0].clone(), theirs[0].clone());
+    for (our_layer, their_layer) in ours.iter().zip(&theirs).skip(1) {
+        let ours = changes(&our_below, our_layer);
+        compared += ours.len();
+        found.extend(differences(&ours, &changes(&their_below, their_layer)));
+        our_below.extend(our_layer.clone());
+        their_below.extend(their_layer.clone());
+    }
+    for path in ["workdir/model/bin/link", "srv/out/bin/tool", "opt/a.txt", "etc/copied"] {
+        assert!(our_below.contains_key(path), "{path} not in our image");
+    }
+    assert!(!our_below.keys().any(|p| p.starts_with("build")), "the builder stage's files are in our image");
+    eprintln!("compared {compared} members of {} layers", ours.len() - 1);
     assert!(found.is_empty(), "{} differences from docker build:\n{}", found.len(), found.join("\n"));
 }
