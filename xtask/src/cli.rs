@@ -11,8 +11,8 @@ use forge_builder::Extras;
 use forge_lint::{rules, Level, LintConfig};
 use forge_oci::Platform;
 use forge_pipeline::{
-    BatchOptions, CacheMode, CacheOptions, LockMode, PushOptions, RunPolicy, Selection, SessionOptions,
-    Shard, DEFAULT_REGISTRY,
+    AttestOptions, BatchOptions, CacheMode, CacheOptions, LockMode, PushOptions, RunPolicy, Selection,
+    SessionOptions, Shard, DEFAULT_REGISTRY,
 };
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -88,6 +88,13 @@ pub(crate) struct Common {
     /// Whether the first --cache is written to.
     #[arg(long, value_enum, default_value_t = CacheModeFlag::Readwrite)]
     cache_mode: CacheModeFlag,
+    /// The SBOM attached to every image (in its tarball, the store and the
+    /// registry): SPDX 2.3 JSON, CycloneDX 1.6 JSON, or none.
+    #[arg(long, value_enum, value_name = "FORMAT", default_value_t = SbomFlag::Spdx)]
+    sbom: SbomFlag,
+    /// Attach no SLSA provenance statement to the images.
+    #[arg(long)]
+    no_provenance: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -96,6 +103,28 @@ pub(crate) enum CacheModeFlag {
     Read,
     /// Read them, and write what is built to the first.
     Readwrite,
+}
+
+/// `--sbom`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub(crate) enum SbomFlag {
+    /// SPDX 2.3 JSON.
+    Spdx,
+    /// CycloneDX 1.6 JSON.
+    Cyclonedx,
+    /// No SBOM.
+    None,
+}
+
+impl SbomFlag {
+    /// The format, `None` for none.
+    pub(crate) fn format(self) -> Option<forge_sbom::Format> {
+        match self {
+            SbomFlag::Spdx => Some(forge_sbom::Format::Spdx),
+            SbomFlag::Cyclonedx => Some(forge_sbom::Format::CycloneDx),
+            SbomFlag::None => None,
+        }
+    }
 }
 
 impl Common {
@@ -147,6 +176,7 @@ impl Common {
                     CacheModeFlag::Readwrite => CacheMode::ReadWrite,
                 },
             },
+            attest: AttestOptions { sbom: self.sbom.format(), provenance: !self.no_provenance },
         })
     }
 

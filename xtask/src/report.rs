@@ -99,7 +99,13 @@ fn build_json(o: &Outcome) -> String {
     let value = match &o.result {
         Ok(artifact) => {
             let built = &artifact.built;
+            // Of the first platform's image (the one `digest` names unless there are several).
+            let first = artifact.attestations.first();
+            let digest_of =
+                |a: Option<&forge_oci::referrers::Artifact>| a.map(|a| a.descriptor.digest().to_string());
             serde_json::json!({
+                "sbom": digest_of(first.and_then(|a| a.sbom.as_ref())),
+                "provenance": digest_of(first.and_then(|a| a.provenance.as_ref())),
                 "plugin": o.plugin,
                 "image": built.image,
                 "tags": built.tags,
@@ -118,6 +124,8 @@ fn build_json(o: &Outcome) -> String {
             "image": null,
             "tarball": null,
             "digest": null,
+            "sbom": null,
+            "provenance": null,
             "seconds": o.time.as_secs_f64(),
             "status": "failed",
             "error": chain(e),

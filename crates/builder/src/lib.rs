@@ -340,6 +340,18 @@ impl Workspace {
     /// (`NAME_TAG.tar`, with the registry as a directory), unless the same
     /// image is already there. Returns the path.
     pub fn export(&self, built: &Built, out_dir: &Path) -> Result<PathBuf, BuildError> {
+        self.export_with(built, &[], out_dir)
+    }
+
+    /// [`Workspace::export`], with `referrers` (artifacts in the store
+    /// about the images of `built`: SBOM, provenance) in the tarball,
+    /// listed in its `index.json` after the image.
+    pub fn export_with(
+        &self,
+        built: &Built,
+        referrers: &[forge_oci::oci_spec::image::Descriptor],
+        out_dir: &Path,
+    ) -> Result<PathBuf, BuildError> {
         let path = out_dir.join(tarball_name(&built.image_ref));
         let key = format!("export:{}", path.display());
         let stamp = |p: &Path| -> Option<String> {
@@ -347,7 +359,8 @@ impl Workspace {
             let mtime = meta.modified().ok()?.duration_since(std::time::UNIX_EPOCH).ok()?;
             // The names are in the archive's index; none but the image's keeps the old stamp.
             let tags: String = built.tags.iter().map(|t| format!(" {t}")).collect();
-            Some(format!("{}:{}:{}{tags}", built.digest(), meta.len(), mtime.as_nanos()))
+            let referrers: String = referrers.iter().map(|r| format!(" +{}", r.digest())).collect();
+            Some(format!("{}:{}:{}{tags}{referrers}", built.digest(), meta.len(), mtime.as_nanos()))
         };
         if stamp(&path).is_some_and(|s| self.store.cache_get(&key).as_deref() == Some(s.as_str())) {
             return Ok(path);
@@ -357,7 +370,7 @@ impl Workspace {
         }
         let mut names = vec![built.image.clone()];
         names.extend(built.tags.iter().cloned());
-        forge_oci::export_archive(&self.store, built.digest(), &names, &path)?;
+        forge_oci::export_archive_with(&self.store, built.digest(), &names, referrers, &path)?;
         if let Some(s) = stamp(&path) {
             self.store.cache_put(&key, &s)?;
         }

@@ -112,6 +112,21 @@ pub fn export_archive(
     repo_tags: &[String],
     out: &Path,
 ) -> Result<()> {
+    export_archive_with(store, manifest_digest, repo_tags, &[], out)
+}
+
+/// [`export_archive`], with `referrers` (artifact manifests in `store`
+/// about its images: SBOMs, provenance; see [`crate::referrers`]) and
+/// their blobs in the archive, listed in `index.json` after the image
+/// without a ref name, as an image layout lists referrers. Docker's
+/// `manifest.json` names the image only, so `docker load` loads just it.
+pub fn export_archive_with(
+    store: &BlobStore,
+    manifest_digest: &Digest,
+    repo_tags: &[String],
+    referrers: &[oci_spec::image::Descriptor],
+    out: &Path,
+) -> Result<()> {
     let target = Target::of_digest(store, manifest_digest)?;
     let tags = repo_tags.iter().map(|t| RepoTag::parse(t)).collect::<Result<Vec<_>>>()?;
     let blob_path = |d: &Digest| format!("blobs/sha256/{}", d.hex());
@@ -134,6 +149,12 @@ pub fn export_archive(
             }
             blobs.insert(digest);
         }
+    }
+    for referrer in referrers {
+        let artifact = crate::referrers::read_artifact(store, referrer)?;
+        blobs.insert(Digest::from_descriptor(referrer)?);
+        blobs.insert(Digest::from_descriptor(&artifact.config)?);
+        blobs.insert(Digest::from_descriptor(&artifact.document)?);
     }
     for digest in blobs {
         entries.insert(blob_path(&digest), Content::Blob(digest));
@@ -158,7 +179,7 @@ pub fn export_archive(
         ));
     }
     let mut index = store::empty_index()?;
-    index.set_manifests(vec![manifest_desc]);
+    index.set_manifests(std::iter::once(manifest_desc).chain(referrers.iter().cloned()).collect());
     entries.insert("index.json".into(), Content::Bytes(canonical_json(&index, "index.json")?));
 
     let image = target.image_for(&Platform::host()).unwrap_or(&target.images()[0]);

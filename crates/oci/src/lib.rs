@@ -49,13 +49,14 @@ pub mod index;
 pub mod json;
 pub mod layer;
 pub mod platform;
+pub mod referrers;
 pub mod store;
 mod tarball;
 pub mod temp;
 pub mod tree;
 pub mod validate;
 
-pub use archive::export_archive;
+pub use archive::{export_archive, export_archive_with};
 pub use cache::{FileDigests, KeyInputs, LayerCache, LayerKey};
 pub use compression::{Compression, UncompressedReader};
 pub use digest::{descriptor, Digest, DigestError, HashingReader, HashingWriter};

@@ -264,32 +264,41 @@ impl BlobStore {
         next: impl FnOnce(Option<&Descriptor>) -> Result<Descriptor>,
     ) -> Result<()> {
         check_ref_name(name)?;
+        self.update_index(|manifests| {
+            let current = manifests.iter().find(|d| ref_name(d) == Some(name)).cloned();
+            let mut entry = next(current.as_ref())?;
+            let mut annotations = entry.annotations().clone().unwrap_or_default();
+            annotations.insert(ANNOTATION_REF_NAME.to_owned(), name.to_owned());
+            entry.set_annotations(Some(annotations));
+            match manifests.iter().position(|d| ref_name(d) == Some(name)) {
+                Some(at) => {
+                    manifests[at] = entry;
+                    let mut at = at + 1;
+                    while at < manifests.len() {
+                        if ref_name(&manifests[at]) == Some(name) {
+                            manifests.remove(at);
+                        } else {
+                            at += 1;
+                        }
+                    }
+                }
+                None => manifests.push(entry),
+            }
+            Ok(())
+        })
+    }
+
+    /// Changes the entries of `index.json` with `change`, holding an
+    /// exclusive lock on `index.lock` for the read-modify-write (see
+    /// [`BlobStore::set_ref`]); `index.json` is replaced atomically.
+    pub(crate) fn update_index(&self, change: impl FnOnce(&mut Vec<Descriptor>) -> Result<()>) -> Result<()> {
         let lock_path = self.root.join("index.lock");
         let lock = open_lock_file(&lock_path)?;
         // Released when `lock` is dropped at the end of this function.
         lock.lock().map_err(|e| Error::io("locking", &lock_path, e))?;
         let mut index = self.read_index()?;
-        let current = index.manifests().iter().find(|d| ref_name(d) == Some(name)).cloned();
-        let mut entry = next(current.as_ref())?;
-        let mut annotations = entry.annotations().clone().unwrap_or_default();
-        annotations.insert(ANNOTATION_REF_NAME.to_owned(), name.to_owned());
-        entry.set_annotations(Some(annotations));
-
         let mut manifests: Vec<Descriptor> = index.manifests().clone();
-        match manifests.iter().position(|d| ref_name(d) == Some(name)) {
-            Some(at) => {
-                manifests[at] = entry;
-                let mut at = at + 1;
-                while at < manifests.len() {
-                    if ref_name(&manifests[at]) == Some(name) {
-                        manifests.remove(at);
-                    } else {
-                        at += 1;
-                    }
-                }
-            }
-            None => manifests.push(entry),
-        }
+        change(&mut manifests)?;
         index.set_manifests(manifests);
         self.write_index(&index)
     }

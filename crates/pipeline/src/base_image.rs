@@ -168,6 +168,8 @@ pub fn ensure(
             source: Box::new(source),
         })?;
     forge_oci::set_platform_ref(store, &reference, &built.image)?;
+    // The image carries its package list (an SBOM) as a referrer.
+    crate::sbom::attest_base(store, &built.image, &reference, &lock, options.epoch)?;
     let report = BaseImageReport {
         reference,
         size: built.image.manifest.layers().iter().map(|l| l.size()).sum(),

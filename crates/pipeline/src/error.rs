@@ -31,6 +31,15 @@ pub enum Error {
     /// An image's file tree could not be read for the image checks.
     #[error(transparent)]
     Sandbox(#[from] forge_sandbox::Error),
+    /// An image's packages could not be read for its SBOM.
+    #[error("writing the SBOM of {image}")]
+    Sbom {
+        /// The image.
+        image: String,
+        /// The cause.
+        #[source]
+        source: forge_sbom::Error,
+    },
     /// The image checks found errors: the agent could not start the image.
     #[error("{0}")]
     ImageRejected(crate::ImageRejection),
@@ -46,6 +55,9 @@ pub enum Error {
     /// A file or directory could not be read or written.
     #[error(transparent)]
     Io(#[from] forge_input::IoError),
+    /// A file of the monorepo could not be read (for provenance).
+    #[error(transparent)]
+    Input(#[from] forge_input::InputError),
     /// `--base-image` is not `REF=SOURCE`.
     #[error("{message}")]
     BaseImageFlag {

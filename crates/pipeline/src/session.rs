@@ -22,6 +22,7 @@ use crate::install::NativeInstaller;
 use crate::locks::LockMode;
 use crate::registry::cache_client;
 use crate::runner::{RunPolicy, SandboxRunner};
+use crate::sbom::{AttestOptions, Attestation};
 use crate::shared_cache::{with_run_cache, CacheOptions, RegistryCaches};
 use crate::{
     client, descriptions, ensure, lint_gate, provenance, store_dir, BaseImageOptions, Error, Event, Observer,
@@ -62,6 +63,8 @@ pub struct SessionOptions {
     pub run: RunPolicy,
     /// `--cache`, `--cache-mode`: layer caches in registries.
     pub cache: CacheOptions,
+    /// `--sbom` and `--no-provenance`: what each image gets attached.
+    pub attest: AttestOptions,
 }
 
 /// How [`Session::build`] runs.
@@ -86,6 +89,9 @@ pub struct Artifact {
     pub built: Built,
     /// The tarball.
     pub tarball: PathBuf,
+    /// The SBOM and provenance of each image (in the tarball and the
+    /// store), in the order of [`Built::images`].
+    pub attestations: Vec<Attestation>,
 }
 
 /// What became of one plugin of a [`Session::build`].
@@ -112,6 +118,7 @@ pub struct Session {
     installer: NativeInstaller,
     /// The `--cache` registries, if any.
     caches: Option<RegistryCaches>,
+    attest: AttestOptions,
 }
 
 impl Session {
@@ -133,6 +140,7 @@ impl Session {
             platforms,
             run,
             cache,
+            attest,
         } = options;
         let overrides = base_images
             .iter()
@@ -174,6 +182,7 @@ impl Session {
             lint,
             installer,
             caches,
+            attest,
         })
     }
 
@@ -202,6 +211,25 @@ impl Session {
         &self.ca_certs
     }
 
+    /// The installer of the run's `RUN`s, with its lock files.
+    pub(crate) fn installer(&self) -> &NativeInstaller {
+        &self.installer
+    }
+
+    /// What images get attached.
+    pub(crate) fn attest_options(&self) -> AttestOptions {
+        self.attest
+    }
+
+    /// Attaches the SBOM and provenance to `built` and writes its tarball
+    /// with them.
+    fn export(&self, built: Built) -> Result<Artifact, Error> {
+        let attestations = self.attest(&built)?;
+        let referrers: Vec<_> = attestations.iter().flat_map(Attestation::descriptors).collect();
+        let tarball = self.workspace.export_with(&built, &referrers, &self.out)?;
+        Ok(Artifact { built, tarball, attestations })
+    }
+
     /// Builds the plugin at `ROOT/plugin`, checks the image and writes its
     /// tarball; no lint gate.
     pub fn build_one(&self, plugin: &Path, observer: &dyn Observer) -> Result<Artifact, Error> {
@@ -209,8 +237,7 @@ impl Session {
         self.write_locks(observer)?;
         let built = built?;
         image_check::check(&self.workspace, &built, &self.lint, observer)?;
-        let tarball = self.workspace.export(&built, &self.out)?;
-        Ok(Artifact { built, tarball })
+        self.export(built)
     }
 
     /// Lints `plugins` first (unless [`BatchOptions::lint`] is off): a
@@ -312,8 +339,7 @@ impl Session {
         let result = self.build_plugin(plugin, cache).and_then(|built| {
             image_check::check(&self.workspace, &built, &self.lint, observer)?;
             observer.event(&Event::Exporting { plugin });
-            let tarball = self.workspace.export(&built, &self.out)?;
-            Ok(Artifact { built, tarball })
+            self.export(built)
         });
         let time = started.elapsed();
         observer.event(&Event::BuildFinished { plugin, result: result.as_ref().map(|a| &a.built), time });

@@ -40,6 +40,7 @@ pub mod login;
 mod mounts;
 pub mod pull;
 pub mod push;
+pub mod referrers;
 pub mod tls;
 pub use forge_reference as reference;
 
@@ -50,4 +51,5 @@ pub use forge_oci::Platform;
 pub use pull::cached_image;
 pub use push::{BlobOutcome, PushEvent, PushReport};
 pub use reference::{Reference, Target};
+pub use referrers::{fallback_tag, Referred};
 pub use tls::{PeerCertificate, TlsOptions, TlsProblem};

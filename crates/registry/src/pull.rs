@@ -188,7 +188,7 @@ impl Client {
     /// `GET /v2/NAME/manifests/REF`: digest (verified when REF is one),
     /// bytes, media type and the `Docker-Content-Digest` header the
     /// registry sent, if any.
-    fn fetch_manifest(
+    pub(crate) fn fetch_manifest(
         &self,
         reference: &Reference,
         target: &str,

@@ -415,7 +415,7 @@ impl Client {
             .as_ref()
             .map(ToString::to_string)
             .unwrap_or_else(|| "application/vnd.oci.image.manifest.v1+json".to_owned());
-        self.put_manifest(store, &image.manifest_digest, &media_type, reference, progress)
+        self.put_manifest(store, &image.manifest_digest, &media_type, reference, progress).map(drop)
     }
 
     /// Pushes `index` (whose images are in `store`) to `reference`: each
@@ -448,7 +448,9 @@ impl Client {
     }
 
     /// PUTs the manifest or index `digest` of `store` by digest, then
-    /// under the tag of `reference` if it has one.
+    /// under the tag of `reference` if it has one. Returns the
+    /// `OCI-Subject` header of the answer to the PUT by digest: a registry
+    /// with the referrers API sends it for a manifest with a `subject`.
     pub(crate) fn put_manifest(
         &self,
         store: &BlobStore,
@@ -456,7 +458,8 @@ impl Client {
         media_type: &str,
         reference: &Reference,
         progress: &dyn Fn(PushEvent),
-    ) -> Result<()> {
+    ) -> Result<Option<String>> {
+        let mut oci_subject = None;
         let notify = |n: RetryNotice| progress(PushEvent::Retrying(n));
         let bytes = store.read_verified(digest)?;
         let media_type = media_type.to_owned();
@@ -497,12 +500,13 @@ impl Client {
                 }
             }
             if target == digest.to_string() {
+                oci_subject = header(&response, "oci-subject");
                 progress(PushEvent::ManifestPushed { digest: digest.clone() });
             } else {
                 progress(PushEvent::Tagged { reference: reference.to_string() });
             }
         }
-        Ok(())
+        Ok(oci_subject)
     }
 
     fn unexpected(

@@ -198,10 +198,10 @@ mod tests {
         );
         let dist = "usr/local/lib/python3.11/dist-packages";
         image.insert(
-            &format!("{dist}/PyYAML-6.0.2.dist-info/METADATA"),
+            format!("{dist}/PyYAML-6.0.2.dist-info/METADATA"),
             Node::bytes(0o644, "Metadata-Version: 2.1\nName: PyYAML\nVersion: 6.0.2\nLicense: MIT\n\nbody"),
         );
-        image.insert(&format!("{dist}/yaml/__init__.py"), Node::bytes(0o644, ""));
+        image.insert(format!("{dist}/yaml/__init__.py"), Node::bytes(0o644, ""));
         image.insert("opt/x.dist-info/METADATA", Node::bytes(0o644, "Name: not-in-site\nVersion: 1\n"));
         let record = Record {
             debian: vec![DebianRecord {

@@ -15,21 +15,20 @@ pub fn document(sbom: &Sbom) -> Value {
     let subject = &sbom.subject;
     let mut components = Vec::new();
     if let Some(plugin) = &sbom.plugin {
+        let mut properties = vec![property("plugin-forge:plugin:path", &plugin.path)];
+        if let Some(revision) = &plugin.revision {
+            properties.push(property("plugin-forge:plugin:revision", revision));
+        }
         let mut component = json!({
             "type": "application",
             "bom-ref": "plugin",
             "name": plugin.name,
             "version": plugin.version,
             "description": plugin.title,
-            "properties": [property("plugin-forge:plugin:path", &plugin.path)],
+            "properties": properties,
         });
         if let Some(source) = &plugin.source {
             component["externalReferences"] = json!([{"type": "vcs", "url": source}]);
-        }
-        if let Some(revision) = &plugin.revision {
-            component["properties"]
-                .as_array_mut()
-                .map(|p| p.push(property("plugin-forge:plugin:revision", revision)));
         }
         components.push(component);
     }
@@ -70,19 +69,20 @@ pub fn document(sbom: &Sbom) -> Value {
     }
     for dist in &sbom.contents.python {
         let purl = pypi_purl(dist);
+        let mut properties = vec![property("plugin-forge:python:dist-info", &dist.path)];
+        if let Some(record) = &dist.record {
+            properties.push(property("plugin-forge:python:wheel", &record.filename));
+        }
         let mut component = json!({
             "type": "library",
             "bom-ref": format!("{purl}#{}", dist.path),
             "name": dist.name,
             "version": dist.version,
             "purl": purl,
-            "properties": [property("plugin-forge:python:dist-info", &dist.path)],
+            "properties": properties,
         });
         if let Some(record) = &dist.record {
             component["hashes"] = json!([hash(&record.sha256)]);
-            component["properties"]
-                .as_array_mut()
-                .map(|p| p.push(property("plugin-forge:python:wheel", &record.filename)));
             if let Some(url) = &record.url {
                 component["externalReferences"] = json!([{"type": "distribution", "url": url}]);
             }

@@ -137,11 +137,37 @@ for i, layer in enumerate(manifest["layers"]):
     run("python3", &["-c", SCRIPT, archive.to_str().expect("utf-8 path")])
 }
 
+/// The `index.json` of an archive (a tar that is an OCI layout).
+pub fn archive_index(archive: &Path) -> serde_json::Value {
+    let file = std::fs::File::open(archive).expect("the archive");
+    let mut tar = tar::Archive::new(file);
+    for entry in tar.entries().expect("a tar") {
+        let entry = entry.expect("a tar entry");
+        if entry.path().expect("a path").as_os_str() == "index.json" {
+            return serde_json::from_reader(entry).expect("index.json is JSON");
+        }
+    }
+    panic!("{} has no index.json", archive.display())
+}
+
+/// skopeo's `oci-archive:` name of the image of `archive`: with its ref
+/// name when `index.json` lists more than the image (the SBOM and
+/// provenance that refer to it), since skopeo then wants one.
+pub fn oci_archive(archive: &Path) -> String {
+    let index = archive_index(archive);
+    let manifests = index["manifests"].as_array().cloned().unwrap_or_default();
+    let named = manifests.iter().find_map(|m| m["annotations"]["org.opencontainers.image.ref.name"].as_str());
+    match named {
+        Some(name) if manifests.len() > 1 => format!("oci-archive:{}:{name}", archive.display()),
+        _ => format!("oci-archive:{}", archive.display()),
+    }
+}
+
 /// `skopeo inspect` of the archive (JSON), then `skopeo copy` into a new
 /// OCI layout (which verifies every digest); returns the inspect output and
 /// the layout directory, tagged `checked`.
 pub fn skopeo_check(archive: &Path, scratch: &Path) -> (serde_json::Value, PathBuf) {
-    let source = format!("oci-archive:{}", archive.display());
+    let source = oci_archive(archive);
     let inspect: serde_json::Value =
         serde_json::from_str(&run("skopeo", &["inspect", &source])).expect("inspect json");
     let layout = scratch.join("skopeo-layout");

@@ -97,7 +97,7 @@ fn class_catalog_builds_for_arm64_and_for_both_platforms_as_an_index() {
 
 /// `skopeo inspect --raw` of the archive.
 fn raw_manifest(tarball: &Path) -> Value {
-    let raw = run("skopeo", &["inspect", "--raw", &format!("oci-archive:{}", tarball.display())]);
+    let raw = run("skopeo", &["inspect", "--raw", &forge_testkit::oci_archive(tarball)]);
     serde_json::from_str(&raw).unwrap()
 }
 
@@ -105,7 +105,7 @@ fn raw_manifest(tarball: &Path) -> Value {
 /// verified on the way), then each image of it through our validator: its
 /// platform and the ELF machines of `/usr/bin/jq` and PyYAML's extension.
 fn copied_images(tarball: &Path, layout: &Path) -> Vec<(String, u16, u16)> {
-    let source = format!("oci-archive:{}", tarball.display());
+    let source = forge_testkit::oci_archive(tarball);
     let dest = format!("oci:{}:checked", layout.display());
     run("skopeo", &["copy", "--all", "--quiet", &source, &dest]);
     let store = BlobStore::open_or_create(layout).unwrap();

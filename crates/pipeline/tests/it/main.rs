@@ -69,6 +69,7 @@ fn options(root: &Path) -> SessionOptions {
         platforms: Vec::new(),
         run: Default::default(),
         cache: Default::default(),
+        attest: Default::default(),
     }
 }
 

@@ -1,0 +1,259 @@
+//! OCI 1.1 artifacts that refer to an image: an SBOM or a provenance
+//! statement stored as an image manifest with an `artifactType`, the empty
+//! config (`application/vnd.oci.empty.v1+json`, `{}`), the document as its
+//! one layer, and the image's manifest as its `subject`
+//! (image-spec 1.1, "Guidelines for Artifact Usage").
+//!
+//! In an image layout (the store, a tarball) the artifacts are listed in
+//! `index.json` as oras does it: an entry per artifact, without a ref
+//! name, with its `artifactType`, so they are found from the layout's
+//! index without scanning blobs, and they keep their blobs alive in `gc`.
+//! [`referrers`] answers what the distribution spec's referrers API
+//! answers: the descriptors of the artifacts whose subject is a digest.
+//!
+//! Artifact manifests are canonical JSON, like every document we write:
+//! the same document about the same image is the same artifact.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use oci_spec::image::{Descriptor, ImageManifest, MediaType};
+use serde_json::json;
+
+use crate::digest::Digest;
+use crate::error::{Error, Result};
+use crate::index::Target;
+use crate::store::{ref_name, BlobStore};
+
+/// The media type of the empty config of artifacts.
+pub const EMPTY_MEDIA_TYPE: &str = "application/vnd.oci.empty.v1+json";
+/// The content of the empty config.
+pub const EMPTY_CONTENT: &[u8] = b"{}";
+
+/// An artifact in the store.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Artifact {
+    /// Its manifest's descriptor as the referrers API lists it: media
+    /// type, digest, size, `artifactType` and the manifest's annotations.
+    pub descriptor: Descriptor,
+    /// The digest of the document (the manifest's one layer).
+    pub document: Digest,
+}
+
+/// Stores `document` as an artifact of type `artifact_type` (also the
+/// document's media type) about `subject` (an image manifest's
+/// descriptor), with `annotations` on its manifest. Nothing is added to
+/// `index.json`: see [`add_referrers`].
+pub fn write_artifact(
+    store: &BlobStore,
+    artifact_type: &str,
+    document: &[u8],
+    subject: &Descriptor,
+    annotations: &BTreeMap<String, String>,
+) -> Result<Artifact> {
+    let (empty, empty_size) = store.put_bytes(EMPTY_CONTENT)?;
+    let (layer, layer_size) = store.put_bytes(document)?;
+    let mut manifest = json!({
+        "schemaVersion": 2,
+        "mediaType": "application/vnd.oci.image.manifest.v1+json",
+        "artifactType": artifact_type,
+        "config": {"mediaType": EMPTY_MEDIA_TYPE, "digest": empty.to_string(), "size": empty_size},
+        "layers": [{"mediaType": artifact_type, "digest": layer.to_string(), "size": layer_size}],
+        "subject": {
+            "mediaType": subject.media_type().to_string(),
+            "digest": subject.digest().to_string(),
+            "size": subject.size(),
+        },
+    });
+    if !annotations.is_empty() {
+        manifest["annotations"] = json!(annotations);
+    }
+    let bytes = crate::json::canonical_json(&manifest, "artifact manifest")?;
+    let (digest, size) = store.put_bytes(&bytes)?;
+    Ok(Artifact {
+        descriptor: referrer_descriptor(&digest, size, artifact_type, annotations),
+        document: layer,
+    })
+}
+
+/// The descriptor of an artifact manifest as the referrers API lists it.
+pub fn referrer_descriptor(
+    digest: &Digest,
+    size: u64,
+    artifact_type: &str,
+    annotations: &BTreeMap<String, String>,
+) -> Descriptor {
+    let mut descriptor = crate::digest::descriptor(MediaType::ImageManifest, digest, size);
+    descriptor.set_artifact_type(Some(MediaType::from(artifact_type)));
+    if !annotations.is_empty() {
+        descriptor.set_annotations(Some(annotations.clone().into_iter().collect()));
+    }
+    descriptor
+}
+
+/// What an artifact manifest says.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ArtifactManifest {
+    /// The digest of its subject, if it has one.
+    pub subject: Option<Digest>,
+    /// Its config (the empty one, for ours).
+    pub config: Descriptor,
+    /// Its first layer: the document.
+    pub document: Descriptor,
+}
+
+/// Reads the artifact manifest `descriptor` names (verified).
+pub fn read_artifact(store: &BlobStore, descriptor: &Descriptor) -> Result<ArtifactManifest> {
+    let digest = Digest::from_descriptor(descriptor)?;
+    let bytes = store.read_verified(&digest)?;
+    let manifest: ImageManifest =
+        serde_json::from_slice(&bytes).map_err(|e| Error::json(format!("artifact manifest {digest}"), e))?;
+    let subject = manifest.subject().as_ref().map(Digest::from_descriptor).transpose()?;
+    let document = manifest.layers().first().cloned().ok_or_else(|| Error::InvalidDocument {
+        what: format!("artifact manifest {digest}"),
+        reason: "it has no layer holding the document".into(),
+    })?;
+    Ok(ArtifactManifest { subject, config: manifest.config().clone(), document })
+}
+
+/// The referrers-API descriptor of the artifact manifest `digest` of
+/// `store`, its `artifactType` and annotations read from it.
+pub fn artifact_descriptor(store: &BlobStore, digest: &Digest) -> Result<Descriptor> {
+    let bytes = store.read_verified(digest)?;
+    let manifest: ImageManifest =
+        serde_json::from_slice(&bytes).map_err(|e| Error::json(format!("artifact manifest {digest}"), e))?;
+    let artifact_type =
+        manifest.artifact_type().as_ref().map(ToString::to_string).ok_or_else(|| Error::InvalidDocument {
+            what: format!("artifact manifest {digest}"),
+            reason: "it has no artifactType".into(),
+        })?;
+    let annotations: BTreeMap<String, String> =
+        manifest.annotations().iter().flatten().map(|(k, v)| (k.clone(), v.clone())).collect();
+    Ok(referrer_descriptor(digest, bytes.len() as u64, &artifact_type, &annotations))
+}
+
+/// Whether an `index.json` entry is an artifact (not a ref of an image).
+fn is_artifact_entry(descriptor: &Descriptor) -> bool {
+    ref_name(descriptor).is_none() && descriptor.artifact_type().is_some()
+}
+
+/// Lists `artifacts` in the store's `index.json` (once each), and drops
+/// the artifacts listed there whose subject no ref reaches any more (an
+/// older build's image), so that `gc` can collect them.
+pub fn add_referrers(store: &BlobStore, artifacts: &[Descriptor]) -> Result<()> {
+    store.update_index(|manifests| {
+        for artifact in artifacts {
+            if !manifests.iter().any(|d| d.digest() == artifact.digest() && is_artifact_entry(d)) {
+                manifests.push(artifact.clone());
+            }
+        }
+        let mut reachable: BTreeSet<String> = BTreeSet::new();
+        for entry in manifests.iter().filter(|d| ref_name(d).is_some()) {
+            reachable.insert(entry.digest().to_string());
+            // An index's images are subjects too; a ref that cannot be read is left alone.
+            if let Ok(target) = Target::load(store, entry) {
+                reachable.extend(target.images().iter().map(|i| i.manifest_digest.to_string()));
+            }
+        }
+        let mut kept = Vec::with_capacity(manifests.len());
+        for entry in manifests.drain(..) {
+            let keep = !is_artifact_entry(&entry)
+                || read_artifact(store, &entry)
+                    .ok()
+                    .and_then(|a| a.subject)
+                    .is_some_and(|subject| reachable.contains(&subject.to_string()));
+            if keep {
+                kept.push(entry);
+            }
+        }
+        *manifests = kept;
+        Ok(())
+    })
+}
+
+/// The artifacts in the store's `index.json` whose subject is `subject`,
+/// in `index.json` order.
+pub fn referrers(store: &BlobStore, subject: &Digest) -> Result<Vec<Descriptor>> {
+    let index = store.read_index()?;
+    let mut found = Vec::new();
+    for entry in index.manifests().iter().filter(|d| is_artifact_entry(d)) {
+        if read_artifact(store, entry)?.subject.as_ref() == Some(subject) {
+            found.push(entry.clone());
+        }
+    }
+    Ok(found)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::image::new_config;
+    use crate::RuntimeConfig;
+
+    #[test]
+    fn artifacts_refer_to_their_image_and_follow_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = BlobStore::open_or_create(dir.path()).unwrap();
+        let image = |cmd: &str| {
+            let runtime = RuntimeConfig { cmd: Some(vec![cmd.into()]), ..RuntimeConfig::default() };
+            let config = new_config(0, &runtime, &[], Vec::new()).unwrap();
+            crate::write_image(&store, &config, &[], &BTreeMap::new()).unwrap()
+        };
+        let first = image("a");
+        store.set_ref("app:1", &first.manifest_descriptor()).unwrap();
+        let annotations =
+            BTreeMap::from([("org.opencontainers.image.created".into(), "1970-01-01T00:00:00Z".into())]);
+        let sbom = write_artifact(
+            &store,
+            "application/spdx+json",
+            b"{\"spdx\":1}",
+            &first.manifest_descriptor(),
+            &annotations,
+        )
+        .unwrap();
+        let again = write_artifact(
+            &store,
+            "application/spdx+json",
+            b"{\"spdx\":1}",
+            &first.manifest_descriptor(),
+            &annotations,
+        )
+        .unwrap();
+        assert_eq!(sbom, again, "the same document is the same artifact");
+        let digest = Digest::from_descriptor(&sbom.descriptor).unwrap();
+        assert_eq!(artifact_descriptor(&store, &digest).unwrap(), sbom.descriptor);
+        add_referrers(&store, std::slice::from_ref(&sbom.descriptor)).unwrap();
+        add_referrers(&store, std::slice::from_ref(&sbom.descriptor)).unwrap();
+        assert_eq!(
+            referrers(&store, &first.manifest_digest).unwrap(),
+            std::slice::from_ref(&sbom.descriptor)
+        );
+        assert_eq!(store.refs().unwrap().len(), 1, "artifacts have no ref name");
+        let read = read_artifact(&store, &sbom.descriptor).unwrap();
+        assert_eq!(read.subject.as_ref(), Some(&first.manifest_digest));
+        assert_eq!(
+            store.read_verified(&Digest::from_descriptor(&read.document).unwrap()).unwrap(),
+            b"{\"spdx\":1}"
+        );
+        let text = String::from_utf8(
+            store.read_verified(&Digest::from_descriptor(&sbom.descriptor).unwrap()).unwrap(),
+        )
+        .unwrap();
+        assert!(text.contains(r#""artifactType":"application/spdx+json""#), "{text}");
+        assert!(text.contains(r#""config":{"digest":"sha256:44136fa355b3678a1146ad16f7e8649e94fb4fc21fe77e8310c060f61caaff8a""#), "{text}");
+
+        // The ref moves to a new image: the old image's artifact goes.
+        let second = image("b");
+        store.set_ref("app:1", &second.manifest_descriptor()).unwrap();
+        let new = write_artifact(
+            &store,
+            "application/spdx+json",
+            b"{}",
+            &second.manifest_descriptor(),
+            &BTreeMap::new(),
+        )
+        .unwrap();
+        add_referrers(&store, std::slice::from_ref(&new.descriptor)).unwrap();
+        assert!(referrers(&store, &first.manifest_digest).unwrap().is_empty());
+        assert_eq!(referrers(&store, &second.manifest_digest).unwrap(), [new.descriptor]);
+    }
+}
