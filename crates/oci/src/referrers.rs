@@ -202,22 +202,11 @@ mod tests {
         store.set_ref("app:1", &first.manifest_descriptor()).unwrap();
         let annotations =
             BTreeMap::from([("org.opencontainers.image.created".into(), "1970-01-01T00:00:00Z".into())]);
-        let sbom = write_artifact(
-            &store,
-            "application/spdx+json",
-            b"{\"spdx\":1}",
-            &first.manifest_descriptor(),
-            &annotations,
-        )
-        .unwrap();
-        let again = write_artifact(
-            &store,
-            "application/spdx+json",
-            b"{\"spdx\":1}",
-            &first.manifest_descriptor(),
-            &annotations,
-        )
-        .unwrap();
+        let write = || {
+            let subject = first.manifest_descriptor();
+            write_artifact(&store, "application/spdx+json", b"{\"spdx\":1}", &subject, &annotations).unwrap()
+        };
+        let (sbom, again) = (write(), write());
         assert_eq!(sbom, again, "the same document is the same artifact");
         let digest = Digest::from_descriptor(&sbom.descriptor).unwrap();
         assert_eq!(artifact_descriptor(&store, &digest).unwrap(), sbom.descriptor);

@@ -95,10 +95,7 @@ pub fn document(sbom: &Sbom) -> Value {
     let refs: Vec<Value> = components.iter().map(|c| c["bom-ref"].clone()).collect();
     let serial =
         crate::Digest::of(&crate::canonical(json!([subject.name, subject.digest.to_string(), components])));
-    let (name, version) = match subject.name.rsplit_once(':').filter(|(_, tag)| !tag.contains('/')) {
-        Some((name, tag)) => (name, tag),
-        None => (subject.name.as_str(), ""),
-    };
+    let (name, version) = crate::name_and_tag(&subject.name);
     json!({
         "bomFormat": "CycloneDX",
         "specVersion": "1.6",

@@ -213,11 +213,13 @@ pub(crate) fn oci_purl(reference: &str, digest: &Digest) -> String {
 
 /// The reference without its tag (and without a digest).
 pub(crate) fn strip_tag(reference: &str) -> &str {
-    let reference = reference.split('@').next().unwrap_or(reference);
-    match reference.rfind(':') {
-        Some(colon) if !reference[colon..].contains('/') => &reference[..colon],
-        _ => reference,
-    }
+    forge_reference::split_tag(reference.split('@').next().unwrap_or(reference)).0
+}
+
+/// A reference's name and tag (empty when it has none).
+pub(crate) fn name_and_tag(reference: &str) -> (&str, &str) {
+    let (name, tag) = forge_reference::split_tag(reference);
+    (name, tag.unwrap_or_default())
 }
 
 /// Percent-encoding of a purl component: everything but unreserved

@@ -20,10 +20,7 @@ pub fn document(sbom: &Sbom) -> Value {
     let mut relationships = vec![relationship("SPDXRef-DOCUMENT", "DESCRIBES", "SPDXRef-Image")];
     let mut references: BTreeMap<String, String> = BTreeMap::new();
     let subject = &sbom.subject;
-    let (name, version) = match subject.name.rsplit_once(':').filter(|(_, tag)| !tag.contains('/')) {
-        Some((name, tag)) => (name, tag),
-        None => (subject.name.as_str(), ""),
-    };
+    let (name, version) = crate::name_and_tag(&subject.name);
     packages.push(json!({
         "SPDXID": "SPDXRef-Image",
         "name": name,

@@ -42,7 +42,7 @@ fn json(stdout: &str) -> Vec<Value> {
 }
 
 fn skopeo_config(tarball: &str) -> Value {
-    let image = forge_testkit::oci_archive(std::path::Path::new(tarball));
+    let image = forge_testkit::oci_archive(Path::new(tarball));
     serde_json::from_str(&forge_testkit::run("skopeo", &["inspect", &image])).unwrap()
 }
 
