@@ -54,6 +54,21 @@ pub(crate) enum Command {
         #[command(flatten)]
         root: Root,
     },
+    /// Print the SBOM (or the provenance) attached to an image of the
+    /// store by the build that made it.
+    Sbom {
+        /// The image name.
+        name: String,
+        /// Which document.
+        #[arg(long, value_enum, default_value_t = Document::Spdx)]
+        format: Document,
+        /// The image of this platform, when NAME is an index of several
+        /// [default: the first].
+        #[arg(long, value_name = "OS/ARCH")]
+        platform: Option<String>,
+        #[command(flatten)]
+        root: Root,
+    },
     /// Re-read an image of the store and check every digest, size and
     /// diff ID.
     Validate {
@@ -62,6 +77,17 @@ pub(crate) enum Command {
         #[command(flatten)]
         root: Root,
     },
+}
+
+/// The documents `image sbom` prints.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub(crate) enum Document {
+    /// The SPDX 2.3 SBOM.
+    Spdx,
+    /// The CycloneDX 1.6 SBOM.
+    Cyclonedx,
+    /// The in-toto statement with the SLSA provenance.
+    Provenance,
 }
 
 #[derive(Debug, clap::Args)]
@@ -104,6 +130,36 @@ pub(crate) fn run(command: Command) -> anyhow::Result<ExitCode> {
             forge_oci::export_archive(&store, &digest, std::slice::from_ref(&name), &file)
                 .with_context(|| format!("writing {}", file.display()))?;
             println!("{}", file.display());
+        }
+        Command::Sbom { name, format, platform, root } => {
+            let store = root.store()?;
+            let target = Target::load_ref(&store, &name)?
+                .with_context(|| format!("no image `{name}` in the store"))?;
+            let image = match &platform {
+                Some(p) => {
+                    let wanted = Platform::parse(p)
+                        .with_context(|| format!("`{p}` is not a platform (OS/ARCH[/VARIANT])"))?;
+                    target
+                        .image_for(&wanted)
+                        .with_context(|| format!("`{name}` has no image for {wanted}"))?
+                }
+                None => &target.images()[0],
+            };
+            let (media_type, flag) = match format {
+                Document::Spdx => (forge_sbom::SPDX_MEDIA_TYPE, "--sbom spdx"),
+                Document::Cyclonedx => (forge_sbom::CYCLONEDX_MEDIA_TYPE, "--sbom cyclonedx"),
+                Document::Provenance => (forge_sbom::IN_TOTO_MEDIA_TYPE, "provenance (no --no-provenance)"),
+            };
+            let document = forge_pipeline::stored_document(&store, &image.manifest_digest, media_type)?
+                .with_context(|| {
+                    format!(
+                        "the store has no {media_type} document about `{name}` ({}); build it with {flag}",
+                        image.manifest_digest
+                    )
+                })?;
+            // The document's bytes as stored (its digest is the artifact layer's).
+            use std::io::Write as _;
+            std::io::stdout().lock().write_all(&document).context("writing to stdout")?;
         }
         Command::Gc { root } => {
             let root = root.root.clone().unwrap_or_else(crate::project_root);

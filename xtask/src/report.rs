@@ -351,8 +351,20 @@ fn push_rows(pushed: &[Pushed]) -> Vec<[String; 6]> {
 }
 
 fn push_json(p: &Pushed) -> String {
+    let referrers: Vec<serde_json::Value> = p
+        .referrers
+        .iter()
+        .map(|(digest, how)| {
+            let via = match how {
+                forge_registry::Referred::Api => "referrers API".to_owned(),
+                forge_registry::Referred::FallbackTag(tag) => format!("tag {tag}"),
+            };
+            serde_json::json!({"digest": digest.to_string(), "via": via})
+        })
+        .collect();
     let value = match &p.result {
         Ok(report) => serde_json::json!({
+            "referrers": referrers,
             "plugin": p.plugin,
             "title": p.title,
             "image": p.image,
@@ -372,6 +384,7 @@ fn push_json(p: &Pushed) -> String {
             "image": p.image,
             "tags": p.tags,
             "digest": null,
+            "referrers": referrers,
             "bytes_uploaded": 0,
             // The same fields as a pushed line; what a failed push sent
             // before it stopped is not counted.

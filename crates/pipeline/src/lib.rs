@@ -52,7 +52,7 @@ pub use provenance::{source_date_epoch, strip_credentials};
 pub use publish::{Missing, PushOptions, Pushed, WouldPush};
 pub use registry::{client, login, logout, LoggedIn, LoginOptions, PullingResolver};
 pub use runner::{RunPolicy, SandboxRunner};
-pub use sbom::{AttestOptions, Attestation};
+pub use sbom::{stored_document, AttestOptions, Attestation};
 pub use select::{discover, select, Selection, Shard, ShardError};
 pub use session::{Artifact, BatchOptions, Outcome, Session, SessionOptions};
 pub use shared_cache::{CacheMode, CacheOptions};

@@ -5,7 +5,9 @@
 //! that), then the image's extra tags (`-t`); a plugin that did not build
 //! is reported, not pushed. An image built for several platforms is
 //! pushed as each platform's manifest by digest, then their index under
-//! the tag. [`Session::dry_run`] asks the registry which
+//! the tag. Each image's SBOM and provenance follow as its referrers
+//! (forge-registry's `push_referrer`: the referrers API, or the
+//! `sha256-<hex>` tag of registries without it). [`Session::dry_run`] asks the registry which
 //! blobs it lacks and writes nothing to it.
 
 use std::path::{Path, PathBuf};
@@ -13,10 +15,10 @@ use std::time::{Duration, Instant};
 
 use forge_builder::Built;
 use forge_oci::Digest;
-use forge_registry::{Client, PushEvent, PushReport, Reference};
+use forge_registry::{Client, PushEvent, PushReport, Reference, Referred};
 use rayon::prelude::*;
 
-use crate::{client, Artifact, BatchOptions, Error, Event, Observer, Outcome, Session};
+use crate::{client, Artifact, Attestation, BatchOptions, Error, Event, Observer, Outcome, Session};
 
 /// How [`Session::publish`] uploads.
 #[derive(Debug, Clone, Copy)]
@@ -46,6 +48,9 @@ pub struct Pushed {
     /// The plugin's title, when it built: with the image, what the
     /// instance's "Add plugin" dialog asks for.
     pub title: Option<String>,
+    /// The SBOM and provenance artifacts pushed as referrers, and how the
+    /// registry indexes them.
+    pub referrers: Vec<(Digest, Referred)>,
     /// What the push did, or why there was none.
     pub result: Result<PushReport, Error>,
     /// How long the push took.
@@ -72,14 +77,15 @@ impl Session {
                 .map(|outcome| {
                     let started = Instant::now();
                     match outcome.result {
-                        Ok(Artifact { built, .. }) => {
-                            self.push_one(&client, &outcome.plugin, &built, observer)
+                        Ok(Artifact { built, attestations, .. }) => {
+                            self.push_one(&client, &outcome.plugin, &built, &attestations, observer)
                         }
                         Err(e) => Pushed {
                             plugin: outcome.plugin,
                             image: None,
                             tags: Vec::new(),
                             title: None,
+                            referrers: Vec::new(),
                             result: Err(Error::NotBuilt { source: Box::new(e) }),
                             time: started.elapsed(),
                         },
@@ -102,7 +108,14 @@ impl Session {
         self.publish(outcomes, push, observer)
     }
 
-    fn push_one(&self, client: &Client, plugin: &Path, built: &Built, observer: &dyn Observer) -> Pushed {
+    fn push_one(
+        &self,
+        client: &Client,
+        plugin: &Path,
+        built: &Built,
+        attestations: &[Attestation],
+        observer: &dyn Observer,
+    ) -> Pushed {
         let started = Instant::now();
         observer.event(&Event::PushStarted { plugin, image: &built.image, size: built.size });
         let progress = |event: PushEvent| observer.event(&Event::Push { plugin, event: &event });
@@ -115,9 +128,28 @@ impl Session {
                 }
             })
         };
-        // The main tag first; the extra tags find every blob there already.
+        // The main tag first; the extra tags find every blob there already;
+        // then the SBOM and provenance, which refer to pushed manifests.
+        let mut referrers = Vec::new();
         let result = push(&built.image)
             .and_then(|report| built.tags.iter().try_for_each(|tag| push(tag).map(drop)).map(|()| report))
+            .and_then(|mut report| {
+                let reference = Reference::parse(&built.image)?;
+                for attestation in attestations {
+                    for artifact in attestation.descriptors() {
+                        let how = client.push_referrer(
+                            store,
+                            &artifact,
+                            &attestation.image,
+                            &reference,
+                            &mut report,
+                            &progress,
+                        )?;
+                        referrers.push((Digest::from_descriptor(&artifact)?, how));
+                    }
+                }
+                Ok(report)
+            })
             .map_err(Error::from);
         observer.event(&Event::PushFinished { plugin, ok: result.is_ok() });
         Pushed {
@@ -125,6 +157,7 @@ impl Session {
             image: Some(built.image.clone()),
             tags: built.tags.clone(),
             title: Some(built.title.clone()),
+            referrers,
             result,
             time: started.elapsed(),
         }

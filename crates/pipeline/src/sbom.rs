@@ -161,6 +161,25 @@ impl Session {
     }
 }
 
+/// The document of type `media_type` (an SBOM format's or
+/// [`forge_sbom::IN_TOTO_MEDIA_TYPE`]) that refers to the image `image`
+/// in the store, if one does (the last one listed).
+pub fn stored_document(
+    store: &BlobStore,
+    image: &Digest,
+    media_type: &str,
+) -> Result<Option<Vec<u8>>, Error> {
+    let found = referrers::referrers(store, image)?;
+    let Some(artifact) =
+        found.iter().rev().find(|d| d.artifact_type().as_ref().is_some_and(|t| t.to_string() == media_type))
+    else {
+        return Ok(None);
+    };
+    let read = referrers::read_artifact(store, artifact)?;
+    let digest = Digest::from_descriptor(&read.document).map_err(forge_oci::Error::from)?;
+    Ok(Some(store.read_verified(&digest)?))
+}
+
 /// Attaches an SPDX SBOM to a base image built from `lock` (its package
 /// list, with the SHA-256 of every `.deb`), as a referrer in the store.
 pub(crate) fn attest_base(

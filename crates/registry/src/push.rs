@@ -139,6 +139,18 @@ impl PushReport {
             blobs_uploaded: 0,
         })
     }
+
+    /// Counts one blob of `size` bytes that `outcome` made present.
+    pub(crate) fn count(&mut self, outcome: &BlobOutcome, size: u64) {
+        match outcome {
+            BlobOutcome::Skipped => self.blobs_skipped += 1,
+            BlobOutcome::Mounted(_) => self.blobs_mounted += 1,
+            BlobOutcome::Uploaded => {
+                self.blobs_uploaded += 1;
+                self.bytes_uploaded += size;
+            }
+        }
+    }
 }
 
 /// What a mount attempt came to.
@@ -182,14 +194,8 @@ impl Client {
         for descriptor in &blobs {
             let digest = Digest::from_descriptor(descriptor)?;
             let size = store.size(&digest)?;
-            match self.push_blob(store, &digest, reference, progress)? {
-                BlobOutcome::Skipped => report.blobs_skipped += 1,
-                BlobOutcome::Mounted(_) => report.blobs_mounted += 1,
-                BlobOutcome::Uploaded => {
-                    report.blobs_uploaded += 1;
-                    report.bytes_uploaded += size;
-                }
-            }
+            let outcome = self.push_blob(store, &digest, reference, progress)?;
+            report.count(&outcome, size);
         }
         self.push_manifest(store, image, reference, progress)?;
         Ok(report)

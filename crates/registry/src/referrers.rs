@@ -17,7 +17,7 @@ use forge_oci::{BlobStore, Digest};
 use crate::auth::pull_scope;
 use crate::client::{error_body, http_error, read_body, Call, Client, RetryNotice};
 use crate::error::{Error, Result};
-use crate::push::PushEvent;
+use crate::push::{PushEvent, PushReport};
 use crate::reference::{Reference, Target};
 
 const OCI_MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
@@ -44,18 +44,22 @@ impl Client {
     /// about `subject`, see [`forge_oci::referrers`]) into the repository
     /// of `reference`: its blobs, its manifest by digest, and, when the
     /// registry has no referrers API, its descriptor into the fallback
-    /// tag's index. The subject must be pushed first.
+    /// tag's index. The subject must be pushed first. Its blobs are
+    /// counted in `report`.
     pub fn push_referrer(
         &self,
         store: &BlobStore,
         artifact: &Descriptor,
         subject: &Digest,
         reference: &Reference,
+        report: &mut PushReport,
         progress: &dyn Fn(PushEvent),
     ) -> Result<Referred> {
         let manifest = read_artifact(store, artifact)?;
         for blob in [&manifest.config, &manifest.document] {
-            self.push_blob(store, &Digest::from_descriptor(blob)?, reference, progress)?;
+            let digest = Digest::from_descriptor(blob)?;
+            let outcome = self.push_blob(store, &digest, reference, progress)?;
+            report.count(&outcome, store.size(&digest)?);
         }
         let digest = Digest::from_descriptor(artifact)?;
         let by_digest = reference.with_digest(&digest);
