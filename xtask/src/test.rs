@@ -39,6 +39,7 @@ pub(crate) fn run(args: Args) -> anyhow::Result<ExitCode> {
     sh.change_dir(&root);
     install_tools(&sh)?;
     let hadolint = install_hadolint(&sh);
+    let sbom_python = install_sbom_validators(&sh);
     if !args.quick {
         cmd!(sh, "cargo fmt --all -- --check").run()?;
         cmd!(sh, "cargo clippy --workspace --all-targets --locked -- -D warnings").run()?;
@@ -50,6 +51,9 @@ pub(crate) fn run(args: Args) -> anyhow::Result<ExitCode> {
     let mut command = Command::new("cargo");
     if let Some(hadolint) = &hadolint {
         command.env("HADOLINT", hadolint);
+    }
+    if let Some(python) = &sbom_python {
+        command.env("SBOM_PYTHON", python);
     }
     let mut child = command
         .args(["test", "--workspace", "--locked", "--color", "always"])
@@ -111,6 +115,36 @@ fn install_hadolint(sh: &Shell) -> Option<String> {
         }
     }
     Some(binary)
+}
+
+/// Where the SBOM tests' schema validators are installed: PyPI's
+/// `jsonschema`, and `lib4sbom`, which ships the official SPDX 2.3 and
+/// CycloneDX 1.6 JSON schemas (so the tests need no network).
+const SBOM_VENV: &str = "/tmp/plugin-forge-sbom-tools";
+const SBOM_PACKAGES: [&str; 2] = ["jsonschema==4.26.0", "lib4sbom==0.10.4"];
+
+/// A Python with the validators (in a venv under /tmp), for the SBOM
+/// tests (`SBOM_PYTHON`). `None` (with a warning) when they cannot be
+/// installed: the tests then skip, or fail under `CI=true`.
+fn install_sbom_validators(sh: &Shell) -> Option<String> {
+    let python = format!("{SBOM_VENV}/bin/python");
+    let present = std::path::Path::new(&python).exists()
+        && cmd!(sh, "{python} -c 'import jsonschema, lib4sbom'").quiet().ignore_stderr().run().is_ok();
+    if !present {
+        let pip = format!("{SBOM_VENV}/bin/pip");
+        let packages = SBOM_PACKAGES;
+        let installed = cmd!(sh, "python3 -m venv {SBOM_VENV}")
+            .run()
+            .and_then(|()| cmd!(sh, "{pip} install -q {packages...}").run());
+        if let Err(err) = installed {
+            eprintln!(
+                "warning: cannot install the SBOM schema validators (pip install {}): {err}",
+                packages.join(" ")
+            );
+            return None;
+        }
+    }
+    Some(python)
 }
 
 /// Installs the tools the tests need with apt-get when they are missing

@@ -118,7 +118,7 @@ impl Session {
                         contents: forge_sbom::Contents::default(),
                         epoch: build.epoch,
                     };
-                    Some(sbom_artifact(store, image, sbom, &record, format)?)
+                    Some(sbom_artifact(store, image, sbom, &record, format, !build.extras.no_cache)?)
                 }
                 None => None,
             };
@@ -200,24 +200,26 @@ pub(crate) fn attest_base(
         contents: forge_sbom::Contents::default(),
         epoch,
     };
-    let artifact = sbom_artifact(store, image, sbom, &lock_record(lock), Format::Spdx)?;
+    let artifact = sbom_artifact(store, image, sbom, &lock_record(lock), Format::Spdx, true)?;
     referrers::add_referrers(store, std::slice::from_ref(&artifact.descriptor))?;
     Ok(artifact)
 }
 
 /// The SBOM of `image` in `format`: from the store's cache when the same
-/// inputs made one before, else with the image's contents read.
+/// inputs made one before (unless not `cached`: `--no-cache`), else with
+/// the image's contents read.
 fn sbom_artifact(
     store: &BlobStore,
     image: &Image,
     mut sbom: Sbom,
     record: &Record,
     format: Format,
+    cached: bool,
 ) -> Result<Artifact, Error> {
     let inputs =
         Digest::of(format!("{:?}{:?}{:?}{:?}", sbom.subject, sbom.plugin, sbom.base, record).as_bytes());
     let key = format!("sbom/v1/{}/{}/{}", format.name(), image.manifest_digest.hex(), inputs.hex());
-    if let Some(cached) = store.cache_get(&key).and_then(|d| Digest::parse(&d).ok()) {
+    if let Some(cached) = store.cache_get(&key).filter(|_| cached).and_then(|d| Digest::parse(&d).ok()) {
         if let Ok(descriptor) = referrers::artifact_descriptor(store, &cached) {
             if let Ok(read) = referrers::read_artifact(store, &descriptor) {
                 if let Ok(document) = Digest::from_descriptor(&read.document) {

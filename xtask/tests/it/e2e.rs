@@ -108,8 +108,17 @@ fn sample_plugins_build_on_the_debian_base_and_run() {
     // cargo xtask run (and docker, below).
     crate::sandboxed::shell_notes_is_the_same_everywhere(repo.path());
 
+    // class-catalog's SBOM lists what its image holds; docker load takes the image only.
+    let engine = Dockerd::start();
+    let catalog: serde_json::Value = lines
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .find(|l: &serde_json::Value| l["plugin"] == "plugins/tools/class-catalog")
+        .unwrap();
+    crate::sbom::class_catalog_sbom_is_exact(repo.path(), &catalog, engine.as_ref());
+
     // A real Docker engine loads and runs them, plainly and as the agent does.
-    let Some(engine) = Dockerd::start() else { return };
+    let Some(engine) = engine else { return };
     let tarball = repo.path().join("target/plugin-forge/images/supervisely/import-csv-bboxes_1.2.0.tar");
     engine.docker(&["load", "-i", tarball.to_str().unwrap()]).unwrap();
     match engine.docker(&[

@@ -16,6 +16,7 @@ mod publish;
 mod register;
 mod runtimes;
 mod sandboxed;
+mod sbom;
 mod standalone;
 mod temporaries;
 mod tidy;

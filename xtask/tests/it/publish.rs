@@ -91,6 +91,9 @@ fn publish_pulls_the_base_pushes_and_republishes_nothing() {
         assert_eq!(inspect["Labels"]["VERSION"], image);
     }
     assert!(first.iter().map(|l| l["bytes_uploaded"].as_u64().unwrap()).sum::<u64>() > 0);
+    for line in &first {
+        referrers_are_in_the_registry(&registry, repo.path(), line);
+    }
 
     // Everything is there: no blob bytes the second time, by build-all --push too.
     let again = json(&run_with_env(
@@ -153,4 +156,66 @@ fn wrong_credentials_fail_clearly_and_leave_no_tag() {
     let lines = json(&run_with_env(repo.path(), &env, &args));
     assert_eq!(lines[0]["status"], "pushed");
     assert_eq!(registry.manifest_status("team/a", "1.0.0"), 200);
+}
+
+/// The SBOM and provenance `line` (of `publish --format json`) says were
+/// pushed as referrers of its image are there: Debian's `docker-registry`
+/// 2.8 has no referrers API, so they are listed by the fallback tag
+/// `sha256-<hex>`; `skopeo inspect --raw` of it and of each artifact,
+/// and a plain `GET` of each document, give the bytes of the store of the
+/// monorepo at `repo`.
+fn referrers_are_in_the_registry(registry: &Registry, repo: &Path, line: &Value) {
+    let host = registry.host();
+    let image = line["image"].as_str().unwrap();
+    let (name, _) = image.trim_start_matches(&format!("{host}/")).split_once(':').unwrap();
+    let digest = line["digest"].as_str().unwrap();
+    let hex = digest.trim_start_matches("sha256:");
+    let (status, _) = forge_testkit::registry::http(
+        registry.address().port(),
+        "GET",
+        &format!("/v2/{name}/referrers/{digest}"),
+        &[],
+    )
+    .unwrap();
+    assert_eq!(status, 404, "this registry has no referrers API: the fallback tag is what is tested");
+    let pushed: Vec<&str> =
+        line["referrers"].as_array().unwrap().iter().map(|r| r["digest"].as_str().unwrap()).collect();
+    assert_eq!(pushed.len(), 2, "{line}");
+    for referrer in line["referrers"].as_array().unwrap() {
+        assert_eq!(referrer["via"], format!("tag sha256-{hex}"), "{line}");
+    }
+    let raw = |target: &str| {
+        let source = format!("docker://{host}/{name}{target}");
+        forge_testkit::run("skopeo", &["inspect", "--raw", "--tls-verify=false", &source])
+    };
+    let index: Value = serde_json::from_str(&raw(&format!(":sha256-{hex}"))).unwrap();
+    let listed: Vec<&str> =
+        index["manifests"].as_array().unwrap().iter().map(|m| m["digest"].as_str().unwrap()).collect();
+    assert_eq!(listed, pushed, "{index}");
+    let kinds: Vec<&str> =
+        index["manifests"].as_array().unwrap().iter().map(|m| m["artifactType"].as_str().unwrap()).collect();
+    assert_eq!(kinds, ["application/spdx+json", "application/vnd.in-toto+json"]);
+    let stored = |digest: &str| {
+        std::fs::read(
+            repo.join("target/plugin-forge/oci/blobs/sha256").join(digest.trim_start_matches("sha256:")),
+        )
+        .unwrap()
+    };
+    for artifact in pushed {
+        let manifest = raw(&format!("@{artifact}"));
+        assert_eq!(manifest.as_bytes(), stored(artifact), "skopeo's raw bytes of {artifact}");
+        let manifest: Value = serde_json::from_str(&manifest).unwrap();
+        assert_eq!(manifest["subject"]["digest"], digest);
+        let document = manifest["layers"][0]["digest"].as_str().unwrap();
+        let (status, response) = forge_testkit::registry::http(
+            registry.address().port(),
+            "GET",
+            &format!("/v2/{name}/blobs/{document}"),
+            &[],
+        )
+        .unwrap();
+        assert_eq!(status, 200, "{response}");
+        let body = response.split_once("\r\n\r\n").map(|(_, b)| b).unwrap_or_default();
+        assert_eq!(body.as_bytes(), stored(document), "the document {document} as the registry serves it");
+    }
 }

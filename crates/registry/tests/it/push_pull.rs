@@ -220,3 +220,52 @@ fn an_index_is_pushed_after_its_images_and_pulls_back_per_platform() {
         assert!(cached_image(&fresh, &reference, &platform).unwrap().is_some());
     }
 }
+
+#[test]
+fn referrers_go_to_the_fallback_tag_of_a_registry_without_the_api() {
+    let Some(registry) = Registry::start(None) else { return };
+    let (_dir, store, image) = store_with_image(5, 10_000);
+    let reference = at(&registry.host(), "team/app:1");
+    let client = client();
+    client.push(&store, &image, &reference, &|_| {}).unwrap();
+    let annotations = std::collections::BTreeMap::new();
+    let write = |kind: &str, document: &[u8]| {
+        forge_oci::referrers::write_artifact(
+            &store,
+            kind,
+            document,
+            &image.manifest_descriptor(),
+            &annotations,
+        )
+        .unwrap()
+        .descriptor
+    };
+    let sbom = write("application/spdx+json", b"{\"spdxVersion\":\"SPDX-2.3\"}");
+    let provenance =
+        write("application/vnd.in-toto+json", b"{\"_type\":\"https://in-toto.io/Statement/v1\"}");
+    assert!(client.referrers(&reference, &image.manifest_digest, &|_| {}).unwrap().is_empty());
+
+    let tag = forge_registry::fallback_tag(&image.manifest_digest);
+    let mut report = client.push(&store, &image, &reference, &|_| {}).unwrap();
+    for artifact in [&sbom, &provenance, &sbom] {
+        let how = client
+            .push_referrer(&store, artifact, &image.manifest_digest, &reference, &mut report, &|_| {})
+            .unwrap();
+        assert_eq!(how, forge_registry::Referred::FallbackTag(tag.clone()));
+    }
+    // Docker's registry 2.8 has no referrers API; the tag's index lists each artifact once.
+    let found = client.referrers(&reference, &image.manifest_digest, &|_| {}).unwrap();
+    let digests: Vec<String> = found.iter().map(|d| d.digest().to_string()).collect();
+    assert_eq!(digests, [sbom.digest().to_string(), provenance.digest().to_string()]);
+    assert_eq!(
+        found[0].artifact_type().as_ref().map(ToString::to_string).as_deref(),
+        Some("application/spdx+json")
+    );
+    if forge_testkit::require_tool("skopeo") {
+        let source = format!("docker://{}/team/app:{tag}", registry.host());
+        let raw = forge_testkit::run("skopeo", &["inspect", "--raw", "--tls-verify=false", &source]);
+        let index: serde_json::Value = serde_json::from_str(&raw).unwrap();
+        assert_eq!(index["mediaType"], "application/vnd.oci.image.index.v1+json");
+        assert_eq!(index["manifests"].as_array().map(Vec::len), Some(2), "{index}");
+    }
+}
