@@ -299,8 +299,15 @@ fn resolve_oci(
                 tag: tag.to_owned(),
                 available: available.clone(),
             })?,
-        None => match index.manifests().as_slice() {
-            [only] => only,
+        // The SBOM and provenance our archives list beside the image are not candidates.
+        None => match index
+            .manifests()
+            .iter()
+            .filter(|d| !crate::referrers::is_artifact_entry(d))
+            .collect::<Vec<_>>()
+            .as_slice()
+        {
+            [only] => *only,
             [] => {
                 return Err(Error::NotAnImage {
                     path: source.to_path_buf(),

@@ -132,7 +132,7 @@ pub fn artifact_descriptor(store: &BlobStore, digest: &Digest) -> Result<Descrip
 }
 
 /// Whether an `index.json` entry is an artifact (not a ref of an image).
-fn is_artifact_entry(descriptor: &Descriptor) -> bool {
+pub fn is_artifact_entry(descriptor: &Descriptor) -> bool {
     ref_name(descriptor).is_none() && descriptor.artifact_type().is_some()
 }
 
@@ -244,5 +244,60 @@ mod tests {
         add_referrers(&store, std::slice::from_ref(&new.descriptor)).unwrap();
         assert!(referrers(&store, &first.manifest_digest).unwrap().is_empty());
         assert_eq!(referrers(&store, &second.manifest_digest).unwrap(), [new.descriptor]);
+    }
+
+    #[test]
+    fn an_archive_lists_referrers_after_the_image_and_imports_as_the_image() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = BlobStore::open_or_create(dir.path().join("store")).unwrap();
+        let config = new_config(0, &RuntimeConfig::default(), &[], Vec::new()).unwrap();
+        let image = crate::write_image(&store, &config, &[], &BTreeMap::new()).unwrap();
+        let sbom = write_artifact(
+            &store,
+            "application/spdx+json",
+            b"{}",
+            &image.manifest_descriptor(),
+            &BTreeMap::new(),
+        )
+        .unwrap();
+        let archive = dir.path().join("app.tar");
+        let names = ["app:1".to_owned()];
+        crate::export_archive_with(
+            &store,
+            &image.manifest_digest,
+            &names,
+            std::slice::from_ref(&sbom.descriptor),
+            &archive,
+        )
+        .unwrap();
+        let plain = dir.path().join("plain.tar");
+        crate::export_archive(&store, &image.manifest_digest, &names, &plain).unwrap();
+
+        let read = |path: &std::path::Path, name: &str| -> Vec<u8> {
+            let mut tar = tar::Archive::new(std::fs::File::open(path).unwrap());
+            let mut entry = tar
+                .entries()
+                .unwrap()
+                .map(Result::unwrap)
+                .find(|e| e.path().unwrap().to_str() == Some(name))
+                .unwrap();
+            let mut bytes = Vec::new();
+            std::io::Read::read_to_end(&mut entry, &mut bytes).unwrap();
+            bytes
+        };
+        let index: serde_json::Value = serde_json::from_slice(&read(&archive, "index.json")).unwrap();
+        assert_eq!(index["manifests"][0]["digest"], image.manifest_digest.to_string());
+        assert_eq!(index["manifests"][1]["artifactType"], "application/spdx+json");
+        assert_eq!(
+            read(&archive, "manifest.json"),
+            read(&plain, "manifest.json"),
+            "docker's view is the image alone"
+        );
+        let document = format!("blobs/sha256/{}", sbom.document.hex());
+        assert_eq!(read(&archive, &document), b"{}");
+
+        let other = BlobStore::open_or_create(dir.path().join("other")).unwrap();
+        let imported = crate::import(&archive, None, &other).unwrap();
+        assert_eq!(imported.manifest_digest, image.manifest_digest);
     }
 }
