@@ -81,7 +81,7 @@ impl LayerKey {
         }
         field(&mut h, b"end of parents");
         field(&mut h, inputs.options.mtime.to_string().as_bytes());
-        field(&mut h, inputs.compression.name().as_bytes());
+        field(&mut h, inputs.compression.key_name(tree.content_bytes()).as_bytes());
         for (path, node) in tree.entries() {
             field(&mut h, path.as_bytes());
             field(&mut h, format!("{:o} {} {}", node.mode, node.uid, node.gid).as_bytes());

@@ -159,8 +159,20 @@ impl LayerBuilder {
         options: LayerOptions,
         compression: Compression,
     ) -> Result<LayerBuilder> {
+        LayerBuilder::sized(store, options, compression, 0)
+    }
+
+    /// Starts a layer compressed with `compression` that will hold
+    /// `content` bytes of file content, which picks the encoder
+    /// ([`Encoder::sized`]: large layers are gzip in blocks).
+    pub fn sized(
+        store: &BlobStore,
+        options: LayerOptions,
+        compression: Compression,
+        content: u64,
+    ) -> Result<LayerBuilder> {
         let blob = store.writer()?;
-        let Some(encoder) = Encoder::new(blob, compression) else {
+        let Some(encoder) = Encoder::sized(blob, compression, content) else {
             return Err(Error::Unsupported {
                 path: store.root().to_path_buf(),
                 what: format!("writing {}-compressed layers", compression.name()),

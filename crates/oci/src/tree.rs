@@ -302,6 +302,18 @@ impl Tree {
         Entries { nodes: self.nodes.iter().peekable(), implied: implied.into_iter().peekable() }
     }
 
+    /// The bytes of file content the tree's layer holds (which picks the
+    /// layer's encoder, [`crate::compression::Encoder::sized`]).
+    pub fn content_bytes(&self) -> u64 {
+        self.nodes
+            .values()
+            .map(|node| match node.kind {
+                NodeKind::File { size, .. } => size,
+                _ => 0,
+            })
+            .sum()
+    }
+
     /// Writes the tree as one layer into `store`; the layer builder checks
     /// paths, links and modes (see [`crate::layer`]).
     pub fn write_layer(
@@ -310,7 +322,7 @@ impl Tree {
         options: LayerOptions,
         compression: Compression,
     ) -> Result<Layer> {
-        let mut builder = LayerBuilder::with_compression(store, options, compression)?;
+        let mut builder = LayerBuilder::sized(store, options, compression, self.content_bytes())?;
         for (path, node) in self.entries() {
             builder.append_node(path, node)?;
         }
