@@ -104,3 +104,42 @@ fn a_run_becomes_a_layer_of_what_it_changed() {
     assert_eq!(again.built.digest(), built.built.digest());
     assert_eq!(again.built.layers_built, 0);
 }
+
+#[test]
+fn the_same_run_over_the_same_layers_executes_once_for_parallel_plugins() {
+    if !forge_testkit::require_tool("bwrap") {
+        return;
+    }
+    // Before `ARG MODULE_PATH`: the RUN's environment is the same in every
+    // plugin (after it, MODULE_PATH would differ, and so would the key, as
+    // in Docker).
+    let dockerfile = "ARG REGISTRY\nARG TAG\nFROM ${REGISTRY}/base-py:${TAG}\n\
+        RUN --mount=type=cache,target=/count,id=shared echo ran >> /count/runs && mkdir /made\n\
+        ARG MODULE_PATH\nCOPY ${MODULE_PATH} /workdir\n\
+        ENV PYTHONPATH=/workdir:/workdir/src:/workdir/supervisely_lib/worker_proto\n";
+    let repo = monorepo(dockerfile);
+    let plugins: Vec<std::path::PathBuf> = ["plugins/r", "plugins/s", "plugins/t"].map(Into::into).to_vec();
+    for other in &plugins[1..] {
+        let dir = repo.path().join(other);
+        std::fs::create_dir_all(dir.join("src")).unwrap();
+        for file in ["plugin_info.json", "Dockerfile", "src/main.py"] {
+            std::fs::copy(repo.path().join("plugins/r").join(file), dir.join(file)).unwrap();
+        }
+        let name = other.file_name().unwrap().to_str().unwrap();
+        write(repo.path(), &format!("{}/VERSION", other.display()), &format!("team/{name}:1.0.0\n"));
+    }
+    let session = session(repo.path(), RunPolicy::default());
+    let batch = forge_pipeline::BatchOptions { jobs: Some(3), lint: false };
+    let outcomes = session.build(&plugins, &batch, &forge_pipeline::Quiet).unwrap();
+    let run_layers: Vec<_> = outcomes
+        .iter()
+        .map(|o| o.result.as_ref().unwrap().built.stored.manifest.layers()[1].digest().clone())
+        .collect();
+    assert!(run_layers.iter().all(|d| *d == run_layers[0]), "{run_layers:?}");
+    let counter = repo
+        .path()
+        .join("target/plugin-forge/run-cache")
+        .join(forge_oci::Digest::of(b"shared").hex())
+        .join("runs");
+    assert_eq!(std::fs::read_to_string(counter).unwrap(), "ran\n", "the RUN executed more than once");
+}
