@@ -39,6 +39,7 @@ fn publish_says_what_to_register_for_the_samples() {
         ),
         ("plugins/tools/class-catalog", "Class catalog", "supervisely/class-catalog:0.1.0"),
         ("plugins/tools/dataset-stats", "Dataset stats", "supervisely/dataset-stats:0.1.0"),
+        ("plugins/tools/shell-notes", "Shell notes", "supervisely/shell-notes:0.1.0"),
     ];
 
     let lines: Vec<Value> =
