@@ -149,7 +149,8 @@ fn table<const N: usize>(header: &[&str; N], rows: &[[String; N]], markdown: boo
         println!("| {} |", header.join(" | "));
         println!("|{}|", header.iter().map(|_| "---").collect::<Vec<_>>().join("|"));
         for row in rows {
-            println!("| {} |", row.join(" | "));
+            let cells: Vec<String> = row.iter().map(|cell| cell.replace('|', "\\|")).collect();
+            println!("| {} |", cells.join(" | "));
         }
     } else {
         crate::output::table(header, rows);
