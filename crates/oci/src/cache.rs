@@ -60,6 +60,15 @@ pub struct KeyInputs<'a> {
     pub compression: Compression,
 }
 
+/// The version of [`LayerKey::new`]'s key text. v2: layers of 128 MiB and
+/// more are gzip in blocks; the key of a RUN's layer is made before its
+/// size is known, so the version, not the content size, keeps a layer
+/// compressed by an older encoder from being taken for one this one
+/// writes.
+const LAYER_KEY_VERSION: &[u8] = b"forge-layer-key-v2";
+/// The version of [`LayerKey::of_resolution`]'s key text (v2: as above).
+const INSTALL_KEY_VERSION: &[u8] = b"forge-install-key-v2";
+
 impl LayerKey {
     /// The key of `tree` with `inputs`; `content` gives the digest of a
     /// file on disk (see [`FileDigests`]); spooled and in-memory content
@@ -74,7 +83,7 @@ impl LayerKey {
             h.update((bytes.len() as u64).to_le_bytes());
             h.update(bytes);
         };
-        field(&mut h, b"forge-layer-key-v1");
+        field(&mut h, LAYER_KEY_VERSION);
         field(&mut h, inputs.instruction.as_bytes());
         for parent in inputs.parents {
             field(&mut h, parent.to_string().as_bytes());
@@ -126,7 +135,7 @@ impl LayerKey {
     pub fn of_resolution(resolution: &str, inputs: &KeyInputs<'_>) -> LayerKey {
         let mut h = Sha256::new();
         for bytes in [
-            b"forge-install-key-v1".as_slice(),
+            INSTALL_KEY_VERSION,
             inputs.options.mtime.to_string().as_bytes(),
             inputs.compression.name().as_bytes(),
             resolution.as_bytes(),
