@@ -214,14 +214,17 @@ fn buildkit_cli() -> Peer<String> {
     }
 }
 
-/// `skopeo copy` of each tarball to `registry` (plain HTTP).
+/// `skopeo copy` of each tarball to `registry` (plain HTTP). The source
+/// names the image by its ref name (the tag): our tarballs' `index.json`
+/// also lists the image's SBOM and provenance, and skopeo refuses an
+/// archive of several manifests without one.
 pub fn skopeo_publish(tarballs: &[PathBuf], registry: &str) -> String {
     tarballs
         .iter()
         .map(|t| {
             let name = t.file_stem().unwrap_or_default().to_string_lossy();
             format!(
-                "skopeo copy -q --dest-tls-verify=false oci-archive:{} docker://{registry}/bench/{name}:{TAG}",
+                "skopeo copy -q --dest-tls-verify=false oci-archive:{}:{TAG} docker://{registry}/bench/{name}:{TAG}",
                 quote(t)
             )
         })
