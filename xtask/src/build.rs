@@ -1,13 +1,14 @@
 //! `cargo xtask build PLUGIN...` and `cargo xtask build-all`: build plugin
-//! images without a daemon, in parallel, into one tarball each (the work is
-//! forge-pipeline's `Session::build`; this module turns flags into options
-//! and the outcomes into a table or JSON lines).
+//! images without a daemon, in parallel, into one tarball each, or one
+//! archive of them all with `--archive` (the work is forge-pipeline's
+//! `Session::build`; this module turns flags into options and the outcomes
+//! into a table or JSON lines).
 
 use std::process::ExitCode;
 
-use forge_pipeline::{discover, select, Error, Session};
+use forge_pipeline::{discover, select, Error, Session, SessionOptions};
 
-use crate::cli::{Common, DockerFlags, PushFlags, SelectFlags};
+use crate::cli::{Common, DockerFlags, OutputFlags, PushFlags, SelectFlags};
 use crate::progress::Progress;
 
 #[derive(Debug, clap::Args)]
@@ -20,6 +21,8 @@ pub(crate) struct BuildArgs {
     common: Common,
     #[command(flatten)]
     docker: DockerFlags,
+    #[command(flatten)]
+    outputs: OutputFlags,
 }
 
 #[derive(Debug, clap::Args)]
@@ -28,7 +31,10 @@ pub(crate) struct BuildAllArgs {
     common: Common,
     #[command(flatten)]
     docker: DockerFlags,
-    /// Publish the images once built (as `cargo xtask publish`).
+    #[command(flatten)]
+    outputs: OutputFlags,
+    /// Publish the images once built (as `cargo xtask publish`); no
+    /// tarballs unless --tarballs.
     #[arg(long)]
     push: bool,
     #[command(flatten)]
@@ -44,7 +50,11 @@ pub(crate) fn run_build(args: BuildArgs) -> anyhow::Result<ExitCode> {
         args.plugins.iter().map(|wanted| select(&root, &all, wanted)).collect::<Result<Vec<_>, _>>()?;
     let output = args.docker.output(args.common.format);
     let progress = Progress::new(output.progress_format(), &root);
-    let session = Session::open(args.common.session_with(root, &args.docker)?, &progress)?;
+    let options = SessionOptions {
+        outputs: args.outputs.outputs(false),
+        ..args.common.session_with(root, &args.docker)?
+    };
+    let session = Session::open(options, &progress)?;
     let outcomes = session.build(&selected, &args.common.batch(), &progress)?;
     Ok(crate::report::builds(&outcomes, output, false))
 }
@@ -55,7 +65,10 @@ pub(crate) fn run_build_all(args: BuildAllArgs) -> anyhow::Result<ExitCode> {
     if all.is_empty() {
         return Err(Error::NoPlugins { dir: root.join(forge_manifest::PLUGINS_DIR) }.into());
     }
-    let options = args.common.session_with(root.clone(), &args.docker)?;
+    let options = SessionOptions {
+        outputs: args.outputs.outputs(args.push),
+        ..args.common.session_with(root.clone(), &args.docker)?
+    };
     let all = match args.select.apply(&root, &options, all, args.common.format)? {
         Ok(selected) => selected,
         Err(listed) => return Ok(listed),

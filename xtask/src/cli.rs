@@ -11,8 +11,8 @@ use forge_builder::Extras;
 use forge_lint::{rules, Level, LintConfig};
 use forge_oci::Platform;
 use forge_pipeline::{
-    AttestOptions, BatchOptions, CacheMode, CacheOptions, LockMode, PushOptions, RunPolicy, Selection,
-    SessionOptions, Shard, DEFAULT_REGISTRY,
+    AttestOptions, BatchOptions, CacheMode, CacheOptions, LockMode, Outputs, PushOptions, RunPolicy,
+    Selection, SessionOptions, Shard, DEFAULT_REGISTRY,
 };
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -177,12 +177,38 @@ impl Common {
                 },
             },
             attest: AttestOptions { sbom: self.sbom.format(), provenance: !self.no_provenance },
+            outputs: Outputs::default(),
         })
     }
 
     /// How many plugins build at once, and whether behind the lint gate.
     pub(crate) fn batch(&self) -> BatchOptions {
         BatchOptions { jobs: self.jobs, lint: !self.no_lint }
+    }
+}
+
+/// What `build`, `build-all` and `publish` write besides the store.
+#[derive(Debug, Clone, clap::Args)]
+pub(crate) struct OutputFlags {
+    /// Write one archive of every image built to FILE, every blob once: an
+    /// OCI layout naming each image by its full name (`skopeo copy
+    /// oci-archive:FILE:REGISTRY/NAME:TAG`) and a Docker manifest.json of
+    /// them all (`docker load -i FILE` loads every one). Per-plugin
+    /// tarballs are then not written, unless --tarballs.
+    #[arg(long, value_name = "FILE")]
+    archive: Option<PathBuf>,
+    /// Write each plugin's tarball under --out even where --archive,
+    /// --push or publish make them unnecessary (and do not write them by
+    /// default).
+    #[arg(long)]
+    tarballs: bool,
+}
+
+impl OutputFlags {
+    /// What a run writes; `pushed`: the images go to a registry.
+    pub(crate) fn outputs(&self, pushed: bool) -> Outputs {
+        let needed = !pushed && self.archive.is_none();
+        Outputs { tarballs: self.tarballs || needed, archive: self.archive.clone() }
     }
 }
 

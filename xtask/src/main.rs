@@ -52,10 +52,12 @@ enum Command {
     /// errors, 2 on a usage or I/O problem.
     Lint(lint::Args),
     /// Build the images of the given plugins (tarballs under
-    /// ROOT/target/plugin-forge/images); the last lines name the images.
+    /// ROOT/target/plugin-forge/images, or one archive with --archive);
+    /// the last lines name the images.
     Build(build::BuildArgs),
-    /// Build every plugin in parallel; a failing plugin does not stop the
-    /// others, and the exit status is 1 if any failed.
+    /// Build every plugin in parallel (tarballs, or one archive of them
+    /// all with --archive); a failing plugin does not stop the others, and
+    /// the exit status is 1 if any failed.
     BuildAll(build::BuildAllArgs),
     /// Build base images from Debian packages (base-images/NAME.toml, pinned
     /// by NAME.lock) into the image store as REGISTRY/NAME.

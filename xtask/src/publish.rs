@@ -3,14 +3,15 @@
 //! work is forge-pipeline's `Session::build_and_push`). Blobs the registry
 //! has are skipped, blobs of sibling repositories mounted, the manifest
 //! pushed last by digest and then the tag. Credentials come from Docker's
-//! `config.json`. `--dry-run` asks the registry which blobs it lacks and
+//! `config.json`. No tarball is written unless `--tarballs`; `--archive`
+//! also writes one archive of every image. `--dry-run` asks the registry which blobs it lacks and
 //! pushes nothing.
 
 use std::process::ExitCode;
 
-use forge_pipeline::{discover, select, Session};
+use forge_pipeline::{discover, select, Session, SessionOptions};
 
-use crate::cli::{Common, DockerFlags, PushFlags, SelectFlags};
+use crate::cli::{Common, DockerFlags, OutputFlags, PushFlags, SelectFlags};
 use crate::progress::Progress;
 
 #[derive(Debug, clap::Args)]
@@ -24,6 +25,8 @@ pub(crate) struct Args {
     docker: DockerFlags,
     #[command(flatten)]
     push: PushFlags,
+    #[command(flatten)]
+    outputs: OutputFlags,
     /// Build, then show what would be pushed and which blobs the registry
     /// lacks, without writing anything to it.
     #[arg(long)]
@@ -40,7 +43,10 @@ pub(crate) fn run(args: Args) -> anyhow::Result<ExitCode> {
     } else {
         args.plugins.iter().map(|p| select(&root, &all, p)).collect::<Result<_, _>>()?
     };
-    let options = args.common.session_with(root.clone(), &args.docker)?;
+    let options = SessionOptions {
+        outputs: args.outputs.outputs(true),
+        ..args.common.session_with(root.clone(), &args.docker)?
+    };
     let plugins = match args.select.apply(&root, &options, plugins, args.common.format)? {
         Ok(selected) => selected,
         Err(listed) => return Ok(listed),

@@ -43,10 +43,12 @@ pub(crate) fn builds(outcomes: &[Outcome], output: Output, is_all: bool) -> Exit
         }
         Format::Markdown => {
             errors(outcomes.iter().map(|o| (o.plugin.as_path(), o.result.as_ref().err())));
+            archive_note(outcomes.iter().map(|o| o.result.as_ref().ok().and_then(|a| a.archive.as_ref())));
             markdown_table(&BUILD_HEADER, &build_rows(outcomes));
         }
         Format::Human => {
             errors(outcomes.iter().map(|o| (o.plugin.as_path(), o.result.as_ref().err())));
+            archive_note(outcomes.iter().map(|o| o.result.as_ref().ok().and_then(|a| a.archive.as_ref())));
             if is_all || outcomes.len() > 1 {
                 table(&BUILD_HEADER, &build_rows(outcomes));
             }
@@ -110,6 +112,7 @@ fn build_json(o: &Outcome) -> String {
                 "image": built.image,
                 "tags": built.tags,
                 "tarball": artifact.tarball,
+                "archive": archive_json(artifact.archive.as_ref()),
                 "digest": built.digest().to_string(),
                 "size": built.size,
                 "seconds": o.time.as_secs_f64(),
@@ -123,6 +126,7 @@ fn build_json(o: &Outcome) -> String {
             "plugin": o.plugin,
             "image": null,
             "tarball": null,
+            "archive": null,
             "digest": null,
             "sbom": null,
             "provenance": null,
@@ -132,6 +136,26 @@ fn build_json(o: &Outcome) -> String {
         }),
     };
     value.to_string()
+}
+
+/// Where an image is in the run's archive: `{"file", "ref"}`, or null.
+fn archive_json(archived: Option<&forge_pipeline::Archived>) -> serde_json::Value {
+    match archived {
+        Some(a) => serde_json::json!({"file": a.file, "ref": a.ref_name}),
+        None => serde_json::Value::Null,
+    }
+}
+
+/// On stderr, what became of the run's archive, if it has one.
+fn archive_note<'a>(archived: impl Iterator<Item = Option<&'a forge_pipeline::Archived>>) {
+    let archived: Vec<_> = archived.flatten().collect();
+    if let Some(first) = archived.first() {
+        let what = match first.written {
+            forge_oci::Written::Wrote => "wrote",
+            forge_oci::Written::Unchanged => "unchanged:",
+        };
+        eprintln!("{what} archive {} ({} images)", first.file.display(), archived.len());
+    }
 }
 
 /// Each plugin's error on stderr, with its causes.
@@ -199,6 +223,9 @@ pub(crate) fn list(
 /// The results of a publish.
 pub(crate) fn pushes(pushed: &[Pushed], output: Output) -> ExitCode {
     errors(pushed.iter().map(|p| (p.plugin.as_path(), p.result.as_ref().err())));
+    if output != Output::Format(Format::Json) {
+        archive_note(pushed.iter().map(|p| p.archive.as_ref()));
+    }
     match output {
         Output::Format(Format::Json) => {
             for p in pushed {
@@ -374,6 +401,8 @@ fn push_json(p: &Pushed) -> String {
             "blobs_uploaded": report.blobs_uploaded,
             "blobs_skipped": report.blobs_skipped,
             "blobs_mounted": report.blobs_mounted,
+            "tarball": p.tarball,
+            "archive": archive_json(p.archive.as_ref()),
             "seconds": p.time.as_secs_f64(),
             "status": "pushed",
             "error": null,
@@ -391,6 +420,8 @@ fn push_json(p: &Pushed) -> String {
             "blobs_uploaded": null,
             "blobs_skipped": null,
             "blobs_mounted": null,
+            "tarball": p.tarball,
+            "archive": archive_json(p.archive.as_ref()),
             "seconds": p.time.as_secs_f64(),
             "status": "failed",
             "error": chain(e),

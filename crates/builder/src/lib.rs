@@ -43,7 +43,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use forge_manifest::{ImageRef, Plugin, DOCKERFILE};
-use forge_oci::{BlobStore, Digest, LayerCache, Platform};
+use forge_oci::{ArchiveImage, BlobStore, Digest, LayerCache, Platform};
 
 pub use context::{Context, CopyOptions, LOCK_FILE};
 pub use copy_from::{CopyFrom, CopySource};
@@ -141,6 +141,14 @@ impl Built {
             Some(index) => &index.digest,
             None => &self.stored.manifest_digest,
         }
+    }
+
+    /// What an archive holds of it: the image (or index), its names (the
+    /// image's, then `-t`'s) and `referrers`.
+    pub fn archive_image(&self, referrers: &[forge_oci::oci_spec::image::Descriptor]) -> ArchiveImage {
+        let mut repo_tags = vec![self.image.clone()];
+        repo_tags.extend(self.tags.iter().cloned());
+        ArchiveImage { manifest: self.digest().clone(), repo_tags, referrers: referrers.to_vec() }
     }
 
     /// The image of each platform, in the order built.
@@ -338,7 +346,8 @@ impl Workspace {
 
     /// Writes `built` as a tarball under `out_dir`, named after the image
     /// (`NAME_TAG.tar`, with the registry as a directory), unless the same
-    /// image is already there. Returns the path.
+    /// tarball is already there (`forge_oci::update_archive`). Returns the
+    /// path.
     pub fn export(&self, built: &Built, out_dir: &Path) -> Result<PathBuf, BuildError> {
         self.export_with(built, &[], out_dir)
     }
@@ -353,27 +362,11 @@ impl Workspace {
         out_dir: &Path,
     ) -> Result<PathBuf, BuildError> {
         let path = out_dir.join(tarball_name(&built.image_ref));
-        let key = format!("export:{}", path.display());
-        let stamp = |p: &Path| -> Option<String> {
-            let meta = std::fs::metadata(p).ok()?;
-            let mtime = meta.modified().ok()?.duration_since(std::time::UNIX_EPOCH).ok()?;
-            // The names are in the archive's index; none but the image's keeps the old stamp.
-            let tags: String = built.tags.iter().map(|t| format!(" {t}")).collect();
-            let referrers: String = referrers.iter().map(|r| format!(" +{}", r.digest())).collect();
-            Some(format!("{}:{}:{}{tags}{referrers}", built.digest(), meta.len(), mtime.as_nanos()))
-        };
-        if stamp(&path).is_some_and(|s| self.store.cache_get(&key).as_deref() == Some(s.as_str())) {
-            return Ok(path);
-        }
         if let Some(parent) = path.parent() {
             std::fs::create_dir_all(parent).map_err(|e| BuildError::io("creating", parent, e))?;
         }
-        let mut names = vec![built.image.clone()];
-        names.extend(built.tags.iter().cloned());
-        forge_oci::export_archive_with(&self.store, built.digest(), &names, referrers, &path)?;
-        if let Some(s) = stamp(&path) {
-            self.store.cache_put(&key, &s)?;
-        }
+        let image = built.archive_image(referrers);
+        forge_oci::update_archive(&self.store, &[image], forge_oci::RefNames::Tag, &path)?;
         Ok(path)
     }
 }

@@ -1,25 +1,43 @@
-//! One archive file that both OCI tools and `docker load` accept.
+//! Archive files that both OCI tools and `docker load` accept: one image
+//! (a plugin's tarball) or many (`build-all --archive FILE`), one writer.
 //!
-//! [`export_archive`] writes a single tar that is at once
+//! [`write_archive`] writes a single tar that is at once
 //!
 //! - an OCI image layout (`oci-layout`, `index.json`, `blobs/sha256/...`),
-//!   which is what `skopeo copy oci-archive:FILE ...` and `podman load` read;
-//!   `index.json` holds exactly one manifest, annotated with the first repo
-//!   tag: `org.opencontainers.image.ref.name` is its tag part and
-//!   `io.containerd.image.name` the full name;
+//!   which is what `skopeo copy oci-archive:FILE:REF ...` and `podman load`
+//!   read. `index.json` lists each image (its manifest, or its index when
+//!   built for several platforms) annotated with `io.containerd.image.name`
+//!   (the full name) and `org.opencontainers.image.ref.name`: the tag of
+//!   its first name in a one-image tarball ([`RefNames::Tag`], as it has
+//!   always been: `oci-archive:FILE:TAG`), or, in an archive of many, one
+//!   entry per name with the full reference `registry/repo:tag`
+//!   ([`RefNames::Reference`]), unique in the archive. Each image's
+//!   referrers (SBOM, provenance) follow it without a ref name;
 //! - a `docker save` archive: `manifest.json` (`Config`, `RepoTags`,
-//!   `Layers`, with paths into the same `blobs/sha256/`) and `repositories`,
-//!   which Docker 20.10's `docker load` needs (it cannot read a bare OCI
-//!   archive). Docker decompresses the gzip layers on load and checks their
-//!   diff IDs against the config, so the blobs serve both readers and are
-//!   stored once.
+//!   `Layers`, with paths into the same `blobs/sha256/`, one entry per
+//!   image) and `repositories`, which Docker 20.10's `docker load` needs (it
+//!   cannot read a bare OCI archive). Docker decompresses the gzip layers on
+//!   load and checks their diff IDs against the config, so the blobs serve
+//!   both readers. For an index, `manifest.json` names the image for the
+//!   machine's own platform, else the index's first (Docker loads one
+//!   image per name).
 //!
-//! The archive is reproducible: entries are sorted by name, every mtime is
-//! 0, owners are 0:0 with empty names, files are 0644 and directories 0755,
-//! and the JSON is canonical. Blobs are streamed from the store (constant
-//! memory) and verified against their digests on the way. The output is
-//! written to a temp file next to `out` and renamed into place, so `out` is
-//! either the old file or the complete new one.
+//! Every blob is in the archive once, however many images share it (the
+//! base image's layers in an archive of fifty plugins).
+//!
+//! The archive is reproducible: images are in the order of their main
+//! names and entries sorted by name, whatever order the caller gives;
+//! every mtime is 0, owners are 0:0 with empty names, files are 0644 and
+//! directories 0755, and the JSON is canonical. Blobs are streamed from the
+//! store (constant memory) and verified against their digests on the way.
+//! The output is written to a temp file next to `out` and renamed into
+//! place, so `out` is either the old file or the complete new one.
+//!
+//! [`update_archive`] leaves a file alone that is already what it would
+//! write: the store's cache records what was written to each output (the
+//! digests, names and referrers, which decide every byte) with the file's
+//! stat fingerprint; a file deleted, modified or replaced since has another
+//! fingerprint and is written again.
 //!
 //! A blob is verified the first time this process copies it into an
 //! archive; later archives of the same run (a build-all writes the base
@@ -106,6 +124,51 @@ impl RepoTag {
     }
 }
 
+/// How `index.json` names the images of an archive.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RefNames {
+    /// One entry per image, `org.opencontainers.image.ref.name` the tag of
+    /// its first repo tag: a tarball of one image, `oci-archive:FILE:TAG`.
+    Tag,
+    /// One entry per repo tag, named by the full reference
+    /// (`registry/repo:tag`), which is unique in the archive: an archive of
+    /// many images, `oci-archive:FILE:registry/repo:tag`.
+    Reference,
+}
+
+impl RefNames {
+    fn word(self) -> &'static str {
+        match self {
+            RefNames::Tag => "tag",
+            RefNames::Reference => "reference",
+        }
+    }
+}
+
+/// One image of an archive and what names it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ArchiveImage {
+    /// The image manifest, or the index of the images of several
+    /// platforms, in the store.
+    pub manifest: Digest,
+    /// Its names, `name[:tag]`, the main one first.
+    pub repo_tags: Vec<String>,
+    /// Artifact manifests in the store about its images (SBOMs,
+    /// provenance; see [`crate::referrers`]), listed in `index.json` after
+    /// it, without a ref name, as an image layout lists referrers.
+    pub referrers: Vec<oci_spec::image::Descriptor>,
+}
+
+/// What [`update_archive`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Written {
+    /// The file was written.
+    Wrote,
+    /// The file there is the one this archive would be, byte for byte; it
+    /// was left alone.
+    Unchanged,
+}
+
 enum Content {
     Dir,
     Bytes(Vec<u8>),
@@ -138,77 +201,188 @@ pub fn export_archive_with(
     referrers: &[oci_spec::image::Descriptor],
     out: &Path,
 ) -> Result<()> {
-    let target = Target::of_digest(store, manifest_digest)?;
-    let tags = repo_tags.iter().map(|t| RepoTag::parse(t)).collect::<Result<Vec<_>>>()?;
+    let image = ArchiveImage {
+        manifest: manifest_digest.clone(),
+        repo_tags: repo_tags.to_vec(),
+        referrers: referrers.to_vec(),
+    };
+    write_archive(store, std::slice::from_ref(&image), RefNames::Tag, out)
+}
+
+/// [`write_archive`], unless the file at `out` is the one it would write:
+/// the store's cache records, per output file, what was written there
+/// (the images, their names and referrers, how they are named) and the
+/// file's stat fingerprint (inode, size, mtime, ctime) after the rename.
+/// When both match, nothing is written: the same digests and names give
+/// the same bytes, and a file deleted, replaced or modified since has
+/// another fingerprint, so it is written again.
+pub fn update_archive(
+    store: &BlobStore,
+    images: &[ArchiveImage],
+    names: RefNames,
+    out: &Path,
+) -> Result<Written> {
+    let key = format!("archive:{}", absolute(out).display());
+    let what = summary(images, names);
+    let record = |path: &Path| fingerprint(path).map(|(_, stamp)| format!("{what}stat {stamp:?}\n"));
+    if record(out).is_some_and(|r| store.cache_get(&key).as_deref() == Some(r.as_str())) {
+        return Ok(Written::Unchanged);
+    }
+    write_archive(store, images, names, out)?;
+    if let Some(r) = record(out) {
+        store.cache_put(&key, &r)?;
+    }
+    Ok(Written::Wrote)
+}
+
+/// The version of what [`write_archive`] makes of the same inputs: raise
+/// it when the layout of archives changes, so no old file is kept.
+const LAYOUT_VERSION: u32 = 1;
+
+/// The text that decides an archive's bytes, besides the content the
+/// digests name.
+fn summary(images: &[ArchiveImage], names: RefNames) -> String {
+    let mut text = format!("plugin-forge archive v{LAYOUT_VERSION} {}\n", names.word());
+    for image in images {
+        text.push_str(&image.manifest.to_string());
+        for tag in &image.repo_tags {
+            text.push(' ');
+            text.push_str(tag);
+        }
+        for referrer in &image.referrers {
+            text.push_str(" +");
+            text.push_str(referrer.digest().as_ref());
+        }
+        text.push('\n');
+    }
+    text
+}
+
+/// `path` made absolute against the working directory (not resolved:
+/// the cache key is the name the caller writes to).
+fn absolute(path: &Path) -> PathBuf {
+    std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf())
+}
+
+/// One image of an archive as it is written: what its manifest digest
+/// points at and its names, checked.
+struct Named<'a> {
+    image: &'a ArchiveImage,
+    target: Target,
+    tags: Vec<RepoTag>,
+}
+
+/// Writes `images` of `store` to `out` as one combined oci-archive and
+/// docker-archive (see the module docs), every blob once, `index.json`
+/// naming them as `names` says, in the order of their main names; a name
+/// given to two entries is refused. For an index, `index.json` points at
+/// the index, and `manifest.json` (Docker loads one image per name) at
+/// the image for the machine's own platform, else the index's first.
+pub fn write_archive(store: &BlobStore, images: &[ArchiveImage], names: RefNames, out: &Path) -> Result<()> {
+    let mut named = images
+        .iter()
+        .map(|image| {
+            let target = Target::of_digest(store, &image.manifest)?;
+            let tags = image.repo_tags.iter().map(|t| RepoTag::parse(t)).collect::<Result<Vec<_>>>()?;
+            Ok(Named { image, target, tags })
+        })
+        .collect::<Result<Vec<_>>>()?;
+    named.sort_by_cached_key(|n| (n.tags.first().map(RepoTag::full), n.image.manifest.clone()));
+
     let blob_path = |d: &Digest| format!("blobs/sha256/{}", d.hex());
     let mut entries: BTreeMap<String, Content> = BTreeMap::new();
     entries.insert("blobs/".into(), Content::Dir);
     entries.insert("blobs/sha256/".into(), Content::Dir);
-    let mut blobs: BTreeSet<Digest> = BTreeSet::from([manifest_digest.clone()]);
-    for image in target.images() {
-        blobs.insert(image.manifest_digest.clone());
-        blobs.insert(image.config_digest()?);
-        for desc in image.manifest.layers() {
-            let digest = Digest::from_descriptor(desc)?;
-            let found = store.size(&digest)?;
-            if found != desc.size() {
-                return Err(Error::SizeMismatch {
-                    what: format!("layer {digest}"),
-                    expected: desc.size(),
-                    found,
-                });
+    let mut blobs: BTreeSet<Digest> = BTreeSet::new();
+    for Named { image, target, .. } in &named {
+        blobs.insert(image.manifest.clone());
+        for image in target.images() {
+            blobs.insert(image.manifest_digest.clone());
+            blobs.insert(image.config_digest()?);
+            for desc in image.manifest.layers() {
+                let digest = Digest::from_descriptor(desc)?;
+                let found = store.size(&digest)?;
+                if found != desc.size() {
+                    return Err(Error::SizeMismatch {
+                        what: format!("layer {digest}"),
+                        expected: desc.size(),
+                        found,
+                    });
+                }
+                blobs.insert(digest);
             }
-            blobs.insert(digest);
         }
-    }
-    for referrer in referrers {
-        let artifact = crate::referrers::read_artifact(store, referrer)?;
-        blobs.insert(Digest::from_descriptor(referrer)?);
-        blobs.insert(Digest::from_descriptor(&artifact.config)?);
-        blobs.insert(Digest::from_descriptor(&artifact.document)?);
+        for referrer in &image.referrers {
+            let artifact = crate::referrers::read_artifact(store, referrer)?;
+            blobs.insert(Digest::from_descriptor(referrer)?);
+            blobs.insert(Digest::from_descriptor(&artifact.config)?);
+            blobs.insert(Digest::from_descriptor(&artifact.document)?);
+        }
     }
     for digest in blobs {
         entries.insert(blob_path(&digest), Content::Blob(digest));
     }
 
     entries.insert("oci-layout".into(), Content::Bytes(br#"{"imageLayoutVersion":"1.0.0"}"#.to_vec()));
-    let mut manifest_desc = match &target {
-        Target::Image(image) => descriptor(
-            image.manifest.media_type().clone().unwrap_or(MediaType::ImageManifest),
-            manifest_digest,
-            image.manifest_size,
-        ),
-        Target::Index(index) => index.descriptor(),
-    };
-    if let Some(first) = tags.first() {
-        manifest_desc.set_annotations(Some(
-            [
-                (ANNOTATION_REF_NAME.to_owned(), first.tag.clone()),
-                (ANNOTATION_CONTAINERD_NAME.to_owned(), first.full()),
-            ]
-            .into(),
-        ));
+    let mut manifests = Vec::new();
+    let mut ref_names = BTreeSet::new();
+    let mut referrers_listed = BTreeSet::new();
+    for Named { image, target, tags } in &named {
+        let desc = match target {
+            Target::Image(stored) => descriptor(
+                stored.manifest.media_type().clone().unwrap_or(MediaType::ImageManifest),
+                &image.manifest,
+                stored.manifest_size,
+            ),
+            Target::Index(index) => index.descriptor(),
+        };
+        let annotated: Vec<(String, String)> = match names {
+            RefNames::Tag => {
+                tags.first().map(|first| (first.tag.clone(), first.full())).into_iter().collect()
+            }
+            RefNames::Reference => tags.iter().map(|tag| (tag.full(), tag.full())).collect(),
+        };
+        if annotated.is_empty() {
+            manifests.push(desc.clone());
+        }
+        for (ref_name, full) in annotated {
+            if !ref_names.insert(ref_name.clone()) {
+                return Err(Error::DuplicateRefName { name: ref_name });
+            }
+            let mut entry = desc.clone();
+            entry.set_annotations(Some(
+                [(ANNOTATION_REF_NAME.to_owned(), ref_name), (ANNOTATION_CONTAINERD_NAME.to_owned(), full)]
+                    .into(),
+            ));
+            manifests.push(entry);
+        }
+        manifests.extend(
+            image.referrers.iter().filter(|r| referrers_listed.insert(r.digest().to_string())).cloned(),
+        );
     }
     let mut index = store::empty_index()?;
-    index.set_manifests(std::iter::once(manifest_desc).chain(referrers.iter().cloned()).collect());
+    index.set_manifests(manifests);
     entries.insert("index.json".into(), Content::Bytes(canonical_json(&index, "index.json")?));
 
-    let image = target.image_for(&Platform::host()).unwrap_or(&target.images()[0]);
-    let config_digest = image.config_digest()?;
-    let layers: Vec<Digest> =
-        image.manifest.layers().iter().map(Digest::from_descriptor).collect::<Result<_, _>>()?;
-    let docker = vec![DockerManifestEntry {
-        config: blob_path(&config_digest),
-        repo_tags: Some(tags.iter().map(RepoTag::full).collect()),
-        layers: layers.iter().map(blob_path).collect(),
-    }];
-    entries.insert("manifest.json".into(), Content::Bytes(canonical_json(&docker, "manifest.json")?));
-    if !tags.is_empty() {
+    let mut docker = Vec::new();
+    let mut repositories: BTreeMap<&str, BTreeMap<&str, String>> = BTreeMap::new();
+    for Named { target, tags, .. } in &named {
+        let image = target.image_for(&Platform::host()).unwrap_or(&target.images()[0]);
+        let config_digest = image.config_digest()?;
+        let layers: Vec<Digest> =
+            image.manifest.layers().iter().map(Digest::from_descriptor).collect::<Result<_, _>>()?;
+        docker.push(DockerManifestEntry {
+            config: blob_path(&config_digest),
+            repo_tags: Some(tags.iter().map(RepoTag::full).collect()),
+            layers: layers.iter().map(blob_path).collect(),
+        });
         let top = image.diff_ids()?.last().cloned().unwrap_or_else(|| config_digest.clone());
-        let mut repositories: BTreeMap<&str, BTreeMap<&str, &str>> = BTreeMap::new();
-        for tag in &tags {
-            repositories.entry(&tag.name).or_default().insert(&tag.tag, top.hex());
+        for tag in tags {
+            repositories.entry(&tag.name).or_default().insert(&tag.tag, top.hex().to_owned());
         }
+    }
+    entries.insert("manifest.json".into(), Content::Bytes(canonical_json(&docker, "manifest.json")?));
+    if !repositories.is_empty() {
         entries.insert("repositories".into(), Content::Bytes(canonical_json(&repositories, "repositories")?));
     }
 

@@ -212,6 +212,14 @@ pub enum Error {
     #[error("the layer builder failed earlier and cannot be used any more; start a new layer")]
     Poisoned,
 
+    /// Two entries of an archive's `index.json` would have the same ref
+    /// name (two images given the same name).
+    #[error("two images of the archive are named `{name}`; give each image its own name")]
+    DuplicateRefName {
+        /// The name.
+        name: String,
+    },
+
     /// A repo tag for an archive is not `name[:tag]`.
     #[error("invalid repo tag `{tag}`: {reason}")]
     InvalidRepoTag {

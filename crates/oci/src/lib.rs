@@ -22,8 +22,8 @@
 //!   ([`BlobStore::open_uncompressed`]).
 //! - [`image`]: image configs and manifests as small pure operations.
 //! - [`json`]: canonical JSON, so that the same inputs give the same digests.
-//! - [`archive`]: one tar file that is both an `oci-archive` and a
-//!   `docker save` archive.
+//! - [`archive`]: one tar file of one image or many that is both an
+//!   `oci-archive` and a `docker save` archive, every blob once.
 //! - [`mod@import`]: base images from OCI layouts, oci-archives and
 //!   docker-archives, recognised by content, every digest verified.
 //! - [`validate`]: re-reads an image from disk and recomputes every digest,
@@ -56,7 +56,9 @@ pub mod temp;
 pub mod tree;
 pub mod validate;
 
-pub use archive::{export_archive, export_archive_with};
+pub use archive::{
+    export_archive, export_archive_with, update_archive, write_archive, ArchiveImage, RefNames, Written,
+};
 pub use cache::{FileDigests, KeyInputs, LayerCache, LayerKey};
 pub use compression::{Compression, UncompressedReader};
 pub use digest::{descriptor, Digest, DigestError, HashingReader, HashingWriter};

@@ -80,6 +80,15 @@ pub enum Error {
         #[source]
         source: forge_registry::Error,
     },
+    /// The run's archive (`--archive FILE`) could not be written.
+    #[error("writing the archive {}", path.display())]
+    Archive {
+        /// The archive file.
+        path: PathBuf,
+        /// The cause.
+        #[source]
+        source: forge_oci::Error,
+    },
     /// The thread pool could not be started.
     #[error("starting {what} threads")]
     Threads {

@@ -18,7 +18,9 @@ use forge_oci::Digest;
 use forge_registry::{Client, PushEvent, PushReport, Reference, Referred};
 use rayon::prelude::*;
 
-use crate::{client, Artifact, Attestation, BatchOptions, Error, Event, Observer, Outcome, Session};
+use crate::{
+    client, Archived, Artifact, Attestation, BatchOptions, Error, Event, Observer, Outcome, Session,
+};
 
 /// How [`Session::publish`] uploads.
 #[derive(Debug, Clone, Copy)]
@@ -53,6 +55,10 @@ pub struct Pushed {
     pub referrers: Vec<(Digest, Referred)>,
     /// What the push did, or why there was none.
     pub result: Result<PushReport, Error>,
+    /// Its tarball, when the run wrote them (`--tarballs`).
+    pub tarball: Option<PathBuf>,
+    /// Where it is in the run's archive (`--archive`).
+    pub archive: Option<Archived>,
     /// How long the push took.
     pub time: Duration,
 }
@@ -77,9 +83,11 @@ impl Session {
                 .map(|outcome| {
                     let started = Instant::now();
                     match outcome.result {
-                        Ok(Artifact { built, attestations, .. }) => {
-                            self.push_one(&client, &outcome.plugin, &built, &attestations, observer)
-                        }
+                        Ok(Artifact { built, attestations, tarball, archive }) => Pushed {
+                            tarball,
+                            archive,
+                            ..self.push_one(&client, &outcome.plugin, &built, &attestations, observer)
+                        },
                         Err(e) => Pushed {
                             plugin: outcome.plugin,
                             image: None,
@@ -88,6 +96,8 @@ impl Session {
                             referrers: Vec::new(),
                             result: Err(Error::NotBuilt { source: Box::new(e) }),
                             time: started.elapsed(),
+                            tarball: None,
+                            archive: None,
                         },
                     }
                 })
@@ -160,6 +170,8 @@ impl Session {
             referrers,
             result,
             time: started.elapsed(),
+            tarball: None,
+            archive: None,
         }
     }
 

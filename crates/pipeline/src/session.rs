@@ -25,8 +25,8 @@ use crate::runner::{RunPolicy, SandboxRunner};
 use crate::sbom::{AttestOptions, Attestation};
 use crate::shared_cache::{with_run_cache, CacheOptions, RegistryCaches};
 use crate::{
-    client, descriptions, ensure, lint_gate, provenance, store_dir, BaseImageOptions, Error, Event, Observer,
-    PullingResolver,
+    client, descriptions, ensure, lint_gate, provenance, store_dir, Archived, BaseImageOptions, Error, Event,
+    Observer, Outputs, PullingResolver,
 };
 
 /// What a run is over, as the command line gives it.
@@ -65,6 +65,8 @@ pub struct SessionOptions {
     pub cache: CacheOptions,
     /// `--sbom` and `--no-provenance`: what each image gets attached.
     pub attest: AttestOptions,
+    /// `--tarballs`, `--archive`: what is written besides the store.
+    pub outputs: Outputs,
 }
 
 /// How [`Session::build`] runs.
@@ -82,13 +84,15 @@ impl Default for BatchOptions {
     }
 }
 
-/// A plugin's image, built and written as a tarball.
+/// A plugin's image, built, and where it was written.
 #[derive(Debug, Clone)]
 pub struct Artifact {
     /// The image in the store.
     pub built: Built,
-    /// The tarball.
-    pub tarball: PathBuf,
+    /// Its tarball, when the run writes them ([`Outputs::tarballs`]).
+    pub tarball: Option<PathBuf>,
+    /// Where it is in the run's archive, when there is one.
+    pub archive: Option<Archived>,
     /// The SBOM and provenance of each image (in the tarball and the
     /// store), in the order of [`Built::images`].
     pub attestations: Vec<Attestation>,
@@ -119,6 +123,7 @@ pub struct Session {
     /// The `--cache` registries, if any.
     caches: Option<RegistryCaches>,
     attest: AttestOptions,
+    outputs: Outputs,
 }
 
 impl Session {
@@ -141,6 +146,7 @@ impl Session {
             run,
             cache,
             attest,
+            outputs,
         } = options;
         let overrides = base_images
             .iter()
@@ -170,7 +176,8 @@ impl Session {
         );
         let caches = RegistryCaches::new(&cache, cache_client(&insecure_registries, &ca_certs)?)?;
         let out = out.unwrap_or_else(|| root.join(TARGET_DIR).join("images"));
-        // Tarballs half-written by killed runs (the store cleans its own).
+        // Tarballs half-written by killed runs (the store cleans its own;
+        // the archive's directory is cleaned when it is written).
         forge_oci::temp::remove_under(&out, forge_oci::temp::Scope::Stale);
         Ok(Session {
             workspace,
@@ -183,6 +190,7 @@ impl Session {
             installer,
             caches,
             attest,
+            outputs,
         })
     }
 
@@ -221,13 +229,17 @@ impl Session {
         self.attest
     }
 
+    /// What is written besides the store.
+    pub(crate) fn outputs(&self) -> &Outputs {
+        &self.outputs
+    }
+
     /// Attaches the SBOM and provenance to `built` and writes its tarball
-    /// with them.
+    /// with them (when the run writes tarballs).
     fn export(&self, built: Built) -> Result<Artifact, Error> {
         let attestations = self.attest(&built)?;
-        let referrers: Vec<_> = attestations.iter().flat_map(Attestation::descriptors).collect();
-        let tarball = self.workspace.export_with(&built, &referrers, &self.out)?;
-        Ok(Artifact { built, tarball, attestations })
+        let tarball = self.write_tarball(&built, &attestations)?;
+        Ok(Artifact { built, tarball, archive: None, attestations })
     }
 
     /// Builds the plugin at `ROOT/plugin`, checks the image and writes its
@@ -243,7 +255,8 @@ impl Session {
     /// Lints `plugins` first (unless [`BatchOptions::lint`] is off): a
     /// plugin with lint errors fails with them and is not built; the others
     /// build in parallel. A failing plugin does not stop the others.
-    /// Outcomes are in the order of `plugins`.
+    /// Outcomes are in the order of `plugins`. The run's archive, if any,
+    /// is written last, of the images that built.
     pub fn build(
         &self,
         plugins: &[PathBuf],
@@ -264,7 +277,7 @@ impl Session {
         let mut built: HashMap<PathBuf, Outcome> =
             outcomes?.into_iter().map(|o| (o.plugin.clone(), o)).collect();
         let mut rejected = rejected;
-        Ok(plugins
+        let mut outcomes: Vec<Outcome> = plugins
             .iter()
             .filter_map(|p| match rejected.remove(p) {
                 Some(why) => Some(Outcome {
@@ -274,7 +287,9 @@ impl Session {
                 }),
                 None => built.remove(p),
             })
-            .collect())
+            .collect();
+        self.write_archive(&mut outcomes)?;
+        Ok(outcomes)
     }
 
     /// Plans the plugin at `ROOT/plugin`, gives its image the revision of

@@ -1,7 +1,8 @@
 //! End to end on a fresh copy of this repository: the Python base image
 //! from Debian packages (pinned by the committed lock; `.deb` files come
 //! from the archive or the cache), every sample plugin built on it and run
-//! in the sandbox, and one image loaded and run in a real Docker engine.
+//! in the sandbox, their archive read by skopeo, Python and `docker load`,
+//! and one image loaded and run in a real Docker engine.
 
 use std::path::Path;
 
@@ -20,8 +21,22 @@ fn sample_plugins_build_on_the_debian_base_and_run() {
     }
     let root = repo.path().to_str().unwrap();
 
-    // build-all builds the missing base image by itself.
-    let out = xtask(repo.path(), &["build-all", "--root", root, "--format", "json"]);
+    // build-all builds the missing base image by itself; the tarballs, and
+    // one archive of every image.
+    let archive = repo.path().join("dist/plugins.tar");
+    let out = xtask(
+        repo.path(),
+        &[
+            "build-all",
+            "--root",
+            root,
+            "--tarballs",
+            "--archive",
+            archive.to_str().unwrap(),
+            "--format",
+            "json",
+        ],
+    );
     let lines = ok(&out);
     assert_eq!(lines.lines().count(), 5, "{lines}");
     assert!(lines.lines().all(|l| l.contains("\"status\":\"built\"")), "{lines}");
@@ -116,6 +131,10 @@ fn sample_plugins_build_on_the_debian_base_and_run() {
         .find(|l: &serde_json::Value| l["plugin"] == "plugins/tools/class-catalog")
         .unwrap();
     crate::sbom::class_catalog_sbom_is_exact(repo.path(), &catalog, engine.as_ref());
+
+    // The archive: every blob once, each image for skopeo and docker load.
+    let built: Vec<serde_json::Value> = lines.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    crate::archive::samples_archive_is_read_by_every_tool(&archive, &built, engine.as_ref());
 
     // A real Docker engine loads and runs them, plainly and as the agent does.
     let Some(engine) = engine else { return };

@@ -1,6 +1,7 @@
 //! End-to-end tests of the `cargo xtask` binary on real directories.
 
 mod agent;
+mod archive;
 mod bench;
 mod build;
 mod compare;

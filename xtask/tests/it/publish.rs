@@ -91,6 +91,9 @@ fn publish_pulls_the_base_pushes_and_republishes_nothing() {
         assert_eq!(inspect["Labels"]["VERSION"], image);
     }
     assert!(first.iter().map(|l| l["bytes_uploaded"].as_u64().unwrap()).sum::<u64>() > 0);
+    // The registry holds the images: no tarball unless --tarballs.
+    assert!(first.iter().all(|l| l["tarball"].is_null() && l["archive"].is_null()), "{first:?}");
+    assert!(!repo.path().join("target/plugin-forge/images").exists());
     for line in &first {
         referrers_are_in_the_registry(&registry, repo.path(), line);
     }
@@ -106,6 +109,7 @@ fn publish_pulls_the_base_pushes_and_republishes_nothing() {
         assert_eq!(line["bytes_uploaded"], 0, "{line}");
         assert_eq!(line["status"], "pushed");
     }
+    assert!(!repo.path().join("target/plugin-forge/images").exists());
 
     // The pulled base is reused offline.
     registry.kill();

@@ -424,3 +424,126 @@ fn things_that_are_not_images_are_refused_with_a_hint() {
 
     assert!(matches!(import(&dir.path().join("missing"), None, &store), Err(Error::Io(_))));
 }
+
+/// A second image over the sample's layers: another config (one label
+/// more), the same blobs.
+fn sibling(s: &Sample) -> Image {
+    let mut config = s.image.config.clone();
+    let mut runtime = config.config().clone().unwrap_or_default();
+    let mut labels = runtime.labels().clone().unwrap_or_default();
+    labels.insert("sibling".into(), "yes".into());
+    runtime.set_labels(Some(labels));
+    config.set_config(Some(runtime));
+    forge_oci::write_image(&s.store, &config, s.image.manifest.layers(), &Default::default()).unwrap()
+}
+
+#[test]
+fn an_archive_of_many_images_names_each_by_its_reference_and_holds_each_blob_once() {
+    use forge_oci::{write_archive, ArchiveImage, RefNames};
+    let s = sample();
+    let other = sibling(&s);
+    let images = [
+        ArchiveImage {
+            manifest: s.image.manifest_digest.clone(),
+            repo_tags: vec![TAG.into(), "registry.local:5000/forge/sample:latest".into()],
+            referrers: Vec::new(),
+        },
+        ArchiveImage {
+            manifest: other.manifest_digest.clone(),
+            repo_tags: vec!["registry.local:5000/forge/other:2.0".into()],
+            referrers: Vec::new(),
+        },
+    ];
+    let a = s.dir.path().join("a.tar");
+    write_archive(&s.store, &images, RefNames::Reference, &a).unwrap();
+    // The order given does not matter.
+    let b = s.dir.path().join("b.tar");
+    let reversed = [images[1].clone(), images[0].clone()];
+    write_archive(&s.store, &reversed, RefNames::Reference, &b).unwrap();
+    assert_eq!(fs::read(&a).unwrap(), fs::read(&b).unwrap());
+
+    let members = members(&a);
+    let names: Vec<&str> = members.iter().map(|m| m.0.as_str()).collect();
+    let mut unique = names.clone();
+    unique.dedup();
+    assert_eq!(unique, names, "sorted, each once");
+    // Two manifests, two configs, the two shared layers.
+    assert_eq!(names.iter().filter(|n| n.starts_with("blobs/sha256/") && n.len() > 14).count(), 6);
+    let index = forge_testkit::archive_index(&a);
+    let refs: Vec<(&str, &str, &str)> = index["manifests"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| {
+            let ann = &m["annotations"];
+            let name = ann["org.opencontainers.image.ref.name"].as_str().unwrap();
+            assert_eq!(ann["io.containerd.image.name"], name);
+            (name, m["digest"].as_str().unwrap(), m["mediaType"].as_str().unwrap())
+        })
+        .collect();
+    let (one, two) = (s.image.manifest_digest.to_string(), other.manifest_digest.to_string());
+    let manifest = MediaType::ImageManifest.to_string();
+    assert_eq!(
+        refs,
+        [
+            ("registry.local:5000/forge/other:2.0", two.as_str(), manifest.as_str()),
+            (TAG, one.as_str(), manifest.as_str()),
+            ("registry.local:5000/forge/sample:latest", one.as_str(), manifest.as_str()),
+        ]
+    );
+    let docker = members.iter().find(|m| m.0 == "manifest.json").unwrap();
+    let docker: serde_json::Value = serde_json::from_slice(&docker.6).unwrap();
+    let tags: Vec<&serde_json::Value> = docker.as_array().unwrap().iter().map(|e| &e["RepoTags"]).collect();
+    assert_eq!(
+        tags,
+        [
+            &serde_json::json!(["registry.local:5000/forge/other:2.0"]),
+            &serde_json::json!([TAG, "registry.local:5000/forge/sample:latest"])
+        ]
+    );
+
+    // A name given to two images is refused, and nothing is written.
+    let clash = [images[0].clone(), ArchiveImage { repo_tags: vec![TAG.into()], ..images[1].clone() }];
+    let c = s.dir.path().join("c.tar");
+    let err = write_archive(&s.store, &clash, RefNames::Reference, &c).unwrap_err();
+    assert!(matches!(&err, Error::DuplicateRefName { name } if name == TAG), "{err}");
+    assert!(!c.exists());
+}
+
+#[test]
+fn an_unchanged_archive_is_not_written_again_and_a_changed_file_is() {
+    use forge_oci::{update_archive, ArchiveImage, RefNames, Written};
+    use std::os::unix::fs::MetadataExt;
+    let s = sample();
+    let image = ArchiveImage {
+        manifest: s.image.manifest_digest.clone(),
+        repo_tags: vec![TAG.into()],
+        referrers: Vec::new(),
+    };
+    let out = s.dir.path().join("out.tar");
+    let update =
+        |image: &ArchiveImage| update_archive(&s.store, std::slice::from_ref(image), RefNames::Tag, &out);
+    let stamp = || {
+        let m = fs::metadata(&out).unwrap();
+        (m.ino(), m.mtime_nsec(), m.ctime_nsec())
+    };
+    assert_eq!(update(&image).unwrap(), Written::Wrote);
+    let (bytes, first) = (fs::read(&out).unwrap(), stamp());
+    assert_eq!(update(&image).unwrap(), Written::Unchanged);
+    assert_eq!(stamp(), first);
+    // Another name is other bytes.
+    let renamed = ArchiveImage { repo_tags: vec!["forge/sample:2".into()], ..image.clone() };
+    assert_eq!(update(&renamed).unwrap(), Written::Wrote);
+    assert_eq!(update(&image).unwrap(), Written::Wrote);
+    assert_eq!(fs::read(&out).unwrap(), bytes);
+    // Edited in place (same size), or deleted: written again.
+    let mut edited = bytes.clone();
+    edited[0] ^= 1;
+    fs::write(&out, &edited).unwrap();
+    assert_eq!(update(&image).unwrap(), Written::Wrote);
+    assert_eq!(fs::read(&out).unwrap(), bytes);
+    fs::remove_file(&out).unwrap();
+    assert_eq!(update(&image).unwrap(), Written::Wrote);
+    assert_eq!(fs::read(&out).unwrap(), bytes);
+    assert_eq!(update(&image).unwrap(), Written::Unchanged);
+}

@@ -63,7 +63,7 @@ fn a_run_becomes_a_layer_of_what_it_changed() {
     let repo = monorepo(&dockerfile);
     let session = session(repo.path(), RunPolicy::default());
     let built = session.build_one(Path::new("plugins/r"), &forge_pipeline::Quiet).unwrap();
-    let layers = layers(&built.tarball);
+    let layers = layers(built.tarball.as_ref().unwrap());
     assert_eq!(
         layers[layers.len() - 2],
         [

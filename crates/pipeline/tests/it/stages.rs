@@ -59,7 +59,7 @@ fn the_final_image_holds_the_builders_artifact_and_nothing_else_of_it() {
     let session = session_for(repo.path(), None);
     let built = session.build_one(Path::new("plugins/r"), &forge_pipeline::Quiet).unwrap();
     assert_eq!(
-        layers(&built.tarball),
+        layers(built.tarball.as_ref().unwrap()),
         "d 0755 0:0 0 workdir
 f 0644 0:0 0 workdir/Dockerfile
 f 0644 0:0 0 workdir/VERSION
@@ -78,7 +78,7 @@ f 0644 0:0 0 workdir/other/file
     // Two builder RUNs, the final stage's three COPYs.
     assert_eq!(built.built.layers_built, 5);
     let scratch = tempfile::tempdir().unwrap();
-    let (_, layout) = forge_testkit::skopeo_check(&built.tarball, scratch.path());
+    let (_, layout) = forge_testkit::skopeo_check(built.tarball.as_ref().unwrap(), scratch.path());
     let rootfs = forge_testkit::umoci_unpack(&layout, "checked", scratch.path());
     assert_eq!(std::fs::read_to_string(rootfs.join("workdir/model.bin")).unwrap(), "artifact\n");
     assert_eq!(std::fs::read_to_string(rootfs.join("workdir/other/file")).unwrap(), "other\n");
@@ -101,7 +101,7 @@ f 0644 0:0 0 workdir/other/file
         .build_one(Path::new("plugins/r"), &forge_pipeline::Quiet)
         .unwrap();
     assert_eq!(
-        layers(&builder.tarball),
+        layers(builder.tarball.as_ref().unwrap()),
         "d 0755 0:0 0 etc
 f 0000 0:0 0 etc/.wh.gone
 d 0755 0:0 0 junk
