@@ -33,6 +33,8 @@ use std::panic::{self, AssertUnwindSafe};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
+use forge_testkit::rng::SplitMix64;
+
 mod seeds;
 mod targets;
 
@@ -142,29 +144,6 @@ pub struct Report {
     pub slowest: Duration,
 }
 
-/// A fixed-seed generator (splitmix64).
-#[derive(Debug, Clone)]
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^ (z >> 31)
-    }
-
-    /// A number below `n` (0 when `n` is 0).
-    fn below(&mut self, n: usize) -> usize {
-        if n == 0 {
-            0
-        } else {
-            (self.next() % n as u64) as usize
-        }
-    }
-}
-
 /// One target with the scratch directories it works in, run on inputs a
 /// driver brings: the generator below, or libFuzzer (`fuzz/`). A panic of
 /// the code under test propagates to the caller.
@@ -203,7 +182,7 @@ impl Harness {
 #[derive(Debug)]
 pub struct Fuzzer {
     harness: Harness,
-    rng: Rng,
+    rng: SplitMix64,
     corpus: Vec<Vec<u8>>,
     in_flight: Option<PathBuf>,
 }
@@ -286,7 +265,12 @@ const DICTIONARY: &[&[u8]] = &[
 impl Fuzzer {
     /// A fuzzer of `target` whose inputs are drawn from `seed`.
     pub fn new(target: Target, seed: u64) -> Result<Fuzzer, Error> {
-        Ok(Fuzzer { harness: Harness::new(target)?, rng: Rng(seed), corpus: seeds(target), in_flight: None })
+        Ok(Fuzzer {
+            harness: Harness::new(target)?,
+            rng: SplitMix64::new(seed),
+            corpus: seeds(target),
+            in_flight: None,
+        })
     }
 
     /// Saves each input to `path` before running it, so that an input
@@ -347,7 +331,7 @@ impl Fuzzer {
                 // Overwrite a header-sized window with a number (sizes,
                 // modes, offsets are octal or decimal text).
                 let at = self.rng.below(len);
-                let text = format!("{:o}", self.rng.next() >> self.rng.below(64));
+                let text = format!("{:o}", self.rng.next_u64() >> self.rng.below(64));
                 for (i, b) in text.bytes().enumerate() {
                     if let Some(slot) = input.get_mut(at + i) {
                         *slot = b;

@@ -1,4 +1,5 @@
-//! Test helpers shared by the crates' test suites (a dev-dependency only).
+//! Test helpers shared by the crates' test suites (a dev-dependency, but
+//! for the bench's engine starters and the fuzzer's and bench's generator).
 //!
 //! Every image we write is checked by tools we did not write. A test that
 //! needs a tool calls [`require_tool`]: under `CI=true` a missing tool fails
@@ -8,6 +9,7 @@
 pub mod deb;
 pub mod monorepo;
 pub mod registry;
+pub mod rng;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
