@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 
 use forge_builder::Built;
 use forge_oci::Digest;
-use forge_registry::{Client, PushEvent, PushReport, Reference, Referred};
+use forge_registry::{Client, PushEvent, PushReport, PushTo, Reference, Referred};
 use rayon::prelude::*;
 
 use crate::{
@@ -133,7 +133,9 @@ impl Session {
         let push = |name: &str| {
             Reference::parse(name).map_err(forge_registry::Error::from).and_then(|reference| {
                 match &built.index {
-                    Some(index) => client.push_index(store, index, &reference, &progress),
+                    Some(index) => {
+                        client.push_index(PushTo { store, reference: &reference, progress: &progress }, index)
+                    }
                     None => client.push(store, &built.stored, &reference, &progress),
                 }
             })

@@ -170,13 +170,14 @@ impl Client {
         let reference = entry(repository, key);
         let (empty, _) = store.put_bytes(EMPTY)?;
         let mut uploaded = 0;
+        let to = crate::PushTo { store, reference: &reference, progress: &|_| {} };
         for digest in [&layer.digest, &empty] {
-            if self.push_blob(store, digest, &reference, &|_| {})? == crate::BlobOutcome::Uploaded {
+            if self.push_blob(to, digest)? == crate::BlobOutcome::Uploaded {
                 uploaded += store.size(digest)?;
             }
         }
         let (manifest, _) = store.put_bytes(&entry_manifest(key, layer))?;
-        self.put_manifest(store, &manifest, OCI_MANIFEST, &reference, &|_| {})?;
+        self.put_manifest(to, &manifest, OCI_MANIFEST)?;
         Ok(uploaded)
     }
 }

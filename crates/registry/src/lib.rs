@@ -49,7 +49,7 @@ pub use client::{Client, ClientOptions, RetryNotice};
 pub use error::{Error, RegistryError, RegistryErrors, Result};
 pub use forge_oci::Platform;
 pub use pull::cached_image;
-pub use push::{BlobOutcome, PushEvent, PushReport};
+pub use push::{BlobOutcome, PushEvent, PushReport, PushTo};
 pub use reference::{Reference, Target};
 pub use referrers::{fallback_tag, Referred};
 pub use tls::{PeerCertificate, TlsOptions, TlsProblem};

@@ -140,6 +140,14 @@ impl PushReport {
         })
     }
 
+    /// Adds the counts of `other` (an image of an index pushed).
+    fn add(&mut self, other: &PushReport) {
+        self.bytes_uploaded += other.bytes_uploaded;
+        self.blobs_skipped += other.blobs_skipped;
+        self.blobs_mounted += other.blobs_mounted;
+        self.blobs_uploaded += other.blobs_uploaded;
+    }
+
     /// Counts one blob of `size` bytes that `outcome` made present.
     pub(crate) fn count(&mut self, outcome: &BlobOutcome, size: u64) {
         match outcome {
@@ -150,6 +158,38 @@ impl PushReport {
                 self.bytes_uploaded += size;
             }
         }
+    }
+}
+
+/// Where a push goes: the store its blobs come from, the reference (its
+/// repository, and the tag a manifest gets), and what hears of its
+/// progress. Every step of a push ([`Client::push_blob`],
+/// [`Client::push_manifest`], [`Client::push_index`]) takes one.
+#[derive(Clone, Copy)]
+pub struct PushTo<'a> {
+    /// The store that holds the blobs and manifests to push.
+    pub store: &'a BlobStore,
+    /// Where they go.
+    pub reference: &'a Reference,
+    /// Told of each step.
+    pub progress: &'a dyn Fn(PushEvent),
+}
+
+impl std::fmt::Debug for PushTo<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PushTo").field("reference", &self.reference).finish_non_exhaustive()
+    }
+}
+
+impl<'a> PushTo<'a> {
+    /// The same push, to `reference` instead.
+    pub fn at(&self, reference: &'a Reference) -> PushTo<'a> {
+        PushTo { reference, ..*self }
+    }
+
+    /// Reports a retry as a [`PushEvent::Retrying`].
+    fn notify(&self, notice: RetryNotice) {
+        (self.progress)(PushEvent::Retrying(notice))
     }
 }
 
@@ -178,6 +218,14 @@ impl From<Error> for Failure {
     }
 }
 
+/// One blob to upload: which, how large, where.
+#[derive(Clone, Copy)]
+struct Blob<'a> {
+    to: PushTo<'a>,
+    digest: &'a Digest,
+    size: u64,
+}
+
 impl Client {
     /// Pushes `image` (whose blobs are in `store`) to `reference`: blobs,
     /// then the manifest by digest, then the tag. See the module docs.
@@ -188,54 +236,57 @@ impl Client {
         reference: &Reference,
         progress: &dyn Fn(PushEvent),
     ) -> Result<PushReport> {
-        let mut report = PushReport::start(reference, &image.manifest_digest, "image")?;
+        self.push_image(PushTo { store, reference, progress }, image)
+    }
+
+    /// [`Client::push`], of a [`PushTo`].
+    fn push_image(&self, to: PushTo<'_>, image: &Image) -> Result<PushReport> {
+        let mut report = PushReport::start(to.reference, &image.manifest_digest, "image")?;
         let mut blobs = vec![image.manifest.config().clone()];
         blobs.extend(image.manifest.layers().iter().cloned());
         for descriptor in &blobs {
             let digest = Digest::from_descriptor(descriptor)?;
-            let size = store.size(&digest)?;
-            let outcome = self.push_blob(store, &digest, reference, progress)?;
-            report.count(&outcome, size);
+            let outcome = self.push_blob(to, &digest)?;
+            report.count(&outcome, to.store.size(&digest)?);
         }
-        self.push_manifest(store, image, reference, progress)?;
+        self.push_manifest(to, image)?;
         Ok(report)
     }
 
-    /// Makes sure the registry has one blob of `store` in `reference`'s
-    /// repository: skipped if there, mounted if possible, else uploaded.
-    /// Safe to call from several threads for different blobs.
-    pub fn push_blob(
-        &self,
-        store: &BlobStore,
-        digest: &Digest,
-        reference: &Reference,
-        progress: &dyn Fn(PushEvent),
-    ) -> Result<BlobOutcome> {
+    /// Makes sure the registry has one blob of the store in the
+    /// repository pushed to: skipped if there, mounted if possible, else
+    /// uploaded. Safe to call from several threads for different blobs.
+    pub fn push_blob(&self, to: PushTo<'_>, digest: &Digest) -> Result<BlobOutcome> {
         // Single flight per digest across threads (see `Client::blob_locks`).
         let lock = {
             let mut locks = self.blob_locks.lock().unwrap_or_else(|e| e.into_inner());
             locks.entry(digest.to_string()).or_default().clone()
         };
         let _flight = lock.lock().unwrap_or_else(|e| e.into_inner());
-        let size = store.size(digest)?;
-        let notify = |n: RetryNotice| progress(PushEvent::Retrying(n));
-        if self.has_blob(reference, digest, &notify)? {
-            remember_source(store, reference, [digest.clone()]);
-            progress(PushEvent::BlobSkipped { digest: digest.clone(), size });
+        let blob = Blob { to, digest, size: to.store.size(digest)? };
+        let outcome = self.make_present(blob)?;
+        remember_source(to.store, to.reference, [digest.clone()]);
+        let (digest, size) = (digest.clone(), blob.size);
+        (to.progress)(match &outcome {
+            BlobOutcome::Skipped => PushEvent::BlobSkipped { digest, size },
+            BlobOutcome::Mounted(from) => PushEvent::BlobMounted { digest, size, from: from.clone() },
+            BlobOutcome::Uploaded => PushEvent::BlobUploaded { digest, size },
+        });
+        Ok(outcome)
+    }
+
+    /// Skips, mounts or uploads `blob`, in that order of preference.
+    fn make_present(&self, blob: Blob<'_>) -> Result<BlobOutcome> {
+        if self.has_blob(blob.to.reference, blob.digest, &|n| blob.to.notify(n))? {
             return Ok(BlobOutcome::Skipped);
         }
-        let session = match self.mount(store, reference, digest, &notify)? {
-            Mount::Mounted(from) => {
-                remember_source(store, reference, [digest.clone()]);
-                progress(PushEvent::BlobMounted { digest: digest.clone(), size, from: from.clone() });
-                return Ok(BlobOutcome::Mounted(from));
+        match self.mount(blob)? {
+            Mount::Mounted(from) => Ok(BlobOutcome::Mounted(from)),
+            Mount::Refused { session } => {
+                self.upload_with_retries(blob, session)?;
+                Ok(BlobOutcome::Uploaded)
             }
-            Mount::Refused { session } => session,
-        };
-        self.upload_with_retries(store, digest, size, reference, session, progress)?;
-        remember_source(store, reference, [digest.clone()]);
-        progress(PushEvent::BlobUploaded { digest: digest.clone(), size });
-        Ok(BlobOutcome::Uploaded)
+        }
     }
 
     /// `HEAD /v2/NAME/blobs/DIGEST`: whether the repository has the blob.
@@ -263,15 +314,10 @@ impl Client {
     }
 
     /// Tries to mount the blob from each repository known to hold it.
-    fn mount(
-        &self,
-        store: &BlobStore,
-        reference: &Reference,
-        digest: &Digest,
-        notify: &dyn Fn(RetryNotice),
-    ) -> Result<Mount> {
-        let repository = reference.repository();
-        for from in mount_sources(store, reference, digest) {
+    fn mount(&self, blob: Blob<'_>) -> Result<Mount> {
+        let Blob { to, digest, .. } = blob;
+        let repository = to.reference.repository();
+        for from in mount_sources(to.store, to.reference, digest) {
             let mount = Call {
                 method: "POST",
                 url: format!("/v2/{repository}/blobs/uploads/?mount={digest}&from={from}"),
@@ -280,7 +326,7 @@ impl Client {
                 scopes: vec![push_scope(repository), pull_scope(&from)],
                 retry: true,
             };
-            let response = self.call(reference, &mount, notify)?;
+            let response = self.call(to.reference, &mount, &|n| to.notify(n))?;
             match response.status().as_u16() {
                 201 => return Ok(Mount::Mounted(from)),
                 // Refused, but an upload session was opened for us.
@@ -294,22 +340,14 @@ impl Client {
 
     /// Uploads the blob, starting again in a new session after a transient
     /// failure (the first attempt uses `session` if a refused mount opened one).
-    fn upload_with_retries(
-        &self,
-        store: &BlobStore,
-        digest: &Digest,
-        size: u64,
-        reference: &Reference,
-        mut session: Option<String>,
-        progress: &dyn Fn(PushEvent),
-    ) -> Result<()> {
-        let notify = |n: RetryNotice| progress(PushEvent::Retrying(n));
+    fn upload_with_retries(&self, blob: Blob<'_>, mut session: Option<String>) -> Result<()> {
+        let Blob { to, digest, size } = blob;
         self.retry_policy().run(
             || format!("upload of blob {digest}"),
-            &notify,
+            &|n| to.notify(n),
             || {
-                progress(PushEvent::BlobStarted { digest: digest.clone(), size });
-                match self.upload(store, digest, size, reference, session.take(), progress) {
+                (to.progress)(PushEvent::BlobStarted { digest: digest.clone(), size });
+                match self.upload(blob, session.take()) {
                     Ok(()) => Attempt::Done(Ok(())),
                     Err(failure) if failure.retryable => Attempt::Transient {
                         reason: failure.error.to_string(),
@@ -324,16 +362,9 @@ impl Client {
 
     /// One attempt at uploading a blob, in a new session unless `session`
     /// is one already opened (by a refused mount).
-    fn upload(
-        &self,
-        store: &BlobStore,
-        digest: &Digest,
-        size: u64,
-        reference: &Reference,
-        session: Option<String>,
-        progress: &dyn Fn(PushEvent),
-    ) -> std::result::Result<(), Failure> {
-        let notify = |n: RetryNotice| progress(PushEvent::Retrying(n));
+    fn upload(&self, blob: Blob<'_>, session: Option<String>) -> std::result::Result<(), Failure> {
+        let Blob { to, digest, size } = blob;
+        let reference = to.reference;
         let repository = reference.repository();
         let scopes = vec![push_scope(repository)];
         let mut location = match session {
@@ -347,18 +378,18 @@ impl Client {
                     scopes: scopes.clone(),
                     retry: true,
                 };
-                let response = self.upload_step(reference, &start, 202, &notify)?;
+                let response = self.upload_step(to, &start, 202)?;
                 location_of(&response, &start.url)?
             }
         };
-        let path = store.path(digest);
+        let path = to.store.path(digest);
         let chunk = self.options.chunk_size.max(1);
         let octets = || vec![("Content-Type", "application/octet-stream".to_owned())];
         let mut offset = 0;
         if size > chunk {
             while offset < size {
                 let len = chunk.min(size - offset);
-                let body = |start: u64, len: u64| blob_body(&path, digest, start, len, size, progress);
+                let body = |start: u64, len: u64| blob_body(&path, digest, start, len, size, to.progress);
                 let make = move || body(offset, len);
                 let mut headers = octets();
                 headers.push(("Content-Range", format!("{offset}-{}", offset + len - 1)));
@@ -370,13 +401,13 @@ impl Client {
                     scopes: scopes.clone(),
                     retry: false,
                 };
-                let response = self.upload_step(reference, &patch, 202, &notify)?;
+                let response = self.upload_step(to, &patch, 202)?;
                 location = location_of(&response, &patch.url)?;
                 offset += len;
             }
         }
         let separator = if location.contains('?') { '&' } else { '?' };
-        let make = || blob_body(&path, digest, offset, size - offset, size, progress);
+        let make = || blob_body(&path, digest, offset, size - offset, size, to.progress);
         let put = Call {
             method: "PUT",
             url: format!("{location}{separator}digest={digest}"),
@@ -385,88 +416,68 @@ impl Client {
             scopes,
             retry: false,
         };
-        self.upload_step(reference, &put, 201, &notify)?;
+        self.upload_step(to, &put, 201)?;
         Ok(())
     }
 
     /// Sends one request of an upload session; a status other than
-    /// `expected` is a [`Failure`] (retryable as [`Client::failure`] says).
+    /// `expected` is a [`Failure`], retryable when transient or when the
+    /// session was lost (`404 BLOB_UPLOAD_UNKNOWN` is worth a new one).
     fn upload_step(
         &self,
-        reference: &Reference,
+        to: PushTo<'_>,
         call: &Call<'_>,
         expected: u16,
-        notify: &dyn Fn(RetryNotice),
     ) -> std::result::Result<ureq::http::Response<ureq::Body>, Failure> {
-        let response = self.call(reference, call, notify)?;
+        let response = self.call(to.reference, call, &|n| to.notify(n))?;
         let status = response.status().as_u16();
         if status != expected {
-            return Err(self.failure(reference, call.method, &call.url, status, response));
+            let retry_after = retry_after(&response);
+            let error = self.unexpected(to.reference, call.method, &call.url, status, response);
+            let retryable = is_transient_status(status) || status == 404;
+            return Err(Failure { error: Box::new(error), retryable, retry_after });
         }
         Ok(response)
     }
 
-    /// Pushes the manifest by digest, then tags it (if `reference` has a
-    /// tag). All its blobs must be in the registry already.
-    pub fn push_manifest(
-        &self,
-        store: &BlobStore,
-        image: &Image,
-        reference: &Reference,
-        progress: &dyn Fn(PushEvent),
-    ) -> Result<()> {
+    /// Pushes the manifest by digest, then tags it (if the reference has
+    /// a tag). All its blobs must be in the registry already.
+    pub fn push_manifest(&self, to: PushTo<'_>, image: &Image) -> Result<()> {
         let media_type = image
             .manifest
             .media_type()
             .as_ref()
             .map(ToString::to_string)
             .unwrap_or_else(|| "application/vnd.oci.image.manifest.v1+json".to_owned());
-        self.put_manifest(store, &image.manifest_digest, &media_type, reference, progress).map(drop)
+        self.put_manifest(to, &image.manifest_digest, &media_type).map(drop)
     }
 
-    /// Pushes `index` (whose images are in `store`) to `reference`: each
-    /// image as [`Client::push`] does but by digest only, then the index
-    /// by digest, then the tag. The report counts the blobs of every
+    /// Pushes `index` (whose images are in the store) to the reference:
+    /// each image as [`Client::push`] does but by digest only, then the
+    /// index by digest, then the tag. The report counts the blobs of every
     /// image and has the index's digest.
-    pub fn push_index(
-        &self,
-        store: &BlobStore,
-        index: &forge_oci::Index,
-        reference: &Reference,
-        progress: &dyn Fn(PushEvent),
-    ) -> Result<PushReport> {
-        let mut report = PushReport::start(reference, &index.digest, "index")?;
+    pub fn push_index(&self, to: PushTo<'_>, index: &forge_oci::Index) -> Result<PushReport> {
+        let mut report = PushReport::start(to.reference, &index.digest, "index")?;
         for image in &index.images {
-            let pushed = self.push(store, image, &reference.with_digest(&image.manifest_digest), progress)?;
-            report.bytes_uploaded += pushed.bytes_uploaded;
-            report.blobs_skipped += pushed.blobs_skipped;
-            report.blobs_mounted += pushed.blobs_mounted;
-            report.blobs_uploaded += pushed.blobs_uploaded;
+            let by_digest = to.reference.with_digest(&image.manifest_digest);
+            report.add(&self.push_image(to.at(&by_digest), image)?);
         }
-        self.put_manifest(
-            store,
-            &index.digest,
-            "application/vnd.oci.image.index.v1+json",
-            reference,
-            progress,
-        )?;
+        self.put_manifest(to, &index.digest, "application/vnd.oci.image.index.v1+json")?;
         Ok(report)
     }
 
-    /// PUTs the manifest or index `digest` of `store` by digest, then
-    /// under the tag of `reference` if it has one. Returns the
+    /// PUTs the manifest or index `digest` of the store by digest, then
+    /// under the tag of the reference if it has one. Returns the
     /// `OCI-Subject` header of the answer to the PUT by digest: a registry
     /// with the referrers API sends it for a manifest with a `subject`.
     pub(crate) fn put_manifest(
         &self,
-        store: &BlobStore,
+        to: PushTo<'_>,
         digest: &Digest,
         media_type: &str,
-        reference: &Reference,
-        progress: &dyn Fn(PushEvent),
     ) -> Result<Option<String>> {
+        let PushTo { store, reference, progress } = to;
         let mut oci_subject = None;
-        let notify = |n: RetryNotice| progress(PushEvent::Retrying(n));
         let bytes = store.read_verified(digest)?;
         let media_type = media_type.to_owned();
         let mut targets = vec![digest.to_string()];
@@ -481,7 +492,7 @@ impl Client {
                 scopes: vec![push_scope(reference.repository())],
                 retry: true,
             };
-            let response = self.call(reference, &put, &notify)?;
+            let response = self.call(reference, &put, &|n| to.notify(n))?;
             let status = response.status().as_u16();
             match status {
                 201 | 200 => {}
@@ -527,24 +538,6 @@ impl Client {
             return self.denied(reference, "push to", response);
         }
         Error::Status { method, url: self.absolute(reference, url), status, errors: error_body(response) }
-    }
-
-    fn failure(
-        &self,
-        reference: &Reference,
-        method: &'static str,
-        url: &str,
-        status: u16,
-        response: ureq::http::Response<ureq::Body>,
-    ) -> Failure {
-        let retry_after = retry_after(&response);
-        // A lost session (404 BLOB_UPLOAD_UNKNOWN) is worth a new one.
-        let retryable = is_transient_status(status) || status == 404;
-        Failure {
-            error: Box::new(self.unexpected(reference, method, url, status, response)),
-            retryable,
-            retry_after,
-        }
     }
 }
 

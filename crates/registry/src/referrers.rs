@@ -17,7 +17,7 @@ use forge_oci::{BlobStore, Digest};
 use crate::auth::pull_scope;
 use crate::client::{error_body, http_error, read_body, Call, Client, RetryNotice};
 use crate::error::{Error, Result};
-use crate::push::{PushEvent, PushReport};
+use crate::push::{PushEvent, PushReport, PushTo};
 use crate::reference::{Reference, Target};
 
 const OCI_MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
@@ -55,15 +55,16 @@ impl Client {
         report: &mut PushReport,
         progress: &dyn Fn(PushEvent),
     ) -> Result<Referred> {
+        let to = PushTo { store, reference, progress };
         let manifest = read_artifact(store, artifact)?;
         for blob in [&manifest.config, &manifest.document] {
             let digest = Digest::from_descriptor(blob)?;
-            let outcome = self.push_blob(store, &digest, reference, progress)?;
+            let outcome = self.push_blob(to, &digest)?;
             report.count(&outcome, store.size(&digest)?);
         }
         let digest = Digest::from_descriptor(artifact)?;
         let by_digest = reference.with_digest(&digest);
-        if self.put_manifest(store, &digest, OCI_MANIFEST, &by_digest, progress)?.is_some() {
+        if self.put_manifest(to.at(&by_digest), &digest, OCI_MANIFEST)?.is_some() {
             return Ok(Referred::Api);
         }
         let tag = fallback_tag(subject);
@@ -92,7 +93,7 @@ impl Client {
         index.set_manifests(manifests);
         let bytes = forge_oci::canonical_json(&index, "referrers index")?;
         let (index_digest, _) = store.put_bytes(&bytes)?;
-        self.put_manifest(store, &index_digest, OCI_INDEX, &tagged, progress)?;
+        self.put_manifest(to.at(&tagged), &index_digest, OCI_INDEX)?;
         Ok(Referred::FallbackTag(tag))
     }
 

@@ -1,7 +1,7 @@
 //! Push, pull back, re-push, mount, chunked uploads, rejected manifests.
 
 use forge_oci::validate;
-use forge_registry::{cached_image, Client, ClientOptions, Error, Platform, PushEvent, Reference};
+use forge_registry::{cached_image, Client, ClientOptions, Error, Platform, PushEvent, PushTo, Reference};
 
 use crate::servers::{Proxy, Registry};
 use crate::{at, client, options, pushed_image, store, store_with_image, Events};
@@ -151,7 +151,9 @@ fn a_manifest_with_missing_blobs_is_rejected_with_the_registrys_reason() {
     let Some(registry) = Registry::start(None) else { return };
     let (_dir, store, image) = store_with_image(5, 10_000);
     let reference = at(&registry.host(), "broken/app:1");
-    let err = client().push_manifest(&store, &image, &reference, &|_| {}).unwrap_err();
+    let err = client()
+        .push_manifest(PushTo { store: &store, reference: &reference, progress: &|_| {} }, &image)
+        .unwrap_err();
     assert!(matches!(err, Error::ManifestRejected { .. }), "{err:?}");
     let message = err.to_string();
     assert!(message.contains("MANIFEST_BLOB_UNKNOWN"), "{message}");
@@ -189,7 +191,9 @@ fn an_index_is_pushed_after_its_images_and_pulls_back_per_platform() {
     let reference = at(&registry.host(), "plugins/multi:1.0");
     let client = client();
     let events = Events::default();
-    let report = client.push_index(&store, &index, &reference, &events.record()).unwrap();
+    let report = client
+        .push_index(PushTo { store: &store, reference: &reference, progress: &events.record() }, &index)
+        .unwrap();
     assert_eq!(report.digest, index.digest);
     // The second image's blobs (the same layers, another config) are mostly there already.
     assert_eq!(report.blobs_uploaded, 4, "{report:?}");
