@@ -304,7 +304,7 @@ impl fmt::Display for PeerCertificate {
 }
 
 /// The certificate `authority` (`host[:port]` of an HTTPS URL) presents,
-/// read by a handshake that accepts anything and is dropped at once.
+/// read by a handshake that stops at the certificate.
 /// `None` when the server cannot be reached or sends none.
 pub(crate) fn inspect_peer(authority: &str, resolve: &[(String, SocketAddr)]) -> Option<PeerCertificate> {
     let host = host_without_port(authority);
@@ -335,12 +335,23 @@ pub(crate) fn inspect_peer(authority: &str, resolve: &[(String, SocketAddr)]) ->
     parse_certificate(&der)
 }
 
-/// A verifier that keeps the end-entity certificate and accepts it: only
-/// for [`inspect_peer`], whose connection carries no data.
+/// A verifier that keeps the end-entity certificate and refuses it, which
+/// ends the handshake right there: only for [`inspect_peer`], which wants
+/// the certificate and nothing else (no handshake it starts completes).
 #[derive(Debug)]
 struct Capture {
     seen: Mutex<Option<Vec<u8>>>,
     provider: Arc<rustls::crypto::CryptoProvider>,
+}
+
+/// What the signature checks of [`Capture`] answer.
+type Signature = std::result::Result<HandshakeSignatureValid, rustls::Error>;
+
+impl Capture {
+    /// The error that ends the handshake once the certificate is kept.
+    fn stop() -> rustls::Error {
+        rustls::Error::General("certificate kept for the report; handshake stopped".into())
+    }
 }
 
 impl ServerCertVerifier for Capture {
@@ -355,25 +366,16 @@ impl ServerCertVerifier for Capture {
         if let Ok(mut seen) = self.seen.lock() {
             *seen = Some(end_entity.as_ref().to_vec());
         }
-        Ok(ServerCertVerified::assertion())
+        Err(Capture::stop())
     }
 
-    fn verify_tls12_signature(
-        &self,
-        _message: &[u8],
-        _cert: &CertificateDer<'_>,
-        _dss: &DigitallySignedStruct,
-    ) -> std::result::Result<HandshakeSignatureValid, rustls::Error> {
-        Ok(HandshakeSignatureValid::assertion())
+    // Not reached: the handshake stops at the certificate, before any signature.
+    fn verify_tls12_signature(&self, _: &[u8], _: &CertificateDer, _: &DigitallySignedStruct) -> Signature {
+        Err(Capture::stop())
     }
 
-    fn verify_tls13_signature(
-        &self,
-        _message: &[u8],
-        _cert: &CertificateDer<'_>,
-        _dss: &DigitallySignedStruct,
-    ) -> std::result::Result<HandshakeSignatureValid, rustls::Error> {
-        Ok(HandshakeSignatureValid::assertion())
+    fn verify_tls13_signature(&self, _: &[u8], _: &CertificateDer, _: &DigitallySignedStruct) -> Signature {
+        Err(Capture::stop())
     }
 
     fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
