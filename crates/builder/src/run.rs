@@ -114,6 +114,17 @@ pub struct AptInstall {
     pub no_install_recommends: bool,
 }
 
+impl AptInstall {
+    /// The packages as apt's command line spells them (`jq`,
+    /// `curl=7.88.1-10`), in the order given.
+    pub fn spelled(&self) -> impl Iterator<Item = String> + '_ {
+        self.packages.iter().map(|(name, version)| match version {
+            Some(v) => format!("{name}={v}"),
+            None => name.clone(),
+        })
+    }
+}
+
 /// Why a `RUN` cannot be taken natively: the first word we could not take.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Unrecognized {

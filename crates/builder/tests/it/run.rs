@@ -49,14 +49,7 @@ fn dump_op(op: &InstallOp) -> String {
         InstallKind::Pip(p) => dump_pip(p),
         InstallKind::AptUpdate => "apt-update".to_string(),
         InstallKind::AptInstall(a) => {
-            let packages: Vec<String> = a
-                .packages
-                .iter()
-                .map(|(name, version)| match version {
-                    Some(v) => format!("{name}={v}"),
-                    None => name.clone(),
-                })
-                .collect();
+            let packages: Vec<String> = a.spelled().collect();
             let recommends = if a.no_install_recommends { " no-recommends" } else { "" };
             format!("apt-install {}{recommends}", list(&packages))
         }
