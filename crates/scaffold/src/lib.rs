@@ -342,7 +342,9 @@ fn entry_points(plugin_type: PluginType, vars: &Vars<'_>) -> Vec<File> {
     }
 }
 
-fn dockerfile(plugin_type: PluginType) -> String {
+/// The Dockerfile `new` writes for a plugin of `plugin_type` (a valid one:
+/// the lint tests build their valid plugins with it).
+pub fn dockerfile(plugin_type: PluginType) -> String {
     let start = match plugin_type {
         PluginType::Architecture => {
             "# The agent runs train.py or inference.py depending on the task; inference is the default.\n\

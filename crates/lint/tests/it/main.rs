@@ -21,17 +21,6 @@ fn test_data() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("test_data")
 }
 
-const VALID_DOCKERFILE: &str = "\
-ARG REGISTRY
-ARG TAG
-FROM ${REGISTRY}/base-py:${TAG}
-ARG MODULE_PATH
-COPY supervisely_lib /workdir/supervisely_lib
-COPY ${MODULE_PATH} /workdir
-ENV PYTHONPATH=/workdir:/workdir/src:/workdir/supervisely_lib/worker_proto
-WORKDIR /workdir/src
-";
-
 fn valid_plugin(files: &mut BTreeMap<String, String>, dir: &str, plugin_type: &str) {
     let name = dir.rsplit('/').next().unwrap();
     let mut add = |path: &str, content: String| {
@@ -42,7 +31,7 @@ fn valid_plugin(files: &mut BTreeMap<String, String>, dir: &str, plugin_type: &s
         format!("{{\n  \"title\": \"{name}\",\n  \"description\": \"A test plugin\",\n  \"type\": \"{plugin_type}\"\n}}\n"),
     );
     add("VERSION", format!("tests/{name}:1.0.0\n"));
-    add("Dockerfile", VALID_DOCKERFILE.to_string());
+    add("Dockerfile", forge_scaffold::dockerfile(plugin_type.parse().unwrap()));
     add("README.md", format!("# {name}\n"));
     add("LICENSE", "Apache License 2.0\n".to_string());
     if plugin_type == "architecture" {
