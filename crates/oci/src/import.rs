@@ -100,7 +100,7 @@ fn import_layout_dir(source: &Path, tag: Option<&str>, into: &BlobStore) -> Resu
         io::copy(&mut file, &mut writer).map_err(|e| Error::io("copying", &path, e))?;
         writer.finish_verified(digest).map(drop).map_err(|e| name_mismatch(e, path.display().to_string()))
     };
-    resolve_oci(source, &index, tag, into, &mut fetch)
+    Layout { source, into, fetch: &mut fetch }.resolve(&index, tag)
 }
 
 /// Replaces the `what` of a digest mismatch with the name of the source.
@@ -181,7 +181,7 @@ fn import_archive(source: &Path, tag: Option<&str>, into: &BlobStore) -> Result<
                 })
             }
         };
-        return resolve_oci(source, &index, tag, into, &mut fetch);
+        return Layout { source, into, fetch: &mut fetch }.resolve(&index, tag);
     }
     if scan.manifest_json.is_some() {
         return convert_docker(source, &scan, tag, into);
@@ -271,96 +271,108 @@ fn normalize(path: &str) -> String {
     crate::files::clean(&format!("/{path}")).trim_start_matches('/').to_owned()
 }
 
-/// Picks the image in an OCI index and makes sure all its blobs are in the
-/// store (`fetch` copies or checks one).
-fn resolve_oci(
-    source: &Path,
-    index: &ImageIndex,
-    tag: Option<&str>,
-    into: &BlobStore,
-    fetch: &mut dyn FnMut(&Digest, &str) -> Result<()>,
-) -> Result<Image> {
-    let available: Vec<String> =
-        index.manifests().iter().filter_map(|d| store::ref_name(d).map(str::to_owned)).collect();
-    let desc = match tag {
-        Some(tag) => index
-            .manifests()
-            .iter()
-            .find(|d| {
-                store::ref_name(d) == Some(tag)
-                    || d.annotations()
-                        .as_ref()
-                        .and_then(|a| a.get(ANNOTATION_CONTAINERD_NAME))
-                        .map(String::as_str)
-                        == Some(tag)
-            })
-            .ok_or_else(|| Error::TagNotFound {
-                path: source.to_path_buf(),
-                tag: tag.to_owned(),
-                available: available.clone(),
-            })?,
-        // The SBOM and provenance our archives list beside the image are not candidates.
-        None => match index
-            .manifests()
-            .iter()
-            .filter(|d| !crate::referrers::is_artifact_entry(d))
-            .collect::<Vec<_>>()
-            .as_slice()
-        {
-            [only] => *only,
-            [] => {
-                return Err(Error::NotAnImage {
-                    path: source.to_path_buf(),
-                    reason: "its index.json lists no images".into(),
-                    help: "copy an image into it first",
+/// An OCI layout being imported: where it is, the store its image goes
+/// into, and how one of its blobs gets there (`fetch` copies or checks one).
+struct Layout<'a> {
+    source: &'a Path,
+    into: &'a BlobStore,
+    fetch: &'a mut dyn FnMut(&Digest, &str) -> Result<()>,
+}
+
+impl Layout<'_> {
+    /// Picks the image in the layout's index and makes sure all its blobs
+    /// are in the store.
+    fn resolve(&mut self, index: &ImageIndex, tag: Option<&str>) -> Result<Image> {
+        let source = self.source;
+        let available: Vec<String> =
+            index.manifests().iter().filter_map(|d| store::ref_name(d).map(str::to_owned)).collect();
+        let desc = match tag {
+            Some(tag) => index
+                .manifests()
+                .iter()
+                .find(|d| {
+                    store::ref_name(d) == Some(tag)
+                        || d.annotations()
+                            .as_ref()
+                            .and_then(|a| a.get(ANNOTATION_CONTAINERD_NAME))
+                            .map(String::as_str)
+                            == Some(tag)
                 })
-            }
-            // Platform manifests listed directly in `index.json`.
-            many if available.is_empty() && many.iter().any(|d| d.platform().is_some()) => {
-                return resolve_platform(source, index, into, fetch);
-            }
-            _ => return Err(Error::AmbiguousImage { path: source.to_path_buf(), available }),
-        },
-    }
-    .clone();
-    follow(source, desc, into, fetch)
-}
-
-fn resolve_platform(
-    source: &Path,
-    index: &ImageIndex,
-    into: &BlobStore,
-    fetch: &mut dyn FnMut(&Digest, &str) -> Result<()>,
-) -> Result<Image> {
-    follow(source, pick_platform(source, index)?, into, fetch)
-}
-
-/// Follows `desc` through nested indexes (multi-platform images) to a manifest.
-fn follow(
-    source: &Path,
-    mut desc: Descriptor,
-    into: &BlobStore,
-    fetch: &mut dyn FnMut(&Digest, &str) -> Result<()>,
-) -> Result<Image> {
-    for _ in 0..8 {
-        let digest = Digest::from_descriptor(&desc).map_err(|_| Error::Unsupported {
-            path: source.to_path_buf(),
-            what: format!("digest `{}` (only sha256 is supported)", desc.digest()),
-        })?;
-        fetch(&digest, "manifest")?;
-        check_stored_size(into, &digest, &desc, source)?;
-        if !image::is_index_media_type(desc.media_type()) {
-            return finish_oci(source, &digest, into, fetch);
+                .ok_or_else(|| Error::TagNotFound {
+                    path: source.to_path_buf(),
+                    tag: tag.to_owned(),
+                    available: available.clone(),
+                })?,
+            // The SBOM and provenance our archives list beside the image are not candidates.
+            None => match index
+                .manifests()
+                .iter()
+                .filter(|d| !crate::referrers::is_artifact_entry(d))
+                .collect::<Vec<_>>()
+                .as_slice()
+            {
+                [only] => *only,
+                [] => {
+                    return Err(Error::NotAnImage {
+                        path: source.to_path_buf(),
+                        reason: "its index.json lists no images".into(),
+                        help: "copy an image into it first",
+                    })
+                }
+                // Platform manifests listed directly in `index.json`.
+                many if available.is_empty() && many.iter().any(|d| d.platform().is_some()) => {
+                    return self.follow(pick_platform(source, index)?);
+                }
+                _ => return Err(Error::AmbiguousImage { path: source.to_path_buf(), available }),
+            },
         }
-        let bytes = into.read_verified(&digest)?;
-        let nested: ImageIndex = serde_json::from_slice(&bytes)
-            .map_err(|e| Error::json(format!("{}: index {digest}", source.display()), e))?;
-        desc = pick_platform(source, &nested)?;
+        .clone();
+        self.follow(desc)
     }
-    Err(Error::InvalidDocument {
-        what: source.display().to_string(),
-        reason: "indexes nested more than 8 deep".into(),
-    })
+
+    /// Follows `desc` through nested indexes (multi-platform images) to a manifest.
+    fn follow(&mut self, mut desc: Descriptor) -> Result<Image> {
+        let source = self.source;
+        for _ in 0..8 {
+            let digest = Digest::from_descriptor(&desc).map_err(|_| Error::Unsupported {
+                path: source.to_path_buf(),
+                what: format!("digest `{}` (only sha256 is supported)", desc.digest()),
+            })?;
+            self.blob(&digest, &desc, "manifest")?;
+            if !image::is_index_media_type(desc.media_type()) {
+                return self.finish(&digest);
+            }
+            let bytes = self.into.read_verified(&digest)?;
+            let nested: ImageIndex = serde_json::from_slice(&bytes)
+                .map_err(|e| Error::json(format!("{}: index {digest}", source.display()), e))?;
+            desc = pick_platform(source, &nested)?;
+        }
+        Err(Error::InvalidDocument {
+            what: source.display().to_string(),
+            reason: "indexes nested more than 8 deep".into(),
+        })
+    }
+
+    /// Brings the config and layers of the manifest `manifest_digest` into
+    /// the store and loads the image.
+    fn finish(&mut self, manifest_digest: &Digest) -> Result<Image> {
+        let bytes = self.into.read_verified(manifest_digest)?;
+        let manifest: oci_spec::image::ImageManifest = serde_json::from_slice(&bytes)
+            .map_err(|e| Error::json(format!("{}: manifest {manifest_digest}", self.source.display()), e))?;
+        let config = manifest.config();
+        self.blob(&Digest::from_descriptor(config)?, config, "config")?;
+        for (i, layer) in manifest.layers().iter().enumerate() {
+            self.blob(&Digest::from_descriptor(layer)?, layer, &format!("layer {i}"))?;
+        }
+        Image::load(self.into, manifest_digest)
+    }
+
+    /// Brings blob `digest` (of `desc`, `what` in messages) into the store
+    /// and checks its size against the descriptor.
+    fn blob(&mut self, digest: &Digest, desc: &Descriptor, what: &str) -> Result<()> {
+        (self.fetch)(digest, what)?;
+        check_stored_size(self.into, digest, desc, self.source)
+    }
 }
 
 fn pick_platform(source: &Path, index: &ImageIndex) -> Result<Descriptor> {
@@ -385,27 +397,6 @@ fn pick_platform(source: &Path, index: &ImageIndex) -> Result<Descriptor> {
             })
         }
     }
-}
-
-fn finish_oci(
-    source: &Path,
-    manifest_digest: &Digest,
-    into: &BlobStore,
-    fetch: &mut dyn FnMut(&Digest, &str) -> Result<()>,
-) -> Result<Image> {
-    let bytes = into.read_verified(manifest_digest)?;
-    let manifest: oci_spec::image::ImageManifest = serde_json::from_slice(&bytes)
-        .map_err(|e| Error::json(format!("{}: manifest {manifest_digest}", source.display()), e))?;
-    let config = manifest.config();
-    let config_digest = Digest::from_descriptor(config)?;
-    fetch(&config_digest, "config")?;
-    check_stored_size(into, &config_digest, config, source)?;
-    for (i, layer) in manifest.layers().iter().enumerate() {
-        let digest = Digest::from_descriptor(layer)?;
-        fetch(&digest, &format!("layer {i}"))?;
-        check_stored_size(into, &digest, layer, source)?;
-    }
-    Image::load(into, manifest_digest)
 }
 
 fn check_stored_size(into: &BlobStore, digest: &Digest, desc: &Descriptor, source: &Path) -> Result<()> {
