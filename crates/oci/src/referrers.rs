@@ -189,6 +189,12 @@ mod tests {
     use crate::image::new_config;
     use crate::RuntimeConfig;
 
+    /// An SBOM artifact `{}` about `image`, without annotations.
+    fn empty_sbom(store: &BlobStore, image: &crate::Image) -> Artifact {
+        write_artifact(store, "application/spdx+json", b"{}", &image.manifest_descriptor(), &BTreeMap::new())
+            .unwrap()
+    }
+
     #[test]
     fn artifacts_refer_to_their_image_and_follow_it() {
         let dir = tempfile::tempdir().unwrap();
@@ -233,14 +239,7 @@ mod tests {
         // The ref moves to a new image: the old image's artifact goes.
         let second = image("b");
         store.set_ref("app:1", &second.manifest_descriptor()).unwrap();
-        let new = write_artifact(
-            &store,
-            "application/spdx+json",
-            b"{}",
-            &second.manifest_descriptor(),
-            &BTreeMap::new(),
-        )
-        .unwrap();
+        let new = empty_sbom(&store, &second);
         add_referrers(&store, std::slice::from_ref(&new.descriptor)).unwrap();
         assert!(referrers(&store, &first.manifest_digest).unwrap().is_empty());
         assert_eq!(referrers(&store, &second.manifest_digest).unwrap(), [new.descriptor]);
@@ -252,14 +251,7 @@ mod tests {
         let store = BlobStore::open_or_create(dir.path().join("store")).unwrap();
         let config = new_config(0, &RuntimeConfig::default(), &[], Vec::new()).unwrap();
         let image = crate::write_image(&store, &config, &[], &BTreeMap::new()).unwrap();
-        let sbom = write_artifact(
-            &store,
-            "application/spdx+json",
-            b"{}",
-            &image.manifest_descriptor(),
-            &BTreeMap::new(),
-        )
-        .unwrap();
+        let sbom = empty_sbom(&store, &image);
         let archive = dir.path().join("app.tar");
         let names = ["app:1".to_owned()];
         crate::export_archive_with(

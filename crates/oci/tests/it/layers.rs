@@ -6,7 +6,10 @@ use std::io::Read;
 use std::time::{Duration, SystemTime};
 
 use flate2::read::GzDecoder;
-use forge_oci::{BlobStore, Digest, Entry, Error, Layer, LayerBuilder, LayerCache, LayerKey, LayerOptions};
+use forge_oci::{
+    BlobStore, Compression, Digest, Entry, Error, Layer, LayerBuilder, LayerCache, LayerKey, LayerOptions,
+    Node, Tree,
+};
 
 use forge_testkit::files_below;
 
@@ -103,17 +106,13 @@ fn pax_headers_only_where_ustar_cannot_hold_the_name() {
     let dir = tempfile::tempdir().unwrap();
     let store = BlobStore::open_or_create(dir.path()).unwrap();
     let long = long_dir();
-    let layer = build_layer(
-        &store,
-        vec![
-            Entry::dir("opt", 0o755),
-            Entry::dir("opt/app", 0o755),
-            Entry::bytes("opt/app/caf\u{e9}", 0o644, "x"),
-            Entry::bytes("opt/app/short", 0o644, "x"),
-            Entry::dir(long.clone(), 0o755),
-            Entry::symlink(format!("{long}/l"), "x".repeat(101)),
-        ],
-    );
+    // Written from a `Tree`: `opt` and `opt/app` are implied.
+    let mut tree = Tree::new();
+    tree.insert("opt/app/caf\u{e9}", Node::bytes(0o644, "x"));
+    tree.insert("opt/app/short", Node::bytes(0o644, "x"));
+    tree.insert(long.clone(), Node::dir(0o755));
+    tree.insert(format!("{long}/l"), Node::symlink("x".repeat(101)));
+    let layer = tree.write_layer(&store, LayerOptions { mtime: MTIME }, Compression::default()).unwrap();
     let tar = tar_bytes(&store, &layer);
     let mut pax: Vec<Vec<(String, String)>> = Vec::new();
     let mut offset = 0;

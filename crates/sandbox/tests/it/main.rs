@@ -9,7 +9,9 @@ use std::path::{Path, PathBuf};
 
 use forge_oci::image::{new_config, write_image};
 use forge_oci::oci_spec::image::{Descriptor, MediaType};
-use forge_oci::{descriptor, BlobStore, Digest, Entry, Image, LayerBuilder, LayerOptions, RuntimeConfig};
+use forge_oci::{
+    descriptor, BlobStore, Digest, Entry, Image, LayerBuilder, LayerOptions, Node, RuntimeConfig, Tree,
+};
 use forge_sandbox::{
     bwrap_command, run_captured, unpack, unpack_cached, EntryError, Error, LayerKind, RootCache, RunOptions,
     RunSpec,
@@ -114,17 +116,19 @@ fn layers_are_applied_with_whiteouts_and_opaque_directories() {
         Entry::dir("usr", 0o755),
         Entry::dir("usr/lib", 0o755),
     ];
-    let layer2 = vec![
-        Entry::bytes(".wh.gone-dir", 0o644, ""),
-        Entry::dir("etc", 0o755),
-        Entry::bytes("etc/.wh.gone", 0o644, ""),
-        Entry::bytes("etc/config", 0o644, "v2"),
-        Entry::dir("opaque", 0o700),
-        Entry::bytes("opaque/.wh..wh..opq", 0o644, ""),
-        Entry::bytes("opaque/new", 0o644, "new"),
-        Entry::dir("ro", 0o555),
-        Entry::bytes("ro/added", 0o644, "added"),
-    ];
+    // The upper layer as a `Tree` writes whiteouts and opaque directories.
+    let mut upper = Tree::new();
+    upper.whiteout("gone-dir");
+    upper.insert("etc", Node::dir(0o755));
+    upper.whiteout("etc/gone");
+    upper.insert("etc/config", Node::bytes(0o644, "v2"));
+    upper.insert("opaque", Node::dir(0o700));
+    upper.opaque("opaque");
+    upper.insert("opaque/new", Node::bytes(0o644, "new"));
+    upper.insert("ro", Node::dir(0o555));
+    upper.insert("ro/added", Node::bytes(0o644, "added"));
+    let layer2 =
+        upper.entries().map(|(path, node)| Entry { path: path.to_owned(), node: node.clone() }).collect();
     let image = image(&store, vec![layer1, layer2], &RuntimeConfig::default());
     let dest = dir.path().join("out/rootfs");
     unpack(&store, &image, &dest).unwrap();
