@@ -217,6 +217,21 @@ impl SyntaxErrorKind {
     }
 }
 
+/// The next line from `*index` on that is neither blank nor a comment
+/// (those are skipped, also inside a continued instruction, as BuildKit
+/// does): its number (1-based), the line and the line without its indent.
+/// Moves `*index` past it.
+fn next_content_line<'a>(lines: &[&'a str], index: &mut usize) -> Option<(usize, &'a str, &'a str)> {
+    while let Some(&line) = lines.get(*index) {
+        *index += 1;
+        let trimmed = line.trim_start();
+        if !(trimmed.is_empty() || trimmed.starts_with('#')) {
+            return Some((*index, line, trimmed));
+        }
+    }
+    None
+}
+
 /// Reads a Dockerfile. Never fails: problems are collected in
 /// [`Dockerfile::errors`] and the parser goes on with the next instruction.
 pub fn parse(src: &str) -> Dockerfile {
@@ -226,14 +241,7 @@ pub fn parse(src: &str) -> Dockerfile {
     let starts: Vec<usize> = std::iter::once(0).chain(src.match_indices('\n').map(|(i, _)| i + 1)).collect();
     let mut index = read_directives(&lines, &mut file);
 
-    while index < lines.len() {
-        let line = lines[index];
-        let line_no = index + 1;
-        index += 1;
-        let trimmed = line.trim_start();
-        if trimmed.is_empty() || trimmed.starts_with('#') {
-            continue;
-        }
+    while let Some((line_no, line, trimmed)) = next_content_line(&lines, &mut index) {
         let indent = line.len() - trimmed.len();
         let start = pos(line, line_no, indent);
         if let Some(at) = line.find('\0') {
@@ -246,14 +254,8 @@ pub fn parse(src: &str) -> Dockerfile {
         let mut pieces = vec![(0, start)];
         let (mut body, mut continued) = strip_escape(trimmed, file.escape);
         text.push_str(body);
-        while continued && index < lines.len() {
-            let next = lines[index];
-            let next_no = index + 1;
-            index += 1;
-            let next_trimmed = next.trim_start();
-            if next_trimmed.is_empty() || next_trimmed.starts_with('#') {
-                continue;
-            }
+        while continued {
+            let Some((next_no, next, _)) = next_content_line(&lines, &mut index) else { break };
             pieces.push((text.len(), pos(next, next_no, 0)));
             (body, continued) = strip_escape(next, file.escape);
             text.push_str(body);
