@@ -27,7 +27,7 @@ use forge_manifest::DOCKERFILE;
 use forge_oci::referrers::{self, Artifact};
 use forge_oci::{BlobStore, Digest, Image, ImageLayers, Platform};
 use forge_sbom::provenance::{Material, Provenance};
-use forge_sbom::{Base, DebianRecord, Format, Plugin, Record, Sbom, Subject, WheelRecord};
+use forge_sbom::{Base, DebianRecord, Download, Format, Plugin, Record, Sbom, Subject, WheelRecord};
 
 use crate::locks::{Locks, LOCK_FILE};
 use crate::{Error, Session, BASE_IMAGES_DIR};
@@ -313,8 +313,7 @@ fn run_record(locks: &Locks, dockerfile: &Path, image: &Image, platform: &Platfo
                         name: w.name,
                         version: w.version,
                         filename: w.filename,
-                        sha256: w.sha256,
-                        url: Some(w.url),
+                        download: Download { sha256: w.sha256, url: Some(w.url) },
                     }));
                 }
                 _ => {}

@@ -175,6 +175,7 @@ fn python(files: &dyn ImageFiles, record: &Record) -> Result<Vec<PythonPackage>,
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::record::Download;
     use forge_oci::{Node, Tree};
 
     #[test]
@@ -208,15 +209,13 @@ mod tests {
                 name: "jq".into(),
                 version: "1.6-2.1".into(),
                 architecture: "amd64".into(),
-                sha256: "ab".repeat(32),
-                url: None,
+                download: Download { sha256: "ab".repeat(32), url: None },
             }],
             python: vec![WheelRecord {
                 name: "pyyaml".into(),
                 version: "6.0.2".into(),
                 filename: "PyYAML-6.0.2-cp311-cp311-manylinux_2_17_x86_64.whl".into(),
-                sha256: "cd".repeat(32),
-                url: None,
+                download: Download { sha256: "cd".repeat(32), url: None },
             }],
         };
         let contents = read(&image, &record).unwrap();
@@ -244,7 +243,7 @@ mod tests {
         let yaml = &contents.python[0];
         assert_eq!((yaml.name.as_str(), yaml.version.as_str()), ("PyYAML", "6.0.2"));
         assert_eq!(yaml.path, format!("/{dist}/PyYAML-6.0.2.dist-info"));
-        assert_eq!(yaml.record.as_ref().unwrap().sha256, "cd".repeat(32));
+        assert_eq!(yaml.record.as_ref().unwrap().download.sha256, "cd".repeat(32));
         assert_eq!(yaml.license.as_ref().unwrap().expression, "MIT");
     }
 }

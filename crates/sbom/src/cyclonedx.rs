@@ -8,7 +8,8 @@
 
 use serde_json::{json, Value};
 
-use crate::{deb_purl, oci_purl, pypi_purl, Sbom, TOOL, TOOL_VERSION};
+use crate::license::License;
+use crate::{deb_purl, oci_purl, pypi_purl, Download, Sbom, TOOL, TOOL_VERSION};
 
 /// The CycloneDX document of `sbom`.
 pub fn document(sbom: &Sbom) -> Value {
@@ -56,15 +57,7 @@ pub fn document(sbom: &Sbom) -> Value {
                 property("plugin-forge:debian:source", &format!("{} {}", deb.source, deb.source_version)),
             ],
         });
-        if let Some(record) = &deb.record {
-            component["hashes"] = json!([hash(&record.sha256)]);
-            if let Some(url) = &record.url {
-                component["externalReferences"] = json!([{"type": "distribution", "url": url}]);
-            }
-        }
-        if let Some(license) = &deb.license {
-            component["licenses"] = json!([{"expression": license.expression}]);
-        }
+        package_facts(&mut component, deb.record.as_ref().map(|r| &r.download), deb.license.as_ref());
         components.push(component);
     }
     for dist in &sbom.contents.python {
@@ -81,15 +74,7 @@ pub fn document(sbom: &Sbom) -> Value {
             "purl": purl,
             "properties": properties,
         });
-        if let Some(record) = &dist.record {
-            component["hashes"] = json!([hash(&record.sha256)]);
-            if let Some(url) = &record.url {
-                component["externalReferences"] = json!([{"type": "distribution", "url": url}]);
-            }
-        }
-        if let Some(license) = &dist.license {
-            component["licenses"] = json!([{"expression": license.expression}]);
-        }
+        package_facts(&mut component, dist.record.as_ref().map(|r| &r.download), dist.license.as_ref());
         components.push(component);
     }
     let refs: Vec<Value> = components.iter().map(|c| c["bom-ref"].clone()).collect();
@@ -117,6 +102,20 @@ pub fn document(sbom: &Sbom) -> Value {
         "components": components,
         "dependencies": [{"ref": "image", "dependsOn": refs}],
     })
+}
+
+/// What a package component says of its recorded download (hash, URL)
+/// and its declared license.
+fn package_facts(component: &mut Value, download: Option<&Download>, license: Option<&License>) {
+    if let Some(download) = download {
+        component["hashes"] = json!([hash(&download.sha256)]);
+        if let Some(url) = &download.url {
+            component["externalReferences"] = json!([{"type": "distribution", "url": url}]);
+        }
+    }
+    if let Some(license) = license {
+        component["licenses"] = json!([{"expression": license.expression}]);
+    }
 }
 
 fn hash(hex: &str) -> Value {

@@ -23,7 +23,7 @@ use forge_digest::Digest;
 
 pub use contents::{Contents, DebianPackage, PythonPackage};
 pub use license::License;
-pub use record::{DebianRecord, Record, WheelRecord};
+pub use record::{DebianRecord, Download, Record, WheelRecord};
 
 /// The `artifactType` (and layer media type) of an SPDX document.
 pub const SPDX_MEDIA_TYPE: &str = "application/spdx+json";
@@ -273,8 +273,12 @@ pub(crate) mod tests {
                         name: "libstdc++6".into(),
                         version: "12.2.0-14+deb12u1".into(),
                         architecture: "amd64".into(),
-                        sha256: "ab".repeat(32),
-                        url: Some("http://deb.debian.org/debian/pool/main/g/gcc-12/libstdc++6.deb".into()),
+                        download: Download {
+                            sha256: "ab".repeat(32),
+                            url: Some(
+                                "http://deb.debian.org/debian/pool/main/g/gcc-12/libstdc++6.deb".into(),
+                            ),
+                        },
                     }),
                     license: Some(License {
                         expression: "GPL-3.0-or-later AND LicenseRef-GCC-exception".into(),
@@ -292,8 +296,7 @@ pub(crate) mod tests {
                         name: "pyyaml".into(),
                         version: "6.0.2".into(),
                         filename: "PyYAML-6.0.2-cp311-cp311-manylinux_2_17_x86_64.whl".into(),
-                        sha256: "cd".repeat(32),
-                        url: None,
+                        download: Download { sha256: "cd".repeat(32), url: None },
                     }),
                     license: license("MIT"),
                 }],

@@ -26,10 +26,8 @@ pub struct DebianRecord {
     pub version: String,
     /// `Architecture`.
     pub architecture: String,
-    /// SHA-256 of the `.deb`, lowercase hex.
-    pub sha256: String,
-    /// Where it was downloaded from (mirror and pool path).
-    pub url: Option<String>,
+    /// The `.deb` (its URL: mirror and pool path).
+    pub download: Download,
 }
 
 /// One wheel an installer installed.
@@ -42,9 +40,16 @@ pub struct WheelRecord {
     pub version: String,
     /// The wheel's file name.
     pub filename: String,
-    /// SHA-256 of the wheel, lowercase hex.
+    /// The wheel.
+    pub download: Download,
+}
+
+/// The file an installer downloaded, as its lock pinned it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Download {
+    /// Its SHA-256, lowercase hex.
     pub sha256: String,
-    /// Where it was downloaded from.
+    /// Where it was downloaded from, when known.
     pub url: Option<String>,
 }
 
@@ -57,8 +62,10 @@ impl DebianRecord {
             name: package.name.clone(),
             version: package.version.clone(),
             architecture: package.architecture.clone(),
-            sha256: package.sha256.clone(),
-            url: Some(format!("{mirror}/{}", package.filename)),
+            download: Download {
+                sha256: package.sha256.clone(),
+                url: Some(format!("{mirror}/{}", package.filename)),
+            },
         }
     }
 }

@@ -10,7 +10,7 @@ use std::collections::BTreeMap;
 use serde_json::{json, Value};
 
 use crate::license::License;
-use crate::{deb_purl, oci_purl, pypi_purl, Sbom, TOOL, TOOL_VERSION};
+use crate::{deb_purl, oci_purl, pypi_purl, Digest, Download, Sbom, TOOL, TOOL_VERSION};
 
 const NOASSERTION: &str = "NOASSERTION";
 
@@ -21,17 +21,8 @@ pub fn document(sbom: &Sbom) -> Value {
     let mut references: BTreeMap<String, String> = BTreeMap::new();
     let subject = &sbom.subject;
     let (name, version) = crate::name_and_tag(&subject.name);
-    packages.push(json!({
-        "SPDXID": "SPDXRef-Image",
-        "name": name,
-        "versionInfo": version,
-        "downloadLocation": NOASSERTION,
-        "filesAnalyzed": false,
-        "primaryPackagePurpose": "CONTAINER",
-        "checksums": [checksum(subject.digest.hex())],
-        "externalRefs": [purl(&oci_purl(&subject.name, &subject.digest))],
-        "comment": format!("platform {}", subject.platform),
-    }));
+    let comment = format!("platform {}", subject.platform);
+    packages.push(container("SPDXRef-Image", name, version, &subject.name, &subject.digest, &comment));
     if let Some(plugin) = &sbom.plugin {
         let download = match (&plugin.source, &plugin.revision) {
             (Some(source), Some(revision)) => format!("git+{source}@{revision}"),
@@ -54,64 +45,34 @@ pub fn document(sbom: &Sbom) -> Value {
         relationships.push(relationship("SPDXRef-Image", "CONTAINS", "SPDXRef-Plugin"));
     }
     if let Some(base) = &sbom.base {
-        packages.push(json!({
-            "SPDXID": "SPDXRef-Base",
-            "name": crate::strip_tag(&base.reference),
-            "versionInfo": base.digest.to_string(),
-            "downloadLocation": NOASSERTION,
-            "filesAnalyzed": false,
-            "primaryPackagePurpose": "CONTAINER",
-            "checksums": [checksum(base.digest.hex())],
-            "externalRefs": [purl(&oci_purl(&base.reference, &base.digest))],
-            "comment": format!("the base image {}", base.reference),
-        }));
+        let (name, version) = (crate::strip_tag(&base.reference), base.digest.to_string());
+        let comment = format!("the base image {}", base.reference);
+        packages.push(container("SPDXRef-Base", name, &version, &base.reference, &base.digest, &comment));
         relationships.push(relationship("SPDXRef-Image", "DESCENDANT_OF", "SPDXRef-Base"));
     }
     for (i, deb) in sbom.contents.debian.iter().enumerate() {
         let id = format!("SPDXRef-deb-{i}-{}-{}", id_part(&deb.name), id_part(&deb.architecture));
-        let mut package = json!({
-            "SPDXID": id,
-            "name": deb.name,
-            "versionInfo": deb.version,
-            "downloadLocation": deb.record.as_ref().and_then(|r| r.url.clone()).unwrap_or_else(|| NOASSERTION.to_owned()),
-            "filesAnalyzed": false,
-            "primaryPackagePurpose": "LIBRARY",
-            "sourceInfo": format!("built package from: {} {}", deb.source, deb.source_version),
-            "externalRefs": [purl(&deb_purl(deb))],
-            "licenseConcluded": NOASSERTION,
-            "licenseDeclared": declared(deb.license.as_ref(), &mut references),
-            "copyrightText": NOASSERTION,
-        });
-        if let Some(record) = &deb.record {
-            package["checksums"] = json!([checksum(&record.sha256)]);
-        }
+        let download = deb.record.as_ref().map(|r| &r.download);
+        let license = declared(deb.license.as_ref(), &mut references);
+        let mut package = library(&id, &deb.name, &deb.version, download, &deb_purl(deb), &license);
+        package["sourceInfo"] = json!(format!("built package from: {} {}", deb.source, deb.source_version));
         packages.push(package);
         relationships.push(relationship("SPDXRef-Image", "CONTAINS", &id));
     }
     for (i, dist) in sbom.contents.python.iter().enumerate() {
         let id = format!("SPDXRef-python-{i}-{}", id_part(&crate::record::normalize_name(&dist.name)));
-        let mut package = json!({
-            "SPDXID": id,
-            "name": dist.name,
-            "versionInfo": dist.version,
-            "downloadLocation": dist.record.as_ref().and_then(|r| r.url.clone()).unwrap_or_else(|| NOASSERTION.to_owned()),
-            "filesAnalyzed": false,
-            "primaryPackagePurpose": "LIBRARY",
-            "externalRefs": [purl(&pypi_purl(dist))],
-            "licenseConcluded": NOASSERTION,
-            "licenseDeclared": declared(dist.license.as_ref(), &mut references),
-            "copyrightText": NOASSERTION,
-            "comment": format!("installed at {}", dist.path),
-        });
+        let download = dist.record.as_ref().map(|r| &r.download);
+        let license = declared(dist.license.as_ref(), &mut references);
+        let mut package = library(&id, &dist.name, &dist.version, download, &pypi_purl(dist), &license);
+        package["comment"] = json!(format!("installed at {}", dist.path));
         if let Some(record) = &dist.record {
-            package["checksums"] = json!([checksum(&record.sha256)]);
             package["packageFileName"] = json!(record.filename);
         }
         packages.push(package);
         relationships.push(relationship("SPDXRef-Image", "CONTAINS", &id));
     }
     let namespace =
-        crate::Digest::of(&crate::canonical(json!([subject.name, subject.digest.to_string(), packages])));
+        Digest::of(&crate::canonical(json!([subject.name, subject.digest.to_string(), packages])));
     let mut document = json!({
         "spdxVersion": "SPDX-2.3",
         "dataLicense": "CC0-1.0",
@@ -139,6 +100,51 @@ pub fn document(sbom: &Sbom) -> Value {
             .collect();
     }
     document
+}
+
+/// The package of an image (the one described, or its base): a container
+/// known by its digest, `name` and `version` as SPDX shows them.
+fn container(id: &str, name: &str, version: &str, reference: &str, digest: &Digest, comment: &str) -> Value {
+    json!({
+        "SPDXID": id,
+        "name": name,
+        "versionInfo": version,
+        "downloadLocation": NOASSERTION,
+        "filesAnalyzed": false,
+        "primaryPackagePurpose": "CONTAINER",
+        "checksums": [checksum(digest.hex())],
+        "externalRefs": [purl(&oci_purl(reference, digest))],
+        "comment": comment,
+    })
+}
+
+/// The package of a Debian package or Python distribution: its package
+/// URL, declared `license`, and the download the build recorded (where
+/// from, its checksum), if any.
+fn library(
+    id: &str,
+    name: &str,
+    version: &str,
+    download: Option<&Download>,
+    locator: &str,
+    license: &str,
+) -> Value {
+    let mut package = json!({
+        "SPDXID": id,
+        "name": name,
+        "versionInfo": version,
+        "downloadLocation": download.and_then(|d| d.url.clone()).unwrap_or_else(|| NOASSERTION.to_owned()),
+        "filesAnalyzed": false,
+        "primaryPackagePurpose": "LIBRARY",
+        "externalRefs": [purl(locator)],
+        "licenseConcluded": NOASSERTION,
+        "licenseDeclared": license,
+        "copyrightText": NOASSERTION,
+    });
+    if let Some(download) = download {
+        package["checksums"] = json!([checksum(&download.sha256)]);
+    }
+    package
 }
 
 fn checksum(hex: &str) -> Value {
