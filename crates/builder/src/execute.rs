@@ -29,7 +29,7 @@ use forge_oci::{
 use crate::copy_from::{CopyFrom, CopySource};
 use crate::error::BuildError;
 use crate::image::{BaseImage, ImageState};
-use crate::install::{InstallError, InstallRequest, Installer};
+use crate::install::{InstallError, InstallRequest, Installer, RunAt};
 use crate::plan::{BuildPlan, StagePlan, Step};
 use crate::sandboxed::{LayerBelow, RunChain, RunError, RunRequest, Runner};
 
@@ -383,15 +383,13 @@ impl Installs {
         }
         let base = self.base.as_deref().expect("read above");
         let files = Stack::new(base, self.trees.iter().flatten());
-        let request = InstallRequest {
+        let at = RunAt {
             dockerfile: plan.dockerfile,
             position: step.position,
             instruction: &step.created_by,
-            run,
-            files: &files,
             platform: &self.platform,
-            env,
         };
+        let request = InstallRequest { at, run, files: &files, env };
         let install_error = |e: InstallError| {
             let at = e.position.unwrap_or(step.position);
             BuildError::Install {
@@ -461,15 +459,13 @@ impl<'r> Runs<'r> {
     ) -> Result<Layer, BuildError> {
         let step = &plan.steps[index];
         let run = step.sandbox.as_ref().expect("a sandboxed step");
-        let request = RunRequest {
+        let at = RunAt {
             dockerfile: plan.dockerfile,
             position: step.position,
             instruction: &step.created_by,
-            run,
             platform: &plan.base.platform,
-            below: &self.below,
-            base_layers: self.base_layers,
         };
+        let request = RunRequest { at, run, below: &self.below, base_layers: self.base_layers };
         let run_error = |e: RunError| run_error(plan, step, e);
         runner.check(&request).map_err(run_error)?;
         let options = LayerOptions { mtime: executor.epoch };

@@ -26,33 +26,35 @@ use forge_oci::{ImageFiles, Platform, Tree};
 
 use crate::run::InstallRun;
 
-/// What an [`Installer`] is asked to install, and where.
-pub struct InstallRequest<'a> {
-    /// The Dockerfile, relative to the monorepo root (for the lock and for
-    /// messages).
+/// Which `RUN` a request ([`InstallRequest`], [`crate::RunRequest`]) is
+/// about, for its lock entry and its messages.
+#[derive(Debug, Clone, Copy)]
+pub struct RunAt<'a> {
+    /// The Dockerfile, relative to the monorepo root.
     pub dockerfile: &'a Path,
     /// Where the `RUN` is.
     pub position: Position,
-    /// The instruction as written (`RUN pip install ...`): the lock's key.
+    /// The instruction as written (`RUN pip install ...`): a lock's key.
     pub instruction: &'a str,
+    /// The image's platform (its base's).
+    pub platform: &'a Platform,
+}
+
+/// What an [`Installer`] is asked to install, and where.
+pub struct InstallRequest<'a> {
+    /// The `RUN`.
+    pub at: RunAt<'a>,
     /// The recognised commands.
     pub run: &'a InstallRun,
     /// The image below the `RUN`.
     pub files: &'a dyn ImageFiles,
-    /// The image's platform (its base's).
-    pub platform: &'a Platform,
     /// The image's environment at the `RUN` (`PATH` decides which `python3`).
     pub env: &'a [(String, String)],
 }
 
 impl std::fmt::Debug for InstallRequest<'_> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("InstallRequest")
-            .field("dockerfile", &self.dockerfile)
-            .field("position", &self.position)
-            .field("instruction", &self.instruction)
-            .field("platform", &self.platform)
-            .finish_non_exhaustive()
+        f.debug_struct("InstallRequest").field("at", &self.at).field("run", &self.run).finish_non_exhaustive()
     }
 }
 

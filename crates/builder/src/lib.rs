@@ -52,13 +52,13 @@ pub use error::{BuildError, Refusal};
 pub use execute::{execute, Executed, LayerSlots, Rebuild};
 pub use extras::{Extras, RESERVED_BUILD_ARGS, RESERVED_LABELS};
 pub use image::BaseImage;
-pub use install::{InstallError, InstallRequest, Installer, NoInstaller};
+pub use install::{InstallError, InstallRequest, Installer, NoInstaller, RunAt};
 pub use labels::supervisely_labels;
 pub use plan::{
     base_reference, plan, plan_target, BuildPlan, ConfigChange, ParsedDockerfile, PlanInputs, StagePlan,
     Step, Target,
 };
-pub use resolve::{split_source, BaseResolver, LocalResolver, Override};
+pub use resolve::{split_source, BaseResolver, LocalResolver, Override, Resolved};
 pub use rootfs::image_from_rootfs;
 pub use sandboxed::{LayerBelow, NoRunner, RunChain, RunError, RunMount, RunRequest, Runner, SandboxRun};
 

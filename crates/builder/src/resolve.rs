@@ -30,13 +30,11 @@ use crate::BuildError;
 pub trait BaseResolver: Sync {
     /// The image `reference` names for `platform`, present in `store` once
     /// returned.
-    fn resolve(
-        &self,
-        reference: &str,
-        platform: &Platform,
-        store: &BlobStore,
-    ) -> Result<BaseImage, BuildError>;
+    fn resolve(&self, reference: &str, platform: &Platform, store: &BlobStore) -> Resolved;
 }
+
+/// What a [`BaseResolver`] answers.
+pub type Resolved = Result<BaseImage, BuildError>;
 
 /// `--base-image REF=SOURCE`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -103,12 +101,7 @@ impl LocalResolver {
 }
 
 impl BaseResolver for LocalResolver {
-    fn resolve(
-        &self,
-        reference: &str,
-        platform: &Platform,
-        store: &BlobStore,
-    ) -> Result<BaseImage, BuildError> {
+    fn resolve(&self, reference: &str, platform: &Platform, store: &BlobStore) -> Resolved {
         let repo = forge_reference::untagged(reference);
         let target = if let Some(o) = self.overrides.iter().find(|o| o.reference == reference) {
             Some(Target::Image(Box::new(self.import(o, store)?)))

@@ -21,9 +21,10 @@ use std::path::Path;
 
 use forge_dockerfile::{Flag, Position, RawWord};
 use forge_oci::oci_spec::image::Descriptor;
-use forge_oci::{Digest, Platform, Tree};
+use forge_oci::{Digest, Tree};
 
 use crate::context::resolve;
+use crate::install::RunAt;
 use crate::run::Unrecognized;
 
 /// A `RUN` executed in the sandbox, as planned.
@@ -132,32 +133,16 @@ pub struct LayerBelow {
 }
 
 /// What a [`RunChain`] is asked to run.
+#[derive(Debug)]
 pub struct RunRequest<'a> {
-    /// The Dockerfile, relative to the monorepo root.
-    pub dockerfile: &'a Path,
-    /// Where the `RUN` is.
-    pub position: Position,
-    /// The instruction as written.
-    pub instruction: &'a str,
+    /// The `RUN`.
+    pub at: RunAt<'a>,
     /// What to run.
     pub run: &'a SandboxRun,
-    /// The image's platform.
-    pub platform: &'a Platform,
     /// Every layer of the image below the `RUN`, the base's first.
     pub below: &'a [LayerBelow],
     /// How many of [`RunRequest::below`] are the base image's.
     pub base_layers: usize,
-}
-
-impl std::fmt::Debug for RunRequest<'_> {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("RunRequest")
-            .field("dockerfile", &self.dockerfile)
-            .field("position", &self.position)
-            .field("instruction", &self.instruction)
-            .field("platform", &self.platform)
-            .finish_non_exhaustive()
-    }
 }
 
 /// Why a sandboxed `RUN` failed or could not run.

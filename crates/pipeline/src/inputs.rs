@@ -21,7 +21,7 @@
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
-use forge_builder::{BaseImage, BaseResolver, BuildError, BuildOptions, Context, PluginPlan, Workspace};
+use forge_builder::{BaseImage, BaseResolver, BuildOptions, Context, PluginPlan, Resolved, Workspace};
 use forge_debian::description::Description;
 use forge_oci::{BlobStore, Platform};
 
@@ -114,7 +114,7 @@ fn path_string(path: &Path) -> String {
 pub struct Unresolved;
 
 impl BaseResolver for Unresolved {
-    fn resolve(&self, reference: &str, platform: &Platform, _: &BlobStore) -> Result<BaseImage, BuildError> {
+    fn resolve(&self, reference: &str, platform: &Platform, _: &BlobStore) -> Resolved {
         Ok(BaseImage { reference: reference.to_string(), image: None, platform: platform.clone() })
     }
 }

@@ -109,7 +109,7 @@ impl NativeInstaller {
     /// constraints files, and the platform. Written out field by field, so
     /// that a new version of plugin-forge keeps the locks valid.
     fn inputs(&self, request: &InstallRequest<'_>) -> Result<String, InstallError> {
-        let mut text = format!("forge-run-inputs-v1\nplatform {}\n", request.platform);
+        let mut text = format!("forge-run-inputs-v1\nplatform {}\n", request.at.platform);
         let list = |items: &[String]| items.iter().map(|i| format!(" {i:?}")).collect::<String>();
         for op in &request.run.ops {
             match &op.kind {
@@ -214,8 +214,8 @@ impl NativeInstaller {
             commands.extend(table);
         }
         Ok(RunLock {
-            instruction: request.instruction.to_string(),
-            platform: request.platform.to_string(),
+            instruction: request.at.instruction.to_string(),
+            platform: request.at.platform.to_string(),
             inputs,
             commands,
         })
@@ -380,9 +380,9 @@ fn from_table<T: serde::de::DeserializeOwned>(
 
 /// The image's architecture as OCI spells it with its variant (`arm/v7`).
 fn oci_arch(request: &InstallRequest<'_>) -> String {
-    match &request.platform.variant {
-        Some(variant) if request.platform.architecture == "arm" => format!("arm/{variant}"),
-        _ => request.platform.architecture.clone(),
+    match &request.at.platform.variant {
+        Some(variant) if request.at.platform.architecture == "arm" => format!("arm/{variant}"),
+        _ => request.at.platform.architecture.clone(),
     }
 }
 
@@ -400,11 +400,11 @@ fn read_image_text(files: &dyn ImageFiles, path: &str, op: &InstallOp) -> Result
 impl Installer for NativeInstaller {
     fn resolve(&self, request: &InstallRequest<'_>) -> Result<String, InstallError> {
         let inputs = self.inputs(request)?;
-        let platform = request.platform.to_string();
-        let lock_file = Locks::path_of(request.dockerfile);
+        let platform = request.at.platform.to_string();
+        let lock_file = Locks::path_of(request.at.dockerfile);
         let existing = self
             .locks
-            .get(request.dockerfile, request.instruction, &platform)
+            .get(request.at.dockerfile, request.at.instruction, &platform)
             .map_err(|e| InstallError::new(error_chain(&e)))?;
         let lock = match (self.locks.mode(), existing) {
             (LockMode::Normal | LockMode::Locked, Some(lock)) if lock.inputs == inputs => lock,
@@ -423,7 +423,7 @@ impl Installer for NativeInstaller {
             _ => self.resolve_fresh(request, inputs)?,
         };
         self.locks
-            .record(request.dockerfile, lock.clone())
+            .record(request.at.dockerfile, lock.clone())
             .map_err(|e| InstallError::new(error_chain(&e)))?;
         let commands = self.below(request)?;
         toml::to_string(&Resolution { lock, commands })
@@ -665,6 +665,7 @@ fn glob_match(pattern: &str, name: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use forge_builder::RunAt;
     use forge_oci::Node;
 
     #[test]
@@ -690,15 +691,13 @@ mod tests {
             files.insert("tmp/requirements.txt", Node::bytes(0o644, requirements));
             let run = InstallRun { ops };
             let platform = forge_oci::Platform::default();
-            let request = InstallRequest {
+            let at = RunAt {
                 dockerfile: Path::new("plugins/p/Dockerfile"),
                 position: Position { line: 3, column: 1 },
                 instruction: "RUN ...",
-                run: &run,
-                files: &files,
                 platform: &platform,
-                env: &[],
             };
+            let request = InstallRequest { at, run: &run, files: &files, env: &[] };
             installer.inputs(&request).unwrap()
         };
         let base = inputs(vec![op(InstallKind::Pip(pip(&["pyyaml"])), vec![])], "slugify\n");

@@ -5,7 +5,7 @@
 //! in forge-builder so the builder never talks to the network: it is handed
 //! a [`BaseResolver`] and does not know where images come from.
 
-use forge_builder::{BaseImage, BaseResolver, BuildError, LocalResolver};
+use forge_builder::{BaseImage, BaseResolver, BuildError, LocalResolver, Resolved};
 use forge_oci::BlobStore;
 use std::path::PathBuf;
 
@@ -142,12 +142,7 @@ impl PullingResolver {
 }
 
 impl BaseResolver for PullingResolver {
-    fn resolve(
-        &self,
-        reference: &str,
-        platform: &Platform,
-        store: &BlobStore,
-    ) -> Result<BaseImage, BuildError> {
+    fn resolve(&self, reference: &str, platform: &Platform, store: &BlobStore) -> Resolved {
         let local_help = match self.local.resolve(reference, platform, store) {
             Ok(found) => return Ok(found),
             Err(BuildError::BaseNotFound { help, .. }) => help,

@@ -96,10 +96,10 @@ impl Runner for SandboxRunner {
             .help("build without --native-only, or make the RUN a plain `pip install`/`apt-get install`"));
         }
         let host = Platform::host();
-        if !request.platform.accepts(&host) && !host.accepts(request.platform) {
+        if !request.at.platform.accepts(&host) && !host.accepts(request.at.platform) {
             return Err(RunError::new(format!(
                 "this RUN must execute in the sandbox, and the image is for {}, which this {host} machine cannot run",
-                request.platform
+                request.at.platform
             ))
             .help("build this plugin for the machine's platform, or make the RUN one a native installer takes"));
         }
@@ -162,7 +162,7 @@ impl RunChain for Chain<'_> {
             code => {
                 let status =
                     code.map_or("was killed by a signal".to_string(), |c| format!("exited with status {c}"));
-                let mut error = RunError::new(format!("`{}` {status}", request.instruction));
+                let mut error = RunError::new(format!("`{}` {status}", request.at.instruction));
                 error.output = outcome.tail;
                 if !command.network {
                     error.help = Some("sandboxed RUNs have no network; `--run-network` gives them the host's (the build then depends on what it serves)".into());
