@@ -12,9 +12,15 @@ pub enum Error {
     /// A build failed.
     #[error(transparent)]
     Build(#[from] BuildError),
-    /// A `Dockerfile.lock` could not be read or written.
-    #[error(transparent)]
-    Lock(#[from] crate::locks::LockError),
+    /// A `Dockerfile.lock` is not a lock file of ours (reading or writing
+    /// it fails as `Io` or `Input`).
+    #[error("{}: not a valid lock file: {message}", path.display())]
+    InvalidLock {
+        /// The lock file.
+        path: PathBuf,
+        /// What is wrong.
+        message: String,
+    },
     /// The monorepo or a plugin's manifest could not be read.
     #[error(transparent)]
     Manifest(#[from] forge_manifest::ManifestError),

@@ -24,6 +24,8 @@ use std::sync::Mutex;
 
 use serde::{Deserialize, Serialize};
 
+use crate::Error;
+
 /// The lock file's name, beside the Dockerfile (never part of the build
 /// context: the builder leaves it out).
 pub use forge_builder::LOCK_FILE;
@@ -64,25 +66,6 @@ struct File {
     version: u32,
     #[serde(default, rename = "run")]
     runs: Vec<RunLock>,
-}
-
-/// Why a lock file could not be used.
-#[derive(Debug, thiserror::Error)]
-pub enum LockError {
-    /// Reading it failed.
-    #[error(transparent)]
-    Read(#[from] forge_input::InputError),
-    /// Writing it failed.
-    #[error(transparent)]
-    Io(#[from] forge_input::IoError),
-    /// It is not a lock file of ours.
-    #[error("{}: not a valid lock file: {message}", path.display())]
-    Invalid {
-        /// The lock file.
-        path: PathBuf,
-        /// What is wrong.
-        message: String,
-    },
 }
 
 /// The lock files of one run, read when first needed and written back when
@@ -126,7 +109,7 @@ impl Locks {
         dockerfile: &Path,
         instruction: &str,
         platform: &str,
-    ) -> Result<Option<RunLock>, LockError> {
+    ) -> Result<Option<RunLock>, Error> {
         let mut files = self.files.lock().unwrap_or_else(|e| e.into_inner());
         let entry = self.entry(&mut files, dockerfile)?;
         let key = (instruction.to_string(), platform.to_string());
@@ -137,7 +120,7 @@ impl Locks {
     }
 
     /// Records `lock` as the entry a build of `dockerfile` used.
-    pub fn record(&self, dockerfile: &Path, lock: RunLock) -> Result<(), LockError> {
+    pub fn record(&self, dockerfile: &Path, lock: RunLock) -> Result<(), Error> {
         let mut files = self.files.lock().unwrap_or_else(|e| e.into_inner());
         let entry = self.entry(&mut files, dockerfile)?;
         entry.used.insert((lock.instruction.clone(), lock.platform.clone()), lock);
@@ -148,7 +131,7 @@ impl Locks {
         &self,
         files: &'a mut BTreeMap<PathBuf, Entry>,
         dockerfile: &Path,
-    ) -> Result<&'a mut Entry, LockError> {
+    ) -> Result<&'a mut Entry, Error> {
         let rel = Locks::path_of(dockerfile);
         if !files.contains_key(&rel) {
             let old = read(&self.root.join(&rel), &rel)?.map(|f| f.runs).unwrap_or_default();
@@ -161,7 +144,7 @@ impl Locks {
     /// used, plus the old entries of other platforms (a build for one
     /// platform keeps another's). Returns the files written, relative to
     /// the root. A `--locked` run never writes.
-    pub fn write(&self) -> Result<Vec<PathBuf>, LockError> {
+    pub fn write(&self) -> Result<Vec<PathBuf>, Error> {
         if self.mode == LockMode::Locked {
             return Ok(Vec::new());
         }
@@ -183,7 +166,7 @@ impl Locks {
                 continue;
             }
             let text = to_text(&File { version: 1, runs })
-                .map_err(|message| LockError::Invalid { path: rel.clone(), message })?;
+                .map_err(|message| Error::InvalidLock { path: rel.clone(), message })?;
             write_atomic(&self.root.join(rel), text.as_bytes())?;
             written.push(rel.clone());
         }
@@ -196,16 +179,16 @@ fn to_text(file: &File) -> Result<String, String> {
     Ok(format!("{HEADER}{body}"))
 }
 
-fn read(path: &Path, rel: &Path) -> Result<Option<File>, LockError> {
+fn read(path: &Path, rel: &Path) -> Result<Option<File>, Error> {
     let Some(bytes) = forge_input::read(path, rel, forge_input::LOCK_LIMIT)? else {
         return Ok(None);
     };
     let text = String::from_utf8(bytes)
-        .map_err(|_| LockError::Invalid { path: rel.to_path_buf(), message: "it is not UTF-8".into() })?;
+        .map_err(|_| Error::InvalidLock { path: rel.to_path_buf(), message: "it is not UTF-8".into() })?;
     let file: File = toml::from_str(&text)
-        .map_err(|e| LockError::Invalid { path: rel.to_path_buf(), message: e.to_string() })?;
+        .map_err(|e| Error::InvalidLock { path: rel.to_path_buf(), message: e.to_string() })?;
     if file.version != 1 {
-        return Err(LockError::Invalid {
+        return Err(Error::InvalidLock {
             path: rel.to_path_buf(),
             message: format!("version {} is not known to this plugin-forge (1 is)", file.version),
         });
