@@ -16,7 +16,7 @@ pub(crate) struct Args {
 
 /// Programs the tests check our images with, and the Debian packages
 /// that provide them.
-const TOOLS: [(&str, &str); 13] = [
+const TOOLS: [(&str, &str); 15] = [
     ("skopeo", "skopeo"),
     ("umoci", "umoci"),
     ("python3", "python3"),
@@ -28,6 +28,10 @@ const TOOLS: [(&str, &str); 13] = [
     ("gpgv", "gpgv"),
     ("openssl", "openssl"),
     ("git", "git"),
+    // `zstd -d` of our zstd layers, and one core for a build
+    // (xtask/tests/it/compression.rs).
+    ("zstd", "zstd"),
+    ("taskset", "util-linux"),
     // The peers of `cargo xtask bench --quick` (xtask/tests/it/bench.rs).
     ("buildah", "buildah"),
     ("pigz", "pigz"),

@@ -70,7 +70,7 @@ pub fn execute(
     installer: &dyn Installer,
     runner: &dyn Runner,
 ) -> Result<Executed, BuildError> {
-    let context = Context { store, cache, slots, installer, runner };
+    let context = Context { store, cache, slots, installer, runner, compression: plan.compression };
     let (images, mut layers_built, mut layers_cached) = execute_stages(plan, &context)?;
     let base = stage_base(&plan.base, plan.base_stage, &plan.stages, &images);
     let stage = Stage { dockerfile: &plan.dockerfile, base: &base, epoch: plan.epoch, steps: &plan.steps };
@@ -89,6 +89,8 @@ struct Context<'a> {
     slots: &'a LayerSlots,
     installer: &'a dyn Installer,
     runner: &'a dyn Runner,
+    /// The compression of every layer built (`--compression`).
+    compression: Compression,
 }
 
 /// One stage as it is executed: the target or one of [`BuildPlan::stages`].
@@ -199,6 +201,7 @@ fn run(stage: &Stage<'_>, context: &Context<'_>, images: &BTreeMap<usize, Image>
         slots: context.slots,
         digests: FileDigests::new(store),
         epoch: stage.epoch,
+        compression: context.compression,
         built: 0,
         cached: 0,
     };
@@ -403,7 +406,7 @@ impl Installs {
         };
         let resolution = installer.resolve(&request).map_err(install_error)?;
         let options = LayerOptions { mtime: executor.epoch };
-        let compression = Compression::default();
+        let compression = executor.compression;
         let inputs = KeyInputs { instruction: &step.created_by, parents: &[], options, compression };
         let key = LayerKey::of_resolution(&resolution, &inputs);
         let spool = self.spool.as_ref().expect("made when the plan installs").path();
@@ -469,7 +472,7 @@ impl<'r> Runs<'r> {
         let run_error = |e: RunError| run_error(plan, step, e);
         runner.check(&request).map_err(run_error)?;
         let options = LayerOptions { mtime: executor.epoch };
-        let compression = Compression::default();
+        let compression = executor.compression;
         let key_text = run.key_text();
         let inputs = KeyInputs { instruction: &key_text, parents, options, compression };
         let digests = executor.digests;
@@ -569,6 +572,7 @@ struct Executor<'a> {
     slots: &'a LayerSlots,
     digests: FileDigests<'a>,
     epoch: u64,
+    compression: Compression,
     built: usize,
     cached: usize,
 }
@@ -577,7 +581,7 @@ impl Executor<'_> {
     /// The layer of `tree`, from the cache by its content key or built.
     fn layer(&mut self, tree: &Tree, step: &Step, parents: &[Digest]) -> forge_oci::Result<Layer> {
         let options = LayerOptions { mtime: self.epoch };
-        let compression = Compression::default();
+        let compression = self.compression;
         let inputs = KeyInputs { instruction: &step.created_by, parents, options, compression };
         let digests = self.digests;
         let key = LayerKey::new(tree, &inputs, &mut |path, size| digests.digest(path, size))?;

@@ -8,6 +8,7 @@
 use std::collections::BTreeMap;
 
 use forge_manifest::ImageRef;
+use forge_oci::Compression;
 
 use crate::BuildError;
 
@@ -41,6 +42,9 @@ pub struct Extras {
     /// `--target STAGE`: build that stage of a multi-stage Dockerfile (and
     /// the stages it needs) instead of the last.
     pub target: Option<String>,
+    /// `--compression`: of every layer built (gzip by default; zstd for
+    /// runtimes that read it).
+    pub compression: Compression,
 }
 
 impl Extras {
@@ -87,7 +91,15 @@ impl Extras {
                 checked.push(tag.clone());
             }
         }
-        Ok(Extras { build_args, labels, tags: checked, no_cache, preserve_modes: false, target: None })
+        Ok(Extras {
+            build_args,
+            labels,
+            tags: checked,
+            no_cache,
+            preserve_modes: false,
+            target: None,
+            ..Extras::default()
+        })
     }
 }
 

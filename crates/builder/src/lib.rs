@@ -265,6 +265,7 @@ impl Workspace {
             let mut resolve = |reference: &str| resolver.resolve(reference, &platform, &self.store);
             let mut plan = plan_target(&dockerfile, &target, &mut resolve, &inputs)?;
             plan.labels = options.extras.labels.clone();
+            plan.compression = options.extras.compression;
             plan.labels.extend(labels.clone());
             plan.annotations = annotations(&plugin, &image_name, options, &plan.base);
             plans.push(plan);

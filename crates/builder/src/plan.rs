@@ -26,7 +26,7 @@ use forge_dockerfile::{
     expand_word, parse_chmod, parse_instructions, parse_port, validate_signal, Command, Copy, Dockerfile,
     Instr, Position, Protocol, RawWord, RunScript, Spanned,
 };
-use forge_oci::{Node, Platform, RuntimeConfig, Spool, Tree};
+use forge_oci::{Compression, Node, Platform, RuntimeConfig, Spool, Tree};
 
 use crate::archive;
 use crate::context::{resolve, Context, CopyOptions};
@@ -214,6 +214,9 @@ pub struct BuildPlan {
     pub base: BaseImage,
     /// `SOURCE_DATE_EPOCH`.
     pub epoch: u64,
+    /// The compression of the layers built (`--compression`; gzip unless
+    /// the caller sets another, as it sets the labels).
+    pub compression: Compression,
     /// The steps after `FROM`, in order.
     pub steps: Vec<Step>,
     /// Labels set over the Dockerfile's (the Supervisely labels).
@@ -415,6 +418,7 @@ pub fn plan_target(
         dockerfile: dockerfile.path.clone(),
         base: target_plan.base,
         epoch: inputs.epoch,
+        compression: Compression::default(),
         steps: target_plan.steps,
         labels: BTreeMap::new(),
         annotations: BTreeMap::new(),

@@ -61,13 +61,13 @@ pub struct KeyInputs<'a> {
 }
 
 /// The version of [`LayerKey::new`]'s key text. v2: layers of 128 MiB and
-/// more are gzip in blocks; the key of a RUN's layer is made before its
-/// size is known, so the version, not the content size, keeps a layer
-/// compressed by an older encoder from being taken for one this one
-/// writes.
-const LAYER_KEY_VERSION: &[u8] = b"forge-layer-key-v2";
-/// The version of [`LayerKey::of_resolution`]'s key text (v2: as above).
-const INSTALL_KEY_VERSION: &[u8] = b"forge-install-key-v2";
+/// more are gzip in blocks; v3: their incompressible blocks are stored.
+/// The key of a RUN's layer is made before its size is known, so the
+/// version, not the content size, keeps a layer compressed by an older
+/// encoder from being taken for one this one writes.
+const LAYER_KEY_VERSION: &[u8] = b"forge-layer-key-v3";
+/// The version of [`LayerKey::of_resolution`]'s key text (v3: as above).
+const INSTALL_KEY_VERSION: &[u8] = b"forge-install-key-v3";
 
 impl LayerKey {
     /// The key of `tree` with `inputs`; `content` gives the digest of a
@@ -230,13 +230,31 @@ mod tests {
     use crate::tree::Node;
 
     fn key(tree: &Tree, instruction: &str, parents: &[Digest]) -> LayerKey {
-        let inputs = KeyInputs {
-            instruction,
-            parents,
-            options: LayerOptions { mtime: 7 },
-            compression: Compression::Gzip,
-        };
+        key_with(tree, instruction, parents, Compression::Gzip)
+    }
+
+    fn key_with(tree: &Tree, instruction: &str, parents: &[Digest], compression: Compression) -> LayerKey {
+        let inputs = KeyInputs { instruction, parents, options: LayerOptions { mtime: 7 }, compression };
         LayerKey::new(tree, &inputs, &mut |path, _| Ok(Digest::of(&std::fs::read(path).unwrap()))).unwrap()
+    }
+
+    #[test]
+    fn gzip_and_zstd_layers_never_share_a_key() {
+        let mut tree = Tree::new();
+        tree.insert("app/f", Node::bytes(0o644, "same"));
+        let gzip = key_with(&tree, "COPY f /app/f", &[], Compression::Gzip);
+        let zstd = key_with(&tree, "COPY f /app/f", &[], Compression::Zstd);
+        assert_ne!(gzip, zstd);
+        let inputs = |compression| KeyInputs {
+            instruction: "RUN pip install six",
+            parents: &[],
+            options: LayerOptions { mtime: 7 },
+            compression,
+        };
+        assert_ne!(
+            LayerKey::of_resolution("six==1.16.0", &inputs(Compression::Gzip)),
+            LayerKey::of_resolution("six==1.16.0", &inputs(Compression::Zstd))
+        );
     }
 
     #[test]

@@ -11,9 +11,19 @@
 //!
 //! **Seam:** the compression of the layers we write is a parameter of the
 //! layer builder; [`Compression::default`] (gzip) is the one place where it
-//! is chosen for every build. gzip is written with no file name, mtime 0 and
-//! the fixed [`GZIP_LEVEL`], so that the bytes depend only on the content.
-//! zstd is recognised everywhere but neither written nor read yet.
+//! is chosen for every build (`--compression zstd` picks [`Compression::Zstd`]
+//! instead). gzip is written with no file name, mtime 0 and the fixed
+//! [`GZIP_LEVEL`], so that the bytes depend only on the content.
+//!
+//! **zstd** layers (`application/vnd.oci.image.layer.v1.tar+zstd`) are one
+//! frame at the fixed [`ZSTD_LEVEL`] with a content checksum, always in
+//! libzstd's multi-threaded mode ([`zstd_workers`] workers, at least one):
+//! its output depends on the level and the job size (set by the level),
+//! never on the number of workers, while the single-threaded mode's would
+//! differ, so it is never used. Nothing may call `ZSTD_e_flush` mid-layer
+//! (it would cut a job): [`Encoder::flush`] only flushes the writer below.
+//! The bytes also depend on libzstd's version, pinned by `Cargo.lock`
+//! (`zstd-sys` builds its bundled source).
 //!
 //! **Large layers** ([`Encoder::sized`] with at least [`LARGE_LAYER`]
 //! bytes of file content) are gzip in independent blocks, as pigz writes
@@ -25,7 +35,9 @@
 //! joined in order into one standard gzip member with the CRC-32 and size
 //! of the whole input. Each block's bytes depend only on its input and the
 //! 32 KiB before it, so the output is the same whatever the core count or
-//! the order the pool finishes in. Layers below the threshold (every
+//! the order the pool finishes in. A block that would not compress (random
+//! bytes, already compressed weights: [`incompressible`]) is written as
+//! stored deflate blocks instead of being deflated for nothing. Layers below the threshold (every
 //! sample image's, the 71 MiB Debian Python base included) keep the one
 //! deflate stream, byte for byte.
 
@@ -52,6 +64,12 @@ pub const GZIP_LEVEL: u32 = 6;
 /// because it decides the bytes.
 pub const LARGE_LAYER: u64 = 128 << 20;
 
+/// The zstd level of every zstd layer we write: zstd's own default, which
+/// compresses several times faster than gzip -6 into a smaller output;
+/// higher levels cost much more time for a few percent. Fixed, because the
+/// level changes the bytes and so the digest.
+pub const ZSTD_LEVEL: i32 = 3;
+
 /// The input block of [`BlockGzip`]. Fixed, because it decides the bytes.
 pub const GZIP_BLOCK: usize = 1 << 20;
 
@@ -68,7 +86,8 @@ pub enum Compression {
     None,
     /// gzip.
     Gzip,
-    /// zstd (recognised, but this crate can neither write nor read it yet).
+    /// zstd, written at [`ZSTD_LEVEL`]: for runtimes that read it (Docker
+    /// 23+, containerd, podman; not Docker 20.10).
     Zstd,
 }
 
@@ -120,17 +139,29 @@ impl Compression {
     /// What names the encoding of a layer of `content` bytes of file
     /// content in its cache key: [`Compression::name`], and for gzip in
     /// blocks ([`LARGE_LAYER`]) a name of its own, so that a layer cached
-    /// before that encoder existed is not taken for one it would write.
+    /// before that encoder existed is not taken for one it would write
+    /// (`+stored`: incompressible blocks stored, not deflated); zstd names
+    /// its level.
     pub fn key_name(self, content: u64) -> &'static str {
         match self {
-            Compression::Gzip if content >= LARGE_LAYER => "gzip-blocks-1MiB",
+            Compression::Gzip if content >= LARGE_LAYER => "gzip-blocks-1MiB+stored",
+            Compression::Zstd => "zstd-3",
             _ => self.name(),
         }
     }
 
-    /// Whether [`Decoder`] can read this compression.
+    /// The compression `--compression NAME` names: `gzip` or `zstd`.
+    pub fn from_name(name: &str) -> Option<Compression> {
+        match name {
+            "gzip" => Some(Compression::Gzip),
+            "zstd" => Some(Compression::Zstd),
+            _ => None,
+        }
+    }
+
+    /// Whether [`Decoder`] can read this compression (every one can).
     pub fn is_readable(self) -> bool {
-        !matches!(self, Compression::Zstd)
+        true
     }
 
     /// A short name for messages: `gzip`, `zstd`, `uncompressed`.
@@ -144,7 +175,6 @@ impl Compression {
 }
 
 /// Compresses what is written into `W`.
-#[derive(Debug)]
 pub enum Encoder<W: Write> {
     /// Passes bytes through.
     None(W),
@@ -152,6 +182,36 @@ pub enum Encoder<W: Write> {
     Gzip(Box<GzEncoder<W>>),
     /// The same gzip header, in independent blocks on every core.
     Blocks(Box<BlockGzip<W>>),
+    /// One zstd frame at [`ZSTD_LEVEL`], multi-threaded; see the
+    /// [module docs](self).
+    Zstd(Box<zstd::stream::write::Encoder<'static, W>>),
+}
+
+impl<W: Write> std::fmt::Debug for Encoder<W> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let name = match self {
+            Encoder::None(_) => "None",
+            Encoder::Gzip(_) => "Gzip",
+            Encoder::Blocks(blocks) => return f.debug_tuple("Blocks").field(blocks).finish(),
+            Encoder::Zstd(_) => "Zstd",
+        };
+        f.debug_tuple(name).finish_non_exhaustive()
+    }
+}
+
+/// The workers of a zstd encoder: one per core (at least one; the output
+/// is the same for any number).
+pub fn zstd_workers() -> u32 {
+    std::thread::available_parallelism().map_or(1, |n| u32::try_from(n.get()).unwrap_or(1))
+}
+
+/// A zstd encoder with `workers` workers (at least one); see the
+/// [module docs](self).
+fn zstd_encoder<W: Write>(inner: W, workers: u32) -> io::Result<zstd::stream::write::Encoder<'static, W>> {
+    let mut encoder = zstd::stream::write::Encoder::new(inner, ZSTD_LEVEL)?;
+    encoder.include_checksum(true)?;
+    encoder.multithread(workers.max(1))?;
+    Ok(encoder)
 }
 
 impl<W: Write> Encoder<W> {
@@ -165,7 +225,9 @@ impl<W: Write> Encoder<W> {
                     .operating_system(255)
                     .write(inner, flate2::Compression::new(GZIP_LEVEL)),
             ))),
-            Compression::Zstd => None,
+            // Fails only when libzstd cannot allocate or was built without
+            // threads; the single-threaded mode would write other bytes.
+            Compression::Zstd => zstd_encoder(inner, zstd_workers()).ok().map(|e| Encoder::Zstd(Box::new(e))),
         }
     }
 
@@ -186,6 +248,7 @@ impl<W: Write> Encoder<W> {
             Encoder::None(inner) => Ok(inner),
             Encoder::Gzip(gzip) => gzip.finish(),
             Encoder::Blocks(blocks) => blocks.finish(),
+            Encoder::Zstd(zstd) => zstd.finish(),
         }
     }
 }
@@ -196,14 +259,18 @@ impl<W: Write> Write for Encoder<W> {
             Encoder::None(inner) => inner.write(buf),
             Encoder::Gzip(gzip) => gzip.write(buf),
             Encoder::Blocks(blocks) => blocks.write(buf),
+            Encoder::Zstd(zstd) => zstd.write(buf),
         }
     }
 
+    /// Flushes what is compressed so far; never cuts a zstd job (which
+    /// would change the bytes): the zstd frame's pending input stays.
     fn flush(&mut self) -> io::Result<()> {
         match self {
             Encoder::None(inner) => inner.flush(),
             Encoder::Gzip(gzip) => gzip.flush(),
             Encoder::Blocks(blocks) => blocks.flush(),
+            Encoder::Zstd(zstd) => zstd.get_mut().flush(),
         }
     }
 }
@@ -328,9 +395,18 @@ impl<W: Write> Write for BlockGzip<W> {
     }
 }
 
-/// One block as raw deflate at [`GZIP_LEVEL`], primed with `dictionary`,
-/// ended by a sync flush (or, for the last, the end of the stream).
+/// One block as raw deflate: stored when [`incompressible`], else at
+/// [`GZIP_LEVEL`], primed with `dictionary`, ended by a sync flush (or, for
+/// the last, the end of the stream).
 fn deflate_block(input: &[u8], dictionary: &[u8], last: bool) -> io::Result<Vec<u8>> {
+    if incompressible(input)? {
+        return Ok(stored(input, last));
+    }
+    deflated(input, dictionary, last)
+}
+
+/// `input` as raw deflate at [`GZIP_LEVEL`]; see [`deflate_block`].
+fn deflated(input: &[u8], dictionary: &[u8], last: bool) -> io::Result<Vec<u8>> {
     let mut deflate = flate2::Compress::new(flate2::Compression::new(GZIP_LEVEL), false);
     if !dictionary.is_empty() {
         deflate.set_dictionary(dictionary).map_err(io::Error::other)?;
@@ -353,14 +429,89 @@ fn deflate_block(input: &[u8], dictionary: &[u8], last: bool) -> io::Result<Vec<
     }
 }
 
+/// The part of a block deflated to tell whether the block compresses.
+const TRIAL: usize = 32 << 10;
+
+/// Whether deflate would gain (almost) nothing on `input`: random bytes,
+/// already compressed weights or archives. Deflating those costs as much as
+/// text and gains nothing (zlib ends up storing them), so such a block is
+/// written as stored blocks, which is also no larger. Two cheap tests, in
+/// integers so that the answer is the same on every machine: the byte
+/// histogram of the whole block must be flat (its collision entropy, a
+/// lower bound of the entropy, at least about 7.985 bits a byte: what a
+/// Huffman code of the bytes could gain is under 0.2%), and deflating its
+/// first [`TRIAL`] bytes (repeats within the block) must gain under 0.2%.
+/// Blocks under twice the trial are always deflated.
+fn incompressible(input: &[u8]) -> io::Result<bool> {
+    if input.len() < 2 * TRIAL {
+        return Ok(false);
+    }
+    // Four tables, so that consecutive equal bytes do not wait on each other.
+    let mut counts = [[0u32; 256]; 4];
+    let mut quads = input.chunks_exact(4);
+    for quad in &mut quads {
+        for (table, &byte) in counts.iter_mut().zip(quad) {
+            table[usize::from(byte)] += 1;
+        }
+    }
+    for &byte in quads.remainder() {
+        counts[0][usize::from(byte)] += 1;
+    }
+    let squares: u128 = (0..256)
+        .map(|b| {
+            let c = u128::from(counts[0][b] + counts[1][b] + counts[2][b] + counts[3][b]);
+            c * c
+        })
+        .sum();
+    // Flat: the chance that two bytes are equal is at most 1.01/256 (a
+    // random 1 MiB block is at 1.0002 ± 0.002).
+    let n = input.len() as u128;
+    if squares * 256 * 100 > n * n * 101 {
+        return Ok(false);
+    }
+    let sample = &input[..TRIAL];
+    let trial = deflated(sample, &[], true)?;
+    Ok(trial.len() * 500 >= sample.len() * 499)
+}
+
+/// `input` as stored deflate blocks (at most 65,535 bytes each, the last
+/// one final when `last`). The block before ended byte-aligned (a sync
+/// flush or stored blocks), and so does this one.
+fn stored(input: &[u8], last: bool) -> Vec<u8> {
+    const MAX: usize = 0xffff;
+    let mut out = Vec::with_capacity(input.len() + 5 * input.len().div_ceil(MAX).max(1));
+    let count = input.len().div_ceil(MAX).max(1);
+    for (i, chunk) in input.chunks(MAX).chain(input.is_empty().then_some(&[][..])).enumerate() {
+        // BFINAL, BTYPE 00 (stored), padding to the byte: one byte.
+        out.push(u8::from(last && i + 1 == count));
+        let len = chunk.len() as u16;
+        out.extend_from_slice(&len.to_le_bytes());
+        out.extend_from_slice(&(!len).to_le_bytes());
+        out.extend_from_slice(chunk);
+    }
+    out
+}
+
 /// Decompresses what is read from `R`. gzip is read as a multi-member
-/// stream, as Go's reader and `gzip -d` do.
-#[derive(Debug)]
+/// stream, as Go's reader and `gzip -d` do; zstd as every frame.
 pub enum Decoder<R: Read> {
     /// Passes bytes through.
     None(R),
     /// gzip, every member.
     Gzip(Box<MultiGzDecoder<R>>),
+    /// zstd, every frame.
+    Zstd(Box<zstd::stream::read::Decoder<'static, io::BufReader<R>>>),
+}
+
+impl<R: Read> std::fmt::Debug for Decoder<R> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let name = match self {
+            Decoder::None(_) => "None",
+            Decoder::Gzip(_) => "Gzip",
+            Decoder::Zstd(_) => "Zstd",
+        };
+        f.debug_tuple(name).finish_non_exhaustive()
+    }
 }
 
 impl<R: Read> Decoder<R> {
@@ -369,7 +520,10 @@ impl<R: Read> Decoder<R> {
         match compression {
             Compression::None => Some(Decoder::None(inner)),
             Compression::Gzip => Some(Decoder::Gzip(Box::new(MultiGzDecoder::new(inner)))),
-            Compression::Zstd => None,
+            // Fails only when libzstd cannot allocate its context.
+            Compression::Zstd => {
+                zstd::stream::read::Decoder::new(inner).ok().map(|d| Decoder::Zstd(Box::new(d)))
+            }
         }
     }
 
@@ -378,6 +532,7 @@ impl<R: Read> Decoder<R> {
         match self {
             Decoder::None(inner) => inner,
             Decoder::Gzip(gzip) => gzip.into_inner(),
+            Decoder::Zstd(zstd) => zstd.finish().into_inner(),
         }
     }
 }
@@ -387,6 +542,7 @@ impl<R: Read> Read for Decoder<R> {
         match self {
             Decoder::None(inner) => inner.read(buf),
             Decoder::Gzip(gzip) => gzip.read(buf),
+            Decoder::Zstd(zstd) => zstd.read(buf),
         }
     }
 }
@@ -467,8 +623,18 @@ mod tests {
         let mut out = Vec::new();
         Decoder::new(&bytes[..], Compression::Gzip).unwrap().read_to_end(&mut out).unwrap();
         assert_eq!(out, b"layer");
-        assert!(Decoder::new(&bytes[..], Compression::Zstd).is_none());
-        assert!(Encoder::new(Vec::new(), Compression::Zstd).is_none());
+        let mut zstd = Encoder::new(Vec::new(), Compression::Zstd).unwrap();
+        zstd.write_all(b"layer").unwrap();
+        let bytes = zstd.finish().unwrap();
+        assert_eq!(Compression::sniff(&bytes), Compression::Zstd);
+        let mut out = Vec::new();
+        Decoder::new(&bytes[..], Compression::Zstd).unwrap().read_to_end(&mut out).unwrap();
+        assert_eq!(out, b"layer");
+        for c in [Compression::Gzip, Compression::Zstd] {
+            assert_eq!(Compression::from_name(c.name()), Some(c));
+        }
+        assert_eq!(Compression::from_name("xz"), None);
+        assert_eq!(Compression::Zstd.key_name(0), format!("zstd-{ZSTD_LEVEL}"));
     }
 
     /// Text-like input that compresses (and has matches across blocks).
@@ -533,6 +699,91 @@ mod tests {
         one.write_all(&input).unwrap();
         let one = one.finish().unwrap();
         assert!(expected.len() as f64 <= one.len() as f64 * 1.01, "{} against {}", expected.len(), one.len());
+    }
+
+    /// Bytes no deflate compresses (a xorshift stream).
+    fn random(len: usize, seed: u64) -> Vec<u8> {
+        let mut x = seed | 1;
+        let mut out = Vec::with_capacity(len + 8);
+        while out.len() < len {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            out.extend_from_slice(&x.to_le_bytes());
+        }
+        out.truncate(len);
+        out
+    }
+
+    #[test]
+    fn incompressible_blocks_are_told_apart() {
+        assert!(incompressible(&random(GZIP_BLOCK, 1)).unwrap());
+        assert!(!incompressible(&text(GZIP_BLOCK)).unwrap());
+        // Flat bytes that repeat (deflate finds the matches): compressed.
+        assert!(!incompressible(&random(16 << 10, 2).repeat(64)).unwrap());
+        // A tenth of zeros makes the histogram uneven.
+        let mut zeros = random(GZIP_BLOCK, 3);
+        zeros[..GZIP_BLOCK / 10].fill(0);
+        assert!(!incompressible(&zeros).unwrap());
+        // Too short to tell: deflated.
+        assert!(!incompressible(&random(2 * TRIAL - 1, 4)).unwrap());
+    }
+
+    #[test]
+    fn incompressible_blocks_are_stored_in_the_one_member() {
+        // Random, text, random, then a random tail: stored blocks between
+        // deflated ones, the last one stored and final.
+        let mut input = random(GZIP_BLOCK, 5);
+        input.extend(text(GZIP_BLOCK));
+        input.extend(random(GZIP_BLOCK + GZIP_BLOCK / 2, 6));
+        let bytes = blocks(&input, 128 << 10);
+        let mut out = Vec::new();
+        flate2::read::GzDecoder::new(&bytes[..]).read_to_end(&mut out).unwrap();
+        assert!(out == input, "decoded {} bytes of {}", out.len(), input.len());
+        // Stored: the random 2.5 MiB cost 5 bytes per 64 KiB, no more.
+        let text_alone = blocks(&text(GZIP_BLOCK), 128 << 10).len();
+        let random_bytes = input.len() - GZIP_BLOCK;
+        assert!(bytes.len() <= text_alone + random_bytes + random_bytes / 10_000 + 64, "{}", bytes.len());
+        // What zlib writes for the same input is no smaller.
+        let mut one = Encoder::new(Vec::new(), Compression::Gzip).unwrap();
+        one.write_all(&input).unwrap();
+        let one = one.finish().unwrap();
+        assert!(bytes.len() <= one.len() + one.len() / 100, "{} against {}", bytes.len(), one.len());
+        // A stored last block alone, and an empty stored block, decode too.
+        let stored_alone = stored(b"abc", true);
+        assert_eq!(stored_alone, [1, 3, 0, 0xfc, 0xff, b'a', b'b', b'c']);
+        assert_eq!(stored(b"", true), [1, 0, 0, 0xff, 0xff]);
+    }
+
+    #[test]
+    fn zstd_bytes_do_not_depend_on_the_workers_or_the_writes() {
+        // More than two of libzstd's jobs at level 3 (8 MiB each), so that
+        // several workers really share the frame.
+        let mut input = text(10 << 20);
+        input.extend(random(4 << 20, 7));
+        input.extend(text(6 << 20));
+        let encode = |workers: u32, chunk: usize| {
+            let mut encoder = zstd_encoder(Vec::new(), workers).unwrap();
+            for part in input.chunks(chunk) {
+                encoder.write_all(part).unwrap();
+            }
+            encoder.finish().unwrap()
+        };
+        let expected = encode(1, 1 << 20);
+        for (workers, chunk) in [(2, 1 << 20), (4, 7777), (3, 128 << 10)] {
+            assert!(encode(workers, chunk) == expected, "{workers} workers, writes of {chunk}");
+        }
+        // And the layer encoder (every core) writes the same.
+        let mut layer = Encoder::sized(Vec::new(), Compression::Zstd, input.len() as u64).unwrap();
+        for part in input.chunks(128 << 10) {
+            layer.write_all(part).unwrap();
+            layer.flush().unwrap();
+        }
+        assert!(layer.finish().unwrap() == expected);
+        let mut out = Vec::new();
+        Decoder::new(&expected[..], Compression::Zstd).unwrap().read_to_end(&mut out).unwrap();
+        assert!(out == input);
+        assert!(expected.len() < input.len() / 2, "{} of {}", expected.len(), input.len());
     }
 
     #[test]

@@ -139,7 +139,13 @@ fn import_archive(source: &Path, tag: Option<&str>, into: &BlobStore) -> Result<
     file.rewind().map_err(|e| Error::io("reading", source, e))?;
     let compression = Compression::sniff(&magic[..n]);
     let reader = BufReader::with_capacity(256 << 10, file);
-    let Some(mut stream) = Decoder::new(reader, compression) else {
+    // zstd layers are read, a zstd-compressed archive is not (no tool
+    // writes one).
+    let decoder = match compression {
+        Compression::Zstd => None,
+        _ => Decoder::new(reader, compression),
+    };
+    let Some(mut stream) = decoder else {
         return Err(Error::Unsupported {
             path: source.to_path_buf(),
             what: format!("a {}-compressed archive", compression.name()),
@@ -496,7 +502,7 @@ fn docker_layers(
     for (index, (path, expected)) in entry.layers.iter().zip(diff_ids).enumerate() {
         let expected = Digest::parse(expected)?;
         let (digest, size) = lookup(source, scan, path)?;
-        let (media_type, diff_id) = docker_layer(into, &digest, &what(path))?;
+        let (media_type, diff_id) = docker_layer(into, &digest)?;
         if diff_id != expected {
             return Err(Error::DiffIdMismatch {
                 path: PathBuf::from(what(path)),
@@ -532,20 +538,17 @@ fn lookup(source: &Path, scan: &Scan, path: &str) -> Result<(Digest, u64)> {
 /// The media type and diff ID of a stored docker-archive layer, whose
 /// compression is told by its content (a digest mismatch of the blob is
 /// reported on the way).
-fn docker_layer(into: &BlobStore, digest: &Digest, member: &str) -> Result<(MediaType, Digest)> {
+fn docker_layer(into: &BlobStore, digest: &Digest) -> Result<(MediaType, Digest)> {
     let compression = into.sniff_compression(digest)?;
     match compression {
         Compression::None => Ok((MediaType::ImageLayer, digest.clone())),
-        Compression::Gzip => {
+        Compression::Gzip | Compression::Zstd => {
             let path = into.path(digest);
             let found = into
                 .open_uncompressed_as(digest, compression)?
                 .finish()
                 .map_err(|e| Error::io("decompressing", &path, e))?;
             Ok((compression.layer_media_type(), found.diff_id))
-        }
-        Compression::Zstd => {
-            Err(Error::Unsupported { path: PathBuf::from(member), what: "a zstd-compressed layer".into() })
         }
     }
 }

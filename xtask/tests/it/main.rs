@@ -5,6 +5,7 @@ mod archive;
 mod bench;
 mod build;
 mod compare;
+mod compression;
 mod crash;
 mod docker_flags;
 mod e2e;
