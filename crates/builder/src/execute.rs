@@ -584,6 +584,7 @@ impl Executor<'_> {
         let compression = self.compression;
         let inputs = KeyInputs { instruction: &step.created_by, parents, options, compression };
         let digests = self.digests;
+        digests.prefetch(tree);
         let key = LayerKey::new(tree, &inputs, &mut |path, size| digests.digest(path, size))?;
         let store = self.store;
         self.cached_or(&key, || tree.write_layer(store, options, compression))

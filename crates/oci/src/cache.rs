@@ -23,6 +23,7 @@ use std::io;
 use std::os::unix::fs::MetadataExt;
 use std::path::Path;
 
+use rayon::prelude::*;
 use sha2::{Digest as _, Sha256};
 
 use crate::compression::Compression;
@@ -176,6 +177,9 @@ impl LayerCache for BlobStore {
     }
 }
 
+/// The size from which [`FileDigests::prefetch`] reads a file ahead.
+const PREFETCHED: u64 = 1 << 20;
+
 /// Content digests of files on disk, with the local stat-fingerprint
 /// shortcut of the [module docs](self), kept in `store`'s key-value cache.
 #[derive(Debug, Clone, Copy)]
@@ -187,6 +191,27 @@ impl<'a> FileDigests<'a> {
     /// Digests remembered in `store`.
     pub fn new(store: &'a BlobStore) -> FileDigests<'a> {
         FileDigests { store }
+    }
+
+    /// Reads the digests of the large files of `tree` (1 MiB
+    /// and more) on every core of the caller's pool, so that the
+    /// [`FileDigests::digest`] calls of [`LayerKey::new`] (one file after
+    /// the other) find them cached: a cold layer of large files (model
+    /// weights) is hashed in a fraction of the time one core takes. An
+    /// error is left for that call to report.
+    pub fn prefetch(&self, tree: &Tree) {
+        let large: Vec<(&Path, u64)> = tree
+            .entries()
+            .filter_map(|(_, node)| match &node.kind {
+                NodeKind::File { size, source: FileSource::Path(path) } if *size >= PREFETCHED => {
+                    Some((path.as_path(), *size))
+                }
+                _ => None,
+            })
+            .collect();
+        if large.len() > 1 {
+            large.par_iter().for_each(|(path, size)| drop(self.digest(path, *size)));
+        }
     }
 
     /// The digest of the file at `path`, which must have `size` bytes:
