@@ -1,17 +1,15 @@
 //! `--compression zstd`: the layers built are
 //! `application/vnd.oci.image.layer.v1.tar+zstd`, read by tools we did not
 //! write (`skopeo copy` into an OCI layout, and into a gzip copy that
-//! `umoci unpack`s, Python's `tarfile` after `zstd -d`), with the same digest whatever the core count,
-//! and cached apart from the gzip layers of the same plugin.
+//! `umoci unpack`s, Python's `tarfile` after `zstd -d`), with the same
+//! digest whatever the core count, and cached apart from the gzip layers
+//! of the same plugin.
 
 use std::path::Path;
 
 use serde_json::Value;
 
-use crate::{ok, write_tree, xtask};
-
-const DOCKERFILE: &str = "ARG REGISTRY\nARG TAG\nFROM ${REGISTRY}/base-py:${TAG}\nARG MODULE_PATH\n\
-COPY ${MODULE_PATH} /workdir\nENV PYTHONPATH=/workdir\n";
+use crate::{ok, xtask};
 
 const ZSTD_LAYER: &str = "application/vnd.oci.image.layer.v1.tar+zstd";
 
@@ -71,14 +69,7 @@ fn zstd_images_are_read_by_other_tools_and_keep_their_digest_on_any_core_count()
     }
     let scratch = tempfile::tempdir().unwrap();
     let base = format!("localhost:5000/base-py={}", crate::publish::base_tarball(scratch.path()).display());
-    let repo = write_tree(&[
-        ("plugins/w/plugin_info.json", r#"{"title": "Worker", "description": "d", "type": "custom"}"#),
-        ("plugins/w/VERSION", "team/w:1.0.0\n"),
-        ("plugins/w/src/main.py", "print(1)\n"),
-        ("plugins/w/README.md", "# Worker\n"),
-        ("plugins/w/LICENSE", "MIT\n"),
-        ("plugins/w/Dockerfile", DOCKERFILE),
-    ]);
+    let repo = crate::docker_flags::monorepo();
     let weights = data(20 << 20);
     std::fs::write(repo.path().join("plugins/w/weights.bin"), &weights).unwrap();
     let root = repo.path().to_str().unwrap();

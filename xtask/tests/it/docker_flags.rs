@@ -16,7 +16,8 @@ const DOCKERFILE: &str = "ARG REGISTRY\nARG TAG\nFROM ${REGISTRY}/base-py:${TAG}
 ARG WORKER_PATH\nCOPY ${MODULE_PATH} /workdir\n\
 ENV PYTHONPATH=/workdir:/workdir/src:/workdir/supervisely_lib/worker_proto WORKER=${WORKER_PATH}\n";
 
-fn monorepo() -> tempfile::TempDir {
+/// One plugin, `team/w`, that copies its directory to /workdir.
+pub(crate) fn monorepo() -> tempfile::TempDir {
     write_tree(&[
         ("plugins/w/plugin_info.json", r#"{"title": "Worker", "description": "d", "type": "custom"}"#),
         ("plugins/w/VERSION", "team/w:1.0.0\n"),
