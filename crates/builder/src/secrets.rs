@@ -52,7 +52,7 @@ pub fn classify(path: &str, content: Option<&Path>) -> Option<&'static str> {
         return Some("a private key or key store");
     }
     if content.is_some_and(is_pem_private_key) {
-        return Some("a PEM private key");
+        return Some(PEM);
     }
     None
 }
@@ -71,17 +71,23 @@ pub(crate) fn find(tree: &Tree, root: &Path) -> Option<(String, &'static str)> {
             NodeKind::File { source, .. } => source.path(),
             _ => None,
         };
+        // The file's head is read once, for the first name that is not a
+        // secret by itself (as `classify` of each name would, in order).
+        let pem = || content.is_some_and(is_pem_private_key).then_some(PEM);
         if let Some(rel) = context_rel {
-            if let Some(what) = classify(rel, content) {
+            if let Some(what) = classify(rel, None).or_else(pem) {
                 return Some((rel.to_owned(), what));
             }
         }
-        if let Some(what) = classify(layer_path, content) {
+        let by_name = classify(layer_path, None);
+        if let Some(what) = by_name.or_else(|| if context_rel.is_none() { pem() } else { None }) {
             return Some((context_rel.unwrap_or(layer_path).to_owned(), what));
         }
     }
     None
 }
+
+const PEM: &str = "a PEM private key";
 
 fn is_pem_private_key(path: &Path) -> bool {
     let Ok(head) = forge_input::read_head(path, HEAD) else { return false };

@@ -168,7 +168,9 @@ impl LayerCache for BlobStore {
     fn get(&self, key: &LayerKey) -> Option<Layer> {
         let text = self.cache_get(&key.to_string())?;
         let layer: Layer = serde_json::from_str(&text).ok()?;
-        (self.size(&layer.digest).ok()? == layer.size).then_some(layer)
+        // Verified before it is trusted unread: a blob a power loss tore is
+        // a miss (and removed), so the layer is built again.
+        (self.size(&layer.digest).ok()? == layer.size && self.verify(&layer.digest).ok()?).then_some(layer)
     }
 
     fn put(&self, key: &LayerKey, layer: &Layer) -> Result<()> {

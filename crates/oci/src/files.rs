@@ -43,6 +43,15 @@ pub trait ImageFiles {
     /// Opens the content of the regular file at `path` (taken literally,
     /// as [`ImageFiles::node`]); `None` when it is not a regular file.
     fn open(&self, path: &str) -> io::Result<Option<Box<dyn Read + '_>>>;
+
+    /// Says that the small regular files at `paths` (taken literally, as
+    /// [`ImageFiles::open`]) are about to be read, so that a view that
+    /// decompresses layers reads them in one pass; the default does
+    /// nothing. Reading them afterwards gives the same bytes either way.
+    fn prefetch(&self, paths: &[String]) -> io::Result<()> {
+        let _ = paths;
+        Ok(())
+    }
 }
 
 /// Normalises a path given to [`ImageFiles`]: no leading or trailing `/`,

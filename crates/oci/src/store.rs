@@ -12,13 +12,24 @@
 //! ```
 //!
 //! Writes are atomic: a blob is written to a temp file inside `blobs/` while
-//! it is hashed, fsynced, and renamed to `blobs/sha256/<hex>` only once it is
-//! complete, so a crash or an error never leaves a half-written blob under
-//! its final name. (Temp files are `.tmp-<pid>-…`; a crash may leave one
-//! behind, never a wrong blob, and the next store opened removes it once
-//! its process is gone: see [`crate::temp`].) `index.json` and cache entries are replaced
-//! the same way. Reads verify: [`BlobStore::open`] hashes while reading and
-//! fails at the end if the content does not match its name.
+//! it is hashed, and renamed to `blobs/sha256/<hex>` only once it is
+//! complete, so a killed run or an error never leaves a half-written blob
+//! under its final name. (Temp files are `.tmp-<pid>-…`; a crash may leave
+//! one behind, never a wrong blob, and the next store opened removes it
+//! once its process is gone: see [`crate::temp`].) `index.json` and cache
+//! entries are replaced the same way. Reads verify: [`BlobStore::open`]
+//! hashes while reading and fails at the end if the content does not match
+//! its name.
+//!
+//! **Durability** (see [`fsync_each`]): files are not fsynced one by one
+//! (`PLUGIN_FORGE_FSYNC=1` does), as `docker save`, buildah and cargo do
+//! not: a kill cannot tear a renamed file, only a power loss or a kernel
+//! crash can, and the store is a cache of builds. Such a blob is never
+//! trusted: every reader verifies the digest ([`BlobStore::open`],
+//! [`BlobStore::read_verified`], the layers' readers, archives), a layer
+//! cache hit is verified once per process ([`BlobStore::verify`]) and a
+//! damaged blob is removed there, so the layer is built again, and writing
+//! a blob replaces what is under its name.
 //!
 //! The **key-value cache** maps a caller-chosen key to a short string. It
 //! backs the store's [`LayerCache`](crate::LayerCache) (content keys to
@@ -33,6 +44,7 @@
 //! exclusively (without waiting), so it never removes a blob a running
 //! build has written but not yet given a ref.
 
+use std::collections::BTreeSet;
 use std::fmt;
 use std::fs::{self, File};
 use std::io::{self, BufReader, BufWriter, Read, Write};
@@ -205,6 +217,33 @@ impl BlobStore {
         Ok(Compression::sniff(&magic[..n]))
     }
 
+    /// Whether the stored blob hashes to `digest`, read once per process
+    /// while its file is unchanged (same inode, size, mtime and ctime); a
+    /// blob that does not is removed, damaged (a power loss before it
+    /// reached the disk), so that it is written again. For content trusted
+    /// without being read (a layer cache hit).
+    pub fn verify(&self, digest: &Digest) -> Result<bool> {
+        let path = self.path(digest);
+        let Some(stamp) = stat_stamp(&path) else { return Ok(false) };
+        let seen = |set: &BTreeSet<(PathBuf, [i64; 6])>| set.contains(&(path.clone(), stamp));
+        if VERIFIED.lock().is_ok_and(|set| seen(&set)) {
+            return Ok(true);
+        }
+        match self.open(digest)?.finish() {
+            Ok(_) => {
+                if let Ok(mut set) = VERIFIED.lock() {
+                    set.insert((path, stamp));
+                }
+                Ok(true)
+            }
+            Err(e) if e.kind() == io::ErrorKind::InvalidData => {
+                fs::remove_file(&path).map_err(|e| Error::io("removing the damaged blob", &path, e))?;
+                Ok(false)
+            }
+            Err(e) => Err(Error::io("reading", path, e)),
+        }
+    }
+
     /// Reads a small blob (a config, a manifest) whole and verifies it.
     /// Blobs over [`MAX_JSON_SIZE`] are refused.
     pub fn read_verified(&self, digest: &Digest) -> Result<Vec<u8>> {
@@ -336,6 +375,17 @@ impl BlobStore {
     fn cache_path(&self, key: &str) -> PathBuf {
         self.root.join("cache").join(Digest::of(key.as_bytes()).hex())
     }
+}
+
+/// Blobs [`BlobStore::verify`] found whole in this process, by path and
+/// [`stat_stamp`].
+static VERIFIED: std::sync::Mutex<BTreeSet<(PathBuf, [i64; 6])>> = std::sync::Mutex::new(BTreeSet::new());
+
+/// What tells the file at `path` from another: inode, size, mtime, ctime.
+fn stat_stamp(path: &Path) -> Option<[i64; 6]> {
+    use std::os::unix::fs::MetadataExt;
+    let m = fs::metadata(path).ok()?;
+    Some([m.ino() as i64, m.size() as i64, m.mtime(), m.mtime_nsec(), m.ctime(), m.ctime_nsec()])
 }
 
 /// The `org.opencontainers.image.ref.name` annotation of a descriptor.
@@ -497,20 +547,39 @@ pub(crate) fn temp_file_in(dir: &Path) -> Result<NamedTempFile> {
     builder.tempfile_in(dir).map_err(|e| Error::io("creating a temp file in", dir, e))
 }
 
-/// Writes `bytes` to `path` through a temp file in `dir` (same file system),
-/// fsync and rename: readers see the old content or the new, never a part.
+/// Writes `bytes` to `path` through a temp file in `dir` (same file system)
+/// and renames it: readers see the old content or the new, never a part.
 pub(crate) fn write_atomic(dir: &Path, path: &Path, bytes: &[u8]) -> Result<()> {
     let mut file = temp_file_in(dir)?;
     file.write_all(bytes).map_err(|e| Error::io("writing", file.path(), e))?;
     persist(file, path)
 }
 
-/// fsyncs a complete temp file, renames it to `path` and fsyncs the
-/// directory so that the rename survives a crash.
+/// The environment variable that makes every output fsynced before its
+/// rename ([`fsync_each`]).
+pub const FSYNC_VAR: &str = "PLUGIN_FORGE_FSYNC";
+
+/// Whether each blob, ref, cache entry and archive is fsynced (with its
+/// directory) before and after its rename: only when `PLUGIN_FORGE_FSYNC=1`
+/// (read once per process). By default nothing is: the rename alone makes
+/// an output atomic against kills, and what a power loss may tear is
+/// detected where it is read (see the [module docs](self)).
+pub fn fsync_each() -> bool {
+    static EACH: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *EACH.get_or_init(|| std::env::var(FSYNC_VAR).is_ok_and(|v| v.trim() == "1"))
+}
+
+/// Renames a complete temp file to `path`, fsyncing it and the directory
+/// around the rename when [`fsync_each`] says so.
 pub(crate) fn persist(file: NamedTempFile, path: &Path) -> Result<()> {
-    file.as_file().sync_all().map_err(|e| Error::io("syncing", file.path(), e))?;
+    let sync = fsync_each();
+    if sync {
+        file.as_file().sync_all().map_err(|e| Error::io("syncing", file.path(), e))?;
+    }
     file.persist(path).map_err(|e| Error::io("renaming a temp file to", path, e.error))?;
-    sync_parent(path);
+    if sync {
+        sync_parent(path);
+    }
     Ok(())
 }
 
@@ -549,8 +618,9 @@ impl BlobWriter {
         self.file.get_ref().get_ref().path().to_path_buf()
     }
 
-    /// Completes the blob: flushes and fsyncs it, and renames it to its
-    /// digest. If the store already holds that blob the temp file is dropped.
+    /// Completes the blob: flushes it and renames it to its digest,
+    /// replacing what the store holds under that name (the same bytes, or
+    /// a blob a power loss tore).
     pub fn finish(self) -> Result<(Digest, u64)> {
         let (placed, digest, size) = self.complete()?;
         Self::place(placed, &digest)?;
@@ -583,12 +653,7 @@ impl BlobWriter {
     }
 
     fn place(placed: Placed, digest: &Digest) -> Result<()> {
-        let target = placed.blobs_dir.join(digest.hex());
-        if target.is_file() {
-            // Same name, same content: the temp file is deleted on drop.
-            return Ok(());
-        }
-        persist(placed.file, &target)
+        persist(placed.file, &placed.blobs_dir.join(digest.hex()))
     }
 }
 
@@ -779,6 +844,38 @@ mod tests {
         let err = writer.finish_verified(&Digest::of(b"abd")).unwrap_err();
         assert!(matches!(err, Error::DigestMismatch { .. }), "{err}");
         assert_eq!(files_below(&store.root().join("blobs")), Vec::<String>::new());
+    }
+
+    #[test]
+    fn a_torn_blob_is_removed_when_verified_and_replaced_when_written_again() {
+        let (_dir, store) = store();
+        let content = vec![9u8; 10_000];
+        let (digest, size) = store.put_bytes(&content).unwrap();
+        assert!(store.verify(&digest).unwrap());
+        // What a power loss may leave: the name, not the bytes.
+        fs::write(store.path(&digest), vec![0u8; content.len()]).unwrap();
+        assert!(!store.verify(&digest).unwrap(), "a damaged blob was trusted");
+        assert!(!store.contains(&digest), "the damaged blob was kept");
+        // A layer cache entry over a damaged blob is a miss.
+        let layer = crate::Layer {
+            digest: digest.clone(),
+            diff_id: digest.clone(),
+            size,
+            media_type: MediaType::ImageLayerGzip,
+        };
+        let key = crate::LayerKey::from_digest(Digest::of(b"key"));
+        store.put_bytes(&content).unwrap();
+        crate::LayerCache::put(&store, &key, &layer).unwrap();
+        assert!(crate::LayerCache::get(&store, &key).is_some());
+        fs::write(store.path(&digest), &content[..100]).unwrap();
+        assert!(crate::LayerCache::get(&store, &key).is_none(), "a truncated blob was a hit");
+        fs::write(store.path(&digest), vec![1u8; content.len()]).unwrap();
+        assert!(crate::LayerCache::get(&store, &key).is_none(), "a damaged blob was a hit");
+        // Writing the blob again puts the whole one in place.
+        fs::write(store.path(&digest), b"torn").unwrap();
+        store.put_bytes(&content).unwrap();
+        assert_eq!(store.read_verified(&digest).unwrap(), content);
+        assert_eq!(files_below(&store.root().join("blobs")), vec![format!("sha256/{}", digest.hex())]);
     }
 
     #[test]

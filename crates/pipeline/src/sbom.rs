@@ -93,12 +93,15 @@ impl Session {
                 .and_then(|b| Image::load(store, &b.digest).ok())
                 .and_then(|b| base_lock(root, &b));
             let build = self.build_options();
+            // The image's own revision (the last commit that changed its
+            // inputs), not `HEAD`: the documents say what the image says.
+            let revision = revision_of(image);
             let plugin = Plugin {
                 path: built.plugin.display().to_string(),
                 name: built.image_ref.name.clone(),
                 version: built.image_ref.tag.clone(),
                 title: built.title.clone(),
-                revision: build.revision.clone(),
+                revision: revision.clone(),
                 source: build.source.clone(),
             };
             let sbom = match options.sbom {
@@ -146,7 +149,7 @@ impl Session {
                     base,
                     locks,
                     source: build.source.clone(),
-                    revision: build.revision.clone(),
+                    revision,
                     epoch: build.epoch,
                 };
                 Some(write(store, image, forge_sbom::IN_TOTO_MEDIA_TYPE, &provenance.render(), build.epoch)?)
@@ -247,6 +250,11 @@ fn write(
     let annotations =
         BTreeMap::from([("org.opencontainers.image.created".to_string(), forge_oci::image::rfc3339(epoch))]);
     Ok(referrers::write_artifact(store, media_type, document, &image.manifest_descriptor(), &annotations)?)
+}
+
+/// The commit an image says it was built from (its revision annotation).
+fn revision_of(image: &Image) -> Option<String> {
+    image.manifest.annotations().as_ref()?.get(crate::session::REVISION).cloned()
 }
 
 /// The base an image says it was built from.

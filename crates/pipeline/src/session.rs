@@ -363,7 +363,7 @@ impl Session {
 }
 
 /// The annotation of the commit an image was built from.
-const REVISION: &str = "org.opencontainers.image.revision";
+pub(crate) const REVISION: &str = "org.opencontainers.image.revision";
 
 /// The tool cache: `$XDG_CACHE_HOME/plugin-forge`, else
 /// `~/.cache/plugin-forge` (uv, wheels, `.deb`s, indexes).

@@ -95,6 +95,16 @@ fn debian(files: &dyn ImageFiles, record: &Record) -> Result<Vec<DebianPackage>,
     };
     let db = forge_debian::status::StatusDb::parse(&text, "/var/lib/dpkg/status")
         .map_err(|source| Error::Status { source: Box::new(source) })?;
+    // Every package's `copyright` in one pass of each layer holding them.
+    let copyrights: Vec<String> = db
+        .entries()
+        .iter()
+        .filter_map(|e| e.installed.as_ref())
+        .filter_map(|i| files::resolve(files, &format!("usr/share/doc/{}/copyright", i.name)))
+        .collect();
+    files
+        .prefetch(&copyrights)
+        .map_err(|source| Error::ImageRead { path: "/usr/share/doc".into(), source })?;
     let mut packages = Vec::new();
     for entry in db.entries() {
         let Some(installed) = &entry.installed else { continue };
@@ -148,6 +158,9 @@ fn python(files: &dyn ImageFiles, record: &Record) -> Result<Vec<PythonPackage>,
             }
         }
     }
+    let metadata: Vec<String> =
+        found.iter().filter_map(|dir| files::resolve(files, &format!("{dir}/METADATA"))).collect();
+    files.prefetch(&metadata).map_err(|source| Error::ImageRead { path: "/".into(), source })?;
     let mut packages = Vec::new();
     for dir in found {
         let Some(metadata) = read_text(files, &format!("{dir}/METADATA"), TEXT_LIMIT)? else { continue };

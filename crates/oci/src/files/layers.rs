@@ -32,9 +32,13 @@
 //! when the content ends, so the blob's digest is checked on every open, as
 //! the store's reader checks it (a mismatch is the error of the last read).
 //! Small files read whole once (an installer reads `/var/lib/dpkg/status`
-//! and `/etc/os-release` several times) are kept, up to [`MEMO_FILE`] each
-//! and [`MEMO_TOTAL`] in all, so that a second open does not decompress the
-//! layer again; memory stays bounded.
+//! and `/etc/os-release` several times) are kept for the process, by their
+//! layer's digest and their entry, up to [`MEMO_FILE`] each and
+//! [`MEMO_TOTAL`] in all, so that a second open (by this view or by the
+//! view of another image on the same layer) does not decompress the layer
+//! again; memory stays bounded. [`ImageFiles::prefetch`] reads many small
+//! files of a layer in one pass of it (an SBOM reads the `copyright` file
+//! of every package): one decompression instead of one per file.
 //!
 //! The merged view of a prefix of layers is kept for the process
 //! ([`PREFIXES`] of them, by the store and the layers' digests), so that
@@ -65,9 +69,6 @@ use crate::tree::{FileSource, Node, NodeKind};
 #[derive(Debug, Clone)]
 pub struct ImageLayers {
     store: BlobStore,
-    /// Content of small files already read whole, by entry; see the
-    /// [module docs](self).
-    memo: Arc<Mutex<Memo>>,
     /// Each layer's descriptor and digest, bottom first.
     layers: Vec<(Descriptor, Digest)>,
     /// Every path of the final tree (relative, `/`-separated) that an entry
@@ -115,17 +116,8 @@ impl ImageLayers {
                 .map(|(_, prefix, view)| (prefix.len(), view.clone()))
         });
         let (start, mut merged) = kept.unwrap_or_else(|| {
-            (
-                0,
-                ImageLayers {
-                    store: store.clone(),
-                    memo: Arc::default(),
-                    layers: Vec::new(),
-                    nodes: BTreeMap::new(),
-                },
-            )
+            (0, ImageLayers { store: store.clone(), layers: Vec::new(), nodes: BTreeMap::new() })
         });
-        merged.memo = Arc::default();
         for (index, (desc, digest)) in descs.iter().zip(&digests).enumerate().skip(start) {
             let mut stream = store.open_uncompressed(desc)?;
             let read_error = |source| Error::ReadLayer { layer: digest.clone(), source };
@@ -295,22 +287,59 @@ impl ImageLayers {
     /// A reader of the content at `at`: from the memo, or read whole into
     /// it when small enough and there is room, else streamed from the layer.
     fn open_content(&self, at: Located) -> io::Result<Box<dyn Read + 'static>> {
-        let key = (at.layer, at.entry);
-        let mut memo = self.memo.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some(bytes) = memo.files.get(&key) {
+        let key = self.memo_key(at);
+        if let Some(bytes) = memo().files.get(&key) {
             return Ok(Box::new(io::Cursor::new(Shared(Arc::clone(bytes)))));
         }
-        if at.size > MEMO_FILE || memo.total + at.size > MEMO_TOTAL {
-            drop(memo);
+        if at.size > MEMO_FILE || memo().total + at.size > MEMO_TOTAL {
             return self.stream_content(at);
         }
         let mut bytes = Vec::with_capacity(usize::try_from(at.size).unwrap_or(0));
         // Read to the end: the blob's digest is checked before it is kept.
         self.stream_content(at)?.read_to_end(&mut bytes)?;
-        memo.total += bytes.len() as u64;
-        let bytes = Arc::new(bytes);
-        memo.files.insert(key, Arc::clone(&bytes));
-        Ok(Box::new(io::Cursor::new(Shared(bytes))))
+        Ok(Box::new(io::Cursor::new(Shared(keep(key, bytes)))))
+    }
+
+    fn memo_key(&self, at: Located) -> (Digest, usize) {
+        (self.layers[at.layer].1.clone(), at.entry)
+    }
+
+    /// Reads the small files at `paths` that are not kept yet into the
+    /// memo, one pass per layer that holds some; see the [module docs](self).
+    fn prefetch_paths(&self, paths: &[String]) -> io::Result<()> {
+        let mut wanted: BTreeMap<usize, BTreeMap<usize, u64>> = BTreeMap::new();
+        let mut budget = MEMO_TOTAL.saturating_sub(memo().total);
+        for path in paths {
+            let Some(at) = self.nodes.get(&normalize(path)).and_then(|p| p.content) else { continue };
+            if at.size > MEMO_FILE || at.size > budget || memo().files.contains_key(&self.memo_key(at)) {
+                continue;
+            }
+            if wanted.entry(at.layer).or_default().insert(at.entry, at.size).is_none() {
+                budget -= at.size;
+            }
+        }
+        for (layer, entries) in wanted {
+            let (desc, digest) = &self.layers[layer];
+            let mut stream = self.store.open_uncompressed(desc).map_err(io::Error::other)?;
+            let mut read = Vec::with_capacity(entries.len());
+            {
+                let mut archive = LayerReader::new(&mut stream);
+                let last = entries.keys().next_back().copied().unwrap_or(0);
+                for (index, entry) in archive.entries().map_err(into_io)?.enumerate().take(last + 1) {
+                    let mut entry = entry.map_err(into_io)?;
+                    let Some(&size) = entries.get(&index) else { continue };
+                    let mut bytes = Vec::with_capacity(usize::try_from(size).unwrap_or(0));
+                    (&mut entry).take(size).read_to_end(&mut bytes)?;
+                    read.push(((digest.clone(), index), bytes));
+                }
+            }
+            // Kept only once the whole blob has matched its digest.
+            stream.finish()?;
+            for (key, bytes) in read {
+                keep(key, bytes);
+            }
+        }
+        Ok(())
     }
 
     /// A reader of the content at `at`, straight from its layer.
@@ -364,11 +393,35 @@ impl AsRef<[u8]> for Shared {
     }
 }
 
-/// Files read whole, by (layer, entry).
+/// Files read whole, by their layer's digest and entry index: the same
+/// for every image and store that has the layer, since a layer's digest
+/// names its content and only verified content is kept.
 #[derive(Debug, Default)]
 struct Memo {
-    files: HashMap<(usize, usize), Arc<Vec<u8>>>,
+    files: HashMap<(Digest, usize), Arc<Vec<u8>>>,
     total: u64,
+}
+
+static MEMO: std::sync::LazyLock<Mutex<Memo>> = std::sync::LazyLock::new(Mutex::default);
+
+/// The process's memo, locked.
+fn memo() -> std::sync::MutexGuard<'static, Memo> {
+    MEMO.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// Keeps `bytes` (verified content of the entry `key`) unless another
+/// reader kept it first or the memo is full; returns the kept bytes.
+fn keep(key: (Digest, usize), bytes: Vec<u8>) -> Arc<Vec<u8>> {
+    let mut memo = memo();
+    if let Some(kept) = memo.files.get(&key) {
+        return Arc::clone(kept);
+    }
+    let bytes = Arc::new(bytes);
+    if memo.total + bytes.len() as u64 <= MEMO_TOTAL {
+        memo.total += bytes.len() as u64;
+        memo.files.insert(key, Arc::clone(&bytes));
+    }
+    bytes
 }
 
 /// The content of one entry straight from its layer's stream, then the
@@ -458,5 +511,9 @@ impl ImageFiles for ImageLayers {
             Some(at) => self.open_content(at).map(Some),
             None => Ok(None),
         }
+    }
+
+    fn prefetch(&self, paths: &[String]) -> io::Result<()> {
+        self.prefetch_paths(paths)
     }
 }

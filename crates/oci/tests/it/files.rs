@@ -237,6 +237,55 @@ fn a_corrupt_layer_fails_the_read_that_ends_it() {
 }
 
 #[test]
+fn prefetched_files_are_read_in_one_pass_and_only_once_verified() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = BlobStore::open_or_create(dir.path().join("store")).unwrap();
+    let image_of = |salt: &str| {
+        let mut tree = Tree::new();
+        for i in 0..20 {
+            tree.insert(format!("usr/share/doc/p{i}/copyright"), file(0o644, &format!("{salt} {i}\n")));
+        }
+        tree.insert("padding", file(0o644, &"x".repeat(4096)));
+        let layer = tree.write_layer(&store, LayerOptions { mtime: MTIME }, Compression::None).unwrap();
+        let config =
+            new_config(0, &RuntimeConfig::default(), std::slice::from_ref(&layer.diff_id), Vec::new())
+                .unwrap();
+        (write_image(&store, &config, &[layer.descriptor()], &BTreeMap::new()).unwrap(), layer.digest)
+    };
+    let tamper = |digest: &Digest| {
+        let blob = store.path(digest);
+        let mut bytes = fs::read(&blob).unwrap();
+        // A byte of the padding's content: the tar stays readable.
+        let at = bytes.windows(64).position(|w| w.iter().all(|&b| b == b'x')).unwrap();
+        bytes[at] = b'y';
+        fs::set_permissions(&blob, fs::Permissions::from_mode(0o644)).unwrap();
+        fs::write(&blob, &bytes).unwrap();
+    };
+    let paths: Vec<String> = (0..20).map(|i| format!("usr/share/doc/p{i}/copyright")).collect();
+
+    // Prefetched, then the blob changes: every file reads as it was, from
+    // the one verified pass, in this view and in another of the same layer.
+    let (image, layer) = image_of("prefetched");
+    let view = ImageLayers::read(&store, &image).unwrap();
+    view.prefetch(&paths).unwrap();
+    tamper(&layer);
+    for (i, path) in paths.iter().enumerate() {
+        assert_eq!(read_to_string(&view, path, 100).unwrap().unwrap(), format!("prefetched {i}\n"));
+    }
+    // (The view of the image cannot be read again: the layer is damaged.)
+    assert!(ImageLayers::read(&store, &image).is_err());
+
+    // A damaged layer fails the prefetch, and nothing of it is kept.
+    let (image, layer) = image_of("damaged");
+    let view = ImageLayers::read(&store, &image).unwrap();
+    tamper(&layer);
+    let err = view.prefetch(&paths).unwrap_err();
+    assert!(err.to_string().contains("does not match"), "{err}");
+    let err = read_to_string(&view, &paths[0], 100).unwrap_err();
+    assert!(err.to_string().contains("does not match"), "{err}");
+}
+
+#[test]
 fn entries_no_runtime_applies_are_refused() {
     for (entries, reason) in [
         (&[("a/../../etc/passwd", tar::EntryType::Regular, "", &b"x"[..])][..], "`..`"),
