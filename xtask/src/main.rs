@@ -161,6 +161,7 @@ pub(crate) fn run(invocation: Invocation) -> ExitCode {
         Command::Completions(args) => completions::run(args),
         Command::Fuzz(args) => fuzz::run(args),
     };
+    eprint!("{}", forge_pipeline::timings::summary());
     match result {
         Ok(code) => code,
         Err(err) => {

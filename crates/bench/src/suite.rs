@@ -177,6 +177,10 @@ impl Layout {
 
 const STORE: &str = "target/plugin-forge";
 
+/// What the generator makes besides the shapes: a workload stamped with
+/// another generation is made again (the seed store is not).
+const GENERATION: &str = "v2 (git repositories)";
+
 /// Generates what is missing (a stamp per workload records its shape).
 fn generate(layout: &Layout, config: &Config, log: &mut dyn FnMut(&str)) -> Result<Generated, Error> {
     let sizes = config.scale.sizes();
@@ -192,9 +196,10 @@ fn generate(layout: &Layout, config: &Config, log: &mut dyn FnMut(&str)) -> Resu
         Ok(true)
     };
     let stamp_of = |dir: &Path, stamp: &str| {
-        fs::write(dir.join(".bench-stamp"), stamp).io("writing", dir.join(".bench-stamp"))
+        let file = dir.join(".bench-stamp");
+        fs::write(&file, stamp).io("writing", file)
     };
-    let shape_stamp = |s: Shape| format!("{s:?}");
+    let shape_stamp = |s: Shape| format!("{GENERATION} {s:?}");
 
     let plugins_of = |root: &Path, shape: Shape| -> Result<Vec<PathBuf>, Error> {
         Ok((0..shape.plugins)
@@ -207,10 +212,11 @@ fn generate(layout: &Layout, config: &Config, log: &mut dyn FnMut(&str)) -> Resu
         if fresh(dir, &stamp)? {
             log(&format!("generating {} ({} plugins)", dir.display(), shape.plugins));
             workload::monorepo(dir, shape)?;
+            commit(dir)?;
             stamp_of(dir, &stamp)?;
         }
     }
-    let stamp = format!("weights {}", sizes.weights_bytes);
+    let stamp = format!("{GENERATION} weights {}", sizes.weights_bytes);
     if fresh(&layout.weights, &stamp)? {
         log(&format!(
             "generating {} ({} MiB of weights)",
@@ -218,11 +224,13 @@ fn generate(layout: &Layout, config: &Config, log: &mut dyn FnMut(&str)) -> Resu
             sizes.weights_bytes >> 20
         ));
         workload::weights_plugin(&layout.weights, sizes.weights_bytes)?;
+        commit(&layout.weights)?;
         stamp_of(&layout.weights, &stamp)?;
     }
-    let stamp = format!("pip {:?}", workload::PIP_PACKAGES);
+    let stamp = format!("{GENERATION} pip {:?}", workload::PIP_PACKAGES);
     if fresh(&layout.pip, &stamp)? {
         workload::pip_plugin(&layout.pip)?;
+        commit(&layout.pip)?;
         stamp_of(&layout.pip, &stamp)?;
     }
     // The seed: the Debian Python base in a store of its own, built once
@@ -258,6 +266,28 @@ fn generate(layout: &Layout, config: &Config, log: &mut dyn FnMut(&str)) -> Resu
         plugins: plugins_of(&layout.monorepo, sizes.monorepo)?,
         many: plugins_of(&layout.many, sizes.many)?,
     })
+}
+
+/// Makes the generated monorepo at `dir` a git repository of its own with
+/// one commit of everything, the same commit on every machine (fixed
+/// author, committer and dates): git then answers for the monorepo, not
+/// for a checkout around the bench directory (`target/bench` of this
+/// project), so the images' revision and `--changed-since` are the
+/// monorepo's, and a commit to the project during a run changes nothing.
+fn commit(dir: &Path) -> Result<(), Error> {
+    peers::program("git", "git").map_err(Error::Missing)?;
+    measure::run(
+        "git init -q -b main . && git add -A && git -c user.name=plugin-forge-bench \
+         -c user.email=bench@plugin-forge.invalid -c commit.gpgsign=false commit -q -m 'generated workload'",
+        &[
+            ("GIT_AUTHOR_DATE", "2026-01-01T00:00:00Z".into()),
+            ("GIT_COMMITTER_DATE", "2026-01-01T00:00:00Z".into()),
+            ("GIT_CONFIG_GLOBAL", "/dev/null".into()),
+            ("GIT_CONFIG_NOSYSTEM", "1".into()),
+        ],
+        dir,
+    )?;
+    Ok(())
 }
 
 struct Generated {
@@ -389,10 +419,11 @@ pub fn run(config: &Config, log: &mut dyn FnMut(&str)) -> Result<Report, Error> 
                     Builder::BuildKit,
                     false,
                     mono,
-                    plugins,
+                    some,
                     &buildkit_out,
                     None,
-                ),
+                )
+                .part(k, n),
             ])
             .collect(),
     );
@@ -422,6 +453,9 @@ pub fn run(config: &Config, log: &mut dyn FnMut(&str)) -> Result<Report, Error> 
                     }
                     Ok(build_all.clone())
                 }),
+                // The plugins W1 built (their cache is warm); W3's change
+                // is in the first of them, so its scaled time counts the
+                // change n/k times: an upper bound for BuildKit.
                 docker_contender(
                     "docker build + save (BuildKit, cached)",
                     peer_runs,
@@ -429,10 +463,11 @@ pub fn run(config: &Config, log: &mut dyn FnMut(&str)) -> Result<Report, Error> 
                     Builder::BuildKit,
                     true,
                     mono,
-                    plugins,
+                    some,
                     &buildkit_out,
                     edit,
-                ),
+                )
+                .part(k, n),
             ],
         );
     }

@@ -133,6 +133,9 @@ fn plugin_skeleton(dir: &Path, name: &str, dockerfile: &str) -> Result<(), IoErr
 pub fn monorepo(root: &Path, shape: Shape) -> Result<Vec<PathBuf>, IoError> {
     let mut rng = SplitMix64::new(0x5EED_0001);
     write(&root.join(".dockerignore"), b"target\n")?;
+    // The store and the outputs are not the monorepo's (it is a git
+    // repository of its own, see the suite).
+    write(&root.join(".gitignore"), b"/target/\n/.bench-stamp\n")?;
     let per_file = (shape.sdk_bytes / shape.sdk_files.max(1) as u64) as usize;
     for i in 0..shape.sdk_files {
         let package = if i % 10 == 0 { "worker_proto".to_owned() } else { format!("pkg{:02}", i % 20) };

@@ -34,6 +34,7 @@ mod sbom;
 mod select;
 mod session;
 mod shared_cache;
+pub mod timings;
 
 use std::path::{Path, PathBuf};
 

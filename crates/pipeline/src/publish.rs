@@ -86,7 +86,9 @@ impl Session {
                         Ok(Artifact { built, attestations, tarball, archive }) => Pushed {
                             tarball,
                             archive,
-                            ..self.push_one(&client, &outcome.plugin, &built, &attestations, observer)
+                            ..crate::timings::phase("push", || {
+                                self.push_one(&client, &outcome.plugin, &built, &attestations, observer)
+                            })
                         },
                         Err(e) => Pushed {
                             plugin: outcome.plugin,

@@ -24,6 +24,7 @@ use crate::registry::cache_client;
 use crate::runner::{RunPolicy, SandboxRunner};
 use crate::sbom::{AttestOptions, Attestation};
 use crate::shared_cache::{with_run_cache, CacheOptions, RegistryCaches};
+use crate::timings;
 use crate::{
     client, descriptions, ensure, lint_gate, provenance, store_dir, Archived, BaseImageOptions, Error, Event,
     Observer, Outputs, PullingResolver,
@@ -237,8 +238,8 @@ impl Session {
     /// Attaches the SBOM and provenance to `built` and writes its tarball
     /// with them (when the run writes tarballs).
     fn export(&self, built: Built) -> Result<Artifact, Error> {
-        let attestations = self.attest(&built)?;
-        let tarball = self.write_tarball(&built, &attestations)?;
+        let attestations = timings::phase("attest", || self.attest(&built))?;
+        let tarball = timings::phase("export", || self.write_tarball(&built, &attestations))?;
         Ok(Artifact { built, tarball, archive: None, attestations })
     }
 
@@ -264,7 +265,7 @@ impl Session {
         observer: &dyn Observer,
     ) -> Result<Vec<Outcome>, Error> {
         let rejected = if batch.lint {
-            lint_gate(self.workspace.root(), plugins, &self.lint, observer)?
+            timings::phase("lint gate", || lint_gate(self.workspace.root(), plugins, &self.lint, observer))?
         } else {
             HashMap::new()
         };
@@ -296,11 +297,14 @@ impl Session {
     /// its build inputs (the last commit that changed them, not `HEAD`),
     /// and executes the plan with the run's layer cache.
     fn build_plugin(&self, plugin: &Path, cache: &dyn LayerCache) -> Result<Built, Error> {
-        let mut planned = self.workspace.plan(plugin, &self.options, &self.resolver)?;
+        let mut planned =
+            timings::phase("plan", || self.workspace.plan(plugin, &self.options, &self.resolver))?;
         if self.options.revision.is_some() {
             let root = self.workspace.root();
-            let context = Context::open(root)?;
-            let revision = BuildInputs::of(root, &planned, &self.options.registry)?.revision(root, &context);
+            let revision = timings::phase("revision", || -> Result<_, Error> {
+                let context = Context::open(root)?;
+                Ok(BuildInputs::of(root, &planned, &self.options.registry)?.revision(root, &context))
+            })?;
             for plan in &mut planned.plans {
                 match &revision {
                     Some(revision) => plan.annotations.insert(REVISION.to_string(), revision.clone()),
@@ -308,7 +312,7 @@ impl Session {
                 };
             }
         }
-        Ok(self.workspace.execute(&planned, cache, &self.installer)?)
+        Ok(timings::phase("execute", || self.workspace.execute(&planned, cache, &self.installer))?)
     }
 
     /// Runs `work` with the run's layer cache: the store (bypassed by
@@ -352,7 +356,9 @@ impl Session {
         observer.event(&Event::BuildStarted { plugin });
         let started = Instant::now();
         let result = self.build_plugin(plugin, cache).and_then(|built| {
-            image_check::check(&self.workspace, &built, &self.lint, observer)?;
+            timings::phase("image check", || {
+                image_check::check(&self.workspace, &built, &self.lint, observer)
+            })?;
             observer.event(&Event::Exporting { plugin });
             self.export(built)
         });

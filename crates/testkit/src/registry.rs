@@ -189,11 +189,40 @@ impl Registry {
         if !crate::require_tool("docker-registry") {
             return None;
         }
+        if auth.is_some() && !crate::require_tool("htpasswd") {
+            return None;
+        }
         fs::create_dir_all(&storage).unwrap();
-        let port = free_port();
+        let mut registry = Registry {
+            child: Mutex::new(None),
+            port: 0,
+            storage,
+            auth: auth.map(|(u, p)| (u.to_owned(), p.to_owned())),
+            tls: tls.is_some(),
+            log: dir.path().join("registry.log"),
+            _dir: dir,
+        };
+        // A free port may be taken by another process (another test, a
+        // bench beside this one) before the registry binds it: then it
+        // exits, and it starts again on another port. Ready is when this
+        // registry's own log says it listens, so a registry of someone else
+        // on that port is never taken for ours.
+        for _ in 0..10 {
+            registry.port = free_port();
+            registry.spawn(auth, tls);
+            if registry.wait_ready() {
+                return Some(registry);
+            }
+        }
+        panic!("docker-registry found no free port:\n{}", registry.log());
+    }
+
+    fn spawn(&self, auth: Option<(&str, &str)>, tls: Option<&ServeTls>) {
+        let dir = self.log.parent().expect("the log is in the registry's directory");
         let mut config = format!(
-            "version: 0.1\nlog:\n  level: info\nstorage:\n  filesystem:\n    rootdirectory: {}\n  delete:\n    enabled: true\nhttp:\n  addr: 127.0.0.1:{port}\n",
-            storage.display()
+            "version: 0.1\nlog:\n  level: info\nstorage:\n  filesystem:\n    rootdirectory: {}\n  delete:\n    enabled: true\nhttp:\n  addr: 127.0.0.1:{}\n",
+            self.storage.display(),
+            self.port
         );
         // Part of the `http:` section, so before `auth:`.
         if let Some(tls) = tls {
@@ -207,21 +236,17 @@ impl Registry {
             }
         }
         if let Some((user, pass)) = auth {
-            if !crate::require_tool("htpasswd") {
-                return None;
-            }
             let line = crate::run("htpasswd", &["-Bbn", user, pass]);
-            let htpasswd = dir.path().join("htpasswd");
+            let htpasswd = dir.join("htpasswd");
             fs::write(&htpasswd, line.trim()).unwrap();
             config.push_str(&format!(
                 "auth:\n  htpasswd:\n    realm: test-realm\n    path: {}\n",
                 htpasswd.display()
             ));
         }
-        let config_path = dir.path().join("config.yml");
+        let config_path = dir.join("config.yml");
         fs::write(&config_path, config).unwrap();
-        let log = dir.path().join("registry.log");
-        let log_file = fs::File::create(&log).unwrap();
+        let log_file = fs::File::create(&self.log).unwrap();
         let child = Command::new("docker-registry")
             .arg("serve")
             .arg(&config_path)
@@ -230,35 +255,33 @@ impl Registry {
             .stderr(log_file)
             .spawn()
             .expect("starting docker-registry");
-        let registry = Registry {
-            child: Mutex::new(Some(child)),
-            port,
-            storage,
-            auth: auth.map(|(u, p)| (u.to_owned(), p.to_owned())),
-            tls: tls.is_some(),
-            log,
-            _dir: dir,
-        };
-        registry.wait_ready();
-        Some(registry)
+        *self.child.lock().unwrap() = Some(child);
     }
 
-    fn wait_ready(&self) {
+    /// Waits until this registry listens and answers; `false` when it
+    /// exited because its port was taken.
+    fn wait_ready(&self) -> bool {
         let deadline = Instant::now() + Duration::from_secs(20);
+        let listening = format!("listening on 127.0.0.1:{}", self.port);
         loop {
-            // Over TLS, a listening socket is as far as this plain client
-            // can see.
-            if self.tls && TcpStream::connect(("127.0.0.1", self.port)).is_ok() {
-                return;
-            }
-            if let Some((status, _)) = http(self.port, "GET", "/v2/", &[]) {
-                if status == 200 || status == 401 {
-                    return;
-                }
-            }
             if let Some(child) = self.child.lock().unwrap().as_mut() {
                 if let Ok(Some(status)) = child.try_wait() {
+                    if self.log().contains("address already in use") {
+                        return false;
+                    }
                     panic!("docker-registry exited with {status}:\n{}", self.log());
+                }
+            }
+            if self.log().contains(&listening) {
+                // Over TLS, a listening socket is as far as this plain
+                // client can see.
+                if self.tls && TcpStream::connect(("127.0.0.1", self.port)).is_ok() {
+                    return true;
+                }
+                if let Some((status, _)) = http(self.port, "GET", "/v2/", &[]) {
+                    if status == 200 || status == 401 {
+                        return true;
+                    }
                 }
             }
             assert!(Instant::now() < deadline, "docker-registry did not answer /v2/:\n{}", self.log());
