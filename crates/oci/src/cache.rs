@@ -219,6 +219,30 @@ impl<'a> FileDigests<'a> {
     /// The digest of the file at `path`, which must have `size` bytes:
     /// from the cache while its fingerprint is unchanged, else read.
     pub fn digest(&self, path: &Path, size: u64) -> Result<Digest> {
+        let fingerprint = |meta: &std::fs::Metadata| {
+            format!(
+                "file-digest:{}\0{}\0{}.{}\0{}.{}\0{}\0{}",
+                path.display(),
+                meta.len(),
+                meta.mtime(),
+                meta.mtime_nsec(),
+                meta.ctime(),
+                meta.ctime_nsec(),
+                meta.dev(),
+                meta.ino()
+            )
+        };
+        // A regular file (not a link) this process has seen with the same
+        // fingerprint: one `lstat`, not an open and a read of the cache
+        // (the SDK every plugin copies is fingerprinted once per run).
+        if let Ok(meta) = std::fs::symlink_metadata(path) {
+            if meta.file_type().is_file() && meta.len() == size {
+                if let Some(digest) = SEEN.lock().ok().and_then(|seen| seen.get(&fingerprint(&meta)).cloned())
+                {
+                    return Ok(digest);
+                }
+            }
+        }
         // Never blocks: a FIFO swapped in since the plan is refused, and the
         // fingerprint is of the file opened.
         let file = crate::layer::open_source(path)?;
@@ -226,18 +250,14 @@ impl<'a> FileDigests<'a> {
         if meta.len() != size {
             return Err(Error::FileChanged { path: path.to_path_buf(), expected: size, found: meta.len() });
         }
-        let fingerprint = format!(
-            "file-digest:{}\0{}\0{}.{}\0{}.{}\0{}\0{}",
-            path.display(),
-            meta.len(),
-            meta.mtime(),
-            meta.mtime_nsec(),
-            meta.ctime(),
-            meta.ctime_nsec(),
-            meta.dev(),
-            meta.ino()
-        );
+        let fingerprint = fingerprint(&meta);
+        let remember = |digest: &Digest| {
+            if let Ok(mut seen) = SEEN.lock() {
+                seen.insert(fingerprint.clone(), digest.clone());
+            }
+        };
         if let Some(digest) = self.store.cache_get(&fingerprint).and_then(|t| Digest::parse(&t).ok()) {
+            remember(&digest);
             return Ok(digest);
         }
         let mut reader = HashingReader::new(io::BufReader::with_capacity(128 << 10, file));
@@ -247,9 +267,15 @@ impl<'a> FileDigests<'a> {
             return Err(Error::FileChanged { path: path.to_path_buf(), expected: size, found });
         }
         self.store.cache_put(&fingerprint, &digest.to_string())?;
+        remember(&digest);
         Ok(digest)
     }
 }
+
+/// File digests by fingerprint, known to this process (in front of the
+/// store's cache, which is a file per entry).
+static SEEN: std::sync::LazyLock<std::sync::Mutex<std::collections::HashMap<String, Digest>>> =
+    std::sync::LazyLock::new(Default::default);
 
 #[cfg(test)]
 mod tests {

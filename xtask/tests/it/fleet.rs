@@ -100,8 +100,43 @@ fn build(root: &Path, base: &Path) -> BTreeMap<String, (String, Option<String>)>
             let manifest: Value = serde_json::from_slice(&std::fs::read(manifest).unwrap()).unwrap();
             let revision =
                 manifest["annotations"]["org.opencontainers.image.revision"].as_str().map(str::to_owned);
+            // Its SBOM and provenance name the same revision.
+            let documents = referring_documents(root, hex);
+            assert_eq!(documents.len(), 2, "{digest}: an SBOM and a provenance statement");
+            for document in documents {
+                let named = document["predicate"]["buildDefinition"]["externalParameters"]["revision"]
+                    .as_str()
+                    .or_else(|| {
+                        let packages = document["packages"].as_array()?;
+                        let plugin = packages.iter().find(|p| p["SPDXID"] == "SPDXRef-Plugin")?;
+                        plugin["sourceInfo"].as_str()?.strip_prefix("git revision ")
+                    });
+                assert_eq!(named, revision.as_deref(), "{digest}: {document}");
+            }
             (l["plugin"].as_str().unwrap().to_owned(), (digest, revision))
         })
+        .collect()
+}
+
+/// The documents (SBOM, provenance) the store's `index.json` lists as
+/// referrers of the manifest `hex`, parsed.
+fn referring_documents(root: &Path, hex: &str) -> Vec<Value> {
+    let store = root.join("target/plugin-forge/oci");
+    let blob = |digest: &str| -> Value {
+        let path = store.join("blobs/sha256").join(digest.strip_prefix("sha256:").unwrap());
+        serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap()
+    };
+    let index: Value = serde_json::from_slice(&std::fs::read(store.join("index.json")).unwrap()).unwrap();
+    let mut seen = std::collections::BTreeSet::new();
+    index["manifests"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|d| d["artifactType"].is_string())
+        .filter(|d| seen.insert(d["digest"].as_str().unwrap().to_owned()))
+        .map(|d| blob(d["digest"].as_str().unwrap()))
+        .filter(|m| m["subject"]["digest"].as_str() == Some(&format!("sha256:{hex}")))
+        .map(|m| blob(m["layers"][0]["digest"].as_str().unwrap()))
         .collect()
 }
 
