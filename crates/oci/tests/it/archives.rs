@@ -547,3 +547,46 @@ fn an_unchanged_archive_is_not_written_again_and_a_changed_file_is() {
     assert_eq!(fs::read(&out).unwrap(), bytes);
     assert_eq!(update(&image).unwrap(), Written::Unchanged);
 }
+
+#[test]
+fn an_image_of_several_platforms_is_its_index_in_an_archive_of_many_and_the_hosts_for_docker() {
+    use forge_oci::{write_archive, write_index, ArchiveImage, Platform, RefNames};
+    let s = sample();
+    let for_platform = |name: &str| {
+        let mut config = s.image.config.clone();
+        Platform::parse(name).unwrap().set_on(&mut config);
+        forge_oci::write_image(&s.store, &config, s.image.manifest.layers(), &Default::default()).unwrap()
+    };
+    let (arm, amd) = (for_platform("linux/arm64"), for_platform("linux/amd64"));
+    let index = write_index(&s.store, &[arm.clone(), amd.clone()], &Default::default()).unwrap();
+    let multi = ArchiveImage {
+        manifest: index.digest.clone(),
+        repo_tags: vec!["forge/multi:1".into()],
+        referrers: Vec::new(),
+    };
+    let plain = ArchiveImage {
+        manifest: s.image.manifest_digest.clone(),
+        repo_tags: vec![TAG.into()],
+        referrers: Vec::new(),
+    };
+    let out = s.dir.path().join("all.tar");
+    write_archive(&s.store, &[plain, multi], RefNames::Reference, &out).unwrap();
+    let entries = forge_testkit::archive_index(&out)["manifests"].clone();
+    assert_eq!(entries[0]["annotations"]["org.opencontainers.image.ref.name"], "forge/multi:1");
+    assert_eq!(entries[0]["digest"], index.digest.to_string());
+    assert_eq!(entries[0]["mediaType"], MediaType::ImageIndex.to_string());
+    let members = members(&out);
+    let docker = &members.iter().find(|m| m.0 == "manifest.json").unwrap().6;
+    let docker: serde_json::Value = serde_json::from_slice(docker).unwrap();
+    let host = if Platform::host() == Platform::parse("linux/arm64").unwrap() { &arm } else { &amd };
+    let config = host.manifest.config().digest().to_string();
+    assert_eq!(docker[0]["Config"], format!("blobs/sha256/{}", config.trim_start_matches("sha256:")));
+    assert_eq!(docker[0]["RepoTags"], serde_json::json!(["forge/multi:1"]));
+    // Both platforms' manifests and configs are in it, the shared layers once.
+    for image in [&arm, &amd] {
+        for digest in [image.manifest_digest.to_string(), image.manifest.config().digest().to_string()] {
+            let name = format!("blobs/sha256/{}", digest.trim_start_matches("sha256:"));
+            assert_eq!(members.iter().filter(|m| m.0 == name).count(), 1, "{name}");
+        }
+    }
+}
