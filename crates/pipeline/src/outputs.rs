@@ -61,10 +61,14 @@ impl Session {
     }
 
     /// Writes the run's archive (if it has one) of the images of
-    /// `outcomes` that built, and says in each where its image is.
+    /// `outcomes` that built, and says in each where its image is. When
+    /// none built, the file is left as it was rather than emptied.
     pub(crate) fn write_archive(&self, outcomes: &mut [Outcome]) -> Result<(), Error> {
         let Some(file) = &self.outputs().archive else { return Ok(()) };
         let artifacts: Vec<_> = outcomes.iter_mut().filter_map(|o| o.result.as_mut().ok()).collect();
+        if artifacts.is_empty() {
+            return Ok(());
+        }
         let images: Vec<ArchiveImage> = artifacts
             .iter()
             .map(|a| {

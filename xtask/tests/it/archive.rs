@@ -229,4 +229,18 @@ fn outputs_are_the_same_bytes_whatever_jobs_and_cache_and_warm_runs_leave_them()
         let unchanged = stamp(path) == *stamp_before;
         assert_eq!(unchanged, (2..6).contains(&i), "{}", path.display());
     }
+
+    // A run in which nothing built leaves the archive as it was.
+    let plugin = forge_testkit::monorepo::plugin_path(0);
+    forge_testkit::monorepo::write(
+        cold.path(),
+        &format!("{plugin}/Dockerfile"),
+        "FROM scratch\nCOPY missing /\n",
+    );
+    let before = stamp(&archive);
+    let root = cold.path().to_str().unwrap();
+    let failed =
+        xtask(cold.path(), &["build", &plugin, "--root", root, "--archive", archive.to_str().unwrap()]);
+    assert_eq!(failed.status.code(), Some(1), "{}", String::from_utf8_lossy(&failed.stderr));
+    assert_eq!(stamp(&archive), before);
 }
