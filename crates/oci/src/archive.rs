@@ -414,6 +414,20 @@ fn fingerprint(path: &Path) -> Option<(PathBuf, [i64; 6])> {
     Some((path.to_path_buf(), stamp))
 }
 
+/// Records the blob at `path` as verified (as it is now): this process
+/// wrote it and hashed what it wrote (a layer just built:
+/// [`LayerBuilder::finish`](crate::LayerBuilder::finish)), so archives copy
+/// it in the kernel without reading and hashing it again.
+pub(crate) fn verified(path: &Path) {
+    remember(fingerprint(path));
+}
+
+fn remember(key: Option<(PathBuf, [i64; 6])>) {
+    if let (Some(key), Ok(mut copied)) = (key, COPIED.lock()) {
+        copied.insert(key);
+    }
+}
+
 /// Copies the blob at `path` (`size` bytes) after what `out` holds, in the
 /// kernel; `false` if it was not `size` bytes.
 fn copy_known(path: &Path, size: u64, out: &mut BufWriter<NamedTempFile>) -> io::Result<bool> {
@@ -482,9 +496,7 @@ fn write_entry(
                 }
             }
             // The reader checked the digest at the end of the content.
-            if let (Some(key), Ok(mut copied)) = (key, COPIED.lock()) {
-                copied.insert(key);
-            }
+            remember(key);
             tarball::write_padding(out, header.size).map_err(write_error)
         }
     }

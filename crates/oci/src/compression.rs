@@ -589,6 +589,40 @@ impl Read for UncompressedReader {
     }
 }
 
+impl UncompressedReader {
+    /// The same content, not hashed for the diff ID: for a reader that
+    /// needs only the entries and the blob verified (an image's merged
+    /// view), which would otherwise hash a large layer's content for a
+    /// digest it throws away. Call it before reading.
+    pub fn without_diff_id(self) -> LayerContent {
+        let (_, _, decoder) = self.inner.finish();
+        LayerContent { inner: decoder }
+    }
+}
+
+/// A stored layer's uncompressed content whose blob is verified at the end
+/// ([`UncompressedReader::without_diff_id`]).
+#[derive(Debug)]
+pub struct LayerContent {
+    inner: Decoder<VerifyingReader>,
+}
+
+impl LayerContent {
+    /// Reads what is left and the rest of the blob, which verifies its
+    /// digest (a corrupt blob is an `io::Error`, as for
+    /// [`UncompressedReader::finish`]); returns the blob's size.
+    pub fn finish(mut self) -> io::Result<u64> {
+        io::copy(&mut self.inner, &mut io::sink())?;
+        self.inner.into_inner().finish()
+    }
+}
+
+impl Read for LayerContent {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        self.inner.read(buf)
+    }
+}
+
 /// Reads until `buf` is full or the input ends; returns the bytes read.
 pub fn read_up_to(reader: &mut impl Read, buf: &mut [u8]) -> io::Result<usize> {
     let mut n = 0;

@@ -128,6 +128,7 @@ impl Layer {
 /// Builds one layer; see the [module docs](self) for the contract.
 pub struct LayerBuilder {
     out: Option<HashingWriter<Encoder<BlobWriter>>>,
+    store: BlobStore,
     compression: Compression,
     mtime: u64,
     previous: Option<String>,
@@ -180,6 +181,7 @@ impl LayerBuilder {
         };
         Ok(LayerBuilder {
             out: Some(HashingWriter::new(encoder)),
+            store: store.clone(),
             compression,
             mtime: options.mtime,
             previous: None,
@@ -282,6 +284,8 @@ impl LayerBuilder {
         let (diff_id, _, encoder) = out.finish();
         let blob = encoder.finish().map_err(write_error)?;
         let (digest, size) = blob.finish()?;
+        // Hashed as written: an archive of it need not read it again.
+        crate::archive::verified(&self.store.path(&digest));
         Ok(Layer { digest, diff_id, size, media_type: self.compression.layer_media_type() })
     }
 

@@ -60,7 +60,7 @@ pub use archive::{
     export_archive, export_archive_with, update_archive, write_archive, ArchiveImage, RefNames, Written,
 };
 pub use cache::{FileDigests, KeyInputs, LayerCache, LayerKey};
-pub use compression::{Compression, UncompressedReader};
+pub use compression::{Compression, LayerContent, UncompressedReader};
 pub use digest::{descriptor, Digest, DigestError, HashingReader, HashingWriter};
 pub use entries::{escape_name, read_tar, LayerReader, TarError};
 pub use error::{Error, Result};

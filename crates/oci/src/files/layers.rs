@@ -56,7 +56,7 @@ use std::sync::{Arc, Mutex};
 use oci_spec::image::Descriptor;
 
 use super::{normalize, walk, ImageFiles, Walk};
-use crate::compression::UncompressedReader;
+use crate::compression::{LayerContent, UncompressedReader};
 use crate::digest::Digest;
 use crate::entries::{EntryKind, LayerEntry, LayerReader, Marker, ReadError};
 use crate::error::{Error, Result};
@@ -119,7 +119,7 @@ impl ImageLayers {
             (0, ImageLayers { store: store.clone(), layers: Vec::new(), nodes: BTreeMap::new() })
         });
         for (index, (desc, digest)) in descs.iter().zip(&digests).enumerate().skip(start) {
-            let mut stream = store.open_uncompressed(desc)?;
+            let mut stream = store.open_uncompressed(desc)?.without_diff_id();
             let read_error = |source| Error::ReadLayer { layer: digest.clone(), source };
             merged.layers.push((desc.clone(), digest.clone()));
             merged.apply_layer(index, &mut stream).map_err(read_error)?;
@@ -137,7 +137,7 @@ impl ImageLayers {
         Ok(merged)
     }
 
-    fn apply_layer(&mut self, layer: usize, stream: &mut UncompressedReader) -> io::Result<()> {
+    fn apply_layer(&mut self, layer: usize, stream: &mut LayerContent) -> io::Result<()> {
         let mut archive = LayerReader::new(stream);
         // Paths this layer put in place, which its own opaque markers keep.
         let mut written = HashSet::new();
