@@ -195,12 +195,12 @@ impl<'a> FileDigests<'a> {
         FileDigests { store }
     }
 
-    /// Reads the digests of the large files of `tree` (1 MiB
-    /// and more) on every core of the caller's pool, so that the
-    /// [`FileDigests::digest`] calls of [`LayerKey::new`] (one file after
-    /// the other) find them cached: a cold layer of large files (model
-    /// weights) is hashed in a fraction of the time one core takes. An
-    /// error is left for that call to report.
+    /// Reads the digests of the large files of `tree` (1 MiB and more) on
+    /// every core of the caller's pool, so that the [`FileDigests::digest`]
+    /// calls of [`LayerKey::new`] (one file after the other) find them
+    /// cached: a cold layer of large files (model weights) is hashed in a
+    /// fraction of the time one core takes. An error is left for that call
+    /// to report.
     pub fn prefetch(&self, tree: &Tree) {
         let large: Vec<(&Path, u64)> = tree
             .entries()
