@@ -89,7 +89,30 @@ pub(crate) fn find(tree: &Tree, root: &Path) -> Option<(String, &'static str)> {
 
 const PEM: &str = "a PEM private key";
 
+/// Whether the file at `path` starts as a PEM private key. The answer for
+/// a regular file is kept for the process by its stat fingerprint (path,
+/// inode, size, mtime, ctime), found again with one `lstat`: lint and the
+/// build plan every plugin, and every plugin copies the same SDK.
 fn is_pem_private_key(path: &Path) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    type Stamp = (std::path::PathBuf, [i64; 6]);
+    static SNIFFED: std::sync::LazyLock<std::sync::Mutex<std::collections::HashMap<Stamp, bool>>> =
+        std::sync::LazyLock::new(Default::default);
+    let stamp = std::fs::symlink_metadata(path).ok().filter(|m| m.file_type().is_file()).map(|m| {
+        let times = [m.ino() as i64, m.size() as i64, m.mtime(), m.mtime_nsec(), m.ctime(), m.ctime_nsec()];
+        (path.to_path_buf(), times)
+    });
+    if let Some(known) = stamp.as_ref().and_then(|s| SNIFFED.lock().ok()?.get(s).copied()) {
+        return known;
+    }
+    let pem = sniff_pem(path);
+    if let (Some(stamp), Ok(mut sniffed)) = (stamp, SNIFFED.lock()) {
+        sniffed.insert(stamp, pem);
+    }
+    pem
+}
+
+fn sniff_pem(path: &Path) -> bool {
     let Ok(head) = forge_input::read_head(path, HEAD) else { return false };
     let head = String::from_utf8_lossy(&head);
     let head = head.trim_start();
