@@ -94,14 +94,13 @@ const PEM: &str = "a PEM private key";
 /// inode, size, mtime, ctime), found again with one `lstat`: lint and the
 /// build plan every plugin, and every plugin copies the same SDK.
 fn is_pem_private_key(path: &Path) -> bool {
-    use std::os::unix::fs::MetadataExt;
-    type Stamp = (std::path::PathBuf, [i64; 6]);
+    type Stamp = (std::path::PathBuf, forge_input::StatStamp);
     static SNIFFED: std::sync::LazyLock<std::sync::Mutex<std::collections::HashMap<Stamp, bool>>> =
         std::sync::LazyLock::new(Default::default);
-    let stamp = std::fs::symlink_metadata(path).ok().filter(|m| m.file_type().is_file()).map(|m| {
-        let times = [m.ino() as i64, m.size() as i64, m.mtime(), m.mtime_nsec(), m.ctime(), m.ctime_nsec()];
-        (path.to_path_buf(), times)
-    });
+    let stamp = std::fs::symlink_metadata(path)
+        .ok()
+        .filter(|m| m.file_type().is_file())
+        .map(|m| (path.to_path_buf(), forge_input::StatStamp::of(&m)));
     if let Some(known) = stamp.as_ref().and_then(|s| SNIFFED.lock().ok()?.get(s).copied()) {
         return known;
     }

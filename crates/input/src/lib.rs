@@ -1,5 +1,6 @@
 //! Reading the small files a user gives us: manifests, Dockerfiles,
-//! `.dockerignore`, lock files; and the one I/O error shape, [`IoError`],
+//! `.dockerignore`, lock files; [`StatStamp`], what tells one version of a
+//! file from another; and the one I/O error shape, [`IoError`],
 //! that every crate's error wraps, and [`error_chain`], the one way to
 //! print an error with its causes as text; and [`Position`], where in such
 //! a file something is.
@@ -19,6 +20,29 @@ use std::path::{Path, PathBuf};
 mod position;
 
 pub use position::Position;
+
+/// What tells one version of a file from another without reading it: its
+/// inode, size, mtime and ctime, with nanoseconds. A file rewritten,
+/// replaced or touched gets another stamp; what a process learnt by
+/// reading a file (its digest, whether it is a key, whether a blob is
+/// whole) is remembered by path and stamp, and found again with one `stat`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct StatStamp(pub [i64; 6]);
+
+impl StatStamp {
+    /// The stamp of the file `metadata` describes.
+    pub fn of(metadata: &std::fs::Metadata) -> StatStamp {
+        use std::os::unix::fs::MetadataExt;
+        let m = metadata;
+        StatStamp([m.ino() as i64, m.size() as i64, m.mtime(), m.mtime_nsec(), m.ctime(), m.ctime_nsec()])
+    }
+
+    /// The stamp of the file at `path`, links followed; `None` when it
+    /// cannot be stat'ed.
+    pub fn stat(path: &Path) -> Option<StatStamp> {
+        std::fs::metadata(path).ok().as_ref().map(StatStamp::of)
+    }
+}
 
 /// The limit for manifests (`plugin_info.json`, `VERSION`,
 /// `predefined_run_configs.json`, `README.md`), Dockerfiles and

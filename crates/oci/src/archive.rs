@@ -408,10 +408,7 @@ static COPIED: Mutex<BTreeSet<(PathBuf, [i64; 6])>> = Mutex::new(BTreeSet::new()
 
 /// What identifies the file at `path` as the one verified.
 fn fingerprint(path: &Path) -> Option<(PathBuf, [i64; 6])> {
-    use std::os::unix::fs::MetadataExt;
-    let m = std::fs::metadata(path).ok()?;
-    let stamp = [m.ino() as i64, m.size() as i64, m.mtime(), m.mtime_nsec(), m.ctime(), m.ctime_nsec()];
-    Some((path.to_path_buf(), stamp))
+    Some((path.to_path_buf(), forge_input::StatStamp::stat(path)?.0))
 }
 
 /// Records the blob at `path` as verified (as it is now): this process

@@ -45,6 +45,8 @@
 //! build has written but not yet given a ref.
 
 use std::collections::BTreeSet;
+
+use forge_input::StatStamp;
 use std::fmt;
 use std::fs::{self, File};
 use std::io::{self, BufReader, BufWriter, Read, Write};
@@ -224,8 +226,8 @@ impl BlobStore {
     /// without being read (a layer cache hit).
     pub fn verify(&self, digest: &Digest) -> Result<bool> {
         let path = self.path(digest);
-        let Some(stamp) = stat_stamp(&path) else { return Ok(false) };
-        let seen = |set: &BTreeSet<(PathBuf, [i64; 6])>| set.contains(&(path.clone(), stamp));
+        let Some(stamp) = StatStamp::stat(&path) else { return Ok(false) };
+        let seen = |set: &BTreeSet<(PathBuf, StatStamp)>| set.contains(&(path.clone(), stamp));
         if VERIFIED.lock().is_ok_and(|set| seen(&set)) {
             return Ok(true);
         }
@@ -378,15 +380,8 @@ impl BlobStore {
 }
 
 /// Blobs [`BlobStore::verify`] found whole in this process, by path and
-/// [`stat_stamp`].
-static VERIFIED: std::sync::Mutex<BTreeSet<(PathBuf, [i64; 6])>> = std::sync::Mutex::new(BTreeSet::new());
-
-/// What tells the file at `path` from another: inode, size, mtime, ctime.
-fn stat_stamp(path: &Path) -> Option<[i64; 6]> {
-    use std::os::unix::fs::MetadataExt;
-    let m = fs::metadata(path).ok()?;
-    Some([m.ino() as i64, m.size() as i64, m.mtime(), m.mtime_nsec(), m.ctime(), m.ctime_nsec()])
-}
+/// [`StatStamp`].
+static VERIFIED: std::sync::Mutex<BTreeSet<(PathBuf, StatStamp)>> = std::sync::Mutex::new(BTreeSet::new());
 
 /// The `org.opencontainers.image.ref.name` annotation of a descriptor.
 pub fn ref_name(descriptor: &Descriptor) -> Option<&str> {
