@@ -50,7 +50,6 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::fs::File;
 use std::io::{self, BufWriter, Read, Write};
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
 
 use tempfile::NamedTempFile;
 
@@ -402,27 +401,9 @@ pub fn write_archive(store: &BlobStore, images: &[ArchiveImage], names: RefNames
     store::persist(temp, out)
 }
 
-/// Blobs this process has copied into an archive, verified: by path and
-/// stat fingerprint (inode, size, mtime, ctime).
-static COPIED: Mutex<BTreeSet<(PathBuf, [i64; 6])>> = Mutex::new(BTreeSet::new());
-
-/// What identifies the file at `path` as the one verified.
+/// What identifies the file at `path` as the one an archive was written to.
 fn fingerprint(path: &Path) -> Option<(PathBuf, [i64; 6])> {
     Some((path.to_path_buf(), forge_input::StatStamp::stat(path)?.0))
-}
-
-/// Records the blob at `path` as verified (as it is now): this process
-/// wrote it and hashed what it wrote (a layer just built:
-/// [`LayerBuilder::finish`](crate::LayerBuilder::finish)), so archives copy
-/// it in the kernel without reading and hashing it again.
-pub(crate) fn verified(path: &Path) {
-    remember(fingerprint(path));
-}
-
-fn remember(key: Option<(PathBuf, [i64; 6])>) {
-    if let (Some(key), Ok(mut copied)) = (key, COPIED.lock()) {
-        copied.insert(key);
-    }
 }
 
 /// Copies the blob at `path` (`size` bytes) after what `out` holds, in the
@@ -459,8 +440,7 @@ fn write_entry(
         Content::Blob(digest) => {
             header.size = store.size(digest)?;
             let path = store.path(digest);
-            let key = fingerprint(&path);
-            if key.as_ref().is_some_and(|key| COPIED.lock().is_ok_and(|copied| copied.contains(key))) {
+            if store::known_whole(&path) {
                 tarball::write_header(out, &header).map_err(write_error)?;
                 if !copy_known(&path, header.size, out).map_err(|e| Error::io("copying", &path, e))? {
                     return Err(Error::SizeMismatch {
@@ -493,7 +473,7 @@ fn write_entry(
                 }
             }
             // The reader checked the digest at the end of the content.
-            remember(key);
+            store::mark_whole(&path);
             tarball::write_padding(out, header.size).map_err(write_error)
         }
     }

@@ -285,7 +285,7 @@ impl LayerBuilder {
         let blob = encoder.finish().map_err(write_error)?;
         let (digest, size) = blob.finish()?;
         // Hashed as written: an archive of it need not read it again.
-        crate::archive::verified(&self.store.path(&digest));
+        crate::store::mark_whole(&self.store.path(&digest));
         Ok(Layer { digest, diff_id, size, media_type: self.compression.layer_media_type() })
     }
 

@@ -226,16 +226,15 @@ impl BlobStore {
     /// without being read (a layer cache hit).
     pub fn verify(&self, digest: &Digest) -> Result<bool> {
         let path = self.path(digest);
-        let Some(stamp) = StatStamp::stat(&path) else { return Ok(false) };
-        let seen = |set: &BTreeSet<(PathBuf, StatStamp)>| set.contains(&(path.clone(), stamp));
-        if VERIFIED.lock().is_ok_and(|set| seen(&set)) {
+        if !path.is_file() {
+            return Ok(false);
+        }
+        if known_whole(&path) {
             return Ok(true);
         }
         match self.open(digest)?.finish() {
             Ok(_) => {
-                if let Ok(mut set) = VERIFIED.lock() {
-                    set.insert((path, stamp));
-                }
+                mark_whole(&path);
                 Ok(true)
             }
             Err(e) if e.kind() == io::ErrorKind::InvalidData => {
@@ -379,9 +378,25 @@ impl BlobStore {
     }
 }
 
-/// Blobs [`BlobStore::verify`] found whole in this process, by path and
-/// [`StatStamp`].
+/// Blob files this process found whole (hashed to their name: read by
+/// [`BlobStore::verify`] or into an archive, or hashed as they were
+/// written), by path and [`StatStamp`]: a file changed since is not.
 static VERIFIED: std::sync::Mutex<BTreeSet<(PathBuf, StatStamp)>> = std::sync::Mutex::new(BTreeSet::new());
+
+/// Whether the blob file at `path`, as it is now, is one this process
+/// found whole ([`mark_whole`]).
+pub(crate) fn known_whole(path: &Path) -> bool {
+    StatStamp::stat(path)
+        .is_some_and(|stamp| VERIFIED.lock().is_ok_and(|set| set.contains(&(path.to_path_buf(), stamp))))
+}
+
+/// Records the blob file at `path`, as it is now, as found whole: its
+/// content was just hashed to its name.
+pub(crate) fn mark_whole(path: &Path) {
+    if let (Some(stamp), Ok(mut set)) = (StatStamp::stat(path), VERIFIED.lock()) {
+        set.insert((path.to_path_buf(), stamp));
+    }
+}
 
 /// The `org.opencontainers.image.ref.name` annotation of a descriptor.
 pub fn ref_name(descriptor: &Descriptor) -> Option<&str> {
