@@ -201,6 +201,11 @@ impl Workspace {
         self.context.root()
     }
 
+    /// The build context: the root, and what its `.dockerignore` leaves out.
+    pub fn context(&self) -> &Context {
+        &self.context
+    }
+
     /// Records `image` in the store's index under `name` (the store locks
     /// its index against concurrent writers, threads and processes alike).
     pub fn set_ref(&self, name: &str, image: &forge_oci::Image) -> Result<(), BuildError> {

@@ -33,10 +33,10 @@ use crate::{descriptions, provenance, Error, BASE_IMAGES_DIR};
 pub struct BuildInputs {
     /// Paths every change under which is an input: the plugin directory,
     /// `.dockerignore`, base-image descriptions and locks.
-    always: BTreeSet<String>,
+    pub(crate) always: BTreeSet<String>,
     /// What the `COPY`/`ADD`s read (`""`: the whole context); a change
     /// under them is an input unless the context excludes it.
-    context: BTreeSet<String>,
+    pub(crate) context: BTreeSet<String>,
 }
 
 impl BuildInputs {

@@ -20,6 +20,7 @@
 mod base_image;
 mod error;
 mod events;
+mod fresh;
 mod image_check;
 mod inputs;
 mod install;

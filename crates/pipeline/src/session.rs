@@ -7,15 +7,14 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use forge_builder::{
-    BuildOptions, Built, Context, Extras, LocalResolver, Override, Rebuild, Workspace, TARGET_DIR,
-};
+use forge_builder::{BuildOptions, Built, Extras, LocalResolver, Override, Rebuild, Workspace, TARGET_DIR};
 use forge_debian::description::Description;
 use forge_lint::LintConfig;
 use forge_oci::{LayerCache, Platform, Target};
 use rayon::prelude::*;
 
 use crate::base_image::description_path;
+use crate::fresh::{Fresh, Pending};
 use crate::image_check;
 use crate::inputs::BuildInputs;
 use crate::install::NativeInstaller;
@@ -125,6 +124,8 @@ pub struct Session {
     caches: Option<RegistryCaches>,
     attest: AttestOptions,
     outputs: Outputs,
+    /// The up-to-date checks of whole plugins.
+    fresh: Fresh,
 }
 
 impl Session {
@@ -132,6 +133,16 @@ impl Session {
     /// in `ROOT/base-images` that the store lacks (unless overridden), and
     /// reads `SOURCE_DATE_EPOCH` and the git provenance.
     pub fn open(options: SessionOptions, observer: &dyn Observer) -> Result<Session, Error> {
+        // Every option but where the archive goes is part of what an
+        // up-to-date plugin was built with; the runs that must rebuild,
+        // or push layers to `--cache` registries, keep no records.
+        let keyed = SessionOptions {
+            outputs: Outputs { archive: None, ..options.outputs.clone() },
+            ..options.clone()
+        };
+        let keep_records = !options.extras.no_cache
+            && options.locks != LockMode::Update
+            && options.cache.repositories.is_empty();
         let SessionOptions {
             root,
             registry,
@@ -171,6 +182,7 @@ impl Session {
             let base = BaseImageOptions { platform: Some(platform), ..base.clone() };
             ensure_base_images(&root, &workspace, &options.registry, &overrides, &base, observer)?;
         }
+        let fresh = Fresh::new(&format!("{keyed:?}\n{options:?}"), keep_records);
         let resolver = PullingResolver::new(
             LocalResolver::new(overrides),
             client(&insecure_registries, &ca_certs, u64::MAX)?,
@@ -192,6 +204,7 @@ impl Session {
             caches,
             attest,
             outputs,
+            fresh,
         })
     }
 
@@ -246,11 +259,29 @@ impl Session {
     /// Builds the plugin at `ROOT/plugin`, checks the image and writes its
     /// tarball; no lint gate.
     pub fn build_one(&self, plugin: &Path, observer: &dyn Observer) -> Result<Artifact, Error> {
+        if let Some(artifact) = self.fresh_artifact(plugin, observer) {
+            return artifact;
+        }
         let built = self.with_cache(observer, |cache| self.build_plugin(plugin, cache));
         self.write_locks(observer)?;
-        let built = built?;
+        // No lint gate ran: no record (a fresh plugin is one that passed it).
+        let (built, _) = built?;
         image_check::check(&self.workspace, &built, &self.lint, observer)?;
         self.export(built)
+    }
+
+    /// The artifact of `plugin` if it is up to date ([`crate::fresh`]):
+    /// its image checked (warnings reported again) and its tarball
+    /// written if it is not there as it was.
+    fn fresh_artifact(&self, plugin: &Path, observer: &dyn Observer) -> Option<Result<Artifact, Error>> {
+        let (built, attestations) = timings::phase("fresh", || {
+            let workspace = &self.workspace;
+            self.fresh.check(plugin, workspace.root(), workspace.context(), workspace.store(), &self.resolver)
+        })?;
+        Some(image_check::check(&self.workspace, &built, &self.lint, observer).and_then(|()| {
+            let tarball = timings::phase("export", || self.write_tarball(&built, &attestations))?;
+            Ok(Artifact { built, tarball, archive: None, attestations })
+        }))
     }
 
     /// Lints `plugins` first (unless [`BatchOptions::lint`] is off): a
@@ -264,19 +295,51 @@ impl Session {
         batch: &BatchOptions,
         observer: &dyn Observer,
     ) -> Result<Vec<Outcome>, Error> {
-        let rejected = if batch.lint {
+        let jobs =
+            batch.jobs.unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get())).max(1);
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(jobs)
+            .build()
+            .map_err(|source| Error::Threads { what: "build", source })?;
+        // Up-to-date plugins first: when every one is, nothing is linted.
+        let fresh: Vec<Option<Outcome>> =
+            pool.install(|| plugins.par_iter().map(|p| self.fresh_outcome(p, observer)).collect());
+        let mut fresh: HashMap<PathBuf, Outcome> =
+            fresh.into_iter().flatten().map(|o| (o.plugin.clone(), o)).collect();
+        let stale: Vec<&PathBuf> = plugins.iter().filter(|p| !fresh.contains_key(*p)).collect();
+        // The gate lints every plugin, fresh ones too, as its rules look
+        // across plugins (two plugins with one image name).
+        let rejected = if batch.lint && !stale.is_empty() {
             timings::phase("lint gate", || lint_gate(self.workspace.root(), plugins, &self.lint, observer))?
         } else {
             HashMap::new()
         };
         let buildable: Vec<PathBuf> =
-            plugins.iter().filter(|p| !rejected.contains_key(*p)).cloned().collect();
-        let outcomes = self
-            .with_cache(observer, |cache| self.build_in_parallel(&buildable, batch.jobs, cache, observer));
+            stale.into_iter().filter(|p| !rejected.contains_key(*p)).cloned().collect();
+        let outcomes = self.with_cache(observer, |cache| {
+            pool.install(|| {
+                buildable
+                    .par_iter()
+                    .map(|plugin| self.build_observed(plugin, cache, observer))
+                    .collect::<Vec<_>>()
+            })
+        });
         // What resolved is kept even when a build failed later.
         self.write_locks(observer)?;
-        let mut built: HashMap<PathBuf, Outcome> =
-            outcomes?.into_iter().map(|o| (o.plugin.clone(), o)).collect();
+        let mut built: HashMap<PathBuf, Outcome> = HashMap::new();
+        for (outcome, pending) in outcomes {
+            // Records are written once every build is done (and the locks
+            // written), of what passed the gate.
+            if let (Ok(artifact), Some(pending)) = (&outcome.result, pending.filter(|_| batch.lint)) {
+                let workspace = &self.workspace;
+                timings::phase("fresh", || {
+                    let (root, context, store) = (workspace.root(), workspace.context(), workspace.store());
+                    self.fresh.record(root, context, store, &artifact.built, &artifact.attestations, pending)
+                })?;
+            }
+            built.insert(outcome.plugin.clone(), outcome);
+        }
+        built.extend(fresh.drain());
         let mut rejected = rejected;
         let mut outcomes: Vec<Outcome> = plugins
             .iter()
@@ -295,15 +358,24 @@ impl Session {
 
     /// Plans the plugin at `ROOT/plugin`, gives its image the revision of
     /// its build inputs (the last commit that changed them, not `HEAD`),
-    /// and executes the plan with the run's layer cache.
-    fn build_plugin(&self, plugin: &Path, cache: &dyn LayerCache) -> Result<Built, Error> {
+    /// and executes the plan with the run's layer cache. With the image
+    /// comes what its up-to-date record needs, taken before it executes.
+    fn build_plugin(&self, plugin: &Path, cache: &dyn LayerCache) -> Result<(Built, Option<Pending>), Error> {
         let mut planned =
             timings::phase("plan", || self.workspace.plan(plugin, &self.options, &self.resolver))?;
+        let (root, context) = (self.workspace.root(), self.workspace.context());
+        let mut pending = None;
+        if self.fresh.enabled() {
+            // Inputs that cannot be listed leave no record; the build
+            // reports what is wrong with them.
+            if let Ok(inputs) = BuildInputs::of(root, &planned, &self.options.registry) {
+                pending =
+                    Some(timings::phase("fresh", || self.fresh.pending(root, context, &planned, &inputs)));
+            }
+        }
         if self.options.revision.is_some() {
-            let root = self.workspace.root();
             let revision = timings::phase("revision", || -> Result<_, Error> {
-                let context = Context::open(root)?;
-                Ok(BuildInputs::of(root, &planned, &self.options.registry)?.revision(root, &context))
+                Ok(BuildInputs::of(root, &planned, &self.options.registry)?.revision(root, context))
             })?;
             for plan in &mut planned.plans {
                 match &revision {
@@ -312,7 +384,8 @@ impl Session {
                 };
             }
         }
-        Ok(timings::phase("execute", || self.workspace.execute(&planned, cache, &self.installer))?)
+        let built = timings::phase("execute", || self.workspace.execute(&planned, cache, &self.installer))?;
+        Ok((built, pending))
     }
 
     /// Runs `work` with the run's layer cache: the store (bypassed by
@@ -333,29 +406,19 @@ impl Session {
         Ok(())
     }
 
-    fn build_in_parallel(
-        &self,
-        plugins: &[PathBuf],
-        jobs: Option<usize>,
-        cache: &dyn LayerCache,
-        observer: &dyn Observer,
-    ) -> Result<Vec<Outcome>, Error> {
-        let jobs = jobs.unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get())).max(1);
-        let pool = rayon::ThreadPoolBuilder::new()
-            .num_threads(jobs)
-            .build()
-            .map_err(|source| Error::Threads { what: "build", source })?;
-        Ok(pool.install(|| {
-            plugins.par_iter().map(|plugin| self.build_observed(plugin, cache, observer)).collect()
-        }))
-    }
-
     /// One plugin of a batch: build, image checks, tarball, with events
     /// around them.
-    fn build_observed(&self, plugin: &Path, cache: &dyn LayerCache, observer: &dyn Observer) -> Outcome {
+    fn build_observed(
+        &self,
+        plugin: &Path,
+        cache: &dyn LayerCache,
+        observer: &dyn Observer,
+    ) -> (Outcome, Option<Pending>) {
         observer.event(&Event::BuildStarted { plugin });
         let started = Instant::now();
-        let result = self.build_plugin(plugin, cache).and_then(|built| {
+        let mut pending = None;
+        let result = self.build_plugin(plugin, cache).and_then(|(built, p)| {
+            pending = p;
             timings::phase("image check", || {
                 image_check::check(&self.workspace, &built, &self.lint, observer)
             })?;
@@ -364,7 +427,29 @@ impl Session {
         });
         let time = started.elapsed();
         observer.event(&Event::BuildFinished { plugin, result: result.as_ref().map(|a| &a.built), time });
-        Outcome { plugin: plugin.to_path_buf(), result, time }
+        (Outcome { plugin: plugin.to_path_buf(), result, time }, pending)
+    }
+
+    /// One plugin of a batch if it is up to date, with the events of a
+    /// build; `None`: it must be built.
+    fn fresh_outcome(&self, plugin: &Path, observer: &dyn Observer) -> Option<Outcome> {
+        let started = Instant::now();
+        let (built, attestations) = timings::phase("fresh", || {
+            let workspace = &self.workspace;
+            self.fresh.check(plugin, workspace.root(), workspace.context(), workspace.store(), &self.resolver)
+        })?;
+        observer.event(&Event::BuildStarted { plugin });
+        let result = timings::phase("image check", || {
+            image_check::check(&self.workspace, &built, &self.lint, observer)
+        })
+        .and_then(|()| {
+            observer.event(&Event::Exporting { plugin });
+            let tarball = timings::phase("export", || self.write_tarball(&built, &attestations))?;
+            Ok(Artifact { built, tarball, archive: None, attestations })
+        });
+        let time = started.elapsed();
+        observer.event(&Event::BuildFinished { plugin, result: result.as_ref().map(|a| &a.built), time });
+        Some(Outcome { plugin: plugin.to_path_buf(), result, time })
     }
 }
 
