@@ -3,6 +3,7 @@
 //! and many at a time behind the lint gate, pushes of what built.
 
 mod cache;
+mod fresh;
 mod run;
 mod stages;
 

@@ -1,0 +1,211 @@
+//! Whole-plugin up-to-date checks: a second run of unchanged plugins
+//! builds nothing and reports what the first did; every kind of change
+//! rebuilds exactly the plugins it touches, into the images a run
+//! without any cache makes; a file changed while its plugin builds leaves
+//! no record behind.
+
+use std::collections::BTreeMap;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, SystemTime};
+
+use forge_input::StatStamp;
+use forge_oci::Digest;
+use forge_pipeline::{BatchOptions, Event, Observer, Quiet, Session, SessionOptions};
+
+use crate::{monorepo, options, write};
+
+const PLUGINS: [&str; 3] = ["plugins/a", "plugins/c", "plugins/group/b"];
+
+/// [`monorepo`], and `plugins/c`, which copies `shared/` too, in a
+/// context that leaves out `*.tmp`.
+fn repo() -> tempfile::TempDir {
+    let repo = monorepo();
+    let root = repo.path();
+    crate::plugin(root, "plugins/c", "team/c:1.0.0\n", true);
+    let dockerfile = format!("{}COPY shared /workdir/shared\n", crate::DOCKERFILE);
+    write(root, "plugins/c/Dockerfile", &dockerfile);
+    write(root, "shared/lib.py", "def f():\n    return 1\n");
+    write(root, ".dockerignore", "**/*.tmp\n");
+    repo
+}
+
+/// Builds `PLUGINS` with `options`: digest and SBOM by plugin.
+fn build_with(options: SessionOptions, observer: &dyn Observer) -> BTreeMap<String, (String, String)> {
+    let root = options.root.clone();
+    let session = Session::open(options, &Quiet).unwrap();
+    let plugins: Vec<PathBuf> = PLUGINS.iter().map(PathBuf::from).collect();
+    let outcomes = session.build(&plugins, &BatchOptions { jobs: Some(2), lint: true }, observer).unwrap();
+    let mut found = BTreeMap::new();
+    for outcome in outcomes {
+        let artifact = outcome.result.unwrap_or_else(|e| panic!("{}: {e}", outcome.plugin.display()));
+        let sbom = artifact.attestations[0].sbom.as_ref().unwrap().descriptor.digest().to_string();
+        let tarball = artifact.tarball.unwrap();
+        assert!(root.join(&tarball).is_file() || tarball.is_file(), "{}", tarball.display());
+        found.insert(outcome.plugin.display().to_string(), (artifact.built.digest().to_string(), sbom));
+    }
+    found
+}
+
+fn build(root: &Path) -> BTreeMap<String, (String, String)> {
+    build_with(options(root), &Quiet)
+}
+
+/// What a run that reads and keeps no records and no layer cache makes.
+fn clean_build(root: &Path) -> BTreeMap<String, (String, String)> {
+    let mut options = options(root);
+    options.extras.no_cache = true;
+    build_with(options, &Quiet)
+}
+
+/// The stamp of each plugin's record file (rewritten by each build).
+fn records(root: &Path) -> BTreeMap<&'static str, Option<StatStamp>> {
+    let cache = forge_pipeline::store_dir(root).join("cache");
+    PLUGINS
+        .iter()
+        .map(|p| (*p, StatStamp::stat(&cache.join(Digest::of(format!("fresh/v1/{p}").as_bytes()).hex()))))
+        .collect()
+}
+
+fn rebuilt(before: &BTreeMap<&'static str, Option<StatStamp>>, root: &Path) -> Vec<&'static str> {
+    let after = records(root);
+    PLUGINS.iter().copied().filter(|p| before[p] != after[p]).collect()
+}
+
+#[test]
+fn an_unchanged_plugin_is_not_built_again_and_its_outcome_is_the_same() {
+    let repo = repo();
+    let root = repo.path();
+    let first = build(root);
+    let stamps = records(root);
+    assert!(stamps.values().all(Option::is_some), "{stamps:?}");
+    let index = root.join("target/plugin-forge/oci/index.json");
+    let index_before = StatStamp::stat(&index);
+    assert_eq!(build(root), first);
+    // Nothing was built: no ref set again, no record rewritten.
+    assert_eq!(StatStamp::stat(&index), index_before);
+    assert!(rebuilt(&stamps, root).is_empty());
+    assert_eq!(clean_build(root), first);
+    // A deleted tarball comes back from a fresh plugin.
+    let tarball = root.join("target/plugin-forge/images/team/a_1.0.0.tar");
+    std::fs::remove_file(&tarball).unwrap();
+    assert_eq!(build(root), first);
+    assert!(tarball.is_file());
+}
+
+#[test]
+fn each_change_rebuilds_the_plugins_it_touches_into_what_a_clean_run_makes() {
+    let repo = repo();
+    let root = repo.path().to_path_buf();
+    build(&root);
+    let a = "plugins/a";
+    let all = PLUGINS.to_vec();
+    let set_mtime = |path: &Path, time: SystemTime| {
+        std::fs::File::options().write(true).open(path).unwrap().set_modified(time).unwrap();
+    };
+    let changes: Vec<(&str, Box<dyn Fn(&Path)>, Vec<&str>)> = vec![
+        ("an edited source", Box::new(|r| write(r, "plugins/a/src/main.py", "print(2)\n")), vec![a]),
+        ("a new file", Box::new(|r| write(r, "plugins/a/src/util.py", "x = 1\n")), vec![a]),
+        (
+            "a removed file",
+            Box::new(|r| std::fs::remove_file(r.join("plugins/a/src/util.py")).unwrap()),
+            vec![a],
+        ),
+        (
+            "a mode",
+            Box::new(|r| {
+                let p = r.join("plugins/a/src/main.py");
+                std::fs::set_permissions(p, std::fs::Permissions::from_mode(0o755)).unwrap();
+            }),
+            vec![a],
+        ),
+        (
+            "a symlink",
+            Box::new(|r| std::os::unix::fs::symlink("main.py", r.join("plugins/a/src/l")).unwrap()),
+            vec![a],
+        ),
+        (
+            "a symlink pointed elsewhere",
+            Box::new(|r| {
+                std::fs::remove_file(r.join("plugins/a/src/l")).unwrap();
+                std::os::unix::fs::symlink("gone.py", r.join("plugins/a/src/l")).unwrap();
+            }),
+            vec![a],
+        ),
+        (
+            "the same size and mtime, other bytes",
+            Box::new(move |r| {
+                let p = r.join("plugins/group/b/src/main.py");
+                let mtime = std::fs::metadata(&p).unwrap().modified().unwrap();
+                write(r, "plugins/group/b/src/main.py", "print(9)\n");
+                set_mtime(&p, mtime);
+            }),
+            vec!["plugins/group/b"],
+        ),
+        (
+            "a shared file",
+            Box::new(|r| write(r, "shared/lib.py", "def f():\n    return 2\n")),
+            vec!["plugins/c"],
+        ),
+        ("a file the context leaves out", Box::new(|r| write(r, "shared/notes.tmp", "x\n")), vec![]),
+        ("a .dockerignore", Box::new(|r| write(r, ".dockerignore", "**/*.tmp\n**/*.pyc\n")), all.clone()),
+        (
+            "the base image",
+            Box::new(|r| {
+                let store = forge_pipeline::open_store(r).unwrap();
+                let rootfs = tempfile::tempdir().unwrap();
+                for exe in ["bin/sh", "usr/bin/python", "usr/bin/other"] {
+                    write(rootfs.path(), exe, "stand-in\n");
+                    let mode = std::fs::Permissions::from_mode(0o755);
+                    std::fs::set_permissions(rootfs.path().join(exe), mode).unwrap();
+                }
+                let base = forge_builder::image_from_rootfs(&store, rootfs.path(), 0).unwrap();
+                store.set_ref("localhost:5000/base-py", &base.manifest_descriptor()).unwrap();
+            }),
+            all.clone(),
+        ),
+        ("nothing", Box::new(|_| {}), vec![]),
+    ];
+    for (what, change, expected) in changes {
+        let before = records(&root);
+        let digests = build(&root);
+        change(&root);
+        // Changes within a second of the build must be seen too.
+        let after = build(&root);
+        assert_eq!(rebuilt(&before, &root), expected, "{what}");
+        assert_eq!(after, clean_build(&root), "{what}");
+        if !expected.is_empty() && what != "a .dockerignore" {
+            assert_ne!(after, digests, "{what}: the change should change an image");
+        }
+    }
+}
+
+/// Changes a plugin's source when its image is made and about to be
+/// exported: after the build read it.
+struct EditWhileExporting(PathBuf);
+
+impl Observer for EditWhileExporting {
+    fn event(&self, event: &Event<'_>) {
+        if let Event::Exporting { plugin } = event {
+            if *plugin == Path::new("plugins/a") {
+                std::thread::sleep(Duration::from_millis(5));
+                write(&self.0, "plugins/a/src/main.py", "print('edited while built')\n");
+            }
+        }
+    }
+}
+
+#[test]
+fn a_file_changed_while_its_plugin_builds_leaves_no_record() {
+    let repo = repo();
+    let root = repo.path();
+    let built = build_with(options(root), &EditWhileExporting(root.to_path_buf()));
+    let stamps = records(root);
+    assert!(stamps["plugins/a"].is_none(), "a record of what was read before the edit");
+    assert!(stamps["plugins/c"].is_some() && stamps["plugins/group/b"].is_some());
+    // The next run builds it from what is there now.
+    let next = build(root);
+    assert_ne!(next["plugins/a"], built["plugins/a"]);
+    assert_eq!(next, clean_build(root));
+    assert!(records(root).values().all(Option::is_some));
+}
