@@ -42,7 +42,7 @@ use std::fmt::Write as _;
 use std::fs;
 use std::os::unix::fs::MetadataExt;
 use std::path::Path;
-use std::sync::Mutex;
+use std::sync::{Mutex, OnceLock};
 
 use forge_builder::{BaseImage, BaseResolver, Built, Context, CopySource, PluginPlan, RunMount, Status};
 use forge_input::StatStamp;
@@ -70,6 +70,9 @@ pub(crate) struct Fresh {
     rewalked: Mutex<HashMap<(String, bool), String>>,
     /// Reference and platform to the digest they resolve to.
     resolved: Mutex<HashMap<(String, String), Option<String>>>,
+    /// The store's refs and the digests they point at, read once: the
+    /// checks run before any build of the run sets a ref.
+    refs: OnceLock<HashMap<String, String>>,
 }
 
 /// What a plugin's build leaves for its record: its inputs as they were
@@ -141,7 +144,13 @@ impl Fresh {
             }
             _ => None,
         };
-        Fresh { key, walked: Mutex::default(), rewalked: Mutex::default(), resolved: Mutex::default() }
+        Fresh {
+            key,
+            walked: Mutex::default(),
+            rewalked: Mutex::default(),
+            resolved: Mutex::default(),
+            refs: OnceLock::new(),
+        }
     }
 
     /// Whether records are read and written.
@@ -210,8 +219,12 @@ impl Fresh {
             }
         }
         let target = Digest::parse(&record.target).ok()?;
+        let refs = self.refs.get_or_init(|| {
+            let refs = store.refs().unwrap_or_default();
+            refs.into_iter().map(|(name, d)| (name, d.digest().to_string())).collect()
+        });
         for name in std::iter::once(&record.image).chain(&record.tags) {
-            if store.resolve_ref(name).ok()??.digest().to_string() != record.target {
+            if refs.get(name) != Some(&record.target) {
                 return None;
             }
         }
