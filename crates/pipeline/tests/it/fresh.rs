@@ -93,6 +93,9 @@ fn an_unchanged_plugin_is_not_built_again_and_its_outcome_is_the_same() {
     assert!(tarball.is_file());
 }
 
+/// What is changed, how, and the plugins that must be built again.
+type Change = (&'static str, Box<dyn Fn(&Path)>, Vec<&'static str>);
+
 #[test]
 fn each_change_rebuilds_the_plugins_it_touches_into_what_a_clean_run_makes() {
     let repo = repo();
@@ -103,7 +106,7 @@ fn each_change_rebuilds_the_plugins_it_touches_into_what_a_clean_run_makes() {
     let set_mtime = |path: &Path, time: SystemTime| {
         std::fs::File::options().write(true).open(path).unwrap().set_modified(time).unwrap();
     };
-    let changes: Vec<(&str, Box<dyn Fn(&Path)>, Vec<&str>)> = vec![
+    let changes: Vec<Change> = vec![
         ("an edited source", Box::new(|r| write(r, "plugins/a/src/main.py", "print(2)\n")), vec![a]),
         ("a new file", Box::new(|r| write(r, "plugins/a/src/util.py", "x = 1\n")), vec![a]),
         (
