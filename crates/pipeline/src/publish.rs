@@ -6,9 +6,12 @@
 //! is reported, not pushed. An image built for several platforms is
 //! pushed as each platform's manifest by digest, then their index under
 //! the tag. Each image's SBOM and provenance follow as its referrers
-//! (forge-registry's `push_referrer`: the referrers API, or the
-//! `sha256-<hex>` tag of registries without it). [`Session::dry_run`] asks the registry which
-//! blobs it lacks and writes nothing to it.
+//! (forge-registry's `push_referrers`: the referrers API, or the
+//! `sha256-<hex>` tag of registries without it). An image whose tag names
+//! it already costs one `HEAD` per tag and one look at its referrers
+//! (forge-registry's `Client::serves`), nothing is sent.
+//! [`Session::dry_run`] asks the registry which blobs it lacks and writes
+//! nothing to it.
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -150,17 +153,14 @@ impl Session {
             .and_then(|mut report| {
                 let reference = Reference::parse(&built.image)?;
                 for attestation in attestations {
-                    for artifact in attestation.descriptors() {
-                        let how = client.push_referrer(
-                            store,
-                            &artifact,
-                            &attestation.image,
-                            &reference,
-                            &mut report,
-                            &progress,
-                        )?;
-                        referrers.push((Digest::from_descriptor(&artifact)?, how));
-                    }
+                    referrers.extend(client.push_referrers(
+                        store,
+                        &attestation.descriptors(),
+                        &attestation.image,
+                        &reference,
+                        &mut report,
+                        &progress,
+                    )?);
                 }
                 Ok(report)
             })
@@ -180,8 +180,8 @@ impl Session {
     }
 
     /// What [`Session::publish`] would push: for each image that built,
-    /// the blobs its repository lacks (found with `HEAD` requests; nothing
-    /// is written to the registry). Results are in the order of `outcomes`.
+    /// the blobs its repository lacks (found with `HEAD` requests, none
+    /// when its tag names it already; nothing is written to the registry). Results are in the order of `outcomes`.
     pub fn dry_run(&self, outcomes: Vec<Outcome>, options: &PushOptions) -> Result<Vec<WouldPush>, Error> {
         let client = client(self.insecure_registries(), self.ca_certs(), options.chunk_size)?;
         Ok(outcomes
@@ -213,6 +213,12 @@ impl Session {
         let mut seen = std::collections::HashSet::new();
         blobs.retain(|d| seen.insert(d.digest().to_string()));
         let mut missing = Missing { digest: built.digest().clone(), missing: Vec::new(), present: 0 };
+        let to = PushTo { store: self.workspace().store(), reference: &reference, progress: &|_| {} };
+        if client.serves(to, built.digest())? {
+            // The tag names this image already: it is complete there.
+            missing.present = blobs.len();
+            return Ok(missing);
+        }
         for descriptor in &blobs {
             let digest = Digest::from_descriptor(descriptor).map_err(forge_registry::Error::from)?;
             if client.has_blob(&reference, &digest, &|_| {})? {

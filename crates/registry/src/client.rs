@@ -104,6 +104,8 @@ pub struct Client {
     /// One lock per blob digest being pushed: threads pushing images that
     /// share a layer upload it once; the others then find it or mount it.
     pub(crate) blob_locks: Mutex<HashMap<String, std::sync::Arc<Mutex<()>>>>,
+    /// API endpoints that have no referrers API (see `referrers`).
+    pub(crate) no_referrers_api: Mutex<std::collections::HashSet<String>>,
 }
 
 impl fmt::Debug for Client {
@@ -154,6 +156,7 @@ impl Client {
             options,
             auth: Mutex::new(HashMap::new()),
             blob_locks: Mutex::default(),
+            no_referrers_api: Mutex::default(),
         }
     }
 

@@ -42,6 +42,10 @@ pub(crate) fn remember_source(
             known.lines().filter(|r| !r.is_empty() && *r != reference.repository()).collect();
         repos.insert(0, reference.repository());
         repos.truncate(MAX_SOURCES);
-        let _ = store.cache_put(&key, &repos.join("\n"));
+        let value = repos.join("\n");
+        // A re-push finds itself noted first already: no write.
+        if value != known {
+            let _ = store.cache_put(&key, &value);
+        }
     }
 }

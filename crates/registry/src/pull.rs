@@ -24,6 +24,11 @@ const OCI_MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
 const OCI_INDEX: &str = "application/vnd.oci.image.index.v1+json";
 const DOCKER_MANIFEST: &str = "application/vnd.docker.distribution.manifest.v2+json";
 const DOCKER_LIST: &str = "application/vnd.docker.distribution.manifest.list.v2+json";
+/// The `Accept` header of a manifest request: every kind we read.
+pub(crate) fn accept_manifests() -> String {
+    [OCI_MANIFEST, OCI_INDEX, DOCKER_MANIFEST, DOCKER_LIST].join(", ")
+}
+
 /// Manifests larger than this are refused: they are a few kilobytes.
 const MAX_MANIFEST: u64 = 4 << 20;
 
@@ -198,7 +203,7 @@ impl Client {
         let call = Call {
             method: "GET",
             url: url.clone(),
-            headers: vec![("Accept", [OCI_MANIFEST, OCI_INDEX, DOCKER_MANIFEST, DOCKER_LIST].join(", "))],
+            headers: vec![("Accept", accept_manifests())],
             body: None,
             scopes: vec![pull_scope(reference.repository())],
             retry: true,

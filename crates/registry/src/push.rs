@@ -6,6 +6,14 @@
 //! last. A push that fails at any point leaves no tag pointing at missing
 //! blobs, and the tag moves only once everything it names is there.
 //!
+//! So a tag that already names the manifest to push names a complete
+//! image: one `HEAD` of the manifest under the tag (its
+//! `Docker-Content-Digest` compared with ours) is the whole push of an
+//! unchanged image, and its blobs count as skipped. A registry that lost a
+//! blob of a manifest it serves is broken; `docker push` and `crane`
+//! trust the manifest's `HEAD` the same way. A tag naming anything else,
+//! or a registry that does not say the digest, gets the whole push.
+//!
 //! Cross-repository mounts need a repository that has the blob on the same
 //! registry. We remember where blobs were seen (pulled from, pushed to, in
 //! the store's small cache), so that pushing plugin images built on a base
@@ -31,6 +39,7 @@ use crate::auth::{pull_scope, push_scope};
 use crate::client::{error_body, header, BodyFn, Call, Client, RetryNotice};
 use crate::error::{Error, Result};
 use crate::mounts::{mount_sources, remember_source};
+use crate::pull::accept_manifests;
 use crate::reference::Reference;
 
 /// How often (in bytes) an upload reports progress.
@@ -91,6 +100,14 @@ pub enum PushEvent {
         /// The full reference tagged.
         reference: String,
     },
+    /// The registry serves the manifest under the reference already:
+    /// nothing of it was sent (its blobs were each reported skipped).
+    UpToDate {
+        /// The full reference.
+        reference: String,
+        /// The manifest's digest.
+        digest: Digest,
+    },
 }
 
 /// What one blob's push did.
@@ -117,6 +134,9 @@ pub struct PushReport {
     pub blobs_mounted: usize,
     /// Blobs uploaded.
     pub blobs_uploaded: usize,
+    /// Whether the registry served the manifest under the reference
+    /// already, so that nothing was sent (every blob counts as skipped).
+    pub up_to_date: bool,
 }
 
 impl PushReport {
@@ -137,6 +157,7 @@ impl PushReport {
             blobs_skipped: 0,
             blobs_mounted: 0,
             blobs_uploaded: 0,
+            up_to_date: false,
         })
     }
 
@@ -241,15 +262,74 @@ impl Client {
 
     /// [`Client::push`], of a [`PushTo`].
     fn push_image(&self, to: PushTo<'_>, image: &Image) -> Result<PushReport> {
-        let mut report = PushReport::start(to.reference, &image.manifest_digest, "image")?;
-        let mut blobs = vec![image.manifest.config().clone()];
-        blobs.extend(image.manifest.layers().iter().cloned());
-        for descriptor in &blobs {
-            let digest = Digest::from_descriptor(descriptor)?;
-            let outcome = self.push_blob(to, &digest)?;
-            report.count(&outcome, to.store.size(&digest)?);
+        let report = PushReport::start(to.reference, &image.manifest_digest, "image")?;
+        let blobs = blobs_of(image)?;
+        if self.serves(to, &image.manifest_digest)? {
+            return self.up_to_date(to, report, &blobs);
+        }
+        self.push_blobs_and_manifest(to, report, image, &blobs)
+    }
+
+    /// The blobs of `image`, then its manifest by digest and under the tag.
+    fn push_blobs_and_manifest(
+        &self,
+        to: PushTo<'_>,
+        mut report: PushReport,
+        image: &Image,
+        blobs: &[Digest],
+    ) -> Result<PushReport> {
+        for digest in blobs {
+            let outcome = self.push_blob(to, digest)?;
+            report.count(&outcome, to.store.size(digest)?);
         }
         self.push_manifest(to, image)?;
+        Ok(report)
+    }
+
+    /// Whether the registry serves the manifest `digest` under the
+    /// reference's tag (by digest, for a reference without one): `HEAD`
+    /// of the manifest, its `Docker-Content-Digest` compared. Any answer
+    /// but a match (no such tag, another digest, no header, a refusal)
+    /// is `false`: the push then goes the whole way and reports what is
+    /// wrong. See the module docs.
+    pub fn serves(&self, to: PushTo<'_>, digest: &Digest) -> Result<bool> {
+        let reference = to.reference;
+        let repository = reference.repository();
+        let target = reference.tag().map_or_else(|| digest.to_string(), str::to_owned);
+        let head = Call {
+            method: "HEAD",
+            url: format!("/v2/{repository}/manifests/{target}"),
+            headers: vec![("Accept", accept_manifests())],
+            body: None,
+            scopes: vec![push_scope(repository)],
+            retry: true,
+        };
+        let response = self.call(reference, &head, &|n| to.notify(n))?;
+        if response.status().as_u16() != 200 {
+            return Ok(false);
+        }
+        Ok(match header(&response, "docker-content-digest") {
+            Some(said) => said == digest.to_string(),
+            // The path named the digest: what answers to it is that manifest.
+            None => reference.tag().is_none(),
+        })
+    }
+
+    /// The report of a push that found the manifest there already: every
+    /// blob of `blobs` counted and reported skipped, remembered as a blob
+    /// of the repository (for mounts), nothing sent.
+    fn up_to_date(&self, to: PushTo<'_>, mut report: PushReport, blobs: &[Digest]) -> Result<PushReport> {
+        for digest in blobs {
+            let size = to.store.size(digest)?;
+            report.count(&BlobOutcome::Skipped, size);
+            (to.progress)(PushEvent::BlobSkipped { digest: digest.clone(), size });
+        }
+        remember_source(to.store, to.reference, blobs.iter().cloned());
+        report.up_to_date = true;
+        (to.progress)(PushEvent::UpToDate {
+            reference: to.reference.to_string(),
+            digest: report.digest.clone(),
+        });
         Ok(report)
     }
 
@@ -458,6 +538,13 @@ impl Client {
     /// image and has the index's digest.
     pub fn push_index(&self, to: PushTo<'_>, index: &forge_oci::Index) -> Result<PushReport> {
         let mut report = PushReport::start(to.reference, &index.digest, "index")?;
+        if self.serves(to, &index.digest)? {
+            let mut blobs = Vec::new();
+            for image in &index.images {
+                blobs.extend(blobs_of(image)?);
+            }
+            return self.up_to_date(to, report, &blobs);
+        }
         for image in &index.images {
             let by_digest = to.reference.with_digest(&image.manifest_digest);
             report.add(&self.push_image(to.at(&by_digest), image)?);
@@ -539,6 +626,14 @@ impl Client {
         }
         Error::Status { method, url: self.absolute(reference, url), status, errors: error_body(response) }
     }
+}
+
+/// The config and the layers of `image`, in the manifest's order.
+fn blobs_of(image: &Image) -> Result<Vec<Digest>> {
+    std::iter::once(image.manifest.config())
+        .chain(image.manifest.layers())
+        .map(|descriptor| Digest::from_descriptor(descriptor).map_err(Error::from))
+        .collect()
 }
 
 /// The `Location` of an upload session.

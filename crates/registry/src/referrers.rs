@@ -9,6 +9,11 @@
 //! under the tag `sha256-<hex of the subject>` listing the artifacts'
 //! descriptors, read, extended and pushed again.
 //! [`Client::referrers`] reads either the same way.
+//!
+//! [`Client::push_referrers`] re-pushing about an image that was up to
+//! date reads that listing once and sends only the artifacts it lacks: an
+//! artifact listed is complete, because either index is written after the
+//! artifact's manifest, which is written after its blobs.
 
 use forge_oci::oci_spec::image::{Descriptor, ImageIndex};
 use forge_oci::referrers::read_artifact;
@@ -17,7 +22,7 @@ use forge_oci::{BlobStore, Digest};
 use crate::auth::pull_scope;
 use crate::client::{error_body, http_error, read_body, Call, Client, RetryNotice};
 use crate::error::{Error, Result};
-use crate::push::{PushEvent, PushReport, PushTo};
+use crate::push::{BlobOutcome, PushEvent, PushReport, PushTo};
 use crate::reference::{Reference, Target};
 
 const OCI_MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
@@ -37,6 +42,16 @@ pub enum Referred {
 /// The tag the referrers tag schema uses for `subject`: `sha256-<hex>`.
 pub fn fallback_tag(subject: &Digest) -> String {
     format!("sha256-{}", subject.hex())
+}
+
+/// The referrers API's answer about a subject.
+enum ApiAnswer {
+    /// Its referrers index.
+    Listed(Vec<u8>),
+    /// A `404` with a registry error (such as `NAME_UNKNOWN`).
+    NotFound,
+    /// A plain `404`: the registry has no such route.
+    NoApi,
 }
 
 impl Client {
@@ -97,6 +112,46 @@ impl Client {
         Ok(Referred::FallbackTag(tag))
     }
 
+    /// Pushes the artifacts `artifacts` about `subject` (an image of the
+    /// push `report` is of) as [`Client::push_referrer`] does each, in
+    /// their order. When that push found the image up to date
+    /// ([`PushReport::up_to_date`]), the referrers the registry lists for
+    /// `subject` are read first (one request, two without the referrers
+    /// API) and the artifacts listed there are not sent again: their
+    /// blobs count as skipped. Returns each artifact's digest and how the
+    /// registry indexes it.
+    pub fn push_referrers(
+        &self,
+        store: &BlobStore,
+        artifacts: &[Descriptor],
+        subject: &Digest,
+        reference: &Reference,
+        report: &mut PushReport,
+        progress: &dyn Fn(PushEvent),
+    ) -> Result<Vec<(Digest, Referred)>> {
+        let notify = |n: RetryNotice| progress(PushEvent::Retrying(n));
+        let listed = if report.up_to_date { Some(self.listing(reference, subject, &notify)?) } else { None };
+        let mut pushed = Vec::new();
+        for artifact in artifacts {
+            let digest = Digest::from_descriptor(artifact)?;
+            let how = match &listed {
+                Some((found, how)) if found.iter().any(|d| d.digest() == artifact.digest()) => {
+                    let manifest = read_artifact(store, artifact)?;
+                    for blob in [&manifest.config, &manifest.document] {
+                        let blob = Digest::from_descriptor(blob)?;
+                        let size = store.size(&blob)?;
+                        report.count(&BlobOutcome::Skipped, size);
+                        progress(PushEvent::BlobSkipped { digest: blob, size });
+                    }
+                    how.clone()
+                }
+                _ => self.push_referrer(store, artifact, subject, reference, report, progress)?,
+            };
+            pushed.push((digest, how));
+        }
+        Ok(pushed)
+    }
+
     /// The referrers of `subject` in the repository of `reference`: the
     /// referrers API's answer, else (a `404`) the fallback tag's index;
     /// empty when neither has any.
@@ -106,6 +161,63 @@ impl Client {
         subject: &Digest,
         notify: &dyn Fn(RetryNotice),
     ) -> Result<Vec<Descriptor>> {
+        Ok(self.listing(reference, subject, notify)?.0)
+    }
+
+    /// [`Client::referrers`], and where they were listed. A registry whose
+    /// referrers route answers a plain `404` has no referrers API: the
+    /// client remembers it for the endpoint and reads only the fallback
+    /// tags there from then on (a registry does not gain an API within
+    /// one run; `push_referrer` decides by the registry's answer to each
+    /// artifact's push, never by this).
+    fn listing(
+        &self,
+        reference: &Reference,
+        subject: &Digest,
+        notify: &dyn Fn(RetryNotice),
+    ) -> Result<(Vec<Descriptor>, Referred)> {
+        let endpoint = reference.endpoint();
+        let without_api = || self.no_referrers_api.lock().unwrap_or_else(|e| e.into_inner());
+        let api = if without_api().contains(endpoint) {
+            None
+        } else {
+            match self.api_referrers(reference, subject, notify)? {
+                ApiAnswer::Listed(bytes) => Some(bytes),
+                ApiAnswer::NotFound => None,
+                ApiAnswer::NoApi => {
+                    without_api().insert(endpoint.to_owned());
+                    None
+                }
+            }
+        };
+        let (bytes, how) = match api {
+            Some(bytes) => (bytes, Referred::Api),
+            None => {
+                let tag = fallback_tag(subject);
+                let tagged = reference.with_target(Target::Tag(tag.clone()));
+                match self.fetch_manifest(&tagged, &tag, notify) {
+                    Ok((_, bytes, _, _)) => (bytes, Referred::FallbackTag(tag)),
+                    Err(Error::ManifestNotFound { .. }) => {
+                        return Ok((Vec::new(), Referred::FallbackTag(tag)))
+                    }
+                    Err(e) => return Err(e),
+                }
+            }
+        };
+        let index: ImageIndex = serde_json::from_slice(&bytes).map_err(|e| Error::Protocol {
+            url: reference.with_digest(subject).to_string(),
+            reason: format!("the referrers are not an image index: {e}"),
+        })?;
+        Ok((index.manifests().clone(), how))
+    }
+
+    /// What the referrers API says of `subject`.
+    fn api_referrers(
+        &self,
+        reference: &Reference,
+        subject: &Digest,
+        notify: &dyn Fn(RetryNotice),
+    ) -> Result<ApiAnswer> {
         let url = format!("/v2/{}/referrers/{subject}", reference.repository());
         let call = Call {
             method: "GET",
@@ -116,24 +228,15 @@ impl Client {
             retry: true,
         };
         let response = self.call(reference, &call, notify)?;
-        let status = response.status().as_u16();
-        let bytes = match status {
-            200 => read_body(response, MAX_INDEX).map_err(|e| http_error(reference, &url, e))?,
-            404 => {
-                let tag = fallback_tag(subject);
-                let tagged = reference.with_target(Target::Tag(tag.clone()));
-                match self.fetch_manifest(&tagged, &tag, notify) {
-                    Ok((_, bytes, _, _)) => bytes,
-                    Err(Error::ManifestNotFound { .. }) => return Ok(Vec::new()),
-                    Err(e) => return Err(e),
-                }
-            }
-            _ => return Err(Error::Status { method: "GET", url, status, errors: error_body(response) }),
-        };
-        let index: ImageIndex = serde_json::from_slice(&bytes).map_err(|e| Error::Protocol {
-            url: reference.with_digest(subject).to_string(),
-            reason: format!("the referrers are not an image index: {e}"),
-        })?;
-        Ok(index.manifests().clone())
+        match response.status().as_u16() {
+            200 => Ok(ApiAnswer::Listed(
+                read_body(response, MAX_INDEX).map_err(|e| http_error(reference, &url, e))?,
+            )),
+            404 => match error_body(response).errors.is_empty() {
+                true => Ok(ApiAnswer::NoApi),
+                false => Ok(ApiAnswer::NotFound),
+            },
+            status => Err(Error::Status { method: "GET", url, status, errors: error_body(response) }),
+        }
     }
 }

@@ -98,18 +98,43 @@ fn publish_pulls_the_base_pushes_and_republishes_nothing() {
         referrers_are_in_the_registry(&registry, repo.path(), line);
     }
 
-    // Everything is there: no blob bytes the second time, by build-all --push too.
+    // Everything is there: no blob bytes the second time, by build-all --push too;
+    // not even a blob asked about: each tag's manifest and its referrers are.
+    let blob_requests = || registry.log().matches("/blobs/").count();
+    let before = blob_requests();
     let again = json(&run_with_env(
         repo.path(),
         &env,
         &["build-all", "--push", "--root", root, "--registry", &host, "--format", "json"],
     ));
     assert_eq!(again.len(), 2);
-    for line in &again {
+    for (line, first) in again.iter().zip(&first) {
         assert_eq!(line["bytes_uploaded"], 0, "{line}");
         assert_eq!(line["status"], "pushed");
+        assert_eq!(line["digest"], first["digest"]);
+        assert_eq!(line["referrers"], first["referrers"]);
+        assert!(line["blobs_skipped"].as_u64() > Some(0), "{line}");
+    }
+    assert_eq!(blob_requests(), before, "{}", registry.log());
+    for line in &again {
+        referrers_are_in_the_registry(&registry, repo.path(), line);
     }
     assert!(!repo.path().join("target/plugin-forge/images").exists());
+
+    // One plugin changed: its tag moves to the new image, the other is left.
+    std::fs::write(repo.path().join("plugins/a/src/main.py"), "print('a, changed')\n").unwrap();
+    let changed = json(&run_with_env(
+        repo.path(),
+        &env,
+        &["publish", "--root", root, "--registry", &host, "--format", "json"],
+    ));
+    let (a, b) = (&changed[0], &changed[1]);
+    assert!(a["plugin"].as_str().unwrap().ends_with('a'), "{a}");
+    assert_ne!(a["digest"], first[0]["digest"]);
+    assert!(a["bytes_uploaded"].as_u64() > Some(0), "{a}");
+    assert_eq!(registry.skopeo_inspect("team/a", "1.0.0")["Digest"], a["digest"]);
+    referrers_are_in_the_registry(&registry, repo.path(), a);
+    assert_eq!((&b["digest"], &b["bytes_uploaded"]), (&first[1]["digest"], &0.into()), "{b}");
 
     // The pulled base is reused offline.
     registry.kill();

@@ -31,6 +31,8 @@ fn basic_auth_with_docker_config_and_wrong_credentials_leave_no_tag() {
     let reference = at(&registry.host(), "private/app:1");
     client.push(&store, &image, &reference, &|_| {}).unwrap();
     assert_eq!(registry.skopeo_inspect("private/app", "1")["Digest"], image.manifest_digest.to_string());
+    // Again: the manifest's HEAD, with the credentials, finds it there.
+    assert!(client.push(&store, &image, &reference, &|_| {}).unwrap().up_to_date);
     let (_dir2, fresh) = crate::store();
     client.pull(&reference, &Platform::default(), &fresh).unwrap();
 
@@ -94,4 +96,25 @@ fn bearer_tokens_are_fetched_with_push_scopes_and_used() {
     let pulled = client.pull(&reference, &Platform::default(), &fresh).unwrap();
     assert_eq!(pulled.manifest_digest, image.manifest_digest);
     assert!(proxy.state().token_scopes.iter().any(|s| s == "repository:tokens/app:pull"));
+
+    // A new client re-pushing: the probe learns the challenge, a token
+    // for the push scopes goes with the manifest's HEAD, and that is the
+    // whole push.
+    let credentials = StaticCredentials::default()
+        .with(&proxy.host(), Credentials::Basic { username: "robot".into(), password: "pw".into() });
+    let again = Client::new(options(Box::new(credentials)));
+    proxy.state().log.clear();
+    let authorized = proxy.state().authorized;
+    let report = again.push(&store, &image, &reference, &|_| {}).unwrap();
+    assert!(report.up_to_date, "{report:?}");
+    let state = proxy.state();
+    assert_eq!(
+        state.log,
+        [
+            "GET /v2/",
+            "GET /token?service=test-registry&scope=repository%3Atokens%2Fapp%3Apull%2Cpush",
+            "HEAD /v2/tokens/app/manifests/2"
+        ]
+    );
+    assert_eq!(state.authorized, authorized + 1);
 }

@@ -1,7 +1,10 @@
 //! Push, pull back, re-push, mount, chunked uploads, rejected manifests.
 
+use forge_oci::oci_spec::image::Descriptor;
 use forge_oci::validate;
-use forge_registry::{cached_image, Client, ClientOptions, Error, Platform, PushEvent, PushTo, Reference};
+use forge_registry::{
+    cached_image, Client, ClientOptions, Error, Platform, PushEvent, PushTo, Reference, Referred,
+};
 
 use crate::servers::{Proxy, Registry};
 use crate::{at, client, options, pushed_image, store, store_with_image, Events};
@@ -232,21 +235,7 @@ fn referrers_go_to_the_fallback_tag_of_a_registry_without_the_api() {
     let reference = at(&registry.host(), "team/app:1");
     let client = client();
     client.push(&store, &image, &reference, &|_| {}).unwrap();
-    let annotations = std::collections::BTreeMap::new();
-    let write = |kind: &str, document: &[u8]| {
-        forge_oci::referrers::write_artifact(
-            &store,
-            kind,
-            document,
-            &image.manifest_descriptor(),
-            &annotations,
-        )
-        .unwrap()
-        .descriptor
-    };
-    let sbom = write("application/spdx+json", b"{\"spdxVersion\":\"SPDX-2.3\"}");
-    let provenance =
-        write("application/vnd.in-toto+json", b"{\"_type\":\"https://in-toto.io/Statement/v1\"}");
+    let [sbom, provenance] = attestations(&store, &image);
     assert!(client.referrers(&reference, &image.manifest_digest, &|_| {}).unwrap().is_empty());
 
     let tag = forge_registry::fallback_tag(&image.manifest_digest);
@@ -255,7 +244,7 @@ fn referrers_go_to_the_fallback_tag_of_a_registry_without_the_api() {
         let how = client
             .push_referrer(&store, artifact, &image.manifest_digest, &reference, &mut report, &|_| {})
             .unwrap();
-        assert_eq!(how, forge_registry::Referred::FallbackTag(tag.clone()));
+        assert_eq!(how, Referred::FallbackTag(tag.clone()));
     }
     // Docker's registry 2.8 has no referrers API; the tag's index lists each artifact once.
     let found = client.referrers(&reference, &image.manifest_digest, &|_| {}).unwrap();
@@ -272,4 +261,205 @@ fn referrers_go_to_the_fallback_tag_of_a_registry_without_the_api() {
         assert_eq!(index["mediaType"], "application/vnd.oci.image.index.v1+json");
         assert_eq!(index["manifests"].as_array().map(Vec::len), Some(2), "{index}");
     }
+}
+
+/// An SBOM and a provenance artifact about `image`, in `store`.
+fn attestations(store: &forge_oci::BlobStore, image: &forge_oci::Image) -> [Descriptor; 2] {
+    let annotations = std::collections::BTreeMap::new();
+    let write = |kind: &str, document: &[u8]| {
+        forge_oci::referrers::write_artifact(
+            store,
+            kind,
+            document,
+            &image.manifest_descriptor(),
+            &annotations,
+        )
+        .unwrap()
+        .descriptor
+    };
+    [
+        write("application/spdx+json", b"{\"spdxVersion\":\"SPDX-2.3\"}"),
+        write("application/vnd.in-toto+json", b"{\"_type\":\"https://in-toto.io/Statement/v1\"}"),
+    ]
+}
+
+/// The digest `docker-registry` serves `repo:tag` as (`HEAD`, by the
+/// test's own HTTP client), if any.
+fn served(registry: &Registry, repo: &str, tag: &str) -> Option<String> {
+    let accept = "application/vnd.oci.image.manifest.v1+json, application/vnd.oci.image.index.v1+json";
+    let (status, response) = forge_testkit::registry::http(
+        registry.port,
+        "HEAD",
+        &format!("/v2/{repo}/manifests/{tag}"),
+        &[("Accept", accept)],
+    )?;
+    (status == 200).then_some(())?;
+    response.lines().find_map(|l| {
+        let (name, value) = l.split_once(':')?;
+        name.eq_ignore_ascii_case("docker-content-digest").then(|| value.trim().to_owned())
+    })
+}
+
+/// What a push of `image` and its `artifacts` to `reference` (through a
+/// logging proxy) did: the report and each artifact's way in.
+fn push_with_referrers(
+    client: &Client,
+    store: &forge_oci::BlobStore,
+    image: &forge_oci::Image,
+    artifacts: &[Descriptor],
+    reference: &Reference,
+    events: &Events,
+) -> (forge_registry::PushReport, Vec<Referred>) {
+    let mut report = client.push(store, image, reference, &events.record()).unwrap();
+    let referred = client
+        .push_referrers(store, artifacts, &image.manifest_digest, reference, &mut report, &events.record())
+        .unwrap();
+    let digests: Vec<String> = referred.iter().map(|(d, _)| d.to_string()).collect();
+    let expected: Vec<String> = artifacts.iter().map(|a| a.digest().to_string()).collect();
+    assert_eq!(digests, expected);
+    (report, referred.into_iter().map(|(_, how)| how).collect())
+}
+
+#[test]
+fn an_unchanged_image_is_one_head_and_a_look_at_its_referrers() {
+    let Some(registry) = Registry::start(None) else { return };
+    let proxy = Proxy::start(registry.port, Vec::new(), None);
+    let (_dir, store, image) = store_with_image(21, 40_000);
+    let artifacts = attestations(&store, &image);
+    let reference = at(&proxy.host(), "same/app:1");
+    let tag = forge_registry::fallback_tag(&image.manifest_digest);
+    let fallback = vec![Referred::FallbackTag(tag.clone()); 2];
+    let (first, how) =
+        push_with_referrers(&client(), &store, &image, &artifacts, &reference, &Events::default());
+    assert!(!first.up_to_date);
+    // The artifacts share their (empty) config blob.
+    assert_eq!((first.blobs_uploaded, first.blobs_skipped), (6, 1), "{first:?}");
+    assert_eq!(how, fallback);
+    proxy.state().log.clear();
+
+    // Again, from a new client (a new run): the manifest's HEAD under the
+    // tag, the referrers route (none: Debian's registry 2.8) and the
+    // fallback tag are all that is asked; not a blob, nothing written.
+    let events = Events::default();
+    let (again, how) = push_with_referrers(&client(), &store, &image, &artifacts, &reference, &events);
+    let hex = image.manifest_digest.to_string();
+    assert_eq!(
+        proxy.state().log,
+        [
+            "GET /v2/".to_owned(),
+            "HEAD /v2/same/app/manifests/1".into(),
+            format!("GET /v2/same/app/referrers/{hex}"),
+            format!("GET /v2/same/app/manifests/{tag}"),
+        ]
+    );
+    assert!(again.up_to_date);
+    assert_eq!((again.bytes_uploaded, again.blobs_uploaded, again.blobs_skipped), (0, 0, 7), "{again:?}");
+    assert_eq!(how, fallback);
+    let events = events.0.lock().unwrap();
+    assert!(events
+        .iter()
+        .any(|e| matches!(e, PushEvent::UpToDate { digest, .. } if *digest == image.manifest_digest)));
+    assert!(!events.iter().any(|e| matches!(e, PushEvent::ManifestPushed { .. } | PushEvent::Tagged { .. })));
+    assert_eq!(events.iter().filter(|e| matches!(e, PushEvent::BlobSkipped { .. })).count(), 7);
+    drop(events);
+
+    // What is there is what the first push left.
+    assert_eq!(served(&registry, "same/app", "1"), Some(image.manifest_digest.to_string()));
+    let listed = client().referrers(&reference, &image.manifest_digest, &|_| {}).unwrap();
+    let listed: Vec<&str> = listed.iter().map(|d| d.digest().as_ref()).collect();
+    assert_eq!(listed, artifacts.iter().map(|a| a.digest().as_ref()).collect::<Vec<&str>>());
+
+    // A client that learnt the registry has no referrers API asks the
+    // fallback tag only.
+    let client = client();
+    push_with_referrers(&client, &store, &image, &artifacts, &reference, &Events::default());
+    proxy.state().log.clear();
+    push_with_referrers(&client, &store, &image, &artifacts, &reference, &Events::default());
+    assert_eq!(
+        proxy.state().log,
+        ["HEAD /v2/same/app/manifests/1".to_owned(), format!("GET /v2/same/app/manifests/{tag}")]
+    );
+}
+
+#[test]
+fn a_tag_naming_another_image_is_pushed_and_missing_referrers_are_added() {
+    let Some(registry) = Registry::start(None) else { return };
+    let (_dir, store, old, reference, client) = pushed_image(&registry.host(), "moved/app:1", 22, 30_000);
+    let new = crate::sample_image(&store, 23, 30_000);
+    let events = Events::default();
+    let report = client.push(&store, &new, &reference, &events.record()).unwrap();
+    assert!(!report.up_to_date);
+    assert_eq!(report.blobs_uploaded, 3, "{report:?}");
+    assert!(events.0.lock().unwrap().iter().any(|e| matches!(e, PushEvent::Tagged { .. })));
+    assert_eq!(served(&registry, "moved/app", "1"), Some(new.manifest_digest.to_string()));
+    assert_ne!(old.manifest_digest, new.manifest_digest);
+
+    // The tag is right, the referrers are not there yet: they are pushed.
+    let artifacts = attestations(&store, &new);
+    let (again, _) = push_with_referrers(&client, &store, &new, &artifacts, &reference, &Events::default());
+    assert!(again.up_to_date);
+    // The image's blobs; the artifacts' documents and their shared config.
+    assert_eq!((again.blobs_skipped, again.blobs_uploaded), (4, 3), "{again:?}");
+    let listed = client.referrers(&reference, &new.manifest_digest, &|_| {}).unwrap();
+    assert_eq!(listed.len(), 2, "{listed:?}");
+    // A pinned digest is checked by digest: the old image is still there.
+    let pinned = reference.with_digest(&old.manifest_digest);
+    assert!(client
+        .serves(PushTo { store: &store, reference: &pinned, progress: &|_| {} }, &old.manifest_digest)
+        .unwrap());
+}
+
+#[test]
+fn an_unchanged_index_is_one_head_and_a_changed_one_is_pushed() {
+    let Some(registry) = Registry::start(None) else { return };
+    let proxy = Proxy::start(registry.port, Vec::new(), None);
+    let (_dir, store, amd) = store_with_image(24, 20_000);
+    let index_of = |seed: u64| {
+        let mut config = amd.config.clone();
+        Platform::parse("linux/arm64").unwrap().set_on(&mut config);
+        config.set_created(Some(format!("2024-01-0{seed}T00:00:00Z")));
+        let arm =
+            forge_oci::write_image(&store, &config, amd.manifest.layers(), &Default::default()).unwrap();
+        forge_oci::write_index(&store, &[amd.clone(), arm], &Default::default()).unwrap()
+    };
+    let (one, two) = (index_of(1), index_of(2));
+    let reference = at(&proxy.host(), "multi/app:2");
+    let push = |index: &forge_oci::Index, events: &Events| {
+        client()
+            .push_index(PushTo { store: &store, reference: &reference, progress: &events.record() }, index)
+            .unwrap()
+    };
+    let first = push(&one, &Events::default());
+    assert!(!first.up_to_date);
+    proxy.state().log.clear();
+    let again = push(&one, &Events::default());
+    assert_eq!(proxy.state().log, ["GET /v2/", "HEAD /v2/multi/app/manifests/2"]);
+    assert!(again.up_to_date);
+    assert_eq!((again.digest.clone(), again.blobs_skipped, again.bytes_uploaded), (one.digest.clone(), 6, 0));
+
+    // Another index under the tag: its new image goes up by digest (the
+    // unchanged one is found by its digest), then the index and the tag.
+    proxy.state().log.clear();
+    let events = Events::default();
+    let changed = push(&two, &events);
+    assert!(!changed.up_to_date);
+    assert_eq!(changed.blobs_uploaded, 1, "{changed:?}");
+    assert_eq!(served(&registry, "multi/app", "2"), Some(two.digest.to_string()));
+    let log = proxy.state().log.clone();
+    assert_eq!(
+        log.iter().filter(|l| l.starts_with("HEAD ") && l.contains("/manifests/")).count(),
+        3,
+        "the index's tag and each image by digest: {log:#?}"
+    );
+    let pushed: Vec<String> = events
+        .0
+        .lock()
+        .unwrap()
+        .iter()
+        .filter_map(|e| match e {
+            PushEvent::ManifestPushed { digest } => Some(digest.to_string()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(pushed, [two.images[1].manifest_digest.to_string(), two.digest.to_string()]);
 }
