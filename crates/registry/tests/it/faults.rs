@@ -40,6 +40,25 @@ fn a_push_survives_a_dropped_connection_a_500_and_a_429() {
 }
 
 #[test]
+fn a_re_push_retries_its_manifest_head_and_still_finds_it_up_to_date() {
+    let Some(registry) = Registry::start(None) else { return };
+    let (_dir, store, image, _, _) = pushed_image(&registry.host(), "faulty/same:1", 25, 20_000);
+    let rules = vec![
+        Rule { method: "HEAD", path: "/manifests/1", fault: Fault::Status(503, None) },
+        Rule { method: "HEAD", path: "/manifests/1", fault: Fault::Drop },
+    ];
+    let proxy = Proxy::start(registry.port, rules, None);
+    let events = Events::default();
+    let report = crate::client().push(&store, &image, &at(&proxy.host(), "faulty/same:1"), &events.record());
+    let report = report.unwrap();
+    assert!(report.up_to_date, "{report:?}");
+    assert_eq!(events.retries().len(), 2, "{:#?}", events.retries());
+    let state = proxy.state();
+    assert!(state.rules.is_empty(), "faults not applied: {:?}", state.rules);
+    assert!(!state.log.iter().any(|l| l.contains("/blobs/")), "{:?}", state.log);
+}
+
+#[test]
 fn a_dropped_chunk_restarts_the_blob() {
     let Some(registry) = Registry::start(None) else { return };
     let rules = vec![Rule { method: "PATCH", path: "/blobs/uploads/", fault: Fault::Drop }];
