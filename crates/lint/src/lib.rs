@@ -6,6 +6,10 @@
 //! problem becomes a diagnostic, and only a missing `plugins/` directory is
 //! an error of the whole run. [`render`] turns diagnostics into rustc-style
 //! text or JSON lines.
+//!
+//! Plugins are checked in parallel (on the caller's rayon pool); their
+//! reports are gathered in discovery order, so the report, and what
+//! [`render`] makes of it, is the same whatever the number of threads.
 
 mod buildable;
 mod checks;
@@ -19,6 +23,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use forge_manifest::{discover, ImageRef, ManifestError};
+use rayon::prelude::*;
 
 pub use diagnostic::{Diagnostic, Level, LintConfig};
 pub use rules::{Rule, Severity};
@@ -67,12 +72,23 @@ pub fn lint_root(root: &Path, config: &LintConfig) -> Result<Report, ManifestErr
     let mut reports: BTreeMap<PathBuf, Vec<Diagnostic>> = BTreeMap::new();
     let mut images: BTreeMap<ImageRef, Vec<PathBuf>> = BTreeMap::new();
 
-    for dir in &found.plugins {
-        let mut sink = Sink { config, diagnostics: Vec::new() };
-        if let Some(image) = checks::plugin(root, dir, &mut sink) {
+    // Each plugin's checks read only its own files (and plan its build):
+    // independent, so in parallel; `collect` keeps discovery order, which
+    // the duplicate check below lists the other plugins in.
+    let checked: Vec<(Option<ImageRef>, Vec<Diagnostic>)> = found
+        .plugins
+        .par_iter()
+        .map(|dir| {
+            let mut sink = Sink { config, diagnostics: Vec::new() };
+            let image = checks::plugin(root, dir, &mut sink);
+            (image, sink.diagnostics)
+        })
+        .collect();
+    for (dir, (image, diagnostics)) in found.plugins.iter().zip(checked) {
+        if let Some(image) = image {
             images.entry(image).or_default().push(dir.clone());
         }
-        reports.insert(dir.clone(), sink.diagnostics);
+        reports.insert(dir.clone(), diagnostics);
     }
     for (dir, marker) in &found.orphans {
         let mut sink = Sink { config, diagnostics: Vec::new() };

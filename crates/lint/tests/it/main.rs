@@ -193,6 +193,53 @@ fn a_hundred_plugins() {
     assert_eq!(report.count(Severity::Error), 1);
 }
 
+/// Plugins are linted in parallel; the report, its diagnostics' order and
+/// the JSON lines `cargo xtask lint --format json` prints from it are
+/// those of a lint on one thread, for every fixture and for a monorepo
+/// where many plugins have findings and share images (whose diagnostics
+/// list the others in discovery order).
+#[test]
+fn parallel_lint_reports_as_serial_lint_does() {
+    let mut files = BTreeMap::new();
+    for i in 0..40 {
+        let dir = format!("plugins/group{}/p{i:02}", i % 3);
+        valid_plugin(&mut files, &dir, "import");
+        match i % 5 {
+            0 => drop(files.insert(format!("{dir}/VERSION"), format!("tests/shared:{}\n", i % 2))),
+            1 => drop(files.remove(&format!("{dir}/README.md"))),
+            2 => {
+                drop(files.insert(format!("{dir}/Dockerfile"), "FROM x\nCOPY missing /w\nRUN true\n".into()))
+            }
+            3 => drop(files.insert(format!("{dir}/plugin_info.json"), "{ not json".into())),
+            _ => {}
+        }
+    }
+    let mut roots = vec![materialize(&files)];
+    let mut cases: Vec<PathBuf> = fs::read_dir(test_data())
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "txt"))
+        .collect();
+    cases.sort();
+    roots.extend(cases.iter().map(|case| materialize(&read_fixture(&fs::read_to_string(case).unwrap()))));
+    let lint_on = |threads: usize, root: &Path| {
+        let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap();
+        let report = pool.install(|| lint_root(root, &LintConfig::default()).unwrap());
+        let json: String = report.diagnostics().map(|(plugin, d)| render::json(plugin, d) + "\n").collect();
+        (format!("{:?}", report.plugins), json)
+    };
+    for root in &roots {
+        let serial = lint_on(1, root.path());
+        for threads in [2, 5] {
+            assert_eq!(lint_on(threads, root.path()), serial, "{} threads", threads);
+        }
+    }
+    let (_, json) = lint_on(1, roots[0].path());
+    for code in ["PF101", "PF204", "PF307", "PF002"] {
+        assert!(json.contains(code), "the big monorepo has {code} findings:\n{json}");
+    }
+}
+
 /// Lints `root` in a thread: a reader that blocks on a FIFO fails the test
 /// instead of hanging it.
 fn lint_within_seconds(root: &Path) -> Report {
