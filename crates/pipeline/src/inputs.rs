@@ -77,14 +77,11 @@ impl BuildInputs {
         self.always.iter().any(under) || (self.context.iter().any(under) && !context.is_excluded(changed))
     }
 
-    /// The last commit that changed an input (by the rule of
-    /// [`BuildInputs::touched_by`]), if the root is in a git checkout and
-    /// one did.
-    pub fn revision(&self, root: &Path, context: &Context) -> Option<String> {
-        provenance::log(root, self.paths())
-            .into_iter()
-            .find(|(_, files)| files.iter().any(|f| self.touched_by(f, context)))
-            .map(|(commit, _)| commit)
+    /// The last commit of `head`'s history (a commit id) that changed an
+    /// input (by the rule of [`BuildInputs::touched_by`]), if the root is
+    /// in a git checkout and one did.
+    pub fn revision(&self, root: &Path, head: &str, context: &Context) -> Option<String> {
+        provenance::last_change(root, head, self.paths(), |f| self.touched_by(f, context))
     }
 }
 

@@ -373,9 +373,9 @@ impl Session {
                     Some(timings::phase("fresh", || self.fresh.pending(root, context, &planned, &inputs)));
             }
         }
-        if self.options.revision.is_some() {
+        if let Some(head) = &self.options.revision {
             let revision = timings::phase("revision", || -> Result<_, Error> {
-                Ok(BuildInputs::of(root, &planned, &self.options.registry)?.revision(root, context))
+                Ok(BuildInputs::of(root, &planned, &self.options.registry)?.revision(root, head, context))
             })?;
             for plan in &mut planned.plans {
                 match &revision {
