@@ -194,6 +194,7 @@ pub fn strip_credentials(url: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use forge_testkit::git;
 
     #[test]
     fn credentials_are_stripped() {
@@ -222,24 +223,6 @@ mod tests {
         }
     }
 
-    /// Runs git in `dir` as a fixed author; its output.
-    fn run_git(dir: &Path, args: &[&str]) -> String {
-        let out = std::process::Command::new("git")
-            .args(args)
-            .current_dir(dir)
-            .envs([
-                ("GIT_AUTHOR_NAME", "t"),
-                ("GIT_AUTHOR_EMAIL", "t@example.com"),
-                ("GIT_COMMITTER_NAME", "t"),
-                ("GIT_COMMITTER_EMAIL", "t@example.com"),
-                ("GIT_CONFIG_GLOBAL", "/dev/null"),
-            ])
-            .output()
-            .expect("running git");
-        assert!(out.status.success(), "git {args:?}: {}", String::from_utf8_lossy(&out.stderr));
-        String::from_utf8_lossy(&out.stdout).trim().to_owned()
-    }
-
     /// Writes `files` (path, content) under `repo` and commits them.
     fn commit(repo: &Path, files: &[(&str, &str)]) -> String {
         for (path, content) in files {
@@ -247,9 +230,9 @@ mod tests {
             std::fs::create_dir_all(path.parent().unwrap()).unwrap();
             std::fs::write(path, content).unwrap();
         }
-        run_git(repo, &["add", "-A"]);
-        run_git(repo, &["commit", "-q", "--allow-empty", "-m", "c"]);
-        run_git(repo, &["rev-parse", "HEAD"])
+        git(repo, &["add", "-A"]);
+        git(repo, &["commit", "-q", "--allow-empty", "-m", "c"]);
+        git(repo, &["rev-parse", "HEAD"])
     }
 
     /// What `git log -- PATHS` for the paths alone finds (the per-plugin way).
@@ -264,7 +247,7 @@ mod tests {
     fn one_log_of_a_linear_history_finds_what_a_log_per_plugin_finds() {
         let repo = tempfile::tempdir().unwrap();
         let repo = repo.path();
-        run_git(repo, &["init", "-q", "-b", "main"]);
+        git(repo, &["init", "-q", "-b", "main"]);
         // The monorepo is a subdirectory of the checkout: paths are relative to it.
         let root = repo.join("mono");
         let c0 = commit(
@@ -277,7 +260,7 @@ mod tests {
         let c4 = commit(repo, &[("mono/sdk/f", "4"), ("mono/sdk/skip.log", "4")]);
         let c5 = commit(repo, &[("mono/plugins/b/y", "5"), ("mono/plugins/bb/q", "5")]);
         let c6 = commit(repo, &[("mono/sdk/skip.log", "6")]);
-        let head = run_git(repo, &["rev-parse", "HEAD"]);
+        let head = git(repo, &["rev-parse", "HEAD"]);
         assert!(linear_history(&root, &head).is_some());
         let cases: [(&[&str], Option<&String>); 7] = [
             (&["plugins/a"], Some(&c1)),
@@ -301,12 +284,12 @@ mod tests {
         assert_eq!(per_paths(&root, &c0, &["plugins/a"], &|_| true), Some(c0.clone()));
 
         // A merge: git's history simplification decides, per plugin.
-        run_git(repo, &["checkout", "-q", "-b", "side"]);
+        git(repo, &["checkout", "-q", "-b", "side"]);
         let side = commit(repo, &[("mono/plugins/a/x", "side")]);
-        run_git(repo, &["checkout", "-q", "main"]);
+        git(repo, &["checkout", "-q", "main"]);
         let main = commit(repo, &[("mono/plugins/b/y", "main")]);
-        run_git(repo, &["merge", "-q", "--no-ff", "-m", "m", "side"]);
-        let merged = run_git(repo, &["rev-parse", "HEAD"]);
+        git(repo, &["merge", "-q", "--no-ff", "-m", "m", "side"]);
+        let merged = git(repo, &["rev-parse", "HEAD"]);
         assert!(linear_history(&root, &merged).is_none());
         let all = |_: &str| true;
         assert_eq!(last_change(&root, &merged, ["plugins/a"], all), Some(side));

@@ -95,6 +95,25 @@ pub fn run(program: &str, args: &[&str]) -> String {
     String::from_utf8(output.stdout).expect("utf-8 output")
 }
 
+/// Runs git in `dir` as a fixed author, without the user's global
+/// configuration; returns its stdout, trimmed. Panics with stderr on failure.
+pub fn git(dir: &Path, args: &[&str]) -> String {
+    let out = Command::new("git")
+        .args(args)
+        .current_dir(dir)
+        .envs([
+            ("GIT_AUTHOR_NAME", "t"),
+            ("GIT_AUTHOR_EMAIL", "t@example.com"),
+            ("GIT_COMMITTER_NAME", "t"),
+            ("GIT_COMMITTER_EMAIL", "t@example.com"),
+            ("GIT_CONFIG_GLOBAL", "/dev/null"),
+        ])
+        .output()
+        .expect("running git");
+    assert!(out.status.success(), "git {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8_lossy(&out.stdout).trim().to_owned()
+}
+
 /// Python's strict `tarfile` over an image archive of ours: the outer tar,
 /// its `index.json`, the manifest, every layer (gzip, every member read to
 /// the end), and Docker's `manifest.json` pointing at existing blobs with

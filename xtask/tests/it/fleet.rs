@@ -7,6 +7,7 @@ use std::collections::BTreeMap;
 use std::path::Path;
 use std::process::Command;
 
+use forge_testkit::git;
 use forge_testkit::monorepo::{self, plugin_path};
 use serde_json::Value;
 
@@ -60,24 +61,6 @@ fn shards_cover_every_plugin_once_and_adding_a_plugin_moves_none() {
     let bad = xtask(repo.path(), &["build-all", "--list", "--shard", "4/3", "--root", root]);
     assert_eq!(bad.status.code(), Some(2), "{bad:?}");
     assert!(String::from_utf8_lossy(&bad.stderr).contains("`4/3` is not a shard: K must be between 1 and N"));
-}
-
-/// Runs git in `root` as a fixed author.
-fn git(root: &Path, args: &[&str]) -> String {
-    let out = Command::new("git")
-        .args(args)
-        .current_dir(root)
-        .envs([
-            ("GIT_AUTHOR_NAME", "t"),
-            ("GIT_AUTHOR_EMAIL", "t@example.com"),
-            ("GIT_COMMITTER_NAME", "t"),
-            ("GIT_COMMITTER_EMAIL", "t@example.com"),
-            ("GIT_CONFIG_GLOBAL", "/dev/null"),
-        ])
-        .output()
-        .expect("running git");
-    assert!(out.status.success(), "git {args:?}: {}", String::from_utf8_lossy(&out.stderr));
-    String::from_utf8_lossy(&out.stdout).trim().to_owned()
 }
 
 fn commit(root: &Path, message: &str) -> String {

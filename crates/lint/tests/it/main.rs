@@ -111,8 +111,8 @@ fn lint_fixture(name: &str, config: &LintConfig) -> Report {
     lint_root(dir.path(), config).unwrap()
 }
 
-#[test]
-fn fixtures() {
+/// The fixtures, `test_data/*.txt`, sorted.
+fn fixture_files() -> Vec<PathBuf> {
     let mut cases: Vec<PathBuf> = fs::read_dir(test_data())
         .unwrap()
         .map(|e| e.unwrap().path())
@@ -120,7 +120,12 @@ fn fixtures() {
         .collect();
     cases.sort();
     assert!(!cases.is_empty());
-    for case in cases {
+    cases
+}
+
+#[test]
+fn fixtures() {
+    for case in fixture_files() {
         let name = case.file_stem().unwrap().to_str().unwrap();
         let actual = render_report(&lint_fixture(name, &LintConfig::default()));
         expect_file![case.with_extension("expected")].assert_eq(&actual);
@@ -215,13 +220,9 @@ fn parallel_lint_reports_as_serial_lint_does() {
         }
     }
     let mut roots = vec![materialize(&files)];
-    let mut cases: Vec<PathBuf> = fs::read_dir(test_data())
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .filter(|p| p.extension().is_some_and(|e| e == "txt"))
-        .collect();
-    cases.sort();
-    roots.extend(cases.iter().map(|case| materialize(&read_fixture(&fs::read_to_string(case).unwrap()))));
+    roots.extend(
+        fixture_files().iter().map(|case| materialize(&read_fixture(&fs::read_to_string(case).unwrap()))),
+    );
     let lint_on = |threads: usize, root: &Path| {
         let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap();
         let report = pool.install(|| lint_root(root, &LintConfig::default()).unwrap());
