@@ -60,7 +60,7 @@ impl Client {
     /// of `reference`: its blobs, its manifest by digest, and, when the
     /// registry has no referrers API, its descriptor into the fallback
     /// tag's index. The subject must be pushed first. Its blobs are
-    /// counted in `report`.
+    /// counted in `report`. [`Client::push_referrers`] of one artifact.
     pub fn push_referrer(
         &self,
         store: &BlobStore,
@@ -70,51 +70,15 @@ impl Client {
         report: &mut PushReport,
         progress: &dyn Fn(PushEvent),
     ) -> Result<Referred> {
-        let to = PushTo { store, reference, progress };
-        let manifest = read_artifact(store, artifact)?;
-        for blob in [&manifest.config, &manifest.document] {
-            let digest = Digest::from_descriptor(blob)?;
-            let outcome = self.push_blob(to, &digest)?;
-            report.count(&outcome, store.size(&digest)?);
-        }
-        let digest = Digest::from_descriptor(artifact)?;
-        let by_digest = reference.with_digest(&digest);
-        if self.put_manifest(to.at(&by_digest), &digest, OCI_MANIFEST)?.is_some() {
-            return Ok(Referred::Api);
-        }
-        let tag = fallback_tag(subject);
-        let tagged = reference.with_target(Target::Tag(tag.clone()));
-        let notify = |n: RetryNotice| progress(PushEvent::Retrying(n));
-        let mut index = match self.fetch_manifest(&tagged, &tag, &notify) {
-            Ok((_, bytes, _, _)) => {
-                serde_json::from_slice::<ImageIndex>(&bytes).map_err(|e| Error::Protocol {
-                    url: tagged.to_string(),
-                    reason: format!("the referrers tag is not an image index: {e}"),
-                })?
-            }
-            Err(Error::ManifestNotFound { .. }) => forge_oci::oci_spec::image::ImageIndexBuilder::default()
-                .schema_version(2u32)
-                .media_type(forge_oci::oci_spec::image::MediaType::ImageIndex)
-                .manifests(Vec::<Descriptor>::new())
-                .build()
-                .map_err(|e| Error::Protocol { url: tagged.to_string(), reason: e.to_string() })?,
-            Err(e) => return Err(e),
-        };
-        if index.manifests().iter().any(|d| d.digest() == artifact.digest()) {
-            return Ok(Referred::FallbackTag(tag));
-        }
-        let mut manifests = index.manifests().clone();
-        manifests.push(artifact.clone());
-        index.set_manifests(manifests);
-        let bytes = forge_oci::canonical_json(&index, "referrers index")?;
-        let (index_digest, _) = store.put_bytes(&bytes)?;
-        self.put_manifest(to.at(&tagged), &index_digest, OCI_INDEX)?;
-        Ok(Referred::FallbackTag(tag))
+        let mut pushed =
+            self.push_referrers(store, std::slice::from_ref(artifact), subject, reference, report, progress)?;
+        Ok(pushed.remove(0).1)
     }
 
     /// Pushes the artifacts `artifacts` about `subject` (an image of the
-    /// push `report` is of) as [`Client::push_referrer`] does each, in
-    /// their order. When that push found the image up to date
+    /// push `report` is of), in their order, as [`Client::push_referrer`]
+    /// says, the fallback tag's index read and written once for all of
+    /// them. When that push found the image up to date
     /// ([`PushReport::up_to_date`]), the referrers the registry lists for
     /// `subject` are read first (one request, two without the referrers
     /// API) and the artifacts listed there are not sent again: their
@@ -129,27 +93,86 @@ impl Client {
         report: &mut PushReport,
         progress: &dyn Fn(PushEvent),
     ) -> Result<Vec<(Digest, Referred)>> {
+        let to = PushTo { store, reference, progress };
         let notify = |n: RetryNotice| progress(PushEvent::Retrying(n));
         let listed = if report.up_to_date { Some(self.listing(reference, subject, &notify)?) } else { None };
         let mut pushed = Vec::new();
+        let mut unindexed = Vec::new();
         for artifact in artifacts {
             let digest = Digest::from_descriptor(artifact)?;
-            let how = match &listed {
+            let manifest = read_artifact(store, artifact)?;
+            let blobs = [&manifest.config, &manifest.document].map(Digest::from_descriptor);
+            match &listed {
                 Some((found, how)) if found.iter().any(|d| d.digest() == artifact.digest()) => {
-                    let manifest = read_artifact(store, artifact)?;
-                    for blob in [&manifest.config, &manifest.document] {
-                        let blob = Digest::from_descriptor(blob)?;
+                    for blob in blobs {
+                        let blob = blob?;
                         let size = store.size(&blob)?;
                         report.count(&BlobOutcome::Skipped, size);
                         progress(PushEvent::BlobSkipped { digest: blob, size });
                     }
-                    how.clone()
+                    pushed.push((digest, Some(how.clone())));
                 }
-                _ => self.push_referrer(store, artifact, subject, reference, report, progress)?,
-            };
-            pushed.push((digest, how));
+                _ => {
+                    for blob in blobs {
+                        let blob = blob?;
+                        let outcome = self.push_blob(to, &blob)?;
+                        report.count(&outcome, store.size(&blob)?);
+                    }
+                    let by_digest = reference.with_digest(&digest);
+                    if self.put_manifest(to.at(&by_digest), &digest, OCI_MANIFEST)?.is_some() {
+                        pushed.push((digest, Some(Referred::Api)));
+                    } else {
+                        unindexed.push(artifact.clone());
+                        pushed.push((digest, None));
+                    }
+                }
+            }
         }
-        Ok(pushed)
+        let fallback = Referred::FallbackTag(fallback_tag(subject));
+        if !unindexed.is_empty() {
+            self.add_to_fallback_tag(to, subject, &unindexed)?;
+        }
+        Ok(pushed
+            .into_iter()
+            .map(|(digest, how)| (digest, how.unwrap_or_else(|| fallback.clone())))
+            .collect())
+    }
+
+    /// Adds the descriptors of `artifacts` that the fallback tag's index
+    /// of `subject` lacks to it (a new index if there is none), and pushes
+    /// it again if any was added.
+    fn add_to_fallback_tag(&self, to: PushTo<'_>, subject: &Digest, artifacts: &[Descriptor]) -> Result<()> {
+        let tag = fallback_tag(subject);
+        let tagged = to.reference.with_target(Target::Tag(tag.clone()));
+        let mut index = match self.fetch_manifest(&tagged, &tag, &|n| (to.progress)(PushEvent::Retrying(n))) {
+            Ok((_, bytes, _, _)) => {
+                serde_json::from_slice::<ImageIndex>(&bytes).map_err(|e| Error::Protocol {
+                    url: tagged.to_string(),
+                    reason: format!("the referrers tag is not an image index: {e}"),
+                })?
+            }
+            Err(Error::ManifestNotFound { .. }) => forge_oci::oci_spec::image::ImageIndexBuilder::default()
+                .schema_version(2u32)
+                .media_type(forge_oci::oci_spec::image::MediaType::ImageIndex)
+                .manifests(Vec::<Descriptor>::new())
+                .build()
+                .map_err(|e| Error::Protocol { url: tagged.to_string(), reason: e.to_string() })?,
+            Err(e) => return Err(e),
+        };
+        let mut manifests = index.manifests().clone();
+        for artifact in artifacts {
+            if !manifests.iter().any(|d| d.digest() == artifact.digest()) {
+                manifests.push(artifact.clone());
+            }
+        }
+        if manifests.len() == index.manifests().len() {
+            return Ok(());
+        }
+        index.set_manifests(manifests);
+        let bytes = forge_oci::canonical_json(&index, "referrers index")?;
+        let (index_digest, _) = to.store.put_bytes(&bytes)?;
+        self.put_manifest(to.at(&tagged), &index_digest, OCI_INDEX)?;
+        Ok(())
     }
 
     /// The referrers of `subject` in the repository of `reference`: the

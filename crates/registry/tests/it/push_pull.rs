@@ -335,6 +335,12 @@ fn an_unchanged_image_is_one_head_and_a_look_at_its_referrers() {
     // The artifacts share their (empty) config blob.
     assert_eq!((first.blobs_uploaded, first.blobs_skipped), (6, 1), "{first:?}");
     assert_eq!(how, fallback);
+    // The fallback tag's index is read and written once for both.
+    let at_tag: Vec<String> = proxy.state().log.iter().filter(|l| l.ends_with(&tag)).cloned().collect();
+    assert_eq!(
+        at_tag,
+        [format!("GET /v2/same/app/manifests/{tag}"), format!("PUT /v2/same/app/manifests/{tag}")]
+    );
     proxy.state().log.clear();
 
     // Again, from a new client (a new run): the manifest's HEAD under the
