@@ -53,7 +53,7 @@ fn plugin_info(root: &Path, dir: &Path, sink: &mut Sink<'_>) -> Option<PluginInf
 }
 
 /// `VERSION`: present and a valid `<image>:<tag>`.
-fn version(root: &Path, dir: &Path, sink: &mut Sink<'_>) -> Option<ImageRef> {
+pub(crate) fn version(root: &Path, dir: &Path, sink: &mut Sink<'_>) -> Option<ImageRef> {
     let version_rel = dir.join(VERSION);
     if !root.join(dir).join(VERSION).exists() {
         sink.report(

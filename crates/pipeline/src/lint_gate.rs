@@ -44,13 +44,20 @@ impl fmt::Display for Rejection {
 /// Lints the monorepo at `root` with the rules' severities in `config` and
 /// returns the plugins among `plugins` with errors. Each rejected plugin's errors are
 /// reported as [`Event::LintRejected`].
+///
+/// Only `plugins` are checked, less those `passed` says passed with the
+/// same inputs (an up-to-date plugin): the others only count for the
+/// rules that look across plugins (two plugins with one image), which can
+/// still reject one of `plugins`, a passed one too.
 pub fn lint_gate(
     root: &Path,
     plugins: &[PathBuf],
+    passed: &(dyn Fn(&Path) -> bool + Sync),
     config: &LintConfig,
     observer: &dyn Observer,
 ) -> Result<HashMap<PathBuf, Rejection>, Error> {
-    let report = forge_lint::lint_root(root, config)?;
+    let check = |dir: &Path| plugins.iter().any(|p| p == dir) && !passed(dir);
+    let report = forge_lint::lint_some(root, config, &check)?;
     let mut rejected = HashMap::new();
     for plugin in report.plugins.iter().filter(|p| plugins.contains(&p.dir)) {
         let errors: Vec<&Diagnostic> =
@@ -101,7 +108,7 @@ mod tests {
         let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
         let plugins = crate::discover(&root).unwrap();
         assert!(!plugins.is_empty());
-        let rejected = lint_gate(&root, &plugins, &LintConfig::default(), &crate::Quiet).unwrap();
+        let rejected = lint_gate(&root, &plugins, &|_| false, &LintConfig::default(), &crate::Quiet).unwrap();
         assert!(rejected.is_empty(), "{rejected:?}");
     }
 
@@ -118,11 +125,14 @@ mod tests {
             }
         };
         let plugins = crate::discover(repo.path()).unwrap();
-        let rejected = lint_gate(repo.path(), &plugins, &LintConfig::default(), &observer).unwrap();
+        let rejected =
+            lint_gate(repo.path(), &plugins, &|_| false, &LintConfig::default(), &observer).unwrap();
         let rejection = &rejected[Path::new("plugins/bad")];
         assert!(rejection.to_string().starts_with("lint error[PF"), "{rejection}");
         // Plugins not asked about are not rejected, whatever they hold.
-        assert!(lint_gate(repo.path(), &[], &LintConfig::default(), &observer).unwrap().is_empty());
+        assert!(lint_gate(repo.path(), &[], &|_| false, &LintConfig::default(), &observer)
+            .unwrap()
+            .is_empty());
         let seen = seen.into_inner().unwrap();
         assert_eq!(seen, vec![(PathBuf::from("plugins/bad"), rejection.more + 1)]);
     }

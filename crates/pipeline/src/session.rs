@@ -307,10 +307,13 @@ impl Session {
         let mut fresh: HashMap<PathBuf, Outcome> =
             fresh.into_iter().flatten().map(|o| (o.plugin.clone(), o)).collect();
         let stale: Vec<&PathBuf> = plugins.iter().filter(|p| !fresh.contains_key(*p)).collect();
-        // The gate lints every plugin, fresh ones too, as its rules look
-        // across plugins (two plugins with one image name).
+        // The gate checks the stale plugins; its rules across plugins (two
+        // plugins with one image name) can reject a fresh one too.
         let rejected = if batch.lint && !stale.is_empty() {
-            timings::phase("lint gate", || lint_gate(self.workspace.root(), plugins, &self.lint, observer))?
+            let passed = |p: &Path| fresh.contains_key(p);
+            timings::phase("lint gate", || {
+                lint_gate(self.workspace.root(), plugins, &passed, &self.lint, observer)
+            })?
         } else {
             HashMap::new()
         };

@@ -241,6 +241,46 @@ fn parallel_lint_reports_as_serial_lint_does() {
     }
 }
 
+/// `lint_some` gives a picked plugin the report `lint_root` gives it, and an
+/// unpicked one only the findings of the rule across plugins (two plugins
+/// with one image), which still sees the unpicked plugins' images.
+#[test]
+fn lint_some_reports_the_picked_plugins_as_lint_root_does() {
+    let mut files = BTreeMap::new();
+    for i in 0..12 {
+        let dir = format!("plugins/p{i:02}");
+        valid_plugin(&mut files, &dir, "import");
+        match i % 4 {
+            0 => drop(files.insert(format!("{dir}/VERSION"), "tests/shared:1\n".into())),
+            1 => drop(files.remove(&format!("{dir}/README.md"))),
+            2 => drop(files.insert(format!("{dir}/plugin_info.json"), "{ not json".into())),
+            _ => {}
+        }
+    }
+    let root = materialize(&files);
+    let all = lint_root(root.path(), &LintConfig::default()).unwrap();
+    let picked = |dir: &Path| dir.to_string_lossy().ends_with(['1', '4', '7']);
+    let some = forge_lint::lint_some(root.path(), &LintConfig::default(), &picked).unwrap();
+    assert_eq!(some.plugins.len(), all.plugins.len());
+    let mut duplicates = 0;
+    for (full, part) in all.plugins.iter().zip(&some.plugins) {
+        assert_eq!(full.dir, part.dir);
+        if picked(&full.dir) {
+            assert_eq!(part.diagnostics, full.diagnostics, "{}", full.dir.display());
+        } else {
+            let across: Vec<_> = full
+                .diagnostics
+                .iter()
+                .filter(|d| d.rule.code == rules::DUPLICATE_IMAGE.code)
+                .cloned()
+                .collect();
+            duplicates += across.len();
+            assert_eq!(part.diagnostics, across, "{}", full.dir.display());
+        }
+    }
+    assert!(duplicates > 0, "unpicked plugins share an image: {all:?}");
+}
+
 /// Lints `root` in a thread: a reader that blocks on a FIFO fails the test
 /// instead of hanging it.
 fn lint_within_seconds(root: &Path) -> Report {

@@ -212,3 +212,25 @@ fn a_file_changed_while_its_plugin_builds_leaves_no_record() {
     assert_eq!(next, clean_build(root));
     assert!(records(root).values().all(Option::is_some));
 }
+
+#[test]
+fn a_stale_plugin_taking_the_image_of_a_fresh_one_fails_both_at_the_gate() {
+    let repo = repo();
+    let root = repo.path();
+    build(root);
+    write(root, "plugins/c/VERSION", "team/a:1.0.0\n");
+    let session = Session::open(options(root), &Quiet).unwrap();
+    let plugins: Vec<PathBuf> = PLUGINS.iter().map(PathBuf::from).collect();
+    let outcomes = session.build(&plugins, &BatchOptions { jobs: Some(2), lint: true }, &Quiet).unwrap();
+    let failed: Vec<String> = outcomes
+        .iter()
+        .filter_map(|o| match &o.result {
+            Err(forge_pipeline::Error::LintRejected(why)) => {
+                Some(format!("{} {}", o.plugin.display(), why.code))
+            }
+            _ => None,
+        })
+        .collect();
+    assert_eq!(failed, ["plugins/a PF002", "plugins/c PF002"]);
+    assert!(outcomes.iter().any(|o| o.plugin == Path::new("plugins/group/b") && o.result.is_ok()));
+}
