@@ -14,14 +14,14 @@
 //! Artifact manifests are canonical JSON, like every document we write:
 //! the same document about the same image is the same artifact.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, HashSet};
 
 use oci_spec::image::{Descriptor, ImageManifest, MediaType};
 use serde_json::json;
 
 use crate::digest::Digest;
 use crate::error::{Error, Result};
-use crate::index::Target;
+use crate::image::is_index_media_type;
 use crate::store::{ref_name, BlobStore};
 
 /// The media type of the empty config of artifacts.
@@ -138,45 +138,70 @@ pub fn is_artifact_entry(descriptor: &Descriptor) -> bool {
 
 /// Lists `artifacts` in the store's `index.json` (once each), and drops
 /// the artifacts listed there whose subject no ref reaches any more (an
-/// older build's image), so that `gc` can collect them.
+/// older build's image), so that `gc` can collect them. What each ref
+/// reaches and each artifact's subject are read once per open store
+/// (see [`crate::facts`]); `index.json` is not written when nothing
+/// changes.
 pub fn add_referrers(store: &BlobStore, artifacts: &[Descriptor]) -> Result<()> {
-    store.update_index(|manifests| {
-        for artifact in artifacts {
-            if !manifests.iter().any(|d| d.digest() == artifact.digest() && is_artifact_entry(d)) {
-                manifests.push(artifact.clone());
-            }
-        }
-        let mut reachable: BTreeSet<String> = BTreeSet::new();
+    store.update_index(|index| {
+        let manifests = index.manifests();
+        let mut reachable: HashSet<Digest> = HashSet::new();
         for entry in manifests.iter().filter(|d| ref_name(d).is_some()) {
-            reachable.insert(entry.digest().to_string());
-            // An index's images are subjects too; a ref that cannot be read is left alone.
-            if let Ok(target) = Target::load(store, entry) {
-                reachable.extend(target.images().iter().map(|i| i.manifest_digest.to_string()));
-            }
+            reachable.extend(reached(store, entry));
         }
-        let mut kept = Vec::with_capacity(manifests.len());
-        for entry in manifests.drain(..) {
-            let keep = !is_artifact_entry(&entry)
-                || read_artifact(store, &entry)
-                    .ok()
-                    .and_then(|a| a.subject)
-                    .is_some_and(|subject| reachable.contains(&subject.to_string()));
-            if keep {
-                kept.push(entry);
-            }
+        // An artifact that cannot be read is dropped.
+        let keep = |entry: &Descriptor| {
+            !is_artifact_entry(entry)
+                || artifact_subject(store, entry).ok().flatten().is_some_and(|s| reachable.contains(&s))
+        };
+        let kept: Vec<&Descriptor> = manifests.iter().filter(|d| keep(d)).collect();
+        // New artifacts go after what was listed; one listed stays where it was.
+        let new: Vec<&Descriptor> = artifacts
+            .iter()
+            .enumerate()
+            .filter(|(i, artifact)| {
+                let listed = |d: &Descriptor| d.digest() == artifact.digest() && is_artifact_entry(d);
+                !manifests.iter().any(listed) && !artifacts[..*i].iter().any(listed)
+            })
+            .map(|(_, artifact)| artifact)
+            .filter(|d| keep(d))
+            .collect();
+        if kept.len() == manifests.len() && new.is_empty() {
+            return Ok(None);
         }
-        *manifests = kept;
-        Ok(())
+        Ok(Some(kept.into_iter().chain(new).cloned().collect()))
     })
+}
+
+/// The manifest digests of the images the ref entry `entry` reaches: its
+/// own, and an index's images (when the index can be read; a ref that
+/// cannot be read is left alone).
+fn reached(store: &BlobStore, entry: &Descriptor) -> Vec<Digest> {
+    let Ok(digest) = Digest::from_descriptor(entry) else { return Vec::new() };
+    let mut reached = vec![digest.clone()];
+    if is_index_media_type(entry.media_type()) {
+        let images = store.facts().index_images(entry.digest().as_ref(), || {
+            let index = crate::Index::load(store, &digest)?;
+            Ok(index.images.iter().map(|i| i.manifest_digest.clone()).collect())
+        });
+        reached.extend(images.iter().flat_map(|images| images.iter().cloned()));
+    }
+    reached
+}
+
+/// The subject of the artifact manifest `entry` names, read once per
+/// open store.
+fn artifact_subject(store: &BlobStore, entry: &Descriptor) -> Result<Option<Digest>> {
+    store.facts().subject(entry.digest().as_ref(), || Ok(read_artifact(store, entry)?.subject))
 }
 
 /// The artifacts in the store's `index.json` whose subject is `subject`,
 /// in `index.json` order.
 pub fn referrers(store: &BlobStore, subject: &Digest) -> Result<Vec<Descriptor>> {
-    let index = store.read_index()?;
+    let index = store.index()?;
     let mut found = Vec::new();
     for entry in index.manifests().iter().filter(|d| is_artifact_entry(d)) {
-        if read_artifact(store, entry)?.subject.as_ref() == Some(subject) {
+        if artifact_subject(store, entry)?.as_ref() == Some(subject) {
             found.push(entry.clone());
         }
     }
@@ -243,6 +268,60 @@ mod tests {
         add_referrers(&store, std::slice::from_ref(&new.descriptor)).unwrap();
         assert!(referrers(&store, &first.manifest_digest).unwrap().is_empty());
         assert_eq!(referrers(&store, &second.manifest_digest).unwrap(), [new.descriptor]);
+    }
+
+    /// A store of many refs and artifacts, the facts of its blobs known:
+    /// moving refs still drops exactly the artifacts of the images no ref
+    /// reaches (an index's images are reached), and an unchanged list is
+    /// not written again.
+    #[test]
+    fn many_refs_still_prune_what_no_ref_reaches() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = BlobStore::open_or_create(dir.path()).unwrap();
+        let image = |cmd: String, platform: &str| {
+            let runtime = RuntimeConfig { cmd: Some(vec![cmd]), ..RuntimeConfig::default() };
+            let mut config = new_config(0, &runtime, &[], Vec::new()).unwrap();
+            crate::Platform::parse(platform).unwrap().set_on(&mut config);
+            crate::write_image(&store, &config, &[], &BTreeMap::new()).unwrap()
+        };
+        let mut old = Vec::new();
+        for i in 0..40 {
+            let built = image(format!("v1-{i}"), "linux/amd64");
+            store.set_ref(&format!("app-{i}:1"), &built.manifest_descriptor()).unwrap();
+            add_referrers(&store, std::slice::from_ref(&empty_sbom(&store, &built).descriptor)).unwrap();
+            old.push(built);
+        }
+        // app-0 becomes an index of two platforms, the amd64 one still the old image.
+        let arm = image("arm".into(), "linux/arm64");
+        crate::set_platform_ref(&store, "app-0:1", &arm).unwrap();
+        let arm_sbom = empty_sbom(&store, &arm);
+        // Every other ref moves to a new image.
+        let mut new = Vec::new();
+        for i in (1..40).step_by(2) {
+            let built = image(format!("v2-{i}"), "linux/amd64");
+            store.set_ref(&format!("app-{i}:1"), &built.manifest_descriptor()).unwrap();
+            new.push(empty_sbom(&store, &built).descriptor);
+        }
+        new.push(arm_sbom.descriptor.clone());
+        add_referrers(&store, &new).unwrap();
+        for (i, image) in old.iter().enumerate() {
+            let found = referrers(&store, &image.manifest_digest).unwrap();
+            assert_eq!(found.len(), usize::from(i % 2 == 0), "app-{i}: {found:?}");
+        }
+        assert_eq!(referrers(&store, &arm.manifest_digest).unwrap(), [arm_sbom.descriptor]);
+        let artifacts =
+            store.read_index().unwrap().manifests().iter().filter(|d| is_artifact_entry(d)).count();
+        assert_eq!(artifacts, 20 + 20 + 1, "the even olds, the odd news and arm64");
+        // Another handle (another process) sees the same.
+        let other = BlobStore::open_or_create(dir.path()).unwrap();
+        assert_eq!(referrers(&other, &old[1].manifest_digest).unwrap(), []);
+
+        let index = dir.path().join("index.json");
+        let before = (std::fs::read(&index).unwrap(), forge_input::StatStamp::stat(&index));
+        add_referrers(&store, &new).unwrap();
+        add_referrers(&other, &new[..1]).unwrap();
+        store.set_ref("app-1:1", &store.resolve_ref("app-1:1").unwrap().unwrap()).unwrap();
+        assert_eq!((std::fs::read(&index).unwrap(), forge_input::StatStamp::stat(&index)), before);
     }
 
     #[test]

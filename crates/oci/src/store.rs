@@ -51,7 +51,7 @@ use std::fmt;
 use std::fs::{self, File};
 use std::io::{self, BufReader, BufWriter, Read, Write};
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use oci_spec::image::{Descriptor, ImageIndex, MediaType, ANNOTATION_REF_NAME};
 use tempfile::NamedTempFile;
@@ -59,6 +59,8 @@ use tempfile::NamedTempFile;
 use crate::compression::{Compression, UncompressedReader};
 use crate::digest::{Digest, HashingReader, HashingWriter};
 use crate::error::{Error, Result};
+use crate::facts::Facts;
+use crate::index_file::{self, CachedIndex, IndexSnapshot};
 use crate::temp;
 
 /// Larger JSON blobs than this are refused by [`BlobStore::read_verified`]: a
@@ -75,9 +77,19 @@ const BUFFER_SIZE: usize = 128 << 10;
 #[derive(Debug, Clone)]
 pub struct BlobStore {
     root: PathBuf,
+    lease: Arc<Lease>,
+}
+
+/// What the clones of one open store share.
+#[derive(Debug, Default)]
+struct Lease {
     /// A shared lock on `store.lock` for as long as the store is open, so
     /// that [`gc`] (which takes it exclusively) never runs beside a build.
-    _lease: Option<Arc<File>>,
+    _lock: Option<File>,
+    /// The last version of `index.json` read or written.
+    index: Mutex<Option<CachedIndex>>,
+    /// What its blobs' contents say, learnt once.
+    facts: Facts,
 }
 
 /// The file whose lock says who uses the store: shared by every open
@@ -89,10 +101,10 @@ impl BlobStore {
     /// `index.json` and `blobs/sha256/` if they are missing.
     pub fn open_or_create(dir: impl AsRef<Path>) -> Result<BlobStore> {
         let root = dir.as_ref().to_path_buf();
-        let mut store = BlobStore { root, _lease: None };
-        let blobs = store.blobs_dir();
+        let blobs = root.join("blobs").join("sha256");
         fs::create_dir_all(&blobs).map_err(|e| Error::io("creating", &blobs, e))?;
-        store._lease = Some(Arc::new(lock_store(&store.root, false)?));
+        let lock = lock_store(&root, false)?;
+        let store = BlobStore { root, lease: Arc::new(Lease { _lock: Some(lock), ..Lease::default() }) };
         // What killed runs left (their pid no longer runs) goes; a live
         // build's temporaries are never touched.
         for dir in store.temp_dirs() {
@@ -280,9 +292,32 @@ impl BlobStore {
 
     /// The layout's `index.json`.
     pub fn read_index(&self) -> Result<ImageIndex> {
+        Ok(self.index()?.index().clone())
+    }
+
+    /// The current version of `index.json`, parsed once per version (see
+    /// [`crate::index_file`]).
+    pub(crate) fn index(&self) -> Result<Arc<IndexSnapshot>> {
         let path = self.root.join(INDEX_FILE);
-        let bytes = fs::read(&path).map_err(|e| Error::io("reading", &path, e))?;
-        serde_json::from_slice(&bytes).map_err(|e| Error::json(path.display().to_string(), e))
+        let known = self.lease.index.lock().unwrap_or_else(|e| e.into_inner()).clone();
+        if let (Some(known), Some(stamp)) = (&known, StatStamp::stat(&path)) {
+            if known.is_current(&stamp) {
+                return Ok(known.snapshot.clone());
+            }
+        }
+        let (bytes, stamp, seen) = index_file::read(&path)?;
+        let snapshot = index_file::snapshot_of(&path, bytes, known.as_ref())?;
+        self.remember_index(CachedIndex { snapshot: snapshot.clone(), stamp, seen });
+        Ok(snapshot)
+    }
+
+    fn remember_index(&self, cached: CachedIndex) {
+        *self.lease.index.lock().unwrap_or_else(|e| e.into_inner()) = Some(cached);
+    }
+
+    /// What the blobs' contents say, learnt once by this open store.
+    pub(crate) fn facts(&self) -> &Facts {
+        &self.lease.facts
     }
 
     /// Points the ref `name` (`org.opencontainers.image.ref.name`) at
@@ -304,54 +339,74 @@ impl BlobStore {
         next: impl FnOnce(Option<&Descriptor>) -> Result<Descriptor>,
     ) -> Result<()> {
         check_ref_name(name)?;
-        self.update_index(|manifests| {
-            let current = manifests.iter().find(|d| ref_name(d) == Some(name)).cloned();
-            let mut entry = next(current.as_ref())?;
+        self.update_index(|index| {
+            let manifests = index.manifests();
+            let at = index.position(name);
+            let mut entry = next(at.map(|at| &manifests[at]))?;
             let mut annotations = entry.annotations().clone().unwrap_or_default();
             annotations.insert(ANNOTATION_REF_NAME.to_owned(), name.to_owned());
             entry.set_annotations(Some(annotations));
-            match manifests.iter().position(|d| ref_name(d) == Some(name)) {
-                Some(at) => {
-                    manifests[at] = entry;
-                    let mut at = at + 1;
-                    while at < manifests.len() {
-                        if ref_name(&manifests[at]) == Some(name) {
-                            manifests.remove(at);
-                        } else {
-                            at += 1;
-                        }
-                    }
-                }
-                None => manifests.push(entry),
+            let Some(at) = at else {
+                let mut changed = manifests.to_vec();
+                changed.push(entry);
+                return Ok(Some(changed));
+            };
+            let later = |(i, d): &(usize, &Descriptor)| *i > at && ref_name(d) == Some(name);
+            if manifests[at] == entry && !manifests.iter().enumerate().any(|e| later(&e)) {
+                return Ok(None);
             }
-            Ok(())
+            let mut changed = Vec::with_capacity(manifests.len());
+            for (i, d) in manifests.iter().enumerate() {
+                if i == at {
+                    changed.push(entry.clone());
+                } else if !later(&(i, d)) {
+                    changed.push(d.clone());
+                }
+            }
+            Ok(Some(changed))
         })
     }
 
-    /// Changes the entries of `index.json` with `change`, holding an
-    /// exclusive lock on `index.lock` for the read-modify-write (see
-    /// [`BlobStore::set_ref`]); `index.json` is replaced atomically.
-    pub(crate) fn update_index(&self, change: impl FnOnce(&mut Vec<Descriptor>) -> Result<()>) -> Result<()> {
+    /// Changes the entries of `index.json` to what `change` returns from
+    /// its current version (`None`: unchanged, nothing is written),
+    /// holding an exclusive lock on `index.lock` for the
+    /// read-modify-write (see [`BlobStore::set_ref`]); `index.json` is
+    /// replaced atomically. The file is read whatever this store knows,
+    /// so the change starts from what the last writer left.
+    pub(crate) fn update_index(
+        &self,
+        change: impl FnOnce(&IndexSnapshot) -> Result<Option<Vec<Descriptor>>>,
+    ) -> Result<()> {
         let lock_path = self.root.join("index.lock");
         let lock = open_lock_file(&lock_path)?;
         // Released when `lock` is dropped at the end of this function.
         lock.lock().map_err(|e| Error::io("locking", &lock_path, e))?;
-        let mut index = self.read_index()?;
-        let mut manifests: Vec<Descriptor> = index.manifests().clone();
-        change(&mut manifests)?;
-        index.set_manifests(manifests);
-        self.write_index(&index)
+        let path = self.root.join(INDEX_FILE);
+        let known = self.lease.index.lock().unwrap_or_else(|e| e.into_inner()).clone();
+        let (bytes, stamp, seen) = index_file::read(&path)?;
+        let current = index_file::snapshot_of(&path, bytes, known.as_ref())?;
+        let Some(manifests) = change(&current)? else {
+            self.remember_index(CachedIndex { snapshot: current, stamp, seen });
+            return Ok(());
+        };
+        let next = current.with_manifests(manifests)?;
+        write_atomic(&self.root, &path, next.bytes())?;
+        // Still ours: every writer holds the lock.
+        let meta = fs::metadata(&path).map_err(|e| Error::io("reading metadata of", &path, e))?;
+        let seen = std::time::SystemTime::now();
+        self.remember_index(CachedIndex { snapshot: Arc::new(next), stamp: StatStamp::of(&meta), seen });
+        Ok(())
     }
 
     /// The manifest descriptor the ref `name` points at.
     pub fn resolve_ref(&self, name: &str) -> Result<Option<Descriptor>> {
-        let index = self.read_index()?;
-        Ok(index.manifests().iter().find(|d| ref_name(d) == Some(name)).cloned())
+        let index = self.index()?;
+        Ok(index.position(name).map(|at| index.manifests()[at].clone()))
     }
 
     /// Every ref of the layout with its descriptor, in `index.json` order.
     pub fn refs(&self) -> Result<Vec<(String, Descriptor)>> {
-        let index = self.read_index()?;
+        let index = self.index()?;
         Ok(index
             .manifests()
             .iter()
@@ -381,7 +436,7 @@ impl BlobStore {
 /// Blob files this process found whole (hashed to their name: read by
 /// [`BlobStore::verify`] or into an archive, or hashed as they were
 /// written), by path and [`StatStamp`]: a file changed since is not.
-static VERIFIED: std::sync::Mutex<BTreeSet<(PathBuf, StatStamp)>> = std::sync::Mutex::new(BTreeSet::new());
+static VERIFIED: Mutex<BTreeSet<(PathBuf, StatStamp)>> = Mutex::new(BTreeSet::new());
 
 /// Whether the blob file at `path`, as it is now, is one this process
 /// found whole ([`mark_whole`]).
@@ -465,7 +520,7 @@ pub struct Collected {
 /// layer cache remembered are collected too (the cache then misses).
 pub fn gc(dir: &Path, tarball_dirs: &[PathBuf]) -> Result<Collected> {
     let _lock = lock_store(dir, true)?;
-    let store = BlobStore { root: dir.to_path_buf(), _lease: None };
+    let store = BlobStore { root: dir.to_path_buf(), lease: Arc::default() };
     let mut collected = Collected::default();
     let in_store = store.temp_dirs().map(|d| temp::remove(&d, temp::Scope::All));
     for removed in
@@ -950,6 +1005,33 @@ mod tests {
         let _store = BlobStore::open_or_create(dir.path()).unwrap();
         assert!(!stale.exists() && !spool.exists());
         assert!(live.exists(), "a running process's temporary was removed");
+    }
+
+    /// What a store knows of `index.json` never hides another writer's
+    /// change, even one of the same size made in place at once (the same
+    /// inode and, within the clock's granularity, the same times).
+    #[test]
+    fn a_known_index_does_not_hide_another_writer() {
+        let (_dir, store) = store();
+        let (a, size) = store.put_bytes(b"a").unwrap();
+        let (b, _) = store.put_bytes(b"b").unwrap();
+        let desc = |d: &Digest| crate::digest::descriptor(MediaType::ImageManifest, d, size);
+        store.set_ref("one", &desc(&a)).unwrap();
+        assert_eq!(store.resolve_ref("one").unwrap().unwrap().digest().to_string(), a.to_string());
+        let path = store.root().join(INDEX_FILE);
+        let text = fs::read_to_string(&path).unwrap().replace(a.hex(), b.hex());
+        fs::OpenOptions::new().write(true).open(&path).unwrap().write_all(text.as_bytes()).unwrap();
+        assert_eq!(store.resolve_ref("one").unwrap().unwrap().digest().to_string(), b.to_string());
+        // An update starts from the file, whatever the store read before.
+        fs::write(&path, text.replace(b.hex(), a.hex())).unwrap();
+        store.set_ref("two", &desc(&b)).unwrap();
+        let refs: Vec<(String, String)> =
+            store.refs().unwrap().into_iter().map(|(name, d)| (name, d.digest().to_string())).collect();
+        assert_eq!(refs, vec![("one".to_owned(), a.to_string()), ("two".to_owned(), b.to_string())]);
+        assert_eq!(
+            fs::read(&path).unwrap(),
+            crate::json::canonical_json(&store.read_index().unwrap(), "index").unwrap()
+        );
     }
 
     #[test]

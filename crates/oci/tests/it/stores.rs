@@ -117,22 +117,30 @@ fn configs_with_labels_in_any_order_have_one_digest() {
 }
 
 /// Many writers at once, each with its own store handle (as separate
-/// processes would have): no ref is lost.
+/// processes would have), each reading `index.json` between its writes
+/// (so that what it knows of the file is often stale): no ref is lost,
+/// and each sees its own.
 #[test]
 fn concurrent_set_ref_loses_nothing() {
     let dir = tempfile::tempdir().unwrap();
     let store = BlobStore::open_or_create(dir.path()).unwrap();
     let (digest, size) = store.put_bytes(b"{}").unwrap();
     let desc = forge_oci::descriptor(oci_spec::image::MediaType::ImageManifest, &digest, size);
+    assert!(store.refs().unwrap().is_empty());
     std::thread::scope(|scope| {
         for i in 0..16 {
             let desc = desc.clone();
             let path = dir.path().to_path_buf();
             scope.spawn(move || {
                 let store = BlobStore::open_or_create(path).unwrap();
-                store.set_ref(&format!("ref-{i}"), &desc).unwrap();
+                for round in 0..4 {
+                    store.set_ref(&format!("ref-{i}-{round}"), &desc).unwrap();
+                    for seen in 0..=round {
+                        assert!(store.resolve_ref(&format!("ref-{i}-{seen}")).unwrap().is_some());
+                    }
+                }
             });
         }
     });
-    assert_eq!(store.refs().unwrap().len(), 16);
+    assert_eq!(store.refs().unwrap().len(), 64);
 }
