@@ -17,15 +17,18 @@
 //! digest and its inputs, so an unchanged image does not read its layers
 //! again; the provenance is rebuilt every time (it reads no layer).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
 
 use forge_baseimage::install::AptLock;
 use forge_builder::Built;
 use forge_debian::lock::Lock;
 use forge_manifest::DOCKERFILE;
+use forge_oci::entries::EntryKind;
 use forge_oci::referrers::{self, Artifact};
-use forge_oci::{BlobStore, Digest, Image, ImageLayers, Platform};
+use forge_oci::{BlobStore, Digest, Image, ImageFiles, ImageLayers, Platform};
+use forge_sbom::contents::Scan;
 use forge_sbom::provenance::{Material, Provenance};
 use forge_sbom::{Base, DebianRecord, Download, Format, Plugin, Record, Sbom, Subject, WheelRecord};
 
@@ -88,10 +91,8 @@ impl Session {
                 platform: platform.to_string(),
             };
             let base = base_of(image);
-            let base_lock = base
-                .as_ref()
-                .and_then(|b| Image::load(store, &b.digest).ok())
-                .and_then(|b| base_lock(root, &b));
+            let base_image = base.as_ref().and_then(|b| Image::load(store, &b.digest).ok());
+            let base_lock = base_image.as_ref().and_then(|b| base_lock(root, b));
             let build = self.build_options();
             // The image's own revision (the last commit that changed its
             // inputs), not `HEAD`: the documents say what the image says.
@@ -121,7 +122,8 @@ impl Session {
                         contents: forge_sbom::Contents::default(),
                         epoch: build.epoch,
                     };
-                    Some(sbom_artifact(store, image, sbom, &record, format, !build.extras.no_cache)?)
+                    let over = base_image.as_ref();
+                    Some(sbom_artifact(store, image, over, sbom, &record, format, !build.extras.no_cache)?)
                 }
                 None => None,
             };
@@ -203,17 +205,18 @@ pub(crate) fn attest_base(
         contents: forge_sbom::Contents::default(),
         epoch,
     };
-    let artifact = sbom_artifact(store, image, sbom, &lock_record(lock), Format::Spdx, true)?;
+    let artifact = sbom_artifact(store, image, None, sbom, &lock_record(lock), Format::Spdx, true)?;
     referrers::add_referrers(store, std::slice::from_ref(&artifact.descriptor))?;
     Ok(artifact)
 }
 
 /// The SBOM of `image` in `format`: from the store's cache when the same
 /// inputs made one before (unless not `cached`: `--no-cache`), else with
-/// the image's contents read.
+/// the image's contents read (over those of its `base`, when given).
 fn sbom_artifact(
     store: &BlobStore,
     image: &Image,
+    base: Option<&Image>,
     mut sbom: Sbom,
     record: &Record,
     format: Format,
@@ -232,11 +235,136 @@ fn sbom_artifact(
         }
     }
     let files = ImageLayers::read(store, image)?;
-    sbom.contents = forge_sbom::contents::read(&files, record)
-        .map_err(|source| Error::Sbom { image: sbom.subject.name.clone(), source })?;
+    let scanned = match base.and_then(|base| scan_over_base(store, image, base, &files).transpose()) {
+        Some(scanned) => scanned,
+        None => forge_sbom::contents::scan(&files),
+    };
+    sbom.contents =
+        scanned.map_err(|source| Error::Sbom { image: sbom.subject.name.clone(), source })?.join(record);
     let artifact = write(store, image, format.media_type(), &sbom.render(format), sbom.epoch)?;
     store.cache_put(&key, artifact.descriptor.digest().as_ref())?;
     Ok(artifact)
+}
+
+/// The scan of a base image's contents, kept for the process by the store
+/// and the base's layers (whose digests name their content): every image
+/// of a monorepo over the same base reads the base's packages once. With
+/// it, the top-level directories of the base that hold something (or are
+/// not directories): an image's own layers that add elsewhere only add.
+type BaseScan = (Arc<Scan>, BTreeSet<String>);
+
+/// How many base scans the process keeps (a run has a base or two).
+const KEPT_SCANS: usize = 16;
+/// How many layers' top-level names the process keeps (a few names each).
+const KEPT_LAYERS: usize = 4096;
+
+/// The scan of `image`'s contents from its `base`'s, kept, when `image`
+/// is `base`'s layers and then layers that only add new top-level
+/// directories (plain directories and files: no link, whiteout or device,
+/// as a `COPY` of sources makes); `None` when it is not (scan it whole).
+/// Exactly what [`forge_sbom::contents::scan`] of `files` gives; see
+/// [`Scan::over`].
+fn scan_over_base(
+    store: &BlobStore,
+    image: &Image,
+    base: &Image,
+    files: &ImageLayers,
+) -> Result<Option<Scan>, forge_sbom::Error> {
+    /// A base by its store and layers.
+    type Key = (PathBuf, Vec<Digest>);
+    static SCANS: Mutex<Vec<(Key, BaseScan)>> = Mutex::new(Vec::new());
+    let digests = |image: &Image| {
+        image.manifest.layers().iter().map(Digest::from_descriptor).collect::<Result<Vec<_>, _>>()
+    };
+    let (Ok(below), Ok(all)) = (digests(base), digests(image)) else { return Ok(None) };
+    let Some(own) = all.strip_prefix(below.as_slice()).filter(|own| !own.is_empty()) else { return Ok(None) };
+    // A layer of the base again could replace a file with the same node.
+    if own.iter().any(|d| below.contains(d)) {
+        return Ok(None);
+    }
+    let mut added = BTreeSet::new();
+    for desc in &image.manifest.layers()[below.len()..] {
+        match top_level_names(store, desc) {
+            Some(names) => added.extend(names.iter().cloned()),
+            None => return Ok(None),
+        }
+    }
+    let key = (store.root().to_path_buf(), below);
+    let kept = SCANS
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .iter()
+        .find(|(k, _)| *k == key)
+        .map(|(_, s)| s.clone());
+    let (scan, occupied) = match kept {
+        Some(kept) => kept,
+        None => {
+            let Ok(view) = ImageLayers::read(store, base) else { return Ok(None) };
+            let occupied = view
+                .list("")
+                .into_iter()
+                .filter(|name| !view.node(name).is_some_and(|n| n.is_dir()) || !view.list(name).is_empty())
+                .collect();
+            let scanned = (Arc::new(forge_sbom::contents::scan(&view)?), occupied);
+            let mut scans = SCANS.lock().unwrap_or_else(|e| e.into_inner());
+            if scans.len() >= KEPT_SCANS {
+                scans.remove(0);
+            }
+            scans.push((key, scanned.clone()));
+            scanned
+        }
+    };
+    if added.iter().any(|name| occupied.contains(name)) {
+        return Ok(None);
+    }
+    scan.over(files, &added.into_iter().collect::<Vec<_>>())
+}
+
+/// The first components of the entries of the layer `desc`, when every
+/// entry is a plain directory or file (no link, whiteout, device); kept
+/// for the process by the layer's digest, which names its content. `None`
+/// also when the layer cannot be read (the full scan reports why).
+fn top_level_names(
+    store: &BlobStore,
+    desc: &forge_oci::oci_spec::image::Descriptor,
+) -> Option<Arc<BTreeSet<String>>> {
+    /// Names, or `None` for a layer that does not only add.
+    type Names = Option<Arc<BTreeSet<String>>>;
+    static NAMES: Mutex<Vec<(Digest, Names)>> = Mutex::new(Vec::new());
+    let digest = Digest::from_descriptor(desc).ok()?;
+    if let Some((_, names)) =
+        NAMES.lock().unwrap_or_else(|e| e.into_inner()).iter().find(|(d, _)| *d == digest)
+    {
+        return names.clone();
+    }
+    let read = || -> Option<BTreeSet<String>> {
+        let mut stream = store.open_uncompressed(desc).ok()?.without_diff_id();
+        let mut names = BTreeSet::new();
+        {
+            let mut reader = forge_oci::LayerReader::new(&mut stream);
+            for entry in reader.entries().ok()? {
+                let entry = entry.ok()?;
+                let plain = matches!(entry.kind, EntryKind::Dir | EntryKind::File { .. });
+                let path = entry.path();
+                if !plain || entry.marker().is_some() || path.split('/').any(|c| c == "..") {
+                    return None;
+                }
+                if let Some(first) = path.split('/').next().filter(|c| !c.is_empty()) {
+                    names.insert(first.to_owned());
+                }
+            }
+        }
+        // Read to the end: the blob's digest is checked.
+        stream.finish().ok()?;
+        Some(names)
+    };
+    let names = read().map(Arc::new);
+    let mut kept = NAMES.lock().unwrap_or_else(|e| e.into_inner());
+    if kept.len() >= KEPT_LAYERS {
+        kept.remove(0);
+    }
+    kept.push((digest, names.clone()));
+    names
 }
 
 /// Stores `document` as an artifact about `image`, created at the epoch.
