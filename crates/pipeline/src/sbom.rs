@@ -17,13 +17,14 @@
 //! digest and its inputs, so an unchanged image does not read its layers
 //! again; the provenance is rebuilt every time (it reads no layer).
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
 use forge_baseimage::install::AptLock;
 use forge_builder::Built;
 use forge_debian::lock::Lock;
+use forge_input::StatStamp;
 use forge_manifest::DOCKERFILE;
 use forge_oci::entries::EntryKind;
 use forge_oci::referrers::{self, Artifact};
@@ -405,11 +406,28 @@ fn base_lock(root: &Path, base: &Image) -> Option<(PathBuf, Lock)> {
         .collect();
     paths.sort();
     paths.into_iter().find_map(|path| {
-        let lock = Lock::load(&path).ok()?;
+        let (lock, digest) = &*digested_lock(&path)?;
         let name = path.file_name()?;
-        (&Digest::of(lock.to_toml().as_bytes()).to_string() == wanted)
-            .then(|| (Path::new(BASE_IMAGES_DIR).join(name), lock))
+        (digest == wanted).then(|| (Path::new(BASE_IMAGES_DIR).join(name), lock.clone()))
     })
+}
+
+/// The lock at `path` and the digest of its TOML, as a base image's
+/// annotation names it; kept per process by path and stat stamp, so that
+/// the images of a run do not parse and print every lock again.
+fn digested_lock(path: &Path) -> Option<Arc<(Lock, String)>> {
+    type Kept = HashMap<(PathBuf, StatStamp), Arc<(Lock, String)>>;
+    static LOCKS: std::sync::LazyLock<Mutex<Kept>> = std::sync::LazyLock::new(Mutex::default);
+    // Stamped before it is read: a lock changed since is stamped anew.
+    let key = (path.to_path_buf(), StatStamp::stat(path)?);
+    if let Some(kept) = LOCKS.lock().unwrap_or_else(|e| e.into_inner()).get(&key) {
+        return Some(Arc::clone(kept));
+    }
+    let lock = Lock::load(path).ok()?;
+    let digest = Digest::of(lock.to_toml().as_bytes()).to_string();
+    let digested = Arc::new((lock, digest));
+    LOCKS.lock().unwrap_or_else(|e| e.into_inner()).insert(key, Arc::clone(&digested));
+    Some(digested)
 }
 
 /// The `.deb`s of a base image lock.
