@@ -4,12 +4,14 @@
 //! module applies the rule's severity (the session's [`LintConfig`]) and
 //! remembers images that passed, by manifest digest, in the store's cache.
 
+use std::cell::RefCell;
 use std::fmt;
 use std::path::PathBuf;
+use std::sync::Arc;
 
 use forge_builder::{Built, Workspace};
 use forge_lint::{rules, Diagnostic, LintConfig, Severity};
-use forge_oci::{Image, Platform, RuntimeConfig};
+use forge_oci::{BlobStore, Digest, Image, ImageLayers, Platform, RuntimeConfig};
 use forge_sandbox::agent;
 
 use crate::{Error, Event, Observer};
@@ -78,9 +80,9 @@ fn check_image(
     if store.cache_get(&key).as_deref() == Some("ok") {
         return Ok(());
     }
-    let files = agent::image_files(store, image)?;
+    let files = image_view(store, image, || agent::image_files(store, image))?;
     let runtime = RuntimeConfig::from_config(&image.config);
-    let missing = agent::check_image(&files, &runtime);
+    let missing = agent::check_image(&*files, &runtime);
     if missing.is_empty() {
         store.cache_put(&key, "ok")?;
         return Ok(());
@@ -111,4 +113,29 @@ fn check_image(
         return Ok(());
     }
     Err(Error::ImageRejected(ImageRejection { dockerfile, errors }))
+}
+/// The merged view of `image`'s layers in `store`, made by `read` unless
+/// this thread made it last: a build's image check and its SBOM, one after
+/// the other on the build's thread, read the image's layers once. The view
+/// is a function of the store and of the layers the manifest digest names.
+pub(crate) fn image_view<E>(
+    store: &BlobStore,
+    image: &Image,
+    read: impl FnOnce() -> Result<ImageLayers, E>,
+) -> Result<Arc<ImageLayers>, E> {
+    type Last = Option<(PathBuf, Digest, Arc<ImageLayers>)>;
+    thread_local! {
+        static LAST: RefCell<Last> = const { RefCell::new(None) };
+    }
+    let same = |(root, digest, _): &&(PathBuf, Digest, Arc<ImageLayers>)| {
+        root == store.root() && *digest == image.manifest_digest
+    };
+    if let Some(view) =
+        LAST.with_borrow(|last| last.as_ref().filter(same).map(|(_, _, view)| Arc::clone(view)))
+    {
+        return Ok(view);
+    }
+    let view = Arc::new(read()?);
+    LAST.set(Some((store.root().to_path_buf(), image.manifest_digest.clone(), Arc::clone(&view))));
+    Ok(view)
 }

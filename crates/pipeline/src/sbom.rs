@@ -235,10 +235,10 @@ fn sbom_artifact(
             }
         }
     }
-    let files = ImageLayers::read(store, image)?;
+    let files = crate::image_check::image_view(store, image, || ImageLayers::read(store, image))?;
     let scanned = match base.and_then(|base| scan_over_base(store, image, base, &files).transpose()) {
         Some(scanned) => scanned,
-        None => forge_sbom::contents::scan(&files),
+        None => forge_sbom::contents::scan(&*files),
     };
     sbom.contents =
         scanned.map_err(|source| Error::Sbom { image: sbom.subject.name.clone(), source })?.join(record);
