@@ -337,15 +337,17 @@ mod tests {
         }
     }
 
-    fn base_image() -> Tree {
+    /// An image with only dpkg's status, holding `status`.
+    fn with_status(status: &str) -> Tree {
         let mut image = Tree::new();
-        image.insert(
-            "var/lib/dpkg/status",
-            Node::bytes(
-                0o644,
-                "Package: jq\nStatus: install ok installed\nArchitecture: amd64\nVersion: 1.6-2.1\n\n\
-                 Package: libjq1\nStatus: install ok installed\nArchitecture: amd64\nVersion: 1.6-2.1+b1\n",
-            ),
+        image.insert("var/lib/dpkg/status", Node::bytes(0o644, status));
+        image
+    }
+
+    fn base_image() -> Tree {
+        let mut image = with_status(
+            "Package: jq\nStatus: install ok installed\nArchitecture: amd64\nVersion: 1.6-2.1\n\n\
+             Package: libjq1\nStatus: install ok installed\nArchitecture: amd64\nVersion: 1.6-2.1+b1\n",
         );
         image.insert(
             "usr/share/doc/jq/copyright",
@@ -361,7 +363,8 @@ mod tests {
         image
     }
 
-    fn record() -> Record {
+    /// A record of the `.deb` of jq 1.6-2.1 and of the wheel `filename`.
+    fn record_with(wheel: &str, version: &str, filename: &str) -> Record {
         Record {
             debian: vec![DebianRecord {
                 name: "jq".into(),
@@ -370,12 +373,16 @@ mod tests {
                 download: Download { sha256: "ab".repeat(32), url: None },
             }],
             python: vec![WheelRecord {
-                name: "zeta".into(),
-                version: "1".into(),
-                filename: "zeta-1-py3-none-any.whl".into(),
+                name: wheel.into(),
+                version: version.into(),
+                filename: filename.into(),
                 download: Download { sha256: "cd".repeat(32), url: None },
             }],
         }
+    }
+
+    fn record() -> Record {
+        record_with("zeta", "1", "zeta-1-py3-none-any.whl")
     }
 
     #[test]
@@ -428,15 +435,10 @@ mod tests {
 
     #[test]
     fn packages_come_from_the_image_and_facts_from_the_record() {
-        let mut image = Tree::new();
-        image.insert(
-            "var/lib/dpkg/status",
-            Node::bytes(
-                0o644,
-                "Package: jq\nStatus: install ok installed\nArchitecture: amd64\nVersion: 1.6-2.1\n\n\
-                 Package: libjq1\nStatus: install ok installed\nArchitecture: amd64\nSource: jq (1.6-2)\nVersion: 1.6-2.1+b1\n\n\
-                 Package: gone\nStatus: deinstall ok config-files\nArchitecture: amd64\nVersion: 1\n",
-            ),
+        let mut image = with_status(
+            "Package: jq\nStatus: install ok installed\nArchitecture: amd64\nVersion: 1.6-2.1\n\n\
+             Package: libjq1\nStatus: install ok installed\nArchitecture: amd64\nSource: jq (1.6-2)\nVersion: 1.6-2.1+b1\n\n\
+             Package: gone\nStatus: deinstall ok config-files\nArchitecture: amd64\nVersion: 1\n",
         );
         image.insert(
             "usr/share/doc/jq/copyright",
@@ -452,20 +454,7 @@ mod tests {
         );
         image.insert(format!("{dist}/yaml/__init__.py"), Node::bytes(0o644, ""));
         image.insert("opt/x.dist-info/METADATA", Node::bytes(0o644, "Name: not-in-site\nVersion: 1\n"));
-        let record = Record {
-            debian: vec![DebianRecord {
-                name: "jq".into(),
-                version: "1.6-2.1".into(),
-                architecture: "amd64".into(),
-                download: Download { sha256: "ab".repeat(32), url: None },
-            }],
-            python: vec![WheelRecord {
-                name: "pyyaml".into(),
-                version: "6.0.2".into(),
-                filename: "PyYAML-6.0.2-cp311-cp311-manylinux_2_17_x86_64.whl".into(),
-                download: Download { sha256: "cd".repeat(32), url: None },
-            }],
-        };
+        let record = record_with("pyyaml", "6.0.2", "PyYAML-6.0.2-cp311-cp311-manylinux_2_17_x86_64.whl");
         let contents = read(&image, &record).unwrap();
         let debs: Vec<String> = contents
             .debian
