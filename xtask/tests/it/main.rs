@@ -10,6 +10,7 @@ mod crash;
 mod docker_flags;
 mod e2e;
 mod fleet;
+mod fresh;
 mod lint;
 mod locks;
 mod new;
