@@ -1,6 +1,6 @@
 //! Diagnostics and the per-rule severity configuration.
 
-use std::collections::HashMap;
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use forge_manifest::{Position, Problem};
@@ -136,7 +136,9 @@ pub enum Level {
 /// Severity overrides, by rule.
 #[derive(Debug, Clone, Default)]
 pub struct LintConfig {
-    levels: HashMap<&'static str, Level>,
+    /// By rule code: ordered, so that the same settings print the same
+    /// (an up-to-date plugin's record keys on the printed options).
+    levels: BTreeMap<&'static str, Level>,
 }
 
 impl LintConfig {

@@ -234,3 +234,29 @@ fn a_stale_plugin_taking_the_image_of_a_fresh_one_fails_both_at_the_gate() {
     assert_eq!(failed, ["plugins/a PF002", "plugins/c PF002"]);
     assert!(outcomes.iter().any(|o| o.plugin == Path::new("plugins/group/b") && o.result.is_ok()));
 }
+
+#[test]
+fn the_same_options_given_again_keep_plugins_fresh() {
+    let repo = repo();
+    let root = repo.path();
+    // Built anew for each run, as each process parses its flags.
+    let with_levels = || {
+        let mut options = options(root);
+        for rule in [&forge_lint::rules::UNKNOWN_PLUGIN_TYPE, &forge_lint::rules::VERSION_MISSING] {
+            options.lint.set(rule, forge_lint::Level::Warn);
+        }
+        options.lint.set(&forge_lint::rules::AGENT_START, forge_lint::Level::Deny);
+        options.extras.build_args.insert("B".into(), "2".into());
+        options.extras.build_args.insert("A".into(), "1".into());
+        options
+    };
+    let first = build_with(with_levels(), &Quiet);
+    let stamps = records(root);
+    for _ in 0..3 {
+        assert_eq!(build_with(with_levels(), &Quiet), first);
+        assert!(rebuilt(&stamps, root).is_empty());
+    }
+    // Other options are another key: built again (into the same images).
+    assert_eq!(build(root), first);
+    assert_eq!(rebuilt(&stamps, root), PLUGINS);
+}
