@@ -242,10 +242,10 @@ fn the_same_options_given_again_keep_plugins_fresh() {
     // Built anew for each run, as each process parses its flags.
     let with_levels = || {
         let mut options = options(root);
-        for rule in [&forge_lint::rules::UNKNOWN_PLUGIN_TYPE, &forge_lint::rules::VERSION_MISSING] {
+        for rule in [forge_lint::rules::UNKNOWN_PLUGIN_TYPE, forge_lint::rules::VERSION_MISSING] {
             options.lint.set(rule, forge_lint::Level::Warn);
         }
-        options.lint.set(&forge_lint::rules::AGENT_START, forge_lint::Level::Deny);
+        options.lint.set(forge_lint::rules::AGENT_START, forge_lint::Level::Deny);
         options.extras.build_args.insert("B".into(), "2".into());
         options.extras.build_args.insert("A".into(), "1".into());
         options
