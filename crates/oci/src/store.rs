@@ -154,11 +154,15 @@ impl BlobStore {
         }
     }
 
-    /// Stores `bytes` as a blob.
+    /// Stores `bytes` as a blob. A blob file that holds these bytes
+    /// already is kept (see [`holds`]).
     pub fn put_bytes(&self, bytes: &[u8]) -> Result<(Digest, u64)> {
-        let mut writer = self.writer()?;
-        writer.write_all(bytes).map_err(|e| Error::io("writing", writer.temp_path(), e))?;
-        writer.finish()
+        let digest = Digest::of(bytes);
+        let path = self.path(&digest);
+        if !holds(&path, bytes) {
+            write_atomic(&self.root.join("blobs"), &path, bytes)?;
+        }
+        Ok((digest, bytes.len() as u64))
     }
 
     /// Stores `value` as a blob of canonical JSON (see
@@ -283,11 +287,16 @@ impl BlobStore {
         fs::read_to_string(self.cache_path(key)).ok()
     }
 
-    /// Stores `value` under `key`, atomically replacing an older value.
+    /// Stores `value` under `key`, atomically replacing an older value
+    /// (an entry that holds `value` already is kept, see [`holds`]).
     pub fn cache_put(&self, key: &str, value: &str) -> Result<()> {
+        let path = self.cache_path(key);
+        if holds(&path, value.as_bytes()) {
+            return Ok(());
+        }
         let dir = self.root.join("cache");
         fs::create_dir_all(&dir).map_err(|e| Error::io("creating", &dir, e))?;
-        write_atomic(&dir, &self.cache_path(key), value.as_bytes())
+        write_atomic(&dir, &path, value.as_bytes())
     }
 
     /// The layout's `index.json`.
@@ -451,6 +460,18 @@ pub(crate) fn mark_whole(path: &Path) {
     if let (Some(stamp), Ok(mut set)) = (StatStamp::stat(path), VERIFIED.lock()) {
         set.insert((path.to_path_buf(), stamp));
     }
+}
+
+/// Whether the file at `path` holds `bytes` (a small blob, a cache
+/// entry) already, so that writing them would change nothing: a write
+/// makes a file and frees the one it replaces, and on ext4 without a
+/// journal every file made scans past the inodes freed in the last
+/// seconds, so a run that rewrote what it found made each new file cost
+/// more (a run of n plugins rewrote the empty config and `index.json`
+/// O(n) times).
+fn holds(path: &Path, bytes: &[u8]) -> bool {
+    fs::metadata(path).is_ok_and(|meta| meta.is_file() && meta.len() == bytes.len() as u64)
+        && fs::read(path).is_ok_and(|found| found == bytes)
 }
 
 /// The `org.opencontainers.image.ref.name` annotation of a descriptor.
@@ -865,8 +886,10 @@ mod tests {
         assert_eq!(digest, Digest::of(b"hello"));
         assert!(store.contains(&digest));
         assert_eq!(store.read_verified(&digest).unwrap(), b"hello");
+        let stamp = StatStamp::stat(&store.path(&digest));
         let again = store.put_bytes(b"hello").unwrap();
         assert_eq!(again, (digest.clone(), 5));
+        assert_eq!(StatStamp::stat(&store.path(&digest)), stamp, "the same blob was written again");
         assert_eq!(files_below(&store.root().join("blobs")), vec![format!("sha256/{}", digest.hex())]);
     }
 
@@ -950,6 +973,9 @@ mod tests {
         store.cache_put("key", "one").unwrap();
         store.cache_put("key", "two").unwrap();
         assert_eq!(store.cache_get("key").as_deref(), Some("two"));
+        let stamp = StatStamp::stat(&store.cache_path("key"));
+        store.cache_put("key", "two").unwrap();
+        assert_eq!(StatStamp::stat(&store.cache_path("key")), stamp, "the same value was written again");
         assert_eq!(store.cache_get("other"), None);
     }
 
