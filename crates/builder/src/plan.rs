@@ -234,7 +234,7 @@ pub struct BuildPlan {
     /// from that stage's image, and `base` is the image its chain starts from.
     pub base_stage: Option<usize>,
     /// Holds the spooled content of `ADD` archives until the plan is dropped.
-    _spool: tempfile::TempDir,
+    _spool: SpoolDir,
 }
 
 /// A stage the target needs, planned as the target is.
@@ -250,6 +250,29 @@ pub struct StagePlan {
     pub base_stage: Option<usize>,
     /// Its steps after `FROM`.
     pub steps: Vec<Step>,
+}
+
+/// A plan's spool directory, made by its first spooled file (most plans
+/// spool nothing: a directory made and removed per plan was a cost of its
+/// own), and removed with the plan. Its name is this process's
+/// ([`forge_oci::temp::prefix`]), so a killed run's is removed by the next.
+#[derive(Debug)]
+pub(crate) struct SpoolDir(PathBuf);
+
+impl SpoolDir {
+    fn new(parent: &Path) -> SpoolDir {
+        static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+        let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        SpoolDir(parent.join(format!("{}{n}", forge_oci::temp::prefix("spool-"))))
+    }
+}
+
+impl Drop for SpoolDir {
+    fn drop(&mut self) {
+        if self.0.exists() {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
 }
 
 /// Which stage to build, for which platform.
@@ -324,12 +347,8 @@ pub fn plan_target(
     let graph = Graph::read(dockerfile, inputs.build_args, target.platform)?;
     let target_index = graph.target(dockerfile, target.stage)?;
     forge_oci::temp::register_dir(inputs.spool_parent);
-    let spool_dir = tempfile::Builder::new()
-        .prefix(&forge_oci::temp::prefix("spool-"))
-        .tempdir_in(inputs.spool_parent)
-        .map_err(|e| BuildError::io("creating a spool directory in", inputs.spool_parent, e))?;
-    let mut spool =
-        Some(Spool::new(spool_dir.path()).map_err(|e| BuildError::io("creating", spool_dir.path(), e))?);
+    let spool_dir = SpoolDir::new(inputs.spool_parent);
+    let mut spool = Some(Spool::lazy(spool_dir.0.clone()));
     let texts: HashMap<Position, String> = dockerfile
         .file
         .instructions

@@ -366,6 +366,8 @@ impl<'a> Iterator for Entries<'a> {
 pub struct Spool {
     dir: PathBuf,
     next: u64,
+    /// Whether `dir` was made (a lazy spool makes it at its first file).
+    made: bool,
 }
 
 impl Spool {
@@ -374,7 +376,13 @@ impl Spool {
     /// end up in the same tree.
     pub fn new(dir: &Path) -> io::Result<Spool> {
         std::fs::create_dir_all(dir)?;
-        Ok(Spool { dir: dir.to_path_buf(), next: 0 })
+        Ok(Spool { dir: dir.to_path_buf(), next: 0, made: true })
+    }
+
+    /// A spool into `dir`, which is made only when a first file is spooled
+    /// (most builds spool nothing).
+    pub fn lazy(dir: PathBuf) -> Spool {
+        Spool { dir, next: 0, made: false }
     }
 
     /// The directory.
@@ -388,6 +396,11 @@ impl Spool {
         &mut self,
         content: &mut impl Read,
     ) -> Result<(FileSource, u64), TarError<std::convert::Infallible>> {
+        if !self.made {
+            std::fs::create_dir_all(&self.dir)
+                .map_err(|source| TarError::Spool { path: self.dir.clone(), source })?;
+            self.made = true;
+        }
         self.next += 1;
         let path = self.dir.join(self.next.to_string());
         let file = File::create(&path).map_err(|source| TarError::Spool { path: path.clone(), source })?;
