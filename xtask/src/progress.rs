@@ -183,7 +183,7 @@ impl Observer for Progress {
             Event::CacheWarning { repository, message } => {
                 eprintln!("warning: cache {repository}: {message}")
             }
-            Event::CacheWritten { .. } => {}
+            Event::CacheWritten { .. } | Event::UpToDate { .. } => {}
             Event::PushFinished { plugin, ok } => {
                 self.finish_bar(plugin, if *ok { "pushed" } else { "failed" }.to_string());
             }

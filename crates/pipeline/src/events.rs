@@ -54,6 +54,12 @@ pub enum Event<'a> {
         /// Its errors (warnings left out).
         errors: &'a [&'a Diagnostic],
     },
+    /// A plugin is up to date ([`Session::build`](crate::Session::build)
+    /// takes its image from the store, unbuilt); its build's events follow.
+    UpToDate {
+        /// The plugin, relative to the root.
+        plugin: &'a Path,
+    },
     /// A plugin's build starts.
     BuildStarted {
         /// The plugin, relative to the root.

@@ -173,7 +173,10 @@ impl Fresh {
             let platform = plan.base.platform.to_string();
             let stages = plan.stages.iter().map(|s| (&s.base, &s.steps));
             for (base, steps) in std::iter::once((&plan.base, &plan.steps)).chain(stages) {
-                images.push(resolved(base));
+                // `scratch` (no image) resolves to nothing, and is never asked about.
+                if base.image.is_some() {
+                    images.push(resolved(base));
+                }
                 for step in steps {
                     if let Some(CopySource::Image { reference, digest }) =
                         step.copy_from.as_ref().map(|c| &c.source)

@@ -278,6 +278,7 @@ impl Session {
             let workspace = &self.workspace;
             self.fresh.check(plugin, workspace.root(), workspace.context(), workspace.store(), &self.resolver)
         })?;
+        observer.event(&Event::UpToDate { plugin });
         Some(image_check::check(&self.workspace, &built, &self.lint, observer).and_then(|()| {
             let tarball = timings::phase("export", || self.write_tarball(&built, &attestations))?;
             Ok(Artifact { built, tarball, archive: None, attestations })
@@ -441,6 +442,7 @@ impl Session {
             let workspace = &self.workspace;
             self.fresh.check(plugin, workspace.root(), workspace.context(), workspace.store(), &self.resolver)
         })?;
+        observer.event(&Event::UpToDate { plugin });
         observer.event(&Event::BuildStarted { plugin });
         let result = timings::phase("image check", || {
             image_check::check(&self.workspace, &built, &self.lint, observer)

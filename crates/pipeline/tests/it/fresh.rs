@@ -7,6 +7,7 @@
 use std::collections::BTreeMap;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
+use std::sync::Mutex;
 use std::time::{Duration, SystemTime};
 
 use forge_input::StatStamp;
@@ -30,12 +31,28 @@ fn repo() -> tempfile::TempDir {
     repo
 }
 
-/// Builds `PLUGINS` with `options`: digest and SBOM by plugin.
-fn build_with(options: SessionOptions, observer: &dyn Observer) -> BTreeMap<String, (String, String)> {
+/// Digest and SBOM by plugin.
+type Images = BTreeMap<String, (String, String)>;
+
+/// The plugins a run found up to date, and the events for `inner`.
+struct UpToDate<'a>(Mutex<Vec<String>>, &'a dyn Observer);
+
+impl Observer for UpToDate<'_> {
+    fn event(&self, event: &Event<'_>) {
+        if let Event::UpToDate { plugin } = event {
+            self.0.lock().unwrap().push(plugin.display().to_string());
+        }
+        self.1.event(event);
+    }
+}
+
+/// Builds `PLUGINS` with `options`: their images, and those up to date.
+fn build_with(options: SessionOptions, observer: &dyn Observer) -> (Images, Vec<String>) {
     let root = options.root.clone();
     let session = Session::open(options, &Quiet).unwrap();
     let plugins: Vec<PathBuf> = PLUGINS.iter().map(PathBuf::from).collect();
-    let outcomes = session.build(&plugins, &BatchOptions { jobs: Some(2), lint: true }, observer).unwrap();
+    let seen = UpToDate(Mutex::default(), observer);
+    let outcomes = session.build(&plugins, &BatchOptions { jobs: Some(2), lint: true }, &seen).unwrap();
     let mut found = BTreeMap::new();
     for outcome in outcomes {
         let artifact = outcome.result.unwrap_or_else(|e| panic!("{}: {e}", outcome.plugin.display()));
@@ -44,21 +61,30 @@ fn build_with(options: SessionOptions, observer: &dyn Observer) -> BTreeMap<Stri
         assert!(root.join(&tarball).is_file() || tarball.is_file(), "{}", tarball.display());
         found.insert(outcome.plugin.display().to_string(), (artifact.built.digest().to_string(), sbom));
     }
-    found
+    let mut up_to_date = seen.0.into_inner().unwrap();
+    up_to_date.sort();
+    (found, up_to_date)
 }
 
-fn build(root: &Path) -> BTreeMap<String, (String, String)> {
+fn build(root: &Path) -> (Images, Vec<String>) {
     build_with(options(root), &Quiet)
 }
 
-/// What a run that reads and keeps no records and no layer cache makes.
-fn clean_build(root: &Path) -> BTreeMap<String, (String, String)> {
-    let mut options = options(root);
-    options.extras.no_cache = true;
-    build_with(options, &Quiet)
+/// The plugins of `PLUGINS` a run built (were not up to date).
+fn built(up_to_date: &[String]) -> Vec<&'static str> {
+    PLUGINS.iter().copied().filter(|p| !up_to_date.iter().any(|u| u == p)).collect()
 }
 
-/// The stamp of each plugin's record file (rewritten by each build).
+/// What a run that reads and keeps no records and no layer cache makes.
+fn clean_build(root: &Path) -> Images {
+    let mut options = options(root);
+    options.extras.no_cache = true;
+    let (images, up_to_date) = build_with(options, &Quiet);
+    assert!(up_to_date.is_empty(), "--no-cache found {up_to_date:?} up to date");
+    images
+}
+
+/// The stamp of each plugin's record file.
 fn records(root: &Path) -> BTreeMap<&'static str, Option<StatStamp>> {
     let cache = forge_pipeline::store_dir(root).join("cache");
     PLUGINS
@@ -67,29 +93,25 @@ fn records(root: &Path) -> BTreeMap<&'static str, Option<StatStamp>> {
         .collect()
 }
 
-fn rebuilt(before: &BTreeMap<&'static str, Option<StatStamp>>, root: &Path) -> Vec<&'static str> {
-    let after = records(root);
-    PLUGINS.iter().copied().filter(|p| before[p] != after[p]).collect()
-}
-
 #[test]
 fn an_unchanged_plugin_is_not_built_again_and_its_outcome_is_the_same() {
     let repo = repo();
     let root = repo.path();
-    let first = build(root);
+    let (first, up_to_date) = build(root);
+    assert!(up_to_date.is_empty());
     let stamps = records(root);
     assert!(stamps.values().all(Option::is_some), "{stamps:?}");
     let index = root.join("target/plugin-forge/oci/index.json");
     let index_before = StatStamp::stat(&index);
-    assert_eq!(build(root), first);
-    // Nothing was built: no ref set again, no record rewritten.
+    assert_eq!(build(root), (first.clone(), PLUGINS.map(String::from).to_vec()));
+    // Nothing was built: no ref set again, no record written.
     assert_eq!(StatStamp::stat(&index), index_before);
-    assert!(rebuilt(&stamps, root).is_empty());
+    assert_eq!(records(root), stamps);
     assert_eq!(clean_build(root), first);
-    // A deleted tarball comes back from a fresh plugin.
+    // A deleted tarball comes back from an up-to-date plugin.
     let tarball = root.join("target/plugin-forge/images/team/a_1.0.0.tar");
     std::fs::remove_file(&tarball).unwrap();
-    assert_eq!(build(root), first);
+    assert_eq!(build(root), (first, PLUGINS.map(String::from).to_vec()));
     assert!(tarball.is_file());
 }
 
@@ -170,12 +192,12 @@ fn each_change_rebuilds_the_plugins_it_touches_into_what_a_clean_run_makes() {
         ("nothing", Box::new(|_| {}), vec![]),
     ];
     for (what, change, expected) in changes {
-        let before = records(&root);
-        let digests = build(&root);
+        let (digests, up_to_date) = build(&root);
+        assert_eq!(up_to_date.len(), PLUGINS.len(), "{what}: all up to date before the change");
         change(&root);
         // Changes within a second of the build must be seen too.
-        let after = build(&root);
-        assert_eq!(rebuilt(&before, &root), expected, "{what}");
+        let (after, up_to_date) = build(&root);
+        assert_eq!(built(&up_to_date), expected, "{what}");
         assert_eq!(after, clean_build(&root), "{what}");
         if !expected.is_empty() && what != "a .dockerignore" {
             assert_ne!(after, digests, "{what}: the change should change an image");
@@ -202,13 +224,14 @@ impl Observer for EditWhileExporting {
 fn a_file_changed_while_its_plugin_builds_leaves_no_record() {
     let repo = repo();
     let root = repo.path();
-    let built = build_with(options(root), &EditWhileExporting(root.to_path_buf()));
+    let (first, _) = build_with(options(root), &EditWhileExporting(root.to_path_buf()));
     let stamps = records(root);
     assert!(stamps["plugins/a"].is_none(), "a record of what was read before the edit");
     assert!(stamps["plugins/c"].is_some() && stamps["plugins/group/b"].is_some());
     // The next run builds it from what is there now.
-    let next = build(root);
-    assert_ne!(next["plugins/a"], built["plugins/a"]);
+    let (next, up_to_date) = build(root);
+    assert_eq!(built(&up_to_date), ["plugins/a"]);
+    assert_ne!(next["plugins/a"], first["plugins/a"]);
     assert_eq!(next, clean_build(root));
     assert!(records(root).values().all(Option::is_some));
 }
@@ -250,13 +273,36 @@ fn the_same_options_given_again_keep_plugins_fresh() {
         options.extras.build_args.insert("A".into(), "1".into());
         options
     };
-    let first = build_with(with_levels(), &Quiet);
-    let stamps = records(root);
+    let (first, _) = build_with(with_levels(), &Quiet);
     for _ in 0..3 {
-        assert_eq!(build_with(with_levels(), &Quiet), first);
-        assert!(rebuilt(&stamps, root).is_empty());
+        let (again, up_to_date) = build_with(with_levels(), &Quiet);
+        assert_eq!(again, first);
+        assert!(built(&up_to_date).is_empty(), "built again: {:?}", built(&up_to_date));
     }
     // Other options are another key: built again (into the same images).
-    assert_eq!(build(root), first);
-    assert_eq!(rebuilt(&stamps, root), PLUGINS);
+    let (other, up_to_date) = build(root);
+    assert_eq!(other, first);
+    assert!(up_to_date.is_empty());
+}
+
+#[test]
+fn a_plugin_from_scratch_stays_fresh() {
+    let repo = monorepo();
+    let root = repo.path();
+    crate::plugin(root, "plugins/s", "team/s:1.0.0\n", true);
+    let dockerfile = "FROM scratch\nARG MODULE_PATH\nCOPY ${MODULE_PATH} /workdir\nENV PYTHONPATH=/workdir\n";
+    write(root, "plugins/s/Dockerfile", dockerfile);
+    let run = || {
+        let mut options = options(root);
+        // No `sh` or `python` in it: allowed here.
+        options.lint.set(forge_lint::rules::AGENT_START, forge_lint::Level::Allow);
+        let session = Session::open(options, &Quiet).unwrap();
+        let plugins = [PathBuf::from("plugins/s")];
+        let seen = UpToDate(Mutex::default(), &Quiet);
+        let outcome = session.build(&plugins, &BatchOptions::default(), &seen).unwrap().remove(0);
+        (outcome.result.unwrap().built.digest().to_string(), seen.0.into_inner().unwrap())
+    };
+    let (first, up_to_date) = run();
+    assert!(up_to_date.is_empty());
+    assert_eq!(run(), (first, vec!["plugins/s".to_string()]));
 }
