@@ -488,9 +488,7 @@ impl Header {
             Some(Marker::Whiteout(hidden)) => return Ok(unowned(HeaderKind::Whiteout(hidden.to_owned()))),
             None => {}
         }
-        if let EntryKind::Other(_) = entry.kind {
-            return Ok(unowned(HeaderKind::Other));
-        }
+        // Read for every other entry, as a runtime reads them: a bad one is refused.
         let (mode, (uid, gid)) = (entry.mode().map_err(header)?, entry.owner().map_err(header)?);
         let link = || String::from_utf8_lossy(entry.link_bytes().unwrap_or_default()).into_owned();
         let kind = match entry.kind {
