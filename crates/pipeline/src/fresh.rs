@@ -269,7 +269,7 @@ impl Fresh {
             let descriptor = referrers::artifact_descriptor(store, &digest).ok()?;
             let document =
                 Digest::from_descriptor(&referrers::read_artifact(store, &descriptor).ok()?.document).ok()?;
-            Some(Some(referrers::Artifact { descriptor, document }))
+            store.contains(&document).then_some(Some(referrers::Artifact { descriptor, document }))
         };
         let mut attestations = Vec::new();
         for (attested, image) in record.attestations.iter().zip(built.images()) {
