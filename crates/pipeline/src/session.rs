@@ -259,7 +259,7 @@ impl Session {
     /// Builds the plugin at `ROOT/plugin`, checks the image and writes its
     /// tarball; no lint gate.
     pub fn build_one(&self, plugin: &Path, observer: &dyn Observer) -> Result<Artifact, Error> {
-        if let Some(artifact) = self.fresh_artifact(plugin, observer) {
+        if let Some(artifact) = self.fresh_artifact(plugin, false, observer) {
             return artifact;
         }
         let built = self.with_cache(observer, |cache| self.build_plugin(plugin, cache));
@@ -272,17 +272,33 @@ impl Session {
 
     /// The artifact of `plugin` if it is up to date ([`crate::fresh`]):
     /// its image checked (warnings reported again) and its tarball
-    /// written if it is not there as it was.
-    fn fresh_artifact(&self, plugin: &Path, observer: &dyn Observer) -> Option<Result<Artifact, Error>> {
+    /// written if it is not there as it was; `batch`: with the events of a
+    /// batch's build around them.
+    fn fresh_artifact(
+        &self,
+        plugin: &Path,
+        batch: bool,
+        observer: &dyn Observer,
+    ) -> Option<Result<Artifact, Error>> {
         let (built, attestations) = timings::phase("fresh", || {
             let workspace = &self.workspace;
             self.fresh.check(plugin, workspace.root(), workspace.context(), workspace.store(), &self.resolver)
         })?;
         observer.event(&Event::UpToDate { plugin });
-        Some(image_check::check(&self.workspace, &built, &self.lint, observer).and_then(|()| {
+        if batch {
+            observer.event(&Event::BuildStarted { plugin });
+        }
+        let result = timings::phase("image check", || {
+            image_check::check(&self.workspace, &built, &self.lint, observer)
+        })
+        .and_then(|()| {
+            if batch {
+                observer.event(&Event::Exporting { plugin });
+            }
             let tarball = timings::phase("export", || self.write_tarball(&built, &attestations))?;
             Ok(Artifact { built, tarball, archive: None, attestations })
-        }))
+        });
+        Some(result)
     }
 
     /// Lints `plugins` first (unless [`BatchOptions::lint`] is off): a
@@ -368,18 +384,20 @@ impl Session {
         let mut planned =
             timings::phase("plan", || self.workspace.plan(plugin, &self.options, &self.resolver))?;
         let (root, context) = (self.workspace.root(), self.workspace.context());
-        let mut pending = None;
-        if self.fresh.enabled() {
-            // Inputs that cannot be listed leave no record; the build
-            // reports what is wrong with them.
-            if let Ok(inputs) = BuildInputs::of(root, &planned, &self.options.registry) {
-                pending =
-                    Some(timings::phase("fresh", || self.fresh.pending(root, context, &planned, &inputs)));
+        // Listed once for both the up-to-date record and the revision.
+        let inputs = (self.fresh.enabled() || self.options.revision.is_some())
+            .then(|| BuildInputs::of(root, &planned, &self.options.registry));
+        // Inputs that cannot be listed leave no record; the revision
+        // reports what is wrong with them.
+        let pending = match &inputs {
+            Some(Ok(inputs)) if self.fresh.enabled() => {
+                Some(timings::phase("fresh", || self.fresh.pending(root, context, &planned, inputs)))
             }
-        }
-        if let Some(head) = &self.options.revision {
+            _ => None,
+        };
+        if let (Some(head), Some(inputs)) = (&self.options.revision, inputs) {
             let revision = timings::phase("revision", || -> Result<_, Error> {
-                Ok(BuildInputs::of(root, &planned, &self.options.registry)?.revision(root, head, context))
+                Ok(inputs?.revision(root, head, context))
             })?;
             for plan in &mut planned.plans {
                 match &revision {
@@ -438,20 +456,7 @@ impl Session {
     /// build; `None`: it must be built.
     fn fresh_outcome(&self, plugin: &Path, observer: &dyn Observer) -> Option<Outcome> {
         let started = Instant::now();
-        let (built, attestations) = timings::phase("fresh", || {
-            let workspace = &self.workspace;
-            self.fresh.check(plugin, workspace.root(), workspace.context(), workspace.store(), &self.resolver)
-        })?;
-        observer.event(&Event::UpToDate { plugin });
-        observer.event(&Event::BuildStarted { plugin });
-        let result = timings::phase("image check", || {
-            image_check::check(&self.workspace, &built, &self.lint, observer)
-        })
-        .and_then(|()| {
-            observer.event(&Event::Exporting { plugin });
-            let tarball = timings::phase("export", || self.write_tarball(&built, &attestations))?;
-            Ok(Artifact { built, tarball, archive: None, attestations })
-        });
+        let result = self.fresh_artifact(plugin, true, observer)?;
         let time = started.elapsed();
         observer.event(&Event::BuildFinished { plugin, result: result.as_ref().map(|a| &a.built), time });
         Some(Outcome { plugin: plugin.to_path_buf(), result, time })
